@@ -1,0 +1,283 @@
+//! The signed-in user's own account: profile, password, email, verification mail, deletion.
+
+use sea_orm::{
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait, sea_query::{Expr, ExprTrait},
+};
+use serde_json::json;
+
+use super::{Ctx, Outcome};
+use crate::codes;
+use crate::error::{AuthError, AuthResult, RateLimit};
+use crate::events::{Event, audit};
+use crate::input::{Identifier, Input, mask_email};
+use crate::store::entities::{
+    audit_log, challenges, password_history, refresh_tokens, sessions, users, verification_tokens as vt,
+};
+use crate::store::is_unique_violation;
+
+const CODE_MAX_ATTEMPTS: i32 = 3;
+
+async fn me(ctx: &Ctx<'_>) -> AuthResult<users::Model> {
+    super::user_by_id(&ctx.inner.store.db, &ctx.principal()?.sub).await
+}
+
+/// `GET /profile`.
+pub(crate) async fn profile(ctx: &Ctx<'_>) -> AuthResult<Outcome> {
+    Ok(Outcome::Json(200, super::profile_json(&me(ctx).await?)))
+}
+
+/// `PUT /profile`: absent fields stay; `null` clears a name.
+pub(crate) async fn update_profile(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome> {
+    let first = input.has("firstName").then(|| input.text("firstName", 100));
+    let last = input.has("lastName").then(|| input.text("lastName", 100));
+    let username = input.has("username").then(|| input.username("username"));
+    let metadata = input.has("metadata").then(|| input.object("metadata", 4096));
+    input.finish()?;
+    let user = me(ctx).await?;
+    let mut am: users::ActiveModel = user.clone().into();
+    if let Some(v) = first {
+        am.first_name = Set(v);
+    }
+    if let Some(v) = last {
+        am.last_name = Set(v);
+    }
+    if let Some(v) = username {
+        am.username = Set(v);
+    }
+    if let Some(v) = metadata {
+        am.metadata = Set(v.map(|m| m.to_string()));
+    }
+    am.updated_at = Set(ctx.now);
+    let res = users::Entity::update(am).exec(&ctx.inner.store.db).await;
+    let updated = match res {
+        Ok(u) => u,
+        Err(e) if is_unique_violation(&e) => return Err(AuthError::UsernameExists),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Outcome::Json(200, super::profile_json(&updated)))
+}
+
+/// `POST /change-password`: revokes every other session and rotates this one's pair.
+pub(crate) async fn change_password(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome> {
+    let old = input.password("oldPassword");
+    let new = input.password("newPassword");
+    input.finish()?;
+    let p = ctx.principal()?;
+    let user = me(ctx).await?;
+    super::confirm_password(ctx, &user, &old).await?;
+    super::check_new_password(ctx, Some(&user), None, &new).await?;
+    if new == old {
+        return Err(AuthError::PasswordReused);
+    }
+    let hash = ctx.inner.hasher.hash(&new).await?;
+    let tx = ctx.inner.store.begin().await?;
+    super::set_password(ctx, &tx, &user, hash).await?;
+    super::revoke_sessions(&tx, &user.id, Some(&p.session_id), ctx.now).await?;
+    // A new pair for this session; the old refresh tokens of the session stop working.
+    refresh_tokens::Entity::update_many()
+        .col_expr(refresh_tokens::Column::State, Expr::value(refresh_tokens::DISCARDED))
+        .filter(refresh_tokens::Column::SessionId.eq(&p.session_id))
+        .exec(&tx)
+        .await?;
+    let session = sessions::Entity::find_by_id(p.session_id.clone()).one(&tx).await?.ok_or(AuthError::SessionNotFound)?;
+    let refresh = codes::random_token();
+    refresh_tokens::Entity::insert(refresh_tokens::ActiveModel {
+        token_hash: Set(codes::sha256_hex(&refresh)),
+        session_id: Set(session.id.clone()),
+        state: Set(refresh_tokens::CURRENT),
+        created_at: Set(ctx.now),
+        rotated_at: Set(None),
+    })
+    .exec(&tx)
+    .await?;
+    let jti = uuid::Uuid::new_v4().to_string();
+    sessions::Entity::update_many()
+        .col_expr(sessions::Column::AccessJti, Expr::value(jti.clone()))
+        .filter(sessions::Column::Id.eq(&session.id))
+        .exec(&tx)
+        .await?;
+    let user = super::user_by_id(&tx, &user.id).await?;
+    let tokens = super::mint(ctx, &user, &session.id, jti, refresh, session.expires_at, &session.auth_method)?;
+    tx.commit().await?;
+    audit(ctx.inner, Some(&user.id), Event::PasswordChanged, true, &ctx.origin, json!({})).await;
+    Ok(Outcome::JsonWithTokens(json!({"success": true}), tokens))
+}
+
+/// `POST /change-email`: a code to the new address; a taken address gets the same answer.
+pub(crate) async fn change_email(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome> {
+    let new_email = input.email("newEmail");
+    let password = input.password("password");
+    input.finish()?;
+    let user = me(ctx).await?;
+    super::confirm_password(ctx, &user, &password).await?;
+    if new_email == user.email {
+        return Err(AuthError::field("newEmail", "must differ from the current email"));
+    }
+    let answer = json!({"success": true, "destination": mask_email(&new_email)});
+    let db = &ctx.inner.store.db;
+    if let Some(owner) = super::find_user(db, &Identifier::Email(new_email.clone())).await? {
+        if super::count_code_message(ctx, &owner.email, false).await.is_ok() {
+            ctx.queue_mail(
+                &owner.email,
+                "Someone tried to use your email",
+                "Someone tried to move another account to this email address. Nothing was \
+                 changed on your account.\n"
+                    .into(),
+            );
+        }
+        return Ok(Outcome::Json(200, answer));
+    }
+    super::count_code_message(ctx, &new_email, false).await?;
+    let code = codes::random_code();
+    let tx = ctx.inner.store.begin().await?;
+    vt::Entity::update_many()
+        .col_expr(vt::Column::UsedAt, Expr::value(ctx.now))
+        .filter(vt::Column::UserId.eq(&user.id))
+        .filter(vt::Column::Purpose.eq("change_email"))
+        .filter(vt::Column::UsedAt.is_null())
+        .exec(&tx)
+        .await?;
+    vt::Entity::insert(vt::ActiveModel {
+        id: Set(uuid::Uuid::new_v4().to_string()),
+        user_id: Set(user.id.clone()),
+        purpose: Set("change_email".into()),
+        token_hash: Set(ctx.inner.keys.hash_code("change_email", &user.id, &code)),
+        data: Set(Some(new_email.clone())),
+        attempts: Set(0),
+        created_at: Set(ctx.now),
+        expires_at: Set(ctx.now + crate::clock::ms(ctx.cfg().signup.code_ttl)),
+        used_at: Set(None),
+    })
+    .exec(&tx)
+    .await?;
+    tx.commit().await?;
+    ctx.queue_mail(
+        &new_email,
+        "Confirm your new email",
+        format!("Your code to confirm this email address is {code}\n\nIf you did not ask for this, ignore this message.\n"),
+    );
+    Ok(Outcome::Json(200, answer))
+}
+
+/// `POST /change-email/confirm`.
+pub(crate) async fn confirm_email_change(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome> {
+    let code = input.text_req("code", 16);
+    input.finish()?;
+    let p = ctx.principal()?;
+    let user = me(ctx).await?;
+    let db = &ctx.inner.store.db;
+    let invalid = |n: i32| AuthError::VerifyCodeInvalid { attempts_remaining: Some(Ord::max(CODE_MAX_ATTEMPTS - n, 0) as u32) };
+    let token = vt::Entity::find()
+        .filter(vt::Column::UserId.eq(&user.id))
+        .filter(vt::Column::Purpose.eq("change_email"))
+        .filter(vt::Column::UsedAt.is_null())
+        .order_by_desc(vt::Column::CreatedAt)
+        .one(db)
+        .await?
+        .filter(|t| t.attempts < CODE_MAX_ATTEMPTS)
+        .ok_or(invalid(CODE_MAX_ATTEMPTS))?;
+    if token.expires_at <= ctx.now {
+        return Err(AuthError::VerifyCodeExpired);
+    }
+    if !ctx.inner.keys.verify_code("change_email", &user.id, &code, &token.token_hash) {
+        vt::Entity::update_many()
+            .col_expr(vt::Column::Attempts, Expr::col(vt::Column::Attempts).add(1))
+            .filter(vt::Column::Id.eq(&token.id))
+            .exec(db)
+            .await?;
+        return Err(invalid(token.attempts + 1));
+    }
+    let new_email = token.data.clone().unwrap_or_default();
+    let tx = ctx.inner.store.begin().await?;
+    let used = vt::Entity::update_many()
+        .col_expr(vt::Column::UsedAt, Expr::value(ctx.now))
+        .filter(vt::Column::Id.eq(&token.id))
+        .filter(vt::Column::UsedAt.is_null())
+        .exec(&tx)
+        .await?;
+    if used.rows_affected == 0 {
+        return Err(invalid(CODE_MAX_ATTEMPTS));
+    }
+    let res = users::Entity::update_many()
+        .col_expr(users::Column::Email, Expr::value(new_email.clone()))
+        .col_expr(users::Column::IsEmailVerified, Expr::value(true))
+        .col_expr(users::Column::UpdatedAt, Expr::value(ctx.now))
+        .filter(users::Column::Id.eq(&user.id))
+        .exec(&tx)
+        .await;
+    match res {
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) => return Err(AuthError::EmailExists),
+        Err(e) => return Err(e.into()),
+    }
+    super::revoke_sessions(&tx, &user.id, Some(&p.session_id), ctx.now).await?;
+    tx.commit().await?;
+    ctx.queue_mail(
+        &user.email,
+        "Your email was changed",
+        format!("The email of your account was changed to {}.\n\nIf this was not you, reset your password and contact support.\n", mask_email(&new_email)),
+    );
+    audit(ctx.inner, Some(&user.id), Event::EmailChanged, true, &ctx.origin, json!({})).await;
+    Ok(Outcome::Json(200, super::profile_json(&me(ctx).await?)))
+}
+
+/// `POST /resend-verification`: a fresh verification link (and code) to the user's email.
+pub(crate) async fn resend_verification(ctx: &Ctx<'_>, input: Input) -> AuthResult<Outcome> {
+    input.finish()?;
+    let user = me(ctx).await?;
+    if user.is_email_verified {
+        return Err(AuthError::VerifyAlreadyVerified);
+    }
+    let cfg = &ctx.cfg().signup;
+    let kv = &ctx.inner.kv;
+    let last_key = format!("resendv:last:{}", user.id);
+    if let Some(e) = kv.get(&last_key, ctx.now).await? {
+        return Err(AuthError::RateLimited { limit: RateLimit::Resend, retry_after: super::retry_after(e.expires_at, ctx.now) });
+    }
+    let n = kv.incr(&format!("resendv:count:{}", user.id), 3_600_000, ctx.now).await?;
+    if n.value > i64::from(cfg.resend_max_per_hour) {
+        return Err(AuthError::RateLimited { limit: RateLimit::Resend, retry_after: super::retry_after(n.expires_at, ctx.now) });
+    }
+    super::count_code_message(ctx, &user.email, false).await?;
+    kv.set(&last_key, 1, ctx.now + crate::clock::ms(cfg.resend_delay)).await?;
+    let tx = ctx.inner.store.begin().await?;
+    let link = super::auth::issue_verify_link(ctx, &tx, &user).await?;
+    tx.commit().await?;
+    let text = match link {
+        Some(l) => format!("Open this link to verify your email:\n{l}\n\nIf you did not ask for this, ignore this message.\n"),
+        None => "Verification links need nauth's base_url; ask the site's operator.\n".to_string(),
+    };
+    ctx.queue_mail(&user.email, "Verify your email", text);
+    Ok(Outcome::Json(200, json!({"destination": mask_email(&user.email)})))
+}
+
+/// `DELETE /account`: the user and every row of theirs, in one transaction.
+pub(crate) async fn delete_account(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome> {
+    let password = input.password("password");
+    input.finish()?;
+    let user = me(ctx).await?;
+    super::confirm_password(ctx, &user, &password).await?;
+    let db = &ctx.inner.store.db;
+    let tx = db.begin().await?;
+    let uid = user.id.clone();
+    let sids: Vec<String> = sessions::Entity::find()
+        .filter(sessions::Column::UserId.eq(&uid))
+        .all(&tx)
+        .await?
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    if !sids.is_empty() {
+        refresh_tokens::Entity::delete_many().filter(refresh_tokens::Column::SessionId.is_in(sids)).exec(&tx).await?;
+    }
+    sessions::Entity::delete_many().filter(sessions::Column::UserId.eq(&uid)).exec(&tx).await?;
+    challenges::Entity::delete_many().filter(challenges::Column::UserId.eq(&uid)).exec(&tx).await?;
+    vt::Entity::delete_many().filter(vt::Column::UserId.eq(&uid)).exec(&tx).await?;
+    password_history::Entity::delete_many().filter(password_history::Column::UserId.eq(&uid)).exec(&tx).await?;
+    audit_log::Entity::delete_many().filter(audit_log::Column::UserId.eq(&uid)).exec(&tx).await?;
+    users::Entity::delete_by_id(uid.clone()).exec(&tx).await?;
+    tx.commit().await?;
+    super::clear_lockout(ctx, &uid).await?;
+    audit(ctx.inner, None, Event::AccountDeleted, true, &ctx.origin, json!({"sub": uid})).await;
+    Ok(Outcome::JsonClearing { body: json!({"success": true}), device: true })
+}

@@ -1,0 +1,260 @@
+//! Password reset (code and link) and email verification by link.
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    sea_query::{Expr, ExprTrait},
+};
+use serde_json::json;
+
+use super::{Ctx, Outcome};
+use crate::codes;
+use crate::error::{AuthError, AuthResult, RateLimit};
+use crate::events::{Event, audit};
+use crate::input::{Identifier, Input};
+use crate::notify::SmsMessage;
+use crate::store::entities::{users, verification_tokens as vt};
+
+const RESET_MAX_ATTEMPTS: i32 = 3;
+const HOUR_MS: i64 = 3_600_000;
+
+/// `POST /forgot-password`: the same answer, and the same work on the request path, whether
+/// or not the account exists; delivery happens after the answer.
+pub(crate) async fn forgot(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome> {
+    let ident = input.identifier("identifier");
+    input.finish()?;
+    let Some(ident) = ident else { return Err(AuthError::field("identifier", "is required")) };
+    let cfg = ctx.cfg();
+    if let Some(ip) = ctx.ip {
+        let e = ctx.inner.kv.incr(&format!("pwreset:ip:{ip}"), HOUR_MS, ctx.now).await?;
+        if e.value > i64::from(cfg.password.reset_ip_max_per_hour) {
+            return Err(AuthError::RateLimited {
+                limit: RateLimit::PasswordReset,
+                retry_after: super::retry_after(e.expires_at, ctx.now),
+            });
+        }
+    }
+    let sms = matches!(ident, Identifier::Phone(_));
+    let answer = json!({
+        "success": true,
+        "deliveryMedium": if sms { "sms" } else { "email" },
+        "expiresIn": cfg.password.reset_code_ttl.as_secs(),
+    });
+    let db = &ctx.inner.store.db;
+    let Some(user) = super::find_user(db, &ident).await?.filter(|u| !u.disabled) else {
+        return Ok(Outcome::Json(200, answer));
+    };
+    let per_account = ctx.inner.kv.incr(&format!("pwreset:acct:{}", user.id), HOUR_MS, ctx.now).await?;
+    let address = if sms { user.phone.clone().unwrap_or_default() } else { user.email.clone() };
+    if per_account.value > 3 || super::count_code_message(ctx, &address, sms).await.is_err() {
+        return Ok(Outcome::Json(200, answer));
+    }
+    let code = codes::random_code();
+    let link_token = codes::random_token();
+    let expires = ctx.now + crate::clock::ms(cfg.password.reset_code_ttl);
+    let tx = ctx.inner.store.begin().await?;
+    vt::Entity::update_many()
+        .col_expr(vt::Column::UsedAt, Expr::value(ctx.now))
+        .filter(vt::Column::UserId.eq(&user.id))
+        .filter(vt::Column::Purpose.is_in(["reset_code", "reset_link"]))
+        .filter(vt::Column::UsedAt.is_null())
+        .exec(&tx)
+        .await?;
+    let medium = if sms { "sms" } else { "email" };
+    let mut rows = vec![("reset_code", ctx.inner.keys.hash_code("reset_code", &user.id, &code))];
+    let link = if cfg.password.reset_url.is_empty() {
+        super::link(ctx, "/reset-password", &link_token)
+    } else {
+        Some(format!("{}?token={}", cfg.password.reset_url, crate::http::percent_encode(&link_token)))
+    };
+    if link.is_some() && !sms {
+        rows.push(("reset_link", ctx.inner.keys.hash_code("link", "reset_link", &link_token)));
+    }
+    for (purpose, hash) in rows {
+        vt::Entity::insert(vt::ActiveModel {
+            id: Set(uuid::Uuid::new_v4().to_string()),
+            user_id: Set(user.id.clone()),
+            purpose: Set(purpose.into()),
+            token_hash: Set(hash),
+            data: Set(Some(medium.into())),
+            attempts: Set(0),
+            created_at: Set(ctx.now),
+            expires_at: Set(expires),
+            used_at: Set(None),
+        })
+        .exec(&tx)
+        .await?;
+    }
+    tx.commit().await?;
+    let minutes = cfg.password.reset_code_ttl.as_secs() / 60;
+    if sms {
+        let msg = SmsMessage { to: address, text: format!("Your password reset code is {code}") };
+        let sender = ctx.inner.sms.clone();
+        tokio::spawn(async move {
+            if let Err(e) = sender.send(&msg).await {
+                tracing::warn!(error = %e, "reset SMS delivery failed");
+            }
+        });
+    } else {
+        let mut text = format!("Your password reset code is {code}\n\nIt expires in {minutes} minutes.\n");
+        if let Some(l) = link {
+            text.push_str(&format!("\nOr open this link to choose a new password:\n{l}\n"));
+        }
+        text.push_str("\nIf you did not ask for this, ignore this message; your password is unchanged.\n");
+        ctx.queue_mail(&address, "Reset your password", text);
+    }
+    audit(ctx.inner, Some(&user.id), Event::PasswordResetRequested, true, &ctx.origin, json!({"medium": medium}))
+        .await;
+    Ok(Outcome::Json(200, answer))
+}
+
+/// Applies a new password after a proven reset: every session revoked, lockout cleared, and
+/// (for an emailed code or link) the email marked verified.
+async fn apply_reset(
+    ctx: &Ctx<'_>,
+    user: &users::Model,
+    token: vt::Model,
+    new_password: &str,
+) -> AuthResult<Outcome> {
+    super::check_new_password(ctx, Some(user), None, new_password).await?;
+    let hash = ctx.inner.hasher.hash(new_password).await?;
+    let tx = ctx.inner.store.begin().await?;
+    let fresh = vt::Entity::find_by_id(token.id.clone()).lock_exclusive().one(&tx).await?;
+    if fresh.is_none_or(|t| t.used_at.is_some()) {
+        return Err(AuthError::PasswordResetCodeInvalid);
+    }
+    vt::Entity::update_many()
+        .col_expr(vt::Column::UsedAt, Expr::value(ctx.now))
+        .filter(vt::Column::UserId.eq(&user.id))
+        .filter(vt::Column::Purpose.is_in(["reset_code", "reset_link"]))
+        .filter(vt::Column::UsedAt.is_null())
+        .exec(&tx)
+        .await?;
+    super::set_password(ctx, &tx, user, hash).await?;
+    if token.data.as_deref() != Some("sms") {
+        users::Entity::update_many()
+            .col_expr(users::Column::IsEmailVerified, Expr::value(true))
+            .filter(users::Column::Id.eq(&user.id))
+            .exec(&tx)
+            .await?;
+    }
+    super::revoke_sessions(&tx, &user.id, None, ctx.now).await?;
+    tx.commit().await?;
+    super::clear_lockout(ctx, &user.id).await?;
+    audit(ctx.inner, Some(&user.id), Event::PasswordReset, true, &ctx.origin, json!({})).await;
+    Ok(Outcome::Json(200, json!({"success": true})))
+}
+
+/// `POST /forgot-password/confirm`.
+pub(crate) async fn confirm(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome> {
+    let ident = input.identifier("identifier");
+    let code = input.text_req("code", 16);
+    let new_password = input.password("newPassword");
+    input.finish()?;
+    let Some(ident) = ident else { return Err(AuthError::field("identifier", "is required")) };
+    let db = &ctx.inner.store.db;
+    let user = super::find_user(db, &ident).await?;
+    let token = match &user {
+        Some(u) => vt::Entity::find()
+            .filter(vt::Column::UserId.eq(&u.id))
+            .filter(vt::Column::Purpose.eq("reset_code"))
+            .filter(vt::Column::UsedAt.is_null())
+            .order_by_desc(vt::Column::CreatedAt)
+            .one(db)
+            .await?,
+        None => None,
+    };
+    let (Some(user), Some(token)) = (user, token) else {
+        // No account or no live code: the same answers, counted per identifier.
+        let key = format!("pwreset:fail:{}", ident.as_str());
+        let e = ctx.inner.kv.incr(&key, HOUR_MS, ctx.now).await?;
+        return Err(if e.value > i64::from(RESET_MAX_ATTEMPTS as u8) {
+            AuthError::PasswordResetMaxAttempts
+        } else {
+            AuthError::PasswordResetCodeInvalid
+        });
+    };
+    if token.attempts >= RESET_MAX_ATTEMPTS {
+        return Err(AuthError::PasswordResetMaxAttempts);
+    }
+    if token.expires_at <= ctx.now {
+        return Err(AuthError::PasswordResetCodeExpired);
+    }
+    if !ctx.inner.keys.verify_code("reset_code", &user.id, &code, &token.token_hash) {
+        let n = vt::Entity::update_many()
+            .col_expr(vt::Column::Attempts, Expr::col(vt::Column::Attempts).add(1))
+            .filter(vt::Column::Id.eq(&token.id))
+            .filter(vt::Column::Attempts.lt(RESET_MAX_ATTEMPTS))
+            .exec(db)
+            .await?
+            .rows_affected;
+        return Err(if n == 0 { AuthError::PasswordResetMaxAttempts } else { AuthError::PasswordResetCodeInvalid });
+    }
+    apply_reset(ctx, &user, token, &new_password).await
+}
+
+/// `POST /reset-password` (the link's token).
+pub(crate) async fn reset_with_link(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome> {
+    let token = input.text_req("token", 512);
+    let new_password = input.password("newPassword");
+    input.finish()?;
+    let db = &ctx.inner.store.db;
+    let hash = ctx.inner.keys.hash_code("link", "reset_link", &token);
+    let row = vt::Entity::find()
+        .filter(vt::Column::TokenHash.eq(hash))
+        .filter(vt::Column::Purpose.eq("reset_link"))
+        .one(db)
+        .await?
+        .filter(|t| t.used_at.is_none())
+        .ok_or(AuthError::PasswordResetCodeInvalid)?;
+    if row.expires_at <= ctx.now {
+        return Err(AuthError::PasswordResetCodeExpired);
+    }
+    let user = super::user_by_id(db, &row.user_id).await.map_err(|_| AuthError::PasswordResetCodeInvalid)?;
+    apply_reset(ctx, &user, row, &new_password).await
+}
+
+/// `GET /verify-email?token=…`: JSON, or a redirect to `signup.verified_redirect`.
+pub(crate) async fn verify_link(ctx: &Ctx<'_>) -> AuthResult<Outcome> {
+    let redirect = ctx.cfg().signup.verified_redirect.clone();
+    let result = verify_link_inner(ctx).await;
+    if redirect.is_empty() {
+        return result.map(|_| Outcome::Json(200, json!({"success": true})));
+    }
+    let sep = if redirect.contains('?') { '&' } else { '?' };
+    Ok(Outcome::Redirect(match result {
+        Ok(()) => format!("{redirect}{sep}verified=true"),
+        Err(e) if e.status() >= 500 => return Err(e),
+        Err(e) => format!("{redirect}{sep}verified=false&error={}", e.code()),
+    }))
+}
+
+async fn verify_link_inner(ctx: &Ctx<'_>) -> AuthResult<()> {
+    let token = ctx.req.query_param("token").filter(|t| !t.is_empty() && t.len() <= 512);
+    let token = token.ok_or_else(|| AuthError::field("token", "is required"))?;
+    let hash = ctx.inner.keys.hash_code("link", "verify_email_link", &token);
+    let tx = ctx.inner.store.begin().await?;
+    let row = vt::Entity::find()
+        .filter(vt::Column::TokenHash.eq(hash))
+        .filter(vt::Column::Purpose.eq("verify_email_link"))
+        .lock_exclusive()
+        .one(&tx)
+        .await?
+        .filter(|t| t.used_at.is_none())
+        .ok_or(AuthError::VerifyCodeInvalid { attempts_remaining: None })?;
+    if row.expires_at <= ctx.now {
+        return Err(AuthError::VerifyCodeExpired);
+    }
+    let user_id = row.user_id.clone();
+    let mut am: vt::ActiveModel = row.into();
+    am.used_at = Set(Some(ctx.now));
+    am.update(&tx).await?;
+    users::Entity::update_many()
+        .col_expr(users::Column::IsEmailVerified, Expr::value(true))
+        .col_expr(users::Column::UpdatedAt, Expr::value(ctx.now))
+        .filter(users::Column::Id.eq(&user_id))
+        .exec(&tx)
+        .await?;
+    tx.commit().await?;
+    audit(ctx.inner, Some(&user_id), Event::EmailVerified, true, &ctx.origin, json!({"via": "link"})).await;
+    Ok(())
+}

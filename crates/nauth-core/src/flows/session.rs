@@ -1,0 +1,230 @@
+//! Sessions: refresh-token rotation with reuse detection, logout, revocation and the
+//! session list.
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    sea_query::Expr,
+};
+use serde_json::json;
+
+use super::{AuthOutcome, Ctx, Outcome};
+use crate::clock::iso8601;
+use crate::codes;
+use crate::error::{AuthError, AuthResult};
+use crate::events::{Event, audit};
+use crate::input::Input;
+use crate::store::entities::{refresh_tokens, sessions};
+
+/// The refresh token a request presents: the body's, else (outside json mode) the cookie.
+fn presented_refresh(ctx: &Ctx<'_>, input: &mut Input) -> Option<String> {
+    let body = input.text("refreshToken", 512).filter(|t| !t.is_empty());
+    body.or_else(|| {
+        (ctx.cfg().token_delivery.mode != crate::config::DeliveryMode::Json)
+            .then(|| ctx.req.cookie(&ctx.inner.cookies.refresh).map(str::to_string))
+            .flatten()
+            .filter(|t| !t.is_empty())
+    })
+}
+
+/// `POST /refresh`: rotates the pair atomically (API.md §5).
+pub(crate) async fn refresh(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome> {
+    let token = presented_refresh(ctx, &mut input);
+    input.finish()?;
+    let token = token.ok_or(AuthError::TokenMissing)?;
+    let hash = codes::sha256_hex(&token);
+    let db = &ctx.inner.store.db;
+    // Cheap rejection of unknown tokens before taking a write transaction.
+    let row = refresh_tokens::Entity::find_by_id(hash.clone()).one(db).await?.ok_or(AuthError::TokenInvalid)?;
+    let tx = ctx.inner.store.begin().await?;
+    // Locking the session row serialises every exchange of one family.
+    let session = sessions::Entity::find_by_id(row.session_id.clone())
+        .lock_exclusive()
+        .one(&tx)
+        .await?
+        .filter(|s| s.revoked_at.is_none())
+        .ok_or(AuthError::TokenInvalid)?;
+    let row = refresh_tokens::Entity::find_by_id(hash).one(&tx).await?.ok_or(AuthError::TokenInvalid)?;
+    if session.absolute_expires_at <= ctx.now || session.expires_at <= ctx.now {
+        return Err(AuthError::SessionExpired);
+    }
+    let reuse_ms = crate::clock::ms(ctx.cfg().refresh.reuse_interval);
+    match row.state {
+        refresh_tokens::CURRENT => {
+            let mut am: refresh_tokens::ActiveModel = row.into();
+            am.state = Set(refresh_tokens::ROTATED);
+            am.rotated_at = Set(Some(ctx.now));
+            am.update(&tx).await?;
+        }
+        refresh_tokens::ROTATED if row.rotated_at.is_some_and(|t| ctx.now - t <= reuse_ms) => {
+            // A benign race (two tabs): the pair from the earlier exchange stops working.
+            refresh_tokens::Entity::update_many()
+                .col_expr(refresh_tokens::Column::State, Expr::value(refresh_tokens::DISCARDED))
+                .filter(refresh_tokens::Column::SessionId.eq(&session.id))
+                .filter(refresh_tokens::Column::State.eq(refresh_tokens::CURRENT))
+                .exec(&tx)
+                .await?;
+        }
+        refresh_tokens::ROTATED => {
+            let mut am: sessions::ActiveModel = session.clone().into();
+            am.revoked_at = Set(Some(ctx.now));
+            am.update(&tx).await?;
+            tx.commit().await?;
+            tracing::warn!(session = %session.id, "refresh token reuse detected; session revoked");
+            audit(
+                ctx.inner,
+                Some(&session.user_id),
+                Event::SuspiciousActivity,
+                false,
+                &ctx.origin,
+                json!({"reason": "refresh_token_reuse", "sessionId": session.id}),
+            )
+            .await;
+            return Err(AuthError::TokenReuseDetected);
+        }
+        _ => return Err(AuthError::TokenInvalid),
+    }
+    let user = super::user_by_id(&tx, &session.user_id).await.map_err(|_| AuthError::TokenInvalid)?;
+    if user.disabled {
+        return Err(AuthError::AccountLocked);
+    }
+    let new_refresh = codes::random_token();
+    refresh_tokens::Entity::insert(refresh_tokens::ActiveModel {
+        token_hash: Set(codes::sha256_hex(&new_refresh)),
+        session_id: Set(session.id.clone()),
+        state: Set(refresh_tokens::CURRENT),
+        created_at: Set(ctx.now),
+        rotated_at: Set(None),
+    })
+    .exec(&tx)
+    .await?;
+    let jti = uuid::Uuid::new_v4().to_string();
+    let expires = (ctx.now + crate::clock::ms(ctx.cfg().refresh.ttl)).min(session.absolute_expires_at);
+    let mut am: sessions::ActiveModel = session.clone().into();
+    am.access_jti = Set(jti.clone());
+    am.expires_at = Set(expires);
+    am.last_activity_at = Set(ctx.now);
+    am.update(&tx).await?;
+    let tokens = super::mint(ctx, &user, &session.id, jti, new_refresh, expires, &session.auth_method)?;
+    tx.commit().await?;
+    Ok(Outcome::Auth(
+        200,
+        AuthOutcome::Tokens { tokens, auth_method: session.auth_method, user: super::user_json(&user) },
+    ))
+}
+
+async fn revoke_session(ctx: &Ctx<'_>, session_id: &str) -> AuthResult<bool> {
+    let n = sessions::Entity::update_many()
+        .col_expr(sessions::Column::RevokedAt, Expr::value(ctx.now))
+        .filter(sessions::Column::Id.eq(session_id))
+        .filter(sessions::Column::RevokedAt.is_null())
+        .exec(&ctx.inner.store.db)
+        .await?
+        .rows_affected;
+    Ok(n > 0)
+}
+
+async fn session_of_refresh(ctx: &Ctx<'_>, token: &str) -> AuthResult<Option<sessions::Model>> {
+    let Some(row) = refresh_tokens::Entity::find_by_id(codes::sha256_hex(token)).one(&ctx.inner.store.db).await?
+    else {
+        return Ok(None);
+    };
+    Ok(sessions::Entity::find_by_id(row.session_id).one(&ctx.inner.store.db).await?)
+}
+
+/// `POST /logout`: revokes this session; idempotent.
+pub(crate) async fn logout(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome> {
+    let refresh = input.text("refreshToken", 512);
+    let forget = input.bool("forgetDevice").unwrap_or(false);
+    input.finish()?;
+    let now_s = ctx.now_s();
+    // An access token identifies the session even when it is already revoked (idempotence).
+    let sid_user = match crate::guard::access_token(ctx.inner, ctx.req) {
+        Ok((token, _)) => match ctx.inner.signer.verify(token, now_s) {
+            Ok(c) => Some((c.sid, c.sub)),
+            Err(AuthError::TokenExpired) => None,
+            Err(e) => return Err(e),
+        },
+        Err(AuthError::TokenMissing) => None,
+        Err(e) => return Err(e),
+    };
+    let sid_user = match sid_user {
+        Some(s) => Some(s),
+        None => {
+            let token = refresh.or_else(|| ctx.req.cookie(&ctx.inner.cookies.refresh).map(str::to_string));
+            match token.filter(|t| !t.is_empty()) {
+                Some(t) => session_of_refresh(ctx, &t).await?.map(|s| (s.id, s.user_id)),
+                None if ctx.req.cookie(&ctx.inner.cookies.access).is_some() || ctx.req.bearer().is_some() => None,
+                None => return Err(AuthError::TokenMissing),
+            }
+        }
+    };
+    if let Some((sid, uid)) = sid_user {
+        if revoke_session(ctx, &sid).await? {
+            audit(ctx.inner, Some(&uid), Event::Logout, true, &ctx.origin, json!({"sessionId": sid})).await;
+        }
+    }
+    Ok(Outcome::JsonClearing { body: json!({"success": true}), device: forget })
+}
+
+/// `POST /logout-all`: every session of the user, the current one included.
+pub(crate) async fn logout_all(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome> {
+    let forget = input.bool("forgetDevices").unwrap_or(false);
+    input.finish()?;
+    let p = ctx.principal()?;
+    let n = super::revoke_sessions(&ctx.inner.store.db, &p.sub, None, ctx.now).await?;
+    audit(ctx.inner, Some(&p.sub), Event::SessionRevoked, true, &ctx.origin, json!({"revokedCount": n})).await;
+    Ok(Outcome::JsonClearing { body: json!({"revokedCount": n}), device: forget })
+}
+
+/// `POST /revoke`: revokes the token's whole family; always succeeds (RFC 7009).
+pub(crate) async fn revoke(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome> {
+    let token = input.text_req("refreshToken", 512);
+    input.finish()?;
+    if let Some(s) = session_of_refresh(ctx, &token).await? {
+        if revoke_session(ctx, &s.id).await? {
+            audit(ctx.inner, Some(&s.user_id), Event::SessionRevoked, true, &ctx.origin, json!({"sessionId": s.id}))
+                .await;
+        }
+    }
+    Ok(Outcome::Json(200, json!({"success": true})))
+}
+
+/// `GET /sessions`.
+pub(crate) async fn list(ctx: &Ctx<'_>) -> AuthResult<Outcome> {
+    let p = ctx.principal()?;
+    let rows = sessions::Entity::find()
+        .filter(sessions::Column::UserId.eq(&p.sub))
+        .filter(sessions::Column::RevokedAt.is_null())
+        .filter(sessions::Column::ExpiresAt.gt(ctx.now))
+        .order_by_desc(sessions::Column::CreatedAt)
+        .limit(1000)
+        .all(&ctx.inner.store.db)
+        .await?;
+    let list: Vec<_> = rows
+        .iter()
+        .map(|s| {
+            json!({
+                "sessionId": s.id, "deviceName": s.device_name, "deviceType": s.device_type,
+                "ipAddress": s.ip_address, "userAgent": s.user_agent, "authMethod": s.auth_method,
+                "createdAt": iso8601(s.created_at), "lastActivityAt": iso8601(s.last_activity_at),
+                "expiresAt": iso8601(s.expires_at), "isCurrent": s.id == p.session_id,
+            })
+        })
+        .collect();
+    Ok(Outcome::Json(200, json!({ "sessions": list })))
+}
+
+/// `DELETE /sessions/{id}`: only the caller's own sessions; others are `404`.
+pub(crate) async fn delete(ctx: &Ctx<'_>, id: &str) -> AuthResult<Outcome> {
+    let p = ctx.principal()?;
+    let s = sessions::Entity::find_by_id(id.to_string())
+        .one(&ctx.inner.store.db)
+        .await?
+        .filter(|s| s.user_id == p.sub && s.revoked_at.is_none())
+        .ok_or(AuthError::NotFound)?;
+    revoke_session(ctx, &s.id).await?;
+    audit(ctx.inner, Some(&p.sub), Event::SessionRevoked, true, &ctx.origin, json!({"sessionId": s.id})).await;
+    let current = s.id == p.session_id;
+    let body = json!({"success": true, "wasCurrentSession": current});
+    Ok(if current { Outcome::JsonClearing { body, device: false } } else { Outcome::Json(200, body) })
+}

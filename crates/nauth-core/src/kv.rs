@@ -1,0 +1,164 @@
+//! Counters, locks and lockouts: a small key-value trait with an in-memory back end (one
+//! instance) and a database back end (shared by every instance on the same database).
+//! Times are passed in from nauth's clock so tests can expire entries without sleeping.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use sea_orm::{ActiveModelTrait, EntityTrait, QuerySelect, Set, TransactionTrait};
+
+use crate::error::{AuthError, AuthResult};
+use crate::store::entities::kv;
+use crate::store::{Store, is_unique_violation};
+
+/// A live entry: its value and when it expires (Unix ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    /// The value.
+    pub value: i64,
+    /// Expiry, Unix milliseconds.
+    pub expires_at: i64,
+}
+
+/// Storage for counters and locks.
+#[async_trait]
+pub trait Kv: Send + Sync + 'static {
+    /// Adds one to a counter whose window starts at its first increment and lasts
+    /// `window_ms`; returns the entry after the increment.
+    async fn incr(&self, key: &str, window_ms: i64, now: i64) -> AuthResult<Entry>;
+    /// The live entry under `key`, if any.
+    async fn get(&self, key: &str, now: i64) -> AuthResult<Option<Entry>>;
+    /// Sets `key` to `value` until `expires_at`.
+    async fn set(&self, key: &str, value: i64, expires_at: i64) -> AuthResult<()>;
+    /// Removes `key`.
+    async fn del(&self, key: &str) -> AuthResult<()>;
+}
+
+/// Process memory: fast, single instance only.
+#[derive(Debug, Default)]
+pub struct MemoryKv {
+    map: Mutex<HashMap<String, Entry>>,
+}
+
+impl MemoryKv {
+    fn lock(&self) -> AuthResult<std::sync::MutexGuard<'_, HashMap<String, Entry>>> {
+        self.map.lock().map_err(|_| AuthError::Internal("kv lock poisoned".into()))
+    }
+}
+
+#[async_trait]
+impl Kv for MemoryKv {
+    async fn incr(&self, key: &str, window_ms: i64, now: i64) -> AuthResult<Entry> {
+        let mut map = self.lock()?;
+        if map.len() > 100_000 {
+            map.retain(|_, e| e.expires_at > now);
+        }
+        let e = map.entry(key.to_string()).or_insert(Entry { value: 0, expires_at: 0 });
+        if e.expires_at <= now {
+            *e = Entry { value: 0, expires_at: now + window_ms };
+        }
+        e.value += 1;
+        Ok(*e)
+    }
+
+    async fn get(&self, key: &str, now: i64) -> AuthResult<Option<Entry>> {
+        Ok(self.lock()?.get(key).copied().filter(|e| e.expires_at > now))
+    }
+
+    async fn set(&self, key: &str, value: i64, expires_at: i64) -> AuthResult<()> {
+        self.lock()?.insert(key.to_string(), Entry { value, expires_at });
+        Ok(())
+    }
+
+    async fn del(&self, key: &str) -> AuthResult<()> {
+        self.lock()?.remove(key);
+        Ok(())
+    }
+}
+
+/// The `nauth_kv` table: shared by every instance using the database.
+#[derive(Debug, Clone)]
+pub struct DatabaseKv {
+    store: Store,
+}
+
+impl DatabaseKv {
+    /// A kv over the store's database.
+    pub fn new(store: Store) -> Self {
+        DatabaseKv { store }
+    }
+}
+
+#[async_trait]
+impl Kv for DatabaseKv {
+    async fn incr(&self, key: &str, window_ms: i64, now: i64) -> AuthResult<Entry> {
+        // Two instances may both see "no row" and insert: the loser retries and increments.
+        for _ in 0..5 {
+            let tx = self.store.begin().await?;
+            let row = kv::Entity::find_by_id(key.to_string()).lock_exclusive().one(&tx).await?;
+            let entry = match row {
+                Some(r) if r.expires_at > now => {
+                    let e = Entry { value: r.value + 1, expires_at: r.expires_at };
+                    let mut am: kv::ActiveModel = r.into();
+                    am.value = Set(e.value);
+                    am.update(&tx).await?;
+                    e
+                }
+                Some(r) => {
+                    let e = Entry { value: 1, expires_at: now + window_ms };
+                    let mut am: kv::ActiveModel = r.into();
+                    am.value = Set(1);
+                    am.expires_at = Set(e.expires_at);
+                    am.update(&tx).await?;
+                    e
+                }
+                None => {
+                    let e = Entry { value: 1, expires_at: now + window_ms };
+                    let am = kv::ActiveModel {
+                        key: Set(key.to_string()),
+                        value: Set(1),
+                        expires_at: Set(e.expires_at),
+                    };
+                    match kv::Entity::insert(am).exec(&tx).await {
+                        Ok(_) => e,
+                        Err(err) if is_unique_violation(&err) => {
+                            tx.rollback().await.ok();
+                            continue;
+                        }
+                        Err(err) => return Err(err.into()),
+                    }
+                }
+            };
+            tx.commit().await?;
+            return Ok(entry);
+        }
+        Err(AuthError::Internal("kv increment kept conflicting".into()))
+    }
+
+    async fn get(&self, key: &str, now: i64) -> AuthResult<Option<Entry>> {
+        let row = kv::Entity::find_by_id(key.to_string()).one(&self.store.db).await?;
+        Ok(row
+            .map(|r| Entry { value: r.value, expires_at: r.expires_at })
+            .filter(|e| e.expires_at > now))
+    }
+
+    async fn set(&self, key: &str, value: i64, expires_at: i64) -> AuthResult<()> {
+        let tx = self.store.db.begin().await?;
+        kv::Entity::delete_by_id(key.to_string()).exec(&tx).await?;
+        let am = kv::ActiveModel { key: Set(key.to_string()), value: Set(value), expires_at: Set(expires_at) };
+        match kv::Entity::insert(am).exec(&tx).await {
+            Ok(_) => {}
+            // A concurrent set won; either value is acceptable for a lock.
+            Err(e) if is_unique_violation(&e) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn del(&self, key: &str) -> AuthResult<()> {
+        kv::Entity::delete_by_id(key.to_string()).exec(&self.store.db).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,227 @@
+#![doc = include_str!("../README.md")]
+
+pub mod challenge;
+pub mod clock;
+pub mod codes;
+pub mod config;
+pub mod delivery;
+pub mod error;
+pub mod events;
+mod flows;
+pub mod guard;
+pub mod http;
+pub mod input;
+pub mod kv;
+pub mod notify;
+#[cfg(any(test, feature = "conformance"))]
+pub mod notify_testing;
+pub mod password;
+mod routes;
+pub mod store;
+pub mod tokens;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+use std::sync::Arc;
+
+pub use challenge::ChallengeName;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{ConfigError, NAuthConfig};
+pub use error::{AuthError, AuthResult};
+pub use guard::Principal;
+pub use http::{Body, MAX_BODY_BYTES, Reply, Request};
+pub use notify::{EmailSender, MemoryOutbox, SmsSender};
+
+use config::{EmailProvider, KvBackend, MfaEnforcement, SmsProvider, Verification};
+use kv::Kv;
+use store::Store;
+
+/// Why nauth could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A configuration key is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The database could not be reached or migrated.
+    #[error("database: {0}")]
+    Database(String),
+    /// A sender could not be built.
+    #[error("notifications: {0}")]
+    Notify(String),
+}
+
+/// The engine. Cheap to clone; every adapter holds one.
+#[derive(Clone)]
+pub struct NAuth {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for NAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NAuth").field("config", &self.inner.cfg).finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) cfg: NAuthConfig,
+    pub(crate) store: Store,
+    pub(crate) kv: Arc<dyn Kv>,
+    pub(crate) email: Arc<dyn EmailSender>,
+    pub(crate) sms: Arc<dyn SmsSender>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) keys: codes::Keys,
+    pub(crate) signer: tokens::TokenSigner,
+    pub(crate) hasher: password::Hasher,
+    pub(crate) cookies: delivery::CookieSpec,
+}
+
+/// Builds a [`NAuth`]: a configuration plus optional replacements for the clock and senders.
+pub struct NAuthBuilder {
+    cfg: NAuthConfig,
+    clock: Option<Arc<dyn Clock>>,
+    email: Option<Arc<dyn EmailSender>>,
+    sms: Option<Arc<dyn SmsSender>>,
+}
+
+impl NAuthBuilder {
+    /// Uses this clock instead of the system's (tests).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Sends mail through this sender instead of the configured provider.
+    pub fn email_sender(mut self, sender: impl EmailSender) -> Self {
+        self.email = Some(Arc::new(sender));
+        self
+    }
+
+    /// Sends SMS through this sender instead of the configured provider.
+    pub fn sms_sender(mut self, sender: impl SmsSender) -> Self {
+        self.sms = Some(Arc::new(sender));
+        self
+    }
+
+    /// Validates the configuration, connects, migrates and returns the engine.
+    pub async fn build(self) -> Result<NAuth, StartError> {
+        let cfg = self.cfg;
+        cfg.validate()?;
+        unsupported_yet(&cfg)?;
+        let store = Store::connect(&cfg.database_url)
+            .await
+            .map_err(|e| StartError::Database(e.to_string()))?;
+        store.migrate().await.map_err(|e| StartError::Database(e.to_string()))?;
+        let kv: Arc<dyn Kv> = match cfg.kv.backend {
+            KvBackend::Memory => Arc::new(kv::MemoryKv::default()),
+            KvBackend::Database => Arc::new(kv::DatabaseKv::new(store.clone())),
+            KvBackend::Redis => unreachable_backend()?,
+        };
+        let email: Arc<dyn EmailSender> = match (self.email, cfg.email.provider) {
+            (Some(e), _) => e,
+            (None, EmailProvider::Console) => Arc::new(notify::ConsoleEmailSender),
+            (None, EmailProvider::Memory) => Arc::new(MemoryOutbox::default()),
+            (None, EmailProvider::Smtp) => Arc::new(
+                notify::SmtpEmailSender::from_url(&cfg.email.smtp_url, &cfg.email.from)
+                    .map_err(|e| StartError::Notify(e.to_string()))?,
+            ),
+        };
+        let sms: Arc<dyn SmsSender> = match (self.sms, cfg.sms.provider) {
+            (Some(s), _) => s,
+            (None, SmsProvider::Memory) => Arc::new(MemoryOutbox::default()),
+            (None, _) => Arc::new(notify::ConsoleSmsSender),
+        };
+        let keys = codes::Keys::derive(&cfg.secret);
+        let signer = tokens::TokenSigner::hs256(&keys.jwt, &cfg.jwt.issuer, &cfg.jwt.audience);
+        let hasher = password::Hasher::new(&cfg.password)
+            .map_err(|e| StartError::Config(ConfigError { key: "password".into(), message: e.to_string() }))?;
+        let cookies = delivery::CookieSpec::from_config(&cfg);
+        Ok(NAuth {
+            inner: Arc::new(Inner {
+                cfg,
+                store,
+                kv,
+                email,
+                sms,
+                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                keys,
+                signer,
+                hasher,
+                cookies,
+            }),
+        })
+    }
+}
+
+fn unreachable_backend() -> Result<Arc<dyn Kv>, StartError> {
+    Err(StartError::Config(ConfigError {
+        key: "kv.backend".into(),
+        message: "the redis back end is not available in this release; use \"database\" or \"memory\"".into(),
+    }))
+}
+
+/// Settings whose flows are not in this release are refused at start, rather than accepted
+/// and then silently ignored.
+fn unsupported_yet(cfg: &NAuthConfig) -> Result<(), StartError> {
+    let refuse = |key: &str, what: &str| {
+        Err(StartError::Config(ConfigError {
+            key: key.into(),
+            message: format!("{what} is not available in this release"),
+        }))
+    };
+    if matches!(cfg.signup.verification, Verification::Phone | Verification::Both) {
+        return refuse("signup.verification", "phone verification");
+    }
+    if cfg.mfa.enforcement == MfaEnforcement::Required {
+        return refuse("mfa.enforcement", "required MFA");
+    }
+    Ok(())
+}
+
+impl NAuth {
+    /// Starts building an engine from a configuration.
+    pub fn builder(cfg: NAuthConfig) -> NAuthBuilder {
+        NAuthBuilder { cfg, clock: None, email: None, sms: None }
+    }
+
+    /// Validates, connects, migrates: the engine with the configured senders.
+    pub async fn new(cfg: NAuthConfig) -> Result<NAuth, StartError> {
+        Self::builder(cfg).build().await
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &NAuthConfig {
+        &self.inner.cfg
+    }
+
+    /// The mount prefix, e.g. `/auth`.
+    pub fn mount_prefix(&self) -> &str {
+        &self.inner.cfg.mount_prefix
+    }
+
+    /// The database handle (for the app's own queries and for tests).
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Answers one request under the mount prefix.
+    pub async fn handle(&self, req: Request) -> Reply {
+        routes::handle(&self.inner, req).await
+    }
+
+    /// Authenticates a request to one of the app's own routes (bearer, or access cookie with
+    /// CSRF on unsafe methods). The body is not needed.
+    pub async fn authenticate(&self, req: &Request) -> AuthResult<Principal> {
+        guard::authenticate(&self.inner, req).await
+    }
+
+    /// Renders an error as the contract's JSON reply (for adapters' extractors).
+    pub fn error_reply(&self, err: &AuthError) -> Reply {
+        routes::error_reply(&self.inner, err)
+    }
+
+    /// The `404 RESOURCE_NOT_FOUND` reply, for an app's fallback route.
+    pub fn not_found(&self) -> Reply {
+        self.error_reply(&AuthError::NotFound)
+    }
+}

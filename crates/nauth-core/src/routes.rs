@@ -1,0 +1,305 @@
+//! The routing of requests under the mount prefix, the fixed order of checks (API.md §1:
+//! route/method, size, authentication, CSRF, content type, body, flow) and the rendering of
+//! outcomes per the delivery mode.
+
+use std::net::IpAddr;
+
+use serde_json::{Value, json};
+
+use crate::Inner;
+use crate::clock::iso8601;
+use crate::delivery::wants_json;
+use crate::error::AuthError;
+use crate::events::Origin;
+use crate::flows::{self, AuthOutcome, Ctx, Outcome};
+use crate::guard;
+use crate::http::{Body, Reply, Request};
+use crate::input::Input;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Public,
+    Auth,
+    /// `/logout`: an access token or a refresh token; CSRF-exempt.
+    Logout,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Route {
+    Signup,
+    Login,
+    Respond,
+    Resend,
+    Refresh,
+    Logout,
+    LogoutAll,
+    Revoke,
+    Forgot,
+    ForgotConfirm,
+    ResetPassword,
+    VerifyEmail,
+    Profile,
+    UpdateProfile,
+    ChangePassword,
+    ChangeEmail,
+    ChangeEmailConfirm,
+    ResendVerification,
+    DeleteAccount,
+    Sessions,
+    DeleteSession(String),
+}
+
+impl Route {
+    fn access(&self) -> Access {
+        use Route::*;
+        match self {
+            Signup | Login | Respond | Resend | Refresh | Revoke | Forgot | ForgotConfirm
+            | ResetPassword | VerifyEmail => Access::Public,
+            Logout => Access::Logout,
+            _ => Access::Auth,
+        }
+    }
+}
+
+fn is_uuid(s: &str) -> bool {
+    s.len() == 36 && uuid::Uuid::parse_str(s).is_ok()
+}
+
+/// The methods a path serves, each with its route; `None` for an unknown path.
+fn routes_for(rest: &str) -> Option<Vec<(&'static str, Route)>> {
+    use Route::*;
+    let one = |m: &'static str, r: Route| Some(vec![(m, r)]);
+    match rest {
+        "/signup" => one("POST", Signup),
+        "/login" => one("POST", Login),
+        "/respond-challenge" => one("POST", Respond),
+        "/challenge/resend" => one("POST", Resend),
+        "/refresh" => one("POST", Refresh),
+        "/logout" => one("POST", Logout),
+        "/logout-all" => one("POST", LogoutAll),
+        "/revoke" => one("POST", Revoke),
+        "/forgot-password" => one("POST", Forgot),
+        "/forgot-password/confirm" => one("POST", ForgotConfirm),
+        "/reset-password" => one("POST", ResetPassword),
+        "/verify-email" => one("GET", VerifyEmail),
+        "/profile" => Some(vec![("GET", Profile), ("PUT", UpdateProfile)]),
+        "/change-password" => one("POST", ChangePassword),
+        "/change-email" => one("POST", ChangeEmail),
+        "/change-email/confirm" => one("POST", ChangeEmailConfirm),
+        "/resend-verification" => one("POST", ResendVerification),
+        "/account" => one("DELETE", DeleteAccount),
+        "/sessions" => one("GET", Sessions),
+        _ => {
+            let id = rest.strip_prefix("/sessions/")?;
+            is_uuid(id).then(|| vec![("DELETE", DeleteSession(id.to_string()))])
+        }
+    }
+}
+
+fn allow_header(methods: &[(&'static str, Route)]) -> String {
+    let mut v: Vec<&str> = Vec::new();
+    for (m, _) in methods {
+        v.push(m);
+        if *m == "GET" {
+            v.push("HEAD");
+        }
+    }
+    v.push("OPTIONS");
+    v.join(", ")
+}
+
+/// The error reply of the contract (status, JSON body, headers).
+pub(crate) fn error_reply(inner: &Inner, err: &AuthError) -> Reply {
+    if err.status() >= 500 {
+        let id = uuid::Uuid::new_v4();
+        tracing::error!(request_id = %id, error = %err, "request failed");
+    }
+    let mut reply = Reply::json(err.status(), &err.body(&iso8601(inner.clock.now_ms())));
+    reply.headers.extend(err.headers());
+    reply
+}
+
+/// The client's address: the socket peer, or the right-most untrusted `X-Forwarded-For` hop
+/// when the peer is a trusted proxy.
+pub(crate) fn client_ip(inner: &Inner, req: &Request) -> Option<IpAddr> {
+    let peer = req.peer_ip?;
+    let trusted = |ip: &IpAddr| inner.cfg.trusted_proxies.iter().any(|n| n.contains(ip));
+    if !trusted(&peer) {
+        return Some(peer);
+    }
+    let xff = req.header("x-forwarded-for")?;
+    let hops: Vec<IpAddr> = xff.split(',').filter_map(|h| h.trim().parse().ok()).collect();
+    hops.iter().rev().find(|ip| !trusted(ip)).copied().or(hops.first().copied()).or(Some(peer))
+}
+
+fn is_json_content_type(req: &Request) -> bool {
+    req.header("content-type").is_some_and(|ct| {
+        ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json")
+    })
+}
+
+/// Answers one request under the mount prefix.
+pub(crate) async fn handle(inner: &Inner, req: Request) -> Reply {
+    let head = req.method == "HEAD";
+    let mut reply = match route_and_run(inner, &req).await {
+        Ok(r) => r,
+        Err(e) => error_reply(inner, &e),
+    };
+    if head {
+        reply.body.clear();
+    }
+    reply
+}
+
+async fn route_and_run(inner: &Inner, req: &Request) -> Result<Reply, AuthError> {
+    let rest = req
+        .path
+        .strip_prefix(inner.cfg.mount_prefix.as_str())
+        .filter(|r| r.starts_with('/'))
+        .ok_or(AuthError::NotFound)?;
+    let methods = routes_for(rest).ok_or(AuthError::NotFound)?;
+    let allow = allow_header(&methods);
+    if req.method == "OPTIONS" {
+        return Ok(Reply::empty(204).with_header("allow", allow));
+    }
+    let method = if req.method == "HEAD" { "GET" } else { req.method.as_str() };
+    let route = methods
+        .into_iter()
+        .find(|(m, _)| *m == method)
+        .map(|(_, r)| r)
+        .ok_or(AuthError::MethodNotAllowed { allow })?;
+    let body: &[u8] = match &req.body {
+        Body::TooLarge => return Err(AuthError::PayloadTooLarge),
+        Body::Bytes(b) => b,
+        Body::Empty => &[],
+    };
+    let principal = match route.access() {
+        Access::Auth => Some(guard::principal(inner, req).await?),
+        _ => None,
+    };
+    guard::check_origin(inner, req)?;
+    if let Some(p) = principal.as_ref().filter(|p| p.via_cookie) {
+        if guard::is_unsafe(&req.method) {
+            guard::check_csrf(inner, req, &p.session_id)?;
+        }
+    }
+    if !body.is_empty() && !is_json_content_type(req) {
+        return Err(AuthError::UnsupportedMediaType);
+    }
+    let input = Input::parse(body)?;
+    let body_has_refresh = route == Route::Refresh && input.has("refreshToken");
+    let json_delivery = wants_json(inner.cfg.token_delivery.mode, req, body_has_refresh);
+    let ip = client_ip(inner, req);
+    let ctx = Ctx {
+        inner,
+        req,
+        now: inner.clock.now_ms(),
+        ip,
+        origin: Origin {
+            ip: ip.map(|i| i.to_string()),
+            user_agent: req.header("user-agent").map(|u| u.chars().take(255).collect()),
+        },
+        principal,
+        outbox: Default::default(),
+    };
+    let outcome = run(&ctx, route, input).await?;
+    flush_mail(&ctx);
+    Ok(render(inner, &ctx, outcome, json_delivery))
+}
+
+async fn run(ctx: &Ctx<'_>, route: Route, input: Input) -> Result<Outcome, AuthError> {
+    use flows::{account, auth, recovery, session};
+    match route {
+        Route::Signup => auth::signup(ctx, input).await,
+        Route::Login => auth::login(ctx, input).await,
+        Route::Respond => auth::respond(ctx, input).await,
+        Route::Resend => auth::resend(ctx, input).await,
+        Route::Refresh => session::refresh(ctx, input).await,
+        Route::Logout => session::logout(ctx, input).await,
+        Route::LogoutAll => session::logout_all(ctx, input).await,
+        Route::Revoke => session::revoke(ctx, input).await,
+        Route::Forgot => recovery::forgot(ctx, input).await,
+        Route::ForgotConfirm => recovery::confirm(ctx, input).await,
+        Route::ResetPassword => recovery::reset_with_link(ctx, input).await,
+        Route::VerifyEmail => recovery::verify_link(ctx).await,
+        Route::Profile => account::profile(ctx).await,
+        Route::UpdateProfile => account::update_profile(ctx, input).await,
+        Route::ChangePassword => account::change_password(ctx, input).await,
+        Route::ChangeEmail => account::change_email(ctx, input).await,
+        Route::ChangeEmailConfirm => account::confirm_email_change(ctx, input).await,
+        Route::ResendVerification => account::resend_verification(ctx, input).await,
+        Route::DeleteAccount => account::delete_account(ctx, input).await,
+        Route::Sessions => session::list(ctx).await,
+        Route::DeleteSession(id) => session::delete(ctx, &id).await,
+    }
+}
+
+/// Mail goes out after the answer is decided, off the request path: a slow or failing relay
+/// never changes the answer or its timing.
+fn flush_mail(ctx: &Ctx<'_>) {
+    let mails = ctx.outbox.lock().map(|mut o| std::mem::take(&mut *o)).unwrap_or_default();
+    for mail in mails {
+        let sender = ctx.inner.email.clone();
+        tokio::spawn(async move {
+            if let Err(e) = sender.send(&mail).await {
+                tracing::warn!(error = %e, subject = %mail.subject, "mail delivery failed");
+            }
+        });
+    }
+}
+
+fn render(inner: &Inner, ctx: &Ctx<'_>, outcome: Outcome, json_delivery: bool) -> Reply {
+    let now_s = ctx.now_s();
+    match outcome {
+        Outcome::Json(status, body) => Reply::json(status, &body),
+        Outcome::Redirect(location) => Reply::empty(302).with_header("location", location),
+        Outcome::JsonClearing { body, device } => {
+            let mut r = Reply::json(200, &body);
+            if !json_delivery {
+                for c in inner.cookies.clear(device) {
+                    r.headers.push(("set-cookie".into(), c));
+                }
+            }
+            r
+        }
+        Outcome::JsonWithTokens(mut body, tokens) => {
+            if json_delivery {
+                if let Some(m) = body.as_object_mut() {
+                    m.extend(tokens.json_fields());
+                }
+                Reply::json(200, &body)
+            } else {
+                let mut r = Reply::json(200, &body);
+                for c in inner.cookies.set_tokens(&tokens, now_s) {
+                    r.headers.push(("set-cookie".into(), c));
+                }
+                r
+            }
+        }
+        Outcome::Auth(status, AuthOutcome::Challenge { name, session, params, user_sub }) => {
+            let body = json!({
+                "challengeName": name.as_str(),
+                "session": session,
+                "challengeParameters": Value::Object(params),
+                "userSub": user_sub,
+            });
+            Reply::json(status, &body)
+        }
+        Outcome::Auth(status, AuthOutcome::Tokens { tokens, auth_method, user }) => {
+            let mut body = serde_json::Map::new();
+            if json_delivery {
+                body.extend(tokens.json_fields());
+            }
+            body.insert("authMethod".into(), json!(auth_method));
+            body.insert("trusted".into(), json!(false));
+            body.insert("user".into(), user);
+            let mut r = Reply::json(status, &Value::Object(body));
+            if !json_delivery {
+                for c in inner.cookies.set_tokens(&tokens, now_s) {
+                    r.headers.push(("set-cookie".into(), c));
+                }
+            }
+            r
+        }
+    }
+}

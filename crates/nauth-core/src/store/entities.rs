@@ -1,0 +1,209 @@
+//! sea-orm entities: one module per table. Times are Unix milliseconds (`i64`) so that every
+//! back end stores and compares them the same way.
+#![allow(missing_docs)] // columns are documented in docs/storage.md
+
+macro_rules! no_relations {
+    () => {
+        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+        pub enum Relation {}
+        impl ActiveModelBehavior for ActiveModel {}
+    };
+}
+
+pub mod users {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "nauth_users")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        #[sea_orm(unique)]
+        pub email: String,
+        #[sea_orm(unique)]
+        pub username: Option<String>,
+        #[sea_orm(unique)]
+        pub phone: Option<String>,
+        pub password_hash: String,
+        pub first_name: Option<String>,
+        pub last_name: Option<String>,
+        #[sea_orm(column_type = "Text", nullable)]
+        pub metadata: Option<String>,
+        pub roles: String,
+        pub is_email_verified: bool,
+        pub is_phone_verified: bool,
+        pub must_change_password: bool,
+        pub password_changed_at: i64,
+        pub disabled: bool,
+        pub mfa_enabled: bool,
+        pub created_at: i64,
+        pub updated_at: i64,
+    }
+    no_relations!();
+}
+
+pub mod sessions {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "nauth_sessions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        #[sea_orm(indexed)]
+        pub user_id: String,
+        pub auth_method: String,
+        pub device_name: Option<String>,
+        pub device_type: Option<String>,
+        pub ip_address: Option<String>,
+        pub user_agent: Option<String>,
+        pub access_jti: String,
+        pub created_at: i64,
+        pub last_activity_at: i64,
+        pub expires_at: i64,
+        pub absolute_expires_at: i64,
+        pub revoked_at: Option<i64>,
+    }
+    no_relations!();
+}
+
+pub mod refresh_tokens {
+    use sea_orm::entity::prelude::*;
+
+    /// The token is the session's live one.
+    pub const CURRENT: i16 = 0;
+    /// Its holder exchanged it: presenting it again is reuse (after the interval).
+    pub const ROTATED: i16 = 1;
+    /// A racing exchange replaced it: presenting it is merely invalid.
+    pub const DISCARDED: i16 = 2;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "nauth_refresh_tokens")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub token_hash: String,
+        #[sea_orm(indexed)]
+        pub session_id: String,
+        pub state: i16,
+        pub created_at: i64,
+        pub rotated_at: Option<i64>,
+    }
+    no_relations!();
+}
+
+pub mod challenges {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "nauth_challenges")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id_hash: String,
+        /// `None` for the decoy of a duplicate signup.
+        #[sea_orm(indexed)]
+        pub user_id: Option<String>,
+        pub name: String,
+        pub code_hash: Option<String>,
+        pub destination: Option<String>,
+        pub attempts: i32,
+        pub completed: bool,
+        pub mfa_proven: bool,
+        pub auth_method: String,
+        pub device_name: Option<String>,
+        pub device_type: Option<String>,
+        pub ip_address: Option<String>,
+        pub user_agent: Option<String>,
+        pub last_sent_at: Option<i64>,
+        pub sends_in_window: i32,
+        pub send_window_start: i64,
+        pub created_at: i64,
+        pub expires_at: i64,
+    }
+    no_relations!();
+}
+
+pub mod verification_tokens {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "nauth_verification_tokens")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        #[sea_orm(indexed)]
+        pub user_id: String,
+        pub purpose: String,
+        #[sea_orm(indexed)]
+        pub token_hash: String,
+        pub data: Option<String>,
+        pub attempts: i32,
+        pub created_at: i64,
+        pub expires_at: i64,
+        pub used_at: Option<i64>,
+    }
+    no_relations!();
+}
+
+pub mod password_history {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "nauth_password_history")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        #[sea_orm(indexed)]
+        pub user_id: String,
+        pub password_hash: String,
+        pub created_at: i64,
+    }
+    no_relations!();
+}
+
+pub mod kv {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "nauth_kv")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub key: String,
+        pub value: i64,
+        pub expires_at: i64,
+    }
+    no_relations!();
+}
+
+pub mod audit_log {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "nauth_audit_log")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        #[sea_orm(indexed)]
+        pub user_id: Option<String>,
+        pub event_type: String,
+        pub event_status: String,
+        pub ip_address: Option<String>,
+        pub user_agent: Option<String>,
+        #[sea_orm(column_type = "Text")]
+        pub details: String,
+        pub created_at: i64,
+    }
+    no_relations!();
+}
+
+pub mod schema_version {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "nauth_schema")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: i32,
+        pub version: i32,
+    }
+    no_relations!();
+}

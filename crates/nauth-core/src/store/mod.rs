@@ -1,0 +1,163 @@
+//! Storage: connecting to SQLite, PostgreSQL or MySQL/MariaDB from one URL, creating the
+//! schema (idempotently) and the transaction helpers the flows use.
+
+pub mod entities;
+
+use std::time::Duration;
+
+use sea_orm::sea_query::Index;
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, EntityTrait, Schema, SqlErr, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait,
+};
+
+use crate::error::AuthError;
+use entities::*;
+
+/// The schema version this build creates.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    /// The sea-orm connection pool.
+    pub db: DatabaseConnection,
+}
+
+/// Maps a database error: connection trouble is `503`, everything else `500`. The cause
+/// goes to the log, never to the client.
+pub fn db_error(e: DbErr) -> AuthError {
+    use sea_orm::sqlx::Error as S;
+    let unavailable = match &e {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(sea_orm::RuntimeErr::SqlxError(s))
+        | DbErr::Query(sea_orm::RuntimeErr::SqlxError(s)) => matches!(
+            s.as_ref(),
+            S::Io(_) | S::PoolTimedOut | S::PoolClosed | S::Tls(_) | S::WorkerCrashed
+        ),
+        _ => false,
+    };
+    tracing::error!(error = %e, "database error");
+    if unavailable {
+        AuthError::Unavailable("database".into())
+    } else {
+        AuthError::Internal("database".into())
+    }
+}
+
+/// Whether the error is a unique-key violation (a lost race on an insert).
+pub fn is_unique_violation(e: &DbErr) -> bool {
+    matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+impl Store {
+    /// Connects from a `database_url` (`sqlite://…`, `postgres://…`, `mysql://…`).
+    pub async fn connect(url: &str) -> Result<Store, DbErr> {
+        let mut opts = ConnectOptions::new(url.to_string());
+        opts.sqlx_logging(false)
+            .connect_timeout(Duration::from_secs(5))
+            .acquire_timeout(Duration::from_secs(5));
+        if url.starts_with("sqlite:") {
+            // WAL lets readers run beside the one writer; writers queue on busy_timeout.
+            opts.max_connections(if url.contains(":memory:") { 1 } else { 8 })
+                .map_sqlx_sqlite_opts(|o| {
+                    o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                        .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                        .busy_timeout(Duration::from_secs(10))
+                        .foreign_keys(false)
+                });
+        } else {
+            opts.max_connections(16);
+        }
+        let db = Database::connect(opts).await?;
+        Ok(Store { db })
+    }
+
+    /// The back end in use.
+    pub fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    /// Begins a read-write transaction. On SQLite it is `BEGIN IMMEDIATE`, so read-then-write
+    /// sequences serialise instead of failing with "database is locked".
+    pub async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
+        if self.backend() == DbBackend::Sqlite {
+            self.db
+                .begin_with_options(TransactionOptions {
+                    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                    ..Default::default()
+                })
+                .await
+        } else {
+            self.db.begin().await
+        }
+    }
+
+    /// Creates every table and index if missing. Safe to run on every start and from several
+    /// instances at once.
+    pub async fn migrate(&self) -> Result<(), DbErr> {
+        let backend = self.backend();
+        let schema = Schema::new(backend);
+        let current = self.schema_version().await?;
+        if current >= SCHEMA_VERSION {
+            return Ok(());
+        }
+        macro_rules! create {
+            ($($e:path),*) => {$(
+                self.db.execute(schema.create_table_from_entity($e).if_not_exists()).await?;
+                for mut idx in schema.create_index_from_entity($e) {
+                    let r = self.db.execute(idx.if_not_exists()).await;
+                    // MySQL (unlike MariaDB) lacks CREATE INDEX IF NOT EXISTS: a duplicate
+                    // index from a concurrent start is fine.
+                    if let Err(e) = r {
+                        if !e.to_string().contains("Duplicate key name") { return Err(e); }
+                    }
+                }
+            )*};
+        }
+        create!(
+            schema_version::Entity,
+            users::Entity,
+            sessions::Entity,
+            refresh_tokens::Entity,
+            challenges::Entity,
+            verification_tokens::Entity,
+            password_history::Entity,
+            kv::Entity,
+            audit_log::Entity
+        );
+        // A second index helps the "expired sessions of a user" and audit queries.
+        let mut idx = Index::create()
+            .name("idx_nauth_audit_created")
+            .table(audit_log::Entity)
+            .col(audit_log::Column::CreatedAt)
+            .to_owned();
+        if let Err(e) = self.db.execute(idx.if_not_exists()).await {
+            if !e.to_string().contains("Duplicate key name") {
+                return Err(e);
+            }
+        }
+        let row = schema_version::ActiveModel {
+            id: sea_orm::Set(1),
+            version: sea_orm::Set(SCHEMA_VERSION),
+        };
+        match schema_version::Entity::insert(row).exec(&self.db).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn schema_version(&self) -> Result<i32, DbErr> {
+        let schema = Schema::new(self.backend());
+        self.db
+            .execute(schema.create_table_from_entity(schema_version::Entity).if_not_exists())
+            .await?;
+        Ok(schema_version::Entity::find_by_id(1)
+            .one(&self.db)
+            .await?
+            .map(|r| r.version)
+            .unwrap_or(0))
+    }
+}
