@@ -215,6 +215,22 @@ impl NAuth {
         guard::authenticate(&self.inner, req).await
     }
 
+    /// Like [`NAuth::authenticate`], but a request with no credentials at all is anonymous
+    /// (`Ok(None)`); a bad or expired credential is still an error, so clients learn to refresh.
+    pub async fn authenticate_optional(&self, req: &Request) -> AuthResult<Option<Principal>> {
+        match guard::authenticate(&self.inner, req).await {
+            Ok(p) => Ok(Some(p)),
+            Err(AuthError::TokenMissing) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Authenticates and requires a role: `403 FORBIDDEN` without it.
+    pub async fn authenticate_role(&self, req: &Request, role: &str) -> AuthResult<Principal> {
+        let p = guard::authenticate(&self.inner, req).await?;
+        if p.has_role(role) { Ok(p) } else { Err(AuthError::Forbidden) }
+    }
+
     /// Renders an error as the contract's JSON reply (for adapters' extractors).
     pub fn error_reply(&self, err: &AuthError) -> Reply {
         routes::error_reply(&self.inner, err)

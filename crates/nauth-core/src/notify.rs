@@ -144,6 +144,7 @@ impl SmsSender for ConsoleSmsSender {
 pub struct MemoryOutbox {
     emails: Arc<Mutex<Vec<EmailMessage>>>,
     sms: Arc<Mutex<Vec<SmsMessage>>>,
+    arrived: Arc<tokio::sync::Notify>,
 }
 
 /// Locks a mutex, recovering the data if another thread panicked while holding it.
@@ -154,6 +155,22 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl MemoryOutbox {
+    /// Waits until at least `n` mails to `to` have arrived (mail is sent after the HTTP answer,
+    /// off the request path), or `timeout` passes; returns the mails to `to` so far.
+    pub async fn wait_emails_to(&self, to: &str, n: usize, timeout: std::time::Duration) -> Vec<EmailMessage> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let arrived = self.arrived.notified();
+            let got = self.emails_to(to);
+            if got.len() >= n {
+                return got;
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                return self.emails_to(to);
+            }
+        }
+    }
+
     /// Creates an empty outbox.
     pub fn new() -> Self {
         Self::default()
@@ -227,6 +244,7 @@ impl fmt::Debug for MemoryOutbox {
 impl EmailSender for MemoryOutbox {
     async fn send(&self, message: &EmailMessage) -> Result<(), NotifyError> {
         lock(&self.emails).push(message.clone());
+        self.arrived.notify_waiters();
         Ok(())
     }
 }
@@ -235,6 +253,7 @@ impl EmailSender for MemoryOutbox {
 impl SmsSender for MemoryOutbox {
     async fn send(&self, message: &SmsMessage) -> Result<(), NotifyError> {
         lock(&self.sms).push(message.clone());
+        self.arrived.notify_waiters();
         Ok(())
     }
 }

@@ -201,8 +201,14 @@ async fn route_and_run(inner: &Inner, req: &Request) -> Result<Reply, AuthError>
         },
         principal,
         outbox: Default::default(),
+        counted: Default::default(),
     };
     let outcome = run(&ctx, route, input).await?;
+    let counted = ctx.counted.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default();
+    for address in counted {
+        // Best effort: the message is already on its way.
+        let _ = inner.kv.incr(&format!("msg:{address}"), 3_600_000, ctx.now).await;
+    }
     flush_mail(&ctx);
     Ok(render(inner, &ctx, outcome, json_delivery))
 }

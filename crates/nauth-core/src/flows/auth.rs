@@ -111,7 +111,7 @@ pub(crate) async fn start_challenge(
             let link = issue_verify_link(ctx, db, u).await?;
             queue_code_mail(ctx, &u.email, &code, link.as_deref());
             // Counted toward the hourly cap, but the first code of a flow is never held back.
-            super::count_code_message(ctx, &u.email, false).await.ok();
+            ctx.count_later(&u.email);
             destination = Some(u.email.clone());
         }
         if let Some(d) = &destination {
@@ -495,8 +495,7 @@ pub(crate) async fn resend(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
     let session = input.text_req("session", 512);
     let method = input.one_of("method", &["totp", "email", "sms", "backup"], false);
     input.finish()?;
-    let tx = ctx.inner.store.begin().await?;
-    let ch = load_challenge(&tx, &session, ctx.now, true).await?;
+    let ch = load_challenge(&ctx.inner.store.db, &session, ctx.now, false).await?;
     if ch.name != ChallengeName::VerifyEmail.as_str() {
         return Err(if method.is_some() { AuthError::MfaMethodNotAllowed } else { AuthError::ChallengeTypeMismatch });
     }
@@ -523,6 +522,12 @@ pub(crate) async fn resend(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
     }
     let destination = ch.destination.clone().unwrap_or_default();
     super::count_code_message(ctx, &destination, false).await?;
+    let tx = ctx.inner.store.begin().await?;
+    // Re-read under the lock: a concurrent resend may have just sent.
+    let ch = load_challenge(&tx, &session, ctx.now, true).await?;
+    if ch.last_sent_at.is_some_and(|last| last + delay > ctx.now) {
+        return Err(AuthError::RateLimited { limit: RateLimit::Resend, retry_after: super::retry_after(ch.last_sent_at.unwrap_or(ctx.now) + delay, ctx.now) });
+    }
     let mut am: challenges::ActiveModel = ch.clone().into();
     am.last_sent_at = Set(Some(ctx.now));
     am.sends_in_window = Set(sends + 1);

@@ -39,6 +39,9 @@ pub(crate) struct Ctx<'a> {
     /// Mails to send once the flow has succeeded (never on an error, so a rolled-back code
     /// is never mailed).
     pub outbox: Mutex<Vec<EmailMessage>>,
+    /// Code messages sent inside a transaction, counted toward the hourly cap after it (a
+    /// second write transaction inside the first would wait on itself under SQLite).
+    pub counted: Mutex<Vec<String>>,
 }
 
 impl Ctx<'_> {
@@ -49,6 +52,12 @@ impl Ctx<'_> {
     pub fn queue_mail(&self, to: &str, subject: &str, text: String) {
         if let Ok(mut o) = self.outbox.lock() {
             o.push(EmailMessage { to: to.into(), subject: subject.into(), text });
+        }
+    }
+
+    pub fn count_later(&self, address: &str) {
+        if let Ok(mut c) = self.counted.lock() {
+            c.push(address.to_string());
         }
     }
 

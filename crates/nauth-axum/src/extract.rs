@@ -1,0 +1,81 @@
+//! `AuthUser`, `OptionalAuthUser` and `RequireRole`: the app's routes ask the core, which
+//! decides; these only translate.
+
+use std::marker::PhantomData;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use nauth_core::{NAuth, Principal};
+
+use crate::response::NAuthRejection;
+use crate::router::{core_request, missing_extension};
+
+fn engine(parts: &Parts) -> Result<NAuth, Response> {
+    parts.extensions.get::<NAuth>().cloned().ok_or_else(missing_extension)
+}
+
+fn reject(nauth: &NAuth, e: &nauth_core::AuthError) -> Response {
+    NAuthRejection(nauth.error_reply(e)).into_response()
+}
+
+/// The signed-in user; rejects with the contract's 401/403 JSON.
+#[derive(Debug, Clone)]
+pub struct AuthUser(pub Principal);
+
+impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+        let nauth = engine(parts)?;
+        nauth.authenticate(&core_request(parts)).await.map(AuthUser).map_err(|e| reject(&nauth, &e))
+    }
+}
+
+/// The user when the request carries credentials; `None` when it carries none.
+#[derive(Debug, Clone)]
+pub struct OptionalAuthUser(pub Option<Principal>);
+
+impl<S: Send + Sync> FromRequestParts<S> for OptionalAuthUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+        let nauth = engine(parts)?;
+        nauth
+            .authenticate_optional(&core_request(parts))
+            .await
+            .map(OptionalAuthUser)
+            .map_err(|e| reject(&nauth, &e))
+    }
+}
+
+/// Names a role for [`RequireRole`].
+pub trait RoleName {
+    /// The role, e.g. `"admin"`.
+    const NAME: &'static str;
+}
+
+/// The `admin` role.
+#[derive(Debug, Clone, Copy)]
+pub struct Admin;
+
+impl RoleName for Admin {
+    const NAME: &'static str = "admin";
+}
+
+/// The signed-in user, who must have role `R` (`403 FORBIDDEN` otherwise).
+#[derive(Debug, Clone)]
+pub struct RequireRole<R: RoleName = Admin>(pub Principal, pub PhantomData<R>);
+
+impl<R: RoleName + Send + Sync, S: Send + Sync> FromRequestParts<S> for RequireRole<R> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+        let nauth = engine(parts)?;
+        nauth
+            .authenticate_role(&core_request(parts), R::NAME)
+            .await
+            .map(|p| RequireRole(p, PhantomData))
+            .map_err(|e| reject(&nauth, &e))
+    }
+}

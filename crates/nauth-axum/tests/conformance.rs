@@ -1,0 +1,74 @@
+//! The shared conformance suite, through axum. The app served here has the example app's
+//! protected routes, so the extractors are held to the contract too.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use nauth_axum::{Admin, AuthUser, OptionalAuthUser, RequireRole};
+use nauth_core::NAuth;
+use nauth_core::conformance::{Backend, Door, run_all};
+use serde_json::{Value, json};
+
+struct AxumDoor;
+
+async fn data(AuthUser(u): AuthUser) -> Json<Value> {
+    Json(json!({"sub": u.sub, "message": "protected data"}))
+}
+
+async fn admin(RequireRole(u, ..): RequireRole<Admin>) -> Json<Value> {
+    Json(json!({"sub": u.sub, "message": "admin data"}))
+}
+
+async fn optional(OptionalAuthUser(u): OptionalAuthUser) -> Json<Value> {
+    Json(json!({"sub": u.map(|u| u.sub)}))
+}
+
+impl Door for AxumDoor {
+    fn serve(&self, nauth: NAuth) -> Pin<Box<dyn Future<Output = SocketAddr> + Send + '_>> {
+        Box::pin(async move {
+            let app = Router::new()
+                .route("/api/data", get(data).post(data))
+                .route("/api/admin", get(admin))
+                .route("/api/optional", get(optional))
+                .merge(nauth_axum::router(nauth.clone()))
+                .fallback(nauth_axum::fallback)
+                .layer(Extension(nauth));
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            tokio::spawn(async move {
+                axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                    .await
+                    .expect("serve");
+            });
+            addr
+        })
+    }
+}
+
+async fn run(name: &str) {
+    let backend = Backend::from_env()
+        .into_iter()
+        .find(|b| b.name == name);
+    match backend {
+        Some(b) => run_all(&AxumDoor, b).await,
+        None => eprintln!("{name}: NAUTH_TEST_{}_URL not set; skipped", name.to_uppercase()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_sqlite() {
+    run("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_postgres() {
+    run("postgres").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_mysql() {
+    run("mysql").await;
+}

@@ -1,0 +1,173 @@
+//! The HTTP conformance suite every adapter runs (feature `conformance`).
+//!
+//! An adapter implements [`Door`]: serve this engine, with the example app's routes
+//! (`/api/data` behind `AuthUser`, `/api/admin` behind `RequireRole<Admin>`, `/api/optional`
+//! behind `OptionalAuthUser`, and the JSON 404 fallback), on a loopback port. The suite then
+//! speaks real HTTP/1.1 to it, so all three doors are held to the same bytes.
+
+mod cases;
+mod client;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::time::Duration;
+
+pub use client::{TestRequest, TestResponse, send};
+
+use crate::config::NAuthConfig;
+use crate::{ManualClock, MemoryOutbox, NAuth};
+
+/// An adapter under test: starts an app around an engine and says where it listens.
+pub trait Door: Send + Sync {
+    /// Serves `nauth` (and the test app routes) on `127.0.0.1:0`; returns the address.
+    fn serve(&self, nauth: NAuth) -> Pin<Box<dyn Future<Output = SocketAddr> + Send + '_>>;
+}
+
+/// One engine under test, with its clock and outbox.
+pub struct Env {
+    /// The engine.
+    pub nauth: NAuth,
+    /// Its clock; advance it to expire things.
+    pub clock: ManualClock,
+    /// Where its mail goes.
+    pub outbox: MemoryOutbox,
+    /// The server.
+    pub addr: SocketAddr,
+    /// The client address every request claims (via a trusted proxy), so that per-IP
+    /// counters of different cases never meet on a shared database.
+    pub ip: String,
+}
+
+/// A configuration for tests: cheap Argon2, a fixed secret, the given database.
+pub fn test_config(database_url: &str) -> NAuthConfig {
+    let mut cfg = NAuthConfig::default();
+    cfg.database_url = database_url.to_string();
+    cfg.secret = "conformance-secret-0123456789abcdef-xyz".into();
+    cfg.base_url = "http://app.test".into();
+    cfg.password.argon2_memory_kib = 64;
+    cfg.password.argon2_iterations = 1;
+    cfg.trusted_proxies = vec!["127.0.0.1/32".parse().expect("cidr"), "::1/128".parse().expect("cidr")];
+    cfg
+}
+
+/// A fresh SQLite database file URL in the temp directory.
+pub fn sqlite_url() -> String {
+    let path = std::env::temp_dir().join(format!("nauth-test-{}.db", uuid::Uuid::new_v4()));
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
+impl Env {
+    /// Builds an engine from `cfg` (after `tweak`) and serves it through `door`.
+    pub async fn start(door: &dyn Door, database_url: &str, tweak: impl FnOnce(&mut NAuthConfig)) -> Env {
+        let mut cfg = test_config(database_url);
+        tweak(&mut cfg);
+        let clock = ManualClock::new();
+        let outbox = MemoryOutbox::default();
+        let nauth = NAuth::builder(cfg)
+            .clock(clock.clone())
+            .email_sender(outbox.clone())
+            .sms_sender(outbox.clone())
+            .build()
+            .await
+            .expect("engine starts");
+        let addr = door.serve(nauth.clone()).await;
+        let b = crate::codes::random_bytes::<3>();
+        let ip = format!("10.{}.{}.{}", b[0], b[1], b[2].max(1));
+        Env { nauth, clock, outbox, addr, ip }
+    }
+
+    /// Sends a request (adds the client-IP header).
+    pub async fn send(&self, mut req: TestRequest) -> TestResponse {
+        if !req.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("x-forwarded-for")) {
+            req.headers.push(("x-forwarded-for".into(), self.ip.clone()));
+        }
+        send(self.addr, &req).await
+    }
+
+    /// `POST` a JSON body.
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> TestResponse {
+        self.send(TestRequest::json("POST", path, &body)).await
+    }
+
+    /// `GET` with an optional bearer token.
+    pub async fn get(&self, path: &str, bearer: Option<&str>) -> TestResponse {
+        let mut r = TestRequest::new("GET", path);
+        if let Some(t) = bearer {
+            r = r.header("authorization", &format!("Bearer {t}"));
+        }
+        self.send(r).await
+    }
+
+    /// Waits for the `n`-th mail to `to` and returns it.
+    pub async fn mail(&self, to: &str, n: usize) -> crate::notify::EmailMessage {
+        let mails = self.outbox.wait_emails_to(to, n, Duration::from_secs(5)).await;
+        assert!(mails.len() >= n, "expected {n} mail(s) to {to}, got {}", mails.len());
+        mails[n - 1].clone()
+    }
+}
+
+/// Which database a run uses.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    /// A label for failure messages.
+    pub name: &'static str,
+    /// For SQLite: `None` (a fresh file per case); otherwise the shared URL.
+    pub url: Option<String>,
+}
+
+impl Backend {
+    /// The database URL for one case.
+    pub fn url(&self) -> String {
+        self.url.clone().unwrap_or_else(sqlite_url)
+    }
+
+    /// SQLite (always), plus PostgreSQL and MySQL when `NAUTH_TEST_POSTGRES_URL` /
+    /// `NAUTH_TEST_MYSQL_URL` are set.
+    pub fn from_env() -> Vec<Backend> {
+        let mut v = vec![Backend { name: "sqlite", url: None }];
+        if let Ok(u) = std::env::var("NAUTH_TEST_POSTGRES_URL") {
+            v.push(Backend { name: "postgres", url: Some(u) });
+        }
+        if let Ok(u) = std::env::var("NAUTH_TEST_MYSQL_URL") {
+            v.push(Backend { name: "mysql", url: Some(u) });
+        }
+        v
+    }
+}
+
+type CaseFn = for<'a> fn(&'a dyn Door, &'a Backend) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// Runs every case against `door` on `backend`, a few at a time; panics listing the cases
+/// that failed.
+pub async fn run_all(door: &'static dyn Door, backend: Backend) {
+    run_selected(door, backend, |_| true).await
+}
+
+/// Runs the cases whose name passes `filter`.
+pub async fn run_selected(door: &'static dyn Door, backend: Backend, filter: impl Fn(&str) -> bool) {
+    let backend: &'static Backend = Box::leak(Box::new(backend));
+    let mut failed = Vec::new();
+    let mut ran = 0;
+    let selected: Vec<&(&str, CaseFn)> = cases::CASES.iter().filter(|(n, _)| filter(n)).collect();
+    for chunk in selected.chunks(4) {
+        let handles: Vec<_> = chunk
+            .iter()
+            .map(|(name, f)| (*name, tokio::spawn(f(door, backend))))
+            .collect();
+        for (name, h) in handles {
+            ran += 1;
+            if let Err(e) = h.await {
+                eprintln!("conformance case `{name}` failed on {}: {e}", backend.name);
+                failed.push(name);
+            }
+        }
+    }
+    assert!(failed.is_empty(), "{} of {ran} conformance cases failed on {}: {failed:?}", failed.len(), backend.name);
+    eprintln!("conformance: {ran} cases passed on {}", backend.name);
+}
+
+/// The names of every case, in order.
+pub fn case_names() -> Vec<&'static str> {
+    cases::CASES.iter().map(|(n, _)| *n).collect()
+}
