@@ -49,6 +49,7 @@ impl Door for AxumDoor {
 }
 
 async fn run(name: &str) {
+    let _ = tracing_subscriber::fmt().with_env_filter("warn").with_test_writer().try_init();
     let backend = Backend::from_env()
         .into_iter()
         .find(|b| b.name == name);

@@ -113,6 +113,9 @@ pub enum AuthError {
     /// The cause is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A transaction kept losing lock races (deadlock, busy); retried, then answered 503.
+    #[error("database contention")]
+    Contention,
     /// Database or Redis unreachable; the cause is logged, never sent.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -211,7 +214,7 @@ impl AuthError {
                 RateLimit::Sms => (429, "RATE_LIMIT_SMS", "Too many text messages"),
             },
             Internal(_) => (500, "INTERNAL_ERROR", "Internal error"),
-            Unavailable(_) => (503, "SERVICE_UNAVAILABLE", "Service unavailable"),
+            Unavailable(_) | Contention => (503, "SERVICE_UNAVAILABLE", "Service unavailable"),
         }
     }
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use sea_orm::{ActiveModelTrait, EntityTrait, QuerySelect, Set, TransactionTrait};
+use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Set, Statement, TransactionTrait};
 
 use crate::error::{AuthError, AuthResult};
 use crate::store::entities::kv;
@@ -93,47 +93,39 @@ impl DatabaseKv {
 #[async_trait]
 impl Kv for DatabaseKv {
     async fn incr(&self, key: &str, window_ms: i64, now: i64) -> AuthResult<Entry> {
-        // Two instances may both see "no row" and insert: the loser retries and increments.
-        for _ in 0..5 {
-            let tx = self.store.begin().await?;
-            let row = kv::Entity::find_by_id(key.to_string()).lock_exclusive().one(&tx).await?;
-            let entry = match row {
-                Some(r) if r.expires_at > now => {
-                    let e = Entry { value: r.value + 1, expires_at: r.expires_at };
-                    let mut am: kv::ActiveModel = r.into();
-                    am.value = Set(e.value);
-                    am.update(&tx).await?;
-                    e
-                }
-                Some(r) => {
-                    let e = Entry { value: 1, expires_at: now + window_ms };
-                    let mut am: kv::ActiveModel = r.into();
-                    am.value = Set(1);
-                    am.expires_at = Set(e.expires_at);
-                    am.update(&tx).await?;
-                    e
-                }
-                None => {
-                    let e = Entry { value: 1, expires_at: now + window_ms };
-                    let am = kv::ActiveModel {
-                        key: Set(key.to_string()),
-                        value: Set(1),
-                        expires_at: Set(e.expires_at),
-                    };
-                    match kv::Entity::insert(am).exec(&tx).await {
-                        Ok(_) => e,
-                        Err(err) if is_unique_violation(&err) => {
-                            tx.rollback().await.ok();
-                            continue;
-                        }
-                        Err(err) => return Err(err.into()),
-                    }
-                }
-            };
-            tx.commit().await?;
-            return Ok(entry);
-        }
-        Err(AuthError::Internal("kv increment kept conflicting".into()))
+        // One atomic upsert per back end: no read-then-write race between instances, and no
+        // gap locks for InnoDB to deadlock on.
+        let backend = self.store.backend();
+        let exp = now + window_ms;
+        let upsert = match backend {
+            DbBackend::MySql => {
+                "INSERT INTO nauth_kv (`key`, `value`, expires_at) VALUES (?, 1, ?) \
+                 ON DUPLICATE KEY UPDATE `value` = IF(expires_at <= ?, 1, `value` + 1), \
+                 expires_at = IF(expires_at <= ?, ?, expires_at)"
+            }
+            DbBackend::Postgres => {
+                "INSERT INTO nauth_kv (key, value, expires_at) VALUES ($1, 1, $2) \
+                 ON CONFLICT (key) DO UPDATE SET \
+                 value = CASE WHEN nauth_kv.expires_at <= $3 THEN 1 ELSE nauth_kv.value + 1 END, \
+                 expires_at = CASE WHEN nauth_kv.expires_at <= $4 THEN $5 ELSE nauth_kv.expires_at END"
+            }
+            _ => {
+                "INSERT INTO nauth_kv (key, value, expires_at) VALUES (?, 1, ?) \
+                 ON CONFLICT (key) DO UPDATE SET \
+                 value = CASE WHEN nauth_kv.expires_at <= ? THEN 1 ELSE nauth_kv.value + 1 END, \
+                 expires_at = CASE WHEN nauth_kv.expires_at <= ? THEN ? ELSE nauth_kv.expires_at END"
+            }
+        };
+        let values: Vec<sea_orm::Value> =
+            vec![key.into(), exp.into(), now.into(), now.into(), exp.into()];
+        let tx = self.store.begin().await?;
+        tx.execute_raw(Statement::from_sql_and_values(backend, upsert, values)).await?;
+        let row = kv::Entity::find_by_id(key.to_string())
+            .one(&tx)
+            .await?
+            .ok_or_else(|| AuthError::Internal("kv row vanished".into()))?;
+        tx.commit().await?;
+        Ok(Entry { value: row.value, expires_at: row.expires_at })
     }
 
     async fn get(&self, key: &str, now: i64) -> AuthResult<Option<Entry>> {
@@ -144,7 +136,7 @@ impl Kv for DatabaseKv {
     }
 
     async fn set(&self, key: &str, value: i64, expires_at: i64) -> AuthResult<()> {
-        let tx = self.store.db.begin().await?;
+        let tx = self.store.begin().await?;
         kv::Entity::delete_by_id(key.to_string()).exec(&tx).await?;
         let am = kv::ActiveModel { key: Set(key.to_string()), value: Set(value), expires_at: Set(expires_at) };
         match kv::Entity::insert(am).exec(&tx).await {

@@ -188,22 +188,36 @@ async fn route_and_run(inner: &Inner, req: &Request) -> Result<Reply, AuthError>
     }
     let input = Input::parse(body)?;
     let body_has_refresh = route == Route::Refresh && input.has("refreshToken");
+    drop(input);
     let json_delivery = wants_json(inner.cfg.token_delivery.mode, req, body_has_refresh);
     let ip = client_ip(inner, req);
-    let ctx = Ctx {
-        inner,
-        req,
-        now: inner.clock.now_ms(),
-        ip,
-        origin: Origin {
-            ip: ip.map(|i| i.to_string()),
-            user_agent: req.header("user-agent").map(|u| u.chars().take(255).collect()),
-        },
-        principal,
-        outbox: Default::default(),
-        counted: Default::default(),
+    let mut attempt = 0;
+    let (ctx, outcome) = loop {
+        let ctx = Ctx {
+            inner,
+            req,
+            now: inner.clock.now_ms(),
+            ip,
+            origin: Origin {
+                ip: ip.map(|i| i.to_string()),
+                user_agent: req.header("user-agent").map(|u| u.chars().take(255).collect()),
+            },
+            principal: principal.clone(),
+            outbox: Default::default(),
+            counted: Default::default(),
+        };
+        // Every flow's writes are transactions that roll back whole, so a flow that lost a
+        // lock race (InnoDB deadlock, SQLite busy) is simply run again.
+        match run(&ctx, route.clone(), Input::parse(body)?).await {
+            Err(AuthError::Contention) if attempt < 4 => {
+                attempt += 1;
+                let jitter = 5 + u64::from(crate::codes::random_below(20)) * attempt;
+                tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+            }
+            Err(e) => return Err(e),
+            Ok(outcome) => break (ctx, outcome),
+        }
     };
-    let outcome = run(&ctx, route, input).await?;
     let counted = ctx.counted.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default();
     for address in counted {
         // Best effort: the message is already on its way.

@@ -57,6 +57,18 @@ pub fn sqlite_url() -> String {
     format!("sqlite://{}?mode=rwc", path.display())
 }
 
+impl Drop for Env {
+    fn drop(&mut self) {
+        // Give the connections back: many engines share one PostgreSQL/MySQL server in a run.
+        let db = self.nauth.store().db.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = db.close_by_ref().await;
+            });
+        }
+    }
+}
+
 impl Env {
     /// Builds an engine from `cfg` (after `tweak`) and serves it through `door`.
     pub async fn start(door: &dyn Door, database_url: &str, tweak: impl FnOnce(&mut NAuthConfig)) -> Env {

@@ -25,10 +25,30 @@ pub struct Store {
     pub db: DatabaseConnection,
 }
 
+/// Whether the error is a lost lock race that a retry of the whole transaction resolves:
+/// a MySQL/InnoDB or PostgreSQL deadlock or serialisation failure, or SQLite's busy lock.
+pub fn is_contention(e: &DbErr) -> bool {
+    let (DbErr::Exec(sea_orm::RuntimeErr::SqlxError(s)) | DbErr::Query(sea_orm::RuntimeErr::SqlxError(s))) = e else {
+        return false;
+    };
+    match s.as_ref() {
+        sea_orm::sqlx::Error::Database(d) => {
+            matches!(d.code().as_deref(), Some("40001" | "40P01" | "5" | "6" | "517" | "261"))
+                || d.message().contains("Deadlock found")
+                || d.message().contains("database is locked")
+        }
+        _ => false,
+    }
+}
+
 /// Maps a database error: connection trouble is `503`, everything else `500`. The cause
 /// goes to the log, never to the client.
 pub fn db_error(e: DbErr) -> AuthError {
     use sea_orm::sqlx::Error as S;
+    if is_contention(&e) {
+        tracing::debug!(error = %e, "transaction lost a lock race; retrying");
+        return AuthError::Contention;
+    }
     let unavailable = match &e {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
         DbErr::Exec(sea_orm::RuntimeErr::SqlxError(s))
@@ -68,7 +88,7 @@ impl Store {
                         .foreign_keys(false)
                 });
         } else {
-            opts.max_connections(16);
+            opts.max_connections(16).min_connections(0).idle_timeout(Duration::from_secs(60));
         }
         let db = Database::connect(opts).await?;
         Ok(Store { db })
@@ -97,17 +117,41 @@ impl Store {
     /// Creates every table and index if missing. Safe to run on every start and from several
     /// instances at once.
     pub async fn migrate(&self) -> Result<(), DbErr> {
+        // Instances starting together take turns: concurrent CREATE TABLE IF NOT EXISTS can
+        // still collide in PostgreSQL's catalog.
+        match self.backend() {
+            DbBackend::Postgres => {
+                let tx = self.db.begin().await?;
+                tx.execute_unprepared("SELECT pg_advisory_xact_lock(7236524110)").await?;
+                self.migrate_locked(&tx).await?;
+                tx.commit().await
+            }
+            DbBackend::MySql => {
+                // DDL commits implicitly in MySQL; the transaction only pins one connection
+                // so the named lock and the DDL share it.
+                let conn = self.db.begin().await?;
+                conn.execute_unprepared("SELECT GET_LOCK('nauth_migrate', 60)").await?;
+                let r = self.migrate_locked(&conn).await;
+                conn.execute_unprepared("SELECT RELEASE_LOCK('nauth_migrate')").await?;
+                conn.commit().await?;
+                r
+            }
+            _ => self.migrate_locked(&self.db).await,
+        }
+    }
+
+    async fn migrate_locked(&self, db: &impl ConnectionTrait) -> Result<(), DbErr> {
         let backend = self.backend();
         let schema = Schema::new(backend);
-        let current = self.schema_version().await?;
+        let current = Self::schema_version(db, backend).await?;
         if current >= SCHEMA_VERSION {
             return Ok(());
         }
         macro_rules! create {
             ($($e:path),*) => {$(
-                self.db.execute(schema.create_table_from_entity($e).if_not_exists()).await?;
+                db.execute(schema.create_table_from_entity($e).if_not_exists()).await?;
                 for mut idx in schema.create_index_from_entity($e) {
-                    let r = self.db.execute(idx.if_not_exists()).await;
+                    let r = db.execute(idx.if_not_exists()).await;
                     // MySQL (unlike MariaDB) lacks CREATE INDEX IF NOT EXISTS: a duplicate
                     // index from a concurrent start is fine.
                     if let Err(e) = r {
@@ -133,7 +177,7 @@ impl Store {
             .table(audit_log::Entity)
             .col(audit_log::Column::CreatedAt)
             .to_owned();
-        if let Err(e) = self.db.execute(idx.if_not_exists()).await {
+        if let Err(e) = db.execute(idx.if_not_exists()).await {
             if !e.to_string().contains("Duplicate key name") {
                 return Err(e);
             }
@@ -142,20 +186,18 @@ impl Store {
             id: sea_orm::Set(1),
             version: sea_orm::Set(SCHEMA_VERSION),
         };
-        match schema_version::Entity::insert(row).exec(&self.db).await {
+        match schema_version::Entity::insert(row).exec(db).await {
             Ok(_) => Ok(()),
             Err(e) if is_unique_violation(&e) => Ok(()),
             Err(e) => Err(e),
         }
     }
 
-    async fn schema_version(&self) -> Result<i32, DbErr> {
-        let schema = Schema::new(self.backend());
-        self.db
-            .execute(schema.create_table_from_entity(schema_version::Entity).if_not_exists())
-            .await?;
+    async fn schema_version(db: &impl ConnectionTrait, backend: DbBackend) -> Result<i32, DbErr> {
+        let schema = Schema::new(backend);
+        db.execute(schema.create_table_from_entity(schema_version::Entity).if_not_exists()).await?;
         Ok(schema_version::Entity::find_by_id(1)
-            .one(&self.db)
+            .one(db)
             .await?
             .map(|r| r.version)
             .unwrap_or(0))
