@@ -148,10 +148,11 @@ async fn signup_verify_login_and_protected_route(door: &dyn Door, b: &Backend) {
     let r = login(&env, &e.to_uppercase(), PW).await;
     assert_eq!(r.status, 200, "{}", r.json());
     assert!(r.json()["accessToken"].is_string());
-    let r = env.send(TestRequest::json("PUT", "/auth/profile", &json!({"username": "Jo_User1"})).bearer(&access)).await;
+    let uname = format!("Jo_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let r = env.send(TestRequest::json("PUT", "/auth/profile", &json!({"username": uname})).bearer(&access)).await;
     assert_eq!(r.status, 200, "{}", r.json());
-    assert_eq!(r.json()["username"], "jo_user1");
-    let r = login(&env, "JO_USER1", PW).await;
+    assert_eq!(r.json()["username"], uname.to_lowercase().as_str());
+    let r = login(&env, &uname.to_uppercase(), PW).await;
     assert_eq!(r.status, 200);
     let r = env.get("/auth/profile", Some(&access)).await;
     let p = r.json();
@@ -397,7 +398,8 @@ async fn login_errors_are_uniform(door: &dyn Door, b: &Backend) {
     signup_verified(&env, &e).await;
     let wrong = login(&env, &e, "Wrong-Password-1").await;
     let unknown = login(&env, &email(), "Wrong-Password-1").await;
-    let uname = login(&env, "nobody_here", "Wrong-Password-1").await;
+    let ghost_name = format!("nobody_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let uname = login(&env, &ghost_name, "Wrong-Password-1").await;
     for r in [&wrong, &unknown, &uname] {
         assert_error(r, 401, "AUTH_INVALID_CREDENTIALS");
         assert_eq!(r.json()["message"], wrong.json()["message"]);
