@@ -7,6 +7,7 @@ pub mod config;
 pub mod delivery;
 pub mod error;
 pub mod events;
+pub mod example;
 mod flows;
 pub mod guard;
 pub mod http;
@@ -229,6 +230,13 @@ impl NAuth {
     pub async fn authenticate_role(&self, req: &Request, role: &str) -> AuthResult<Principal> {
         let p = guard::authenticate(&self.inner, req).await?;
         if p.has_role(role) { Ok(p) } else { Err(AuthError::Forbidden) }
+    }
+
+    /// Creates an administrator (roles `user,admin`, email verified) with a random one-time
+    /// password that must be changed at the first login (FORCE_CHANGE_PASSWORD). Returns the
+    /// password, to be shown once.
+    pub async fn create_admin(&self, email: &str) -> AuthResult<String> {
+        flows::account::create_admin(&self.inner, email).await
     }
 
     /// Renders an error as the contract's JSON reply (for adapters' extractors).

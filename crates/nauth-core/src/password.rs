@@ -178,7 +178,7 @@ mod tests {
     fn nist_policy() {
         let c = PasswordConfig::default();
         assert!(policy_violations("Tr0ub4dor&3x", None, &c).is_empty());
-        assert_eq!(policy_violations("short", None, &c).len(), 1);
+        assert_eq!(policy_violations("zq7!x", None, &c).len(), 1);
         assert!(!policy_violations("password123", None, &c).is_empty());
         assert!(!policy_violations("alice-is-great-42", Some("alice@example.com"), &c).is_empty());
         assert!(!policy_violations(&"x".repeat(129), None, &c).is_empty());

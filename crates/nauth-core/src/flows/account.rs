@@ -281,3 +281,36 @@ pub(crate) async fn delete_account(ctx: &Ctx<'_>, mut input: Input) -> AuthResul
     audit(ctx.inner, None, Event::AccountDeleted, true, &ctx.origin, json!({"sub": uid})).await;
     Ok(Outcome::JsonClearing { body: json!({"success": true}), device: true })
 }
+
+/// The first administrator: a random one-time password that must be changed at first login.
+pub(crate) async fn create_admin(inner: &crate::Inner, email: &str) -> AuthResult<String> {
+    let email = crate::input::normalize_email(email).map_err(|m| AuthError::field("email", m))?;
+    let alphabet = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789";
+    let password = codes::random_string(alphabet, 20);
+    let hash = inner.hasher.hash(&password).await?;
+    let now = inner.clock.now_ms();
+    let user = users::ActiveModel {
+        id: Set(uuid::Uuid::new_v4().to_string()),
+        email: Set(email),
+        username: Set(None),
+        phone: Set(None),
+        password_hash: Set(hash),
+        first_name: Set(None),
+        last_name: Set(None),
+        metadata: Set(None),
+        roles: Set("user,admin".into()),
+        is_email_verified: Set(true),
+        is_phone_verified: Set(false),
+        must_change_password: Set(true),
+        password_changed_at: Set(now),
+        disabled: Set(false),
+        mfa_enabled: Set(false),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    match users::Entity::insert(user).exec(&inner.store.db).await {
+        Ok(_) => Ok(password),
+        Err(e) if is_unique_violation(&e) => Err(AuthError::EmailExists),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,61 @@
+//! What the three example apps share, so they stay the same app (API.md §10): the layered
+//! configuration with development defaults, the demo pages, and the first-admin helper.
+
+use crate::config::{ConfigError, NAuthConfig, from_layers};
+
+/// The page at `GET /`: signup → verify → login → profile in the browser.
+pub const INDEX_HTML: &str = include_str!("../assets/index.html");
+/// The page at `GET /reset-password` that the reset link opens.
+pub const RESET_HTML: &str = include_str!("../assets/reset-password.html");
+
+/// The example app's settings.
+#[derive(Debug, Clone)]
+pub struct ExampleConfig {
+    /// `NAUTH_BIND`, default `127.0.0.1:3000`.
+    pub bind: String,
+    /// The engine's configuration.
+    pub nauth: NAuthConfig,
+    /// True when no secret was configured and a random one was generated (tokens then die
+    /// with the process).
+    pub generated_secret: bool,
+}
+
+/// Loads the example configuration: development defaults, under the TOML file named by
+/// `NAUTH_CONFIG` (if any), under `NAUTH_*` environment overrides.
+pub fn load() -> Result<ExampleConfig, ConfigError> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let bind = get("NAUTH_BIND").unwrap_or_else(|| "127.0.0.1:3000".into());
+    let file = match get("NAUTH_CONFIG") {
+        Some(path) => Some(std::fs::read_to_string(&path).map_err(|e| ConfigError {
+            key: "NAUTH_CONFIG".into(),
+            message: format!("{path}: {e}"),
+        })?),
+        None => None,
+    };
+    let file_has_secret = file.as_deref().and_then(|f| f.parse::<toml::Table>().ok()).is_some_and(|t| t.contains_key("secret"));
+    let generated_secret = !file_has_secret && get("NAUTH_SECRET").is_none();
+    let secret = if generated_secret { crate::codes::random_token() } else { String::new() };
+    let base = format!(
+        r#"
+database_url = "sqlite://nauth.db?mode=rwc"
+base_url = "http://{bind}"
+secret = "{secret}"
+[token_delivery]
+mode = "hybrid"
+cookie_secure = false
+[signup]
+verification = "email"
+[email]
+provider = "console"
+"#
+    );
+    let nauth = from_layers(&base, file.as_deref(), env)?;
+    Ok(ExampleConfig { bind, nauth, generated_secret })
+}
+
+/// The `--create-admin EMAIL` argument, if given.
+pub fn create_admin_arg() -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == "--create-admin").and_then(|i| args.get(i + 1).cloned())
+}
