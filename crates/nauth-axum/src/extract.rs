@@ -12,7 +12,11 @@ use crate::response::NAuthRejection;
 use crate::router::{core_request, missing_extension};
 
 fn engine(parts: &Parts) -> Result<NAuth, Response> {
-    parts.extensions.get::<NAuth>().cloned().ok_or_else(missing_extension)
+    parts
+        .extensions
+        .get::<NAuth>()
+        .cloned()
+        .ok_or_else(missing_extension)
 }
 
 fn reject(nauth: &NAuth, e: &nauth_core::AuthError) -> Response {
@@ -28,7 +32,11 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
         let nauth = engine(parts)?;
-        nauth.authenticate(&core_request(parts)).await.map(AuthUser).map_err(|e| reject(&nauth, &e))
+        nauth
+            .authenticate(&core_request(parts))
+            .await
+            .map(AuthUser)
+            .map_err(|e| reject(&nauth, &e))
     }
 }
 

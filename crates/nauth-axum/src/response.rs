@@ -17,9 +17,13 @@ impl IntoResponse for NAuthRejection {
 /// Copies status, headers and body.
 pub(crate) fn into_response(reply: Reply) -> Response {
     let mut res = Response::new(axum::body::Body::from(reply.body));
-    *res.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *res.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     for (k, v) in reply.headers {
-        if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(&v)) {
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(&v),
+        ) {
             res.headers_mut().append(k, v);
         }
     }

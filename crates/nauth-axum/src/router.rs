@@ -36,7 +36,9 @@ pub async fn fallback(req: Request) -> Response {
 pub(crate) fn missing_extension() -> Response {
     axum::http::Response::builder()
         .status(500)
-        .body(axum::body::Body::from("nauth: add .layer(Extension(nauth)) to the router"))
+        .body(axum::body::Body::from(
+            "nauth: add .layer(Extension(nauth)) to the router",
+        ))
         .unwrap_or_default()
 }
 
@@ -67,7 +69,10 @@ async fn handle(nauth: &NAuth, req: Request) -> Response {
     r.body = if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         Body::TooLarge
     } else {
-        match http_body_util::Limited::new(body, MAX_BODY_BYTES).collect().await {
+        match http_body_util::Limited::new(body, MAX_BODY_BYTES)
+            .collect()
+            .await
+        {
             Ok(c) => Body::Bytes(c.to_bytes().to_vec()),
             Err(_) => Body::TooLarge,
         }

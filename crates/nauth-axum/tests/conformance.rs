@@ -36,12 +36,17 @@ impl Door for AxumDoor {
                 .merge(nauth_axum::router(nauth.clone()))
                 .fallback(nauth_axum::fallback)
                 .layer(Extension(nauth));
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
             let addr = listener.local_addr().expect("addr");
             tokio::spawn(async move {
-                axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                    .await
-                    .expect("serve");
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .await
+                .expect("serve");
             });
             addr
         })
@@ -49,13 +54,17 @@ impl Door for AxumDoor {
 }
 
 async fn run(name: &str) {
-    let _ = tracing_subscriber::fmt().with_env_filter("warn").with_test_writer().try_init();
-    let backend = Backend::from_env()
-        .into_iter()
-        .find(|b| b.name == name);
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("warn")
+        .with_test_writer()
+        .try_init();
+    let backend = Backend::from_env().into_iter().find(|b| b.name == name);
     match backend {
         Some(b) => run_all(&AxumDoor, b).await,
-        None => eprintln!("{name}: NAUTH_TEST_{}_URL not set; skipped", name.to_uppercase()),
+        None => eprintln!(
+            "{name}: NAUTH_TEST_{}_URL not set; skipped",
+            name.to_uppercase()
+        ),
     }
 }
 

@@ -93,10 +93,7 @@ pub fn next_step(u: &UserState, p: &Policy) -> Step {
         Step::Challenge(VerifyEmail)
     } else if wants_phone && !u.phone_verified {
         Step::Challenge(VerifyPhone)
-    } else if p.mfa == MfaEnforcement::Required
-        && !u.has_mfa
-        && !u.mfa_exempt
-        && !u.in_grace_period
+    } else if p.mfa == MfaEnforcement::Required && !u.has_mfa && !u.mfa_exempt && !u.in_grace_period
     {
         Step::Challenge(MfaSetupRequired)
     } else if p.mfa != MfaEnforcement::Off && u.has_mfa && !u.mfa_proven && !u.trusted_device {
@@ -115,9 +112,17 @@ mod tests {
     /// recomputed from the contract's rule list, written independently as a table of rules.
     #[test]
     fn exhaustive_table() {
-        let verifications =
-            [Verification::None, Verification::Email, Verification::Phone, Verification::Both];
-        let enforcements = [MfaEnforcement::Off, MfaEnforcement::Optional, MfaEnforcement::Required];
+        let verifications = [
+            Verification::None,
+            Verification::Email,
+            Verification::Phone,
+            Verification::Both,
+        ];
+        let enforcements = [
+            MfaEnforcement::Off,
+            MfaEnforcement::Optional,
+            MfaEnforcement::Required,
+        ];
         let mut seen = std::collections::HashSet::new();
         for bits in 0u16..256 {
             let b = |i: u16| bits & (1 << i) != 0;
@@ -133,7 +138,10 @@ mod tests {
             };
             for v in verifications {
                 for m in enforcements {
-                    let p = Policy { verification: v, mfa: m };
+                    let p = Policy {
+                        verification: v,
+                        mfa: m,
+                    };
                     let rules: [(bool, ChallengeName); 5] = [
                         (u.must_change_password, ForceChangePassword),
                         (
@@ -174,22 +182,52 @@ mod tests {
 
     #[test]
     fn named_cases() {
-        let p = Policy { verification: Verification::Email, mfa: MfaEnforcement::Optional };
+        let p = Policy {
+            verification: Verification::Email,
+            mfa: MfaEnforcement::Optional,
+        };
         let fresh = UserState::default();
         assert_eq!(next_step(&fresh, &p), Step::Challenge(VerifyEmail));
-        let verified = UserState { email_verified: true, ..fresh };
+        let verified = UserState {
+            email_verified: true,
+            ..fresh
+        };
         assert_eq!(next_step(&verified, &p), Step::Tokens);
-        let forced = UserState { must_change_password: true, ..verified };
+        let forced = UserState {
+            must_change_password: true,
+            ..verified
+        };
         assert_eq!(next_step(&forced, &p), Step::Challenge(ForceChangePassword));
-        let mfa = UserState { has_mfa: true, ..verified };
+        let mfa = UserState {
+            has_mfa: true,
+            ..verified
+        };
         assert_eq!(next_step(&mfa, &p), Step::Challenge(MfaRequired));
-        let trusted = UserState { trusted_device: true, ..mfa };
+        let trusted = UserState {
+            trusted_device: true,
+            ..mfa
+        };
         assert_eq!(next_step(&trusted, &p), Step::Tokens);
-        let req = Policy { mfa: MfaEnforcement::Required, ..p };
-        assert_eq!(next_step(&verified, &req), Step::Challenge(MfaSetupRequired));
-        let grace = UserState { in_grace_period: true, ..verified };
+        let req = Policy {
+            mfa: MfaEnforcement::Required,
+            ..p
+        };
+        assert_eq!(
+            next_step(&verified, &req),
+            Step::Challenge(MfaSetupRequired)
+        );
+        let grace = UserState {
+            in_grace_period: true,
+            ..verified
+        };
         assert_eq!(next_step(&grace, &req), Step::Tokens);
-        for n in [VerifyEmail, VerifyPhone, MfaSetupRequired, MfaRequired, ForceChangePassword] {
+        for n in [
+            VerifyEmail,
+            VerifyPhone,
+            MfaSetupRequired,
+            MfaRequired,
+            ForceChangePassword,
+        ] {
             assert_eq!(ChallengeName::parse(n.as_str()), Some(n));
         }
         assert_eq!(ChallengeName::parse("verify_email"), None);

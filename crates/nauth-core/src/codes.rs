@@ -41,7 +41,9 @@ pub fn random_token() -> String {
 
 /// A random string over `alphabet` of `len` characters.
 pub fn random_string(alphabet: &[u8], len: usize) -> String {
-    (0..len).map(|_| alphabet[random_below(alphabet.len() as u32) as usize] as char).collect()
+    (0..len)
+        .map(|_| alphabet[random_below(alphabet.len() as u32) as usize] as char)
+        .collect()
 }
 
 /// Lower-case hex SHA-256 of the input (refresh tokens, API keys: high-entropy secrets).
@@ -94,13 +96,20 @@ impl Keys {
     /// Derives the purpose keys from the master secret.
     pub fn derive(secret: &str) -> Self {
         let k = |label: &str| hmac(secret.as_bytes(), &[b"nauth/v1", label.as_bytes()]).to_vec();
-        Keys { jwt: k("jwt"), csrf: k("csrf"), code: k("code") }
+        Keys {
+            jwt: k("jwt"),
+            csrf: k("csrf"),
+            code: k("code"),
+        }
     }
 
     /// Keyed hash of a code or link token for storage: `purpose` and `scope` (e.g. the
     /// challenge id) are bound in, so a code for one purpose or user never matches another.
     pub fn hash_code(&self, purpose: &str, scope: &str, code: &str) -> String {
-        hex(&hmac(&self.code, &[purpose.as_bytes(), scope.as_bytes(), code.as_bytes()]))
+        hex(&hmac(
+            &self.code,
+            &[purpose.as_bytes(), scope.as_bytes(), code.as_bytes()],
+        ))
     }
 
     /// Whether `code` hashes to `stored`, compared in constant time.
@@ -111,14 +120,18 @@ impl Keys {
     /// The CSRF token of a session: `nonce.mac(session, nonce)`, bound to that session.
     pub fn csrf_token(&self, session_id: &str) -> String {
         let nonce = URL_SAFE_NO_PAD.encode(random_bytes::<16>());
-        let mac = URL_SAFE_NO_PAD.encode(hmac(&self.csrf, &[session_id.as_bytes(), nonce.as_bytes()]));
+        let mac =
+            URL_SAFE_NO_PAD.encode(hmac(&self.csrf, &[session_id.as_bytes(), nonce.as_bytes()]));
         format!("{nonce}.{mac}")
     }
 
     /// Whether a CSRF token was issued by us for this session.
     pub fn csrf_valid(&self, session_id: &str, token: &str) -> bool {
-        let Some((nonce, mac)) = token.split_once('.') else { return false };
-        let want = URL_SAFE_NO_PAD.encode(hmac(&self.csrf, &[session_id.as_bytes(), nonce.as_bytes()]));
+        let Some((nonce, mac)) = token.split_once('.') else {
+            return false;
+        };
+        let want =
+            URL_SAFE_NO_PAD.encode(hmac(&self.csrf, &[session_id.as_bytes(), nonce.as_bytes()]));
         ct_eq(&want, mac)
     }
 }
@@ -130,8 +143,15 @@ mod tests {
     #[test]
     fn codes_are_six_digits_and_vary() {
         let codes: std::collections::HashSet<String> = (0..200).map(|_| random_code()).collect();
-        assert!(codes.iter().all(|c| c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit())));
-        assert!(codes.len() > 190, "a CSPRNG should rarely repeat in 200 draws");
+        assert!(
+            codes
+                .iter()
+                .all(|c| c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit()))
+        );
+        assert!(
+            codes.len() > 190,
+            "a CSPRNG should rarely repeat in 200 draws"
+        );
         assert_eq!(random_token().len(), 43);
     }
 

@@ -1257,7 +1257,8 @@ pub fn from_layers(
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<NAuthConfig, ConfigError> {
     let parse = |s: &str, what: &str| {
-        s.parse::<toml::Table>().map_err(|e| err(what, format!("{}", e.message())))
+        s.parse::<toml::Table>()
+            .map_err(|e| err(what, format!("{}", e.message())))
     };
     let mut table = parse(base, "<defaults>")?;
     if let Some(file) = toml {

@@ -50,13 +50,23 @@ impl CookieSpec {
 
     fn cookie(&self, name: &str, value: &str, path: &str, max_age: i64, http_only: bool) -> String {
         let ho = if http_only { "; HttpOnly" } else { "" };
-        format!("{name}={value}; Path={path}; Max-Age={}{ho}{}", max_age.max(0), self.attrs)
+        format!(
+            "{name}={value}; Path={path}; Max-Age={}{ho}{}",
+            max_age.max(0),
+            self.attrs
+        )
     }
 
     /// The three cookies of a token pair: access, refresh and the session's CSRF token.
     pub fn set_tokens(&self, t: &IssuedTokens, now_s: i64) -> Vec<String> {
         vec![
-            self.cookie(&self.access, &t.access_token, "/", t.access_expires_at - now_s, true),
+            self.cookie(
+                &self.access,
+                &t.access_token,
+                "/",
+                t.access_expires_at - now_s,
+                true,
+            ),
             self.cookie(
                 &self.refresh,
                 &t.refresh_token,
@@ -64,7 +74,13 @@ impl CookieSpec {
                 t.refresh_expires_at - now_s,
                 true,
             ),
-            self.cookie(&self.csrf, &t.csrf_token, "/", t.refresh_expires_at - now_s, false),
+            self.cookie(
+                &self.csrf,
+                &t.csrf_token,
+                "/",
+                t.refresh_expires_at - now_s,
+                false,
+            ),
         ]
     }
 
@@ -106,7 +122,10 @@ impl IssuedTokens {
         m.insert("accessToken".into(), json!(self.access_token));
         m.insert("refreshToken".into(), json!(self.refresh_token));
         m.insert("accessTokenExpiresAt".into(), json!(self.access_expires_at));
-        m.insert("refreshTokenExpiresAt".into(), json!(self.refresh_expires_at));
+        m.insert(
+            "refreshTokenExpiresAt".into(),
+            json!(self.refresh_expires_at),
+        );
         m
     }
 }
@@ -117,7 +136,8 @@ pub fn wants_json(mode: DeliveryMode, req: &Request, body_has_refresh: bool) -> 
         DeliveryMode::Json => true,
         DeliveryMode::Cookies => false,
         DeliveryMode::Hybrid => {
-            req.header("x-token-delivery").is_some_and(|v| v.eq_ignore_ascii_case("json"))
+            req.header("x-token-delivery")
+                .is_some_and(|v| v.eq_ignore_ascii_case("json"))
                 || req.query_param("mode").as_deref() == Some("token")
                 || req.bearer().is_some()
                 || body_has_refresh
@@ -142,15 +162,25 @@ mod tests {
             csrf_token: "C".into(),
         };
         let c = spec.set_tokens(&t, 1000);
-        assert_eq!(c[0], "nauth_access_token=A; Path=/; Max-Age=900; HttpOnly; Secure; SameSite=Strict");
+        assert_eq!(
+            c[0],
+            "nauth_access_token=A; Path=/; Max-Age=900; HttpOnly; Secure; SameSite=Strict"
+        );
         assert_eq!(
             c[1],
             "nauth_refresh_token=R; Path=/auth; Max-Age=604800; HttpOnly; Secure; SameSite=Strict"
         );
-        assert_eq!(c[2], "nauth_csrf_token=C; Path=/; Max-Age=604800; Secure; SameSite=Strict");
+        assert_eq!(
+            c[2],
+            "nauth_csrf_token=C; Path=/; Max-Age=604800; Secure; SameSite=Strict"
+        );
         let cleared = spec.clear(false);
         assert_eq!(cleared.len(), 3);
-        assert!(cleared.iter().all(|c| c.contains("=; ") && c.contains("Max-Age=0")));
+        assert!(
+            cleared
+                .iter()
+                .all(|c| c.contains("=; ") && c.contains("Max-Age=0"))
+        );
         assert!(cleared[1].contains("Path=/auth"));
     }
 
@@ -159,7 +189,11 @@ mod tests {
         let r = Request::new("POST", "/auth/login");
         assert!(!wants_json(DeliveryMode::Hybrid, &r, false));
         assert!(wants_json(DeliveryMode::Hybrid, &r, true));
-        assert!(wants_json(DeliveryMode::Hybrid, &Request::new("POST", "/auth/login?mode=token"), false));
+        assert!(wants_json(
+            DeliveryMode::Hybrid,
+            &Request::new("POST", "/auth/login?mode=token"),
+            false
+        ));
         let mut h = Request::new("POST", "/auth/login");
         h.headers.push(("x-token-delivery".into(), "json".into()));
         assert!(wants_json(DeliveryMode::Hybrid, &h, false));

@@ -127,7 +127,11 @@ impl AuthError {
         use AuthError::*;
         match self {
             ValidationFailed(_) => (400, "VALIDATION_FAILED", "Validation failed"),
-            WeakPassword(_) => (400, "SIGNUP_WEAK_PASSWORD", "Password does not meet the policy"),
+            WeakPassword(_) => (
+                400,
+                "SIGNUP_WEAK_PASSWORD",
+                "Password does not meet the policy",
+            ),
             PasswordReused => (400, "PASSWORD_REUSED", "Password was used recently"),
             PasswordIncorrect => (400, "PASSWORD_INCORRECT", "Password is incorrect"),
             VerifyCodeInvalid { .. } => (400, "VERIFY_CODE_INVALID", "Invalid verification code"),
@@ -151,11 +155,9 @@ impl AuthError {
                 "Challenge already completed",
             ),
             PasswordResetCodeInvalid => (400, "PASSWORD_RESET_CODE_INVALID", "Invalid reset code"),
-            PasswordResetCodeExpired => (
-                400,
-                "PASSWORD_RESET_CODE_EXPIRED",
-                "Reset code has expired",
-            ),
+            PasswordResetCodeExpired => {
+                (400, "PASSWORD_RESET_CODE_EXPIRED", "Reset code has expired")
+            }
             PasswordResetMaxAttempts => (
                 400,
                 "PASSWORD_RESET_MAX_ATTEMPTS",
@@ -305,20 +307,39 @@ mod tests {
     #[test]
     fn table_statuses_match_the_contract() {
         let cases: Vec<(AuthError, u16, &str)> = vec![
-            (AuthError::field("email", "required"), 400, "VALIDATION_FAILED"),
-            (AuthError::InvalidCredentials, 401, "AUTH_INVALID_CREDENTIALS"),
+            (
+                AuthError::field("email", "required"),
+                400,
+                "VALIDATION_FAILED",
+            ),
+            (
+                AuthError::InvalidCredentials,
+                401,
+                "AUTH_INVALID_CREDENTIALS",
+            ),
             (AuthError::CsrfMissing, 403, "AUTH_CSRF_TOKEN_MISSING"),
             (AuthError::NotFound, 404, "RESOURCE_NOT_FOUND"),
             (AuthError::EmailExists, 409, "SIGNUP_EMAIL_EXISTS"),
             (AuthError::PayloadTooLarge, 413, "PAYLOAD_TOO_LARGE"),
-            (AuthError::UnsupportedMediaType, 415, "UNSUPPORTED_MEDIA_TYPE"),
             (
-                AuthError::RateLimited { limit: RateLimit::Login, retry_after: 9 },
+                AuthError::UnsupportedMediaType,
+                415,
+                "UNSUPPORTED_MEDIA_TYPE",
+            ),
+            (
+                AuthError::RateLimited {
+                    limit: RateLimit::Login,
+                    retry_after: 9,
+                },
                 429,
                 "RATE_LIMIT_LOGIN",
             ),
             (AuthError::Internal("x".into()), 500, "INTERNAL_ERROR"),
-            (AuthError::Unavailable("x".into()), 503, "SERVICE_UNAVAILABLE"),
+            (
+                AuthError::Unavailable("x".into()),
+                503,
+                "SERVICE_UNAVAILABLE",
+            ),
         ];
         for (e, status, code) in cases {
             assert_eq!(e.status(), status, "{code}");
@@ -328,7 +349,10 @@ mod tests {
 
     #[test]
     fn body_shape_and_headers() {
-        let e = AuthError::RateLimited { limit: RateLimit::Resend, retry_after: 42 };
+        let e = AuthError::RateLimited {
+            limit: RateLimit::Resend,
+            retry_after: 42,
+        };
         let b = e.body("2026-11-24T10:00:00Z");
         assert_eq!(b["code"], "RATE_LIMIT_RESEND");
         assert_eq!(b["details"]["retryAfter"], 42);
@@ -336,8 +360,10 @@ mod tests {
         let b = AuthError::Internal("select * from secret".into()).body("t");
         assert!(!b.to_string().contains("select"));
         assert!(b.get("details").is_none());
-        assert!(AuthError::TokenMissing
-            .headers()
-            .contains(&("www-authenticate".into(), "Bearer".into())));
+        assert!(
+            AuthError::TokenMissing
+                .headers()
+                .contains(&("www-authenticate".into(), "Bearer".into()))
+        );
     }
 }

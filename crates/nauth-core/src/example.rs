@@ -33,9 +33,16 @@ pub fn load() -> Result<ExampleConfig, ConfigError> {
         })?),
         None => None,
     };
-    let file_has_secret = file.as_deref().and_then(|f| f.parse::<toml::Table>().ok()).is_some_and(|t| t.contains_key("secret"));
+    let file_has_secret = file
+        .as_deref()
+        .and_then(|f| f.parse::<toml::Table>().ok())
+        .is_some_and(|t| t.contains_key("secret"));
     let generated_secret = !file_has_secret && get("NAUTH_SECRET").is_none();
-    let secret = if generated_secret { crate::codes::random_token() } else { String::new() };
+    let secret = if generated_secret {
+        crate::codes::random_token()
+    } else {
+        String::new()
+    };
     let base = format!(
         r#"
 database_url = "sqlite://nauth.db?mode=rwc"
@@ -51,11 +58,17 @@ provider = "console"
 "#
     );
     let nauth = from_layers(&base, file.as_deref(), env)?;
-    Ok(ExampleConfig { bind, nauth, generated_secret })
+    Ok(ExampleConfig {
+        bind,
+        nauth,
+        generated_secret,
+    })
 }
 
 /// The `--create-admin EMAIL` argument, if given.
 pub fn create_admin_arg() -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == "--create-admin").and_then(|i| args.get(i + 1).cloned())
+    args.iter()
+        .position(|a| a == "--create-admin")
+        .and_then(|i| args.get(i + 1).cloned())
 }

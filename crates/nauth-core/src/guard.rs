@@ -51,8 +51,13 @@ pub(crate) fn check_origin(inner: &Inner, req: &Request) -> AuthResult<()> {
 
 /// Checks the CSRF header of a cookie-authenticated request against the session.
 pub(crate) fn check_csrf(inner: &Inner, req: &Request, session_id: &str) -> AuthResult<()> {
-    let header = req.header("x-csrf-token").filter(|h| !h.is_empty()).ok_or(AuthError::CsrfMissing)?;
-    let cookie_matches = req.cookie(&inner.cookies.csrf).is_some_and(|c| crate::codes::ct_eq(c, header));
+    let header = req
+        .header("x-csrf-token")
+        .filter(|h| !h.is_empty())
+        .ok_or(AuthError::CsrfMissing)?;
+    let cookie_matches = req
+        .cookie(&inner.cookies.csrf)
+        .is_some_and(|c| crate::codes::ct_eq(c, header));
     if cookie_matches && inner.keys.csrf_valid(session_id, header) {
         Ok(())
     } else {
@@ -97,7 +102,13 @@ pub(crate) async fn principal(inner: &Inner, req: &Request) -> AuthResult<Princi
         }
         auth_method = s.auth_method;
     }
-    Ok(Principal { sub: claims.sub, session_id: claims.sid, roles: claims.roles, auth_method, via_cookie })
+    Ok(Principal {
+        sub: claims.sub,
+        session_id: claims.sid,
+        roles: claims.roles,
+        auth_method,
+        via_cookie,
+    })
 }
 
 /// Authenticates an app route: token, session, then origin and CSRF for cookie requests.

@@ -44,7 +44,12 @@ impl Request {
             Some((p, q)) => (p.to_string(), Some(q.to_string())),
             None => (path_and_query.to_string(), None),
         };
-        Request { method: method.to_ascii_uppercase(), path, query, ..Default::default() }
+        Request {
+            method: method.to_ascii_uppercase(),
+            path,
+            query,
+            ..Default::default()
+        }
     }
 
     /// The first value of a header (name matched case-insensitively).
@@ -81,7 +86,10 @@ impl Request {
     pub fn bearer(&self) -> Option<&str> {
         let v = self.header("authorization")?;
         let (scheme, token) = v.split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim())
+            .filter(|t| !t.is_empty())
     }
 }
 
@@ -144,7 +152,11 @@ impl Reply {
 
     /// An empty reply with `Cache-Control: no-store`.
     pub fn empty(status: u16) -> Self {
-        Reply { status, headers: vec![("cache-control".into(), "no-store".into())], body: vec![] }
+        Reply {
+            status,
+            headers: vec![("cache-control".into(), "no-store".into())],
+            body: vec![],
+        }
     }
 
     /// Adds a header.
@@ -163,7 +175,10 @@ impl Reply {
 
     /// Every `Set-Cookie` value.
     pub fn set_cookies(&self) -> impl Iterator<Item = &str> {
-        self.headers.iter().filter(|(k, _)| k == "set-cookie").map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .filter(|(k, _)| k == "set-cookie")
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -174,8 +189,10 @@ mod tests {
     #[test]
     fn cookies_query_and_bearer() {
         let mut r = Request::new("get", "/auth/verify-email?token=a%2Bb&x=1&token=second");
-        r.headers.push(("cookie".into(), "a=1; nauth_access_token=xyz; b=2".into()));
-        r.headers.push(("authorization".into(), "Bearer abc".into()));
+        r.headers
+            .push(("cookie".into(), "a=1; nauth_access_token=xyz; b=2".into()));
+        r.headers
+            .push(("authorization".into(), "Bearer abc".into()));
         assert_eq!(r.method, "GET");
         assert_eq!(r.path, "/auth/verify-email");
         assert_eq!(r.query_param("token").as_deref(), Some("a+b"));

@@ -48,10 +48,14 @@ pub fn normalize_email(raw: &str) -> Result<String, &'static str> {
     if e.len() > 254 {
         return Err("must be at most 254 characters");
     }
-    let Some((local, domain)) = e.split_once('@') else { return Err("must be a valid email") };
+    let Some((local, domain)) = e.split_once('@') else {
+        return Err("must be a valid email");
+    };
     let local_ok = !local.is_empty()
         && local.len() <= 64
-        && local.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~.-".contains(&b))
+        && local
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~.-".contains(&b))
         && !local.starts_with('.')
         && !local.ends_with('.')
         && !local.contains("..");
@@ -63,15 +67,24 @@ pub fn normalize_email(raw: &str) -> Result<String, &'static str> {
                 && !l.ends_with('-')
                 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         });
-    if local_ok && domain_ok { Ok(e) } else { Err("must be a valid email") }
+    if local_ok && domain_ok {
+        Ok(e)
+    } else {
+        Err("must be a valid email")
+    }
 }
 
 /// Lower-cases a username and checks `[a-z0-9_-]{3,32}`.
 pub fn normalize_username(raw: &str) -> Result<String, &'static str> {
     let u = raw.to_ascii_lowercase();
     let ok = (3..=32).contains(&u.len())
-        && u.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-    if ok { Ok(u) } else { Err("must be 3-32 characters of a-z, 0-9, _ or -") }
+        && u.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if ok {
+        Ok(u)
+    } else {
+        Err("must be 3-32 characters of a-z, 0-9, _ or -")
+    }
 }
 
 /// Strips spaces and checks E.164 (`^\+[1-9]\d{1,14}$`).
@@ -81,7 +94,11 @@ pub fn normalize_phone(raw: &str) -> Result<String, &'static str> {
     let ok = (2..=15).contains(&digits.len())
         && digits.bytes().all(|b| b.is_ascii_digit())
         && !digits.starts_with('0');
-    if ok { Ok(p) } else { Err("must be an E.164 phone number like +14155550123") }
+    if ok {
+        Ok(p)
+    } else {
+        Err("must be an E.164 phone number like +14155550123")
+    }
 }
 
 /// Classifies and normalises a login identifier.
@@ -104,7 +121,9 @@ pub fn parse_identifier(raw: &str) -> Result<Identifier, &'static str> {
 
 /// Masks an email: first and last character of the local part, the whole domain.
 pub fn mask_email(email: &str) -> String {
-    let Some((local, domain)) = email.split_once('@') else { return "***".into() };
+    let Some((local, domain)) = email.split_once('@') else {
+        return "***".into();
+    };
     let chars: Vec<char> = local.chars().collect();
     match chars.len() {
         0 => format!("***@{domain}"),
@@ -129,7 +148,10 @@ impl Input {
         let text = std::str::from_utf8(body)
             .map_err(|_| AuthError::field("body", "must be valid UTF-8 JSON"))?;
         match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(map)) => Ok(Input { map, errors: FieldErrors::new() }),
+            Ok(Value::Object(map)) => Ok(Input {
+                map,
+                errors: FieldErrors::new(),
+            }),
             Ok(_) => Err(AuthError::field("body", "must be a JSON object")),
             Err(_) => Err(AuthError::field("body", "must be valid JSON")),
         }
@@ -137,7 +159,10 @@ impl Input {
 
     /// Records an error against a field.
     pub fn error(&mut self, field: &str, message: &str) {
-        self.errors.entry(field.to_string()).or_default().push(message.to_string());
+        self.errors
+            .entry(field.to_string())
+            .or_default()
+            .push(message.to_string());
     }
 
     /// Whether a key is present (even as `null`).
@@ -200,7 +225,10 @@ impl Input {
                 String::new()
             }
             Some(s) if s.chars().count() > PASSWORD_HARD_MAX => {
-                self.error(field, &format!("must be at most {PASSWORD_HARD_MAX} characters"));
+                self.error(
+                    field,
+                    &format!("must be at most {PASSWORD_HARD_MAX} characters"),
+                );
                 String::new()
             }
             Some(s) => s,
@@ -223,7 +251,9 @@ impl Input {
     /// An optional username, normalised.
     pub fn username(&mut self, field: &str) -> Option<String> {
         let raw = self.raw_str(field, false)?;
-        normalize_username(&raw).map_err(|m| self.error(field, m)).ok()
+        normalize_username(&raw)
+            .map_err(|m| self.error(field, m))
+            .ok()
     }
 
     /// An optional phone, normalised.
@@ -235,7 +265,9 @@ impl Input {
     /// A required identifier.
     pub fn identifier(&mut self, field: &str) -> Option<Identifier> {
         let raw = self.raw_str(field, true)?;
-        parse_identifier(&raw).map_err(|m| self.error(field, m)).ok()
+        parse_identifier(&raw)
+            .map_err(|m| self.error(field, m))
+            .ok()
     }
 
     /// An optional boolean.
@@ -282,7 +314,11 @@ impl Input {
 
     /// Ends parsing: a `400 VALIDATION_FAILED` when any field was wrong.
     pub fn finish(self) -> AuthResult<()> {
-        if self.errors.is_empty() { Ok(()) } else { Err(AuthError::ValidationFailed(self.errors)) }
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(AuthError::ValidationFailed(self.errors))
+        }
     }
 }
 
@@ -292,20 +328,44 @@ mod tests {
 
     #[test]
     fn normalisation() {
-        assert_eq!(normalize_email("  John.Doe@Example.COM ").as_deref(), Ok("john.doe@example.com"));
-        for bad in ["", "x", "a@b", "a@@b.c", "a b@c.d", "jöhn@example.com", "a@exa_mple.com", ".a@b.co"] {
+        assert_eq!(
+            normalize_email("  John.Doe@Example.COM ").as_deref(),
+            Ok("john.doe@example.com")
+        );
+        for bad in [
+            "",
+            "x",
+            "a@b",
+            "a@@b.c",
+            "a b@c.d",
+            "jöhn@example.com",
+            "a@exa_mple.com",
+            ".a@b.co",
+        ] {
             assert!(normalize_email(bad).is_err(), "{bad}");
         }
         assert!(normalize_email(&format!("{}@example.com", "a".repeat(250))).is_err());
         assert_eq!(normalize_username("Jo_hn-1").as_deref(), Ok("jo_hn-1"));
         assert!(normalize_username("jo").is_err());
         assert!(normalize_username("jo hn").is_err());
-        assert_eq!(normalize_phone("+1 415 555 0123").as_deref(), Ok("+14155550123"));
+        assert_eq!(
+            normalize_phone("+1 415 555 0123").as_deref(),
+            Ok("+14155550123")
+        );
         assert!(normalize_phone("14155550123").is_err());
         assert!(normalize_phone("+0123").is_err());
-        assert_eq!(parse_identifier("A@B.CO"), Ok(Identifier::Email("a@b.co".into())));
-        assert_eq!(parse_identifier("+14155550123"), Ok(Identifier::Phone("+14155550123".into())));
-        assert_eq!(parse_identifier("Bob"), Ok(Identifier::Username("bob".into())));
+        assert_eq!(
+            parse_identifier("A@B.CO"),
+            Ok(Identifier::Email("a@b.co".into()))
+        );
+        assert_eq!(
+            parse_identifier("+14155550123"),
+            Ok(Identifier::Phone("+14155550123".into()))
+        );
+        assert_eq!(
+            parse_identifier("Bob"),
+            Ok(Identifier::Username("bob".into()))
+        );
     }
 
     #[test]
@@ -321,13 +381,16 @@ mod tests {
         assert!(Input::parse(b"[1]").is_err());
         assert!(Input::parse(b"{").is_err());
         assert!(Input::parse(&[0x7b, 0xff, 0x7d]).is_err());
-        let mut i = Input::parse(br#"{"a": 1, "b": "x\u0001", "c": "ok", "p": " pw "}"#).expect("json");
+        let mut i =
+            Input::parse(br#"{"a": 1, "b": "x\u0001", "c": "ok", "p": " pw "}"#).expect("json");
         assert_eq!(i.text("a", 10), None);
         assert_eq!(i.text("b", 10), None);
         assert_eq!(i.text("c", 1), None);
         assert_eq!(i.password("p"), " pw ");
         let e = i.finish().expect_err("errors");
-        let AuthError::ValidationFailed(f) = e else { panic!("wrong error") };
+        let AuthError::ValidationFailed(f) = e else {
+            panic!("wrong error")
+        };
         assert_eq!(f.keys().collect::<Vec<_>>(), ["a", "b", "c"]);
     }
 }

@@ -43,7 +43,9 @@ pub struct MemoryKv {
 
 impl MemoryKv {
     fn lock(&self) -> AuthResult<std::sync::MutexGuard<'_, HashMap<String, Entry>>> {
-        self.map.lock().map_err(|_| AuthError::Internal("kv lock poisoned".into()))
+        self.map
+            .lock()
+            .map_err(|_| AuthError::Internal("kv lock poisoned".into()))
     }
 }
 
@@ -54,20 +56,31 @@ impl Kv for MemoryKv {
         if map.len() > 100_000 {
             map.retain(|_, e| e.expires_at > now);
         }
-        let e = map.entry(key.to_string()).or_insert(Entry { value: 0, expires_at: 0 });
+        let e = map.entry(key.to_string()).or_insert(Entry {
+            value: 0,
+            expires_at: 0,
+        });
         if e.expires_at <= now {
-            *e = Entry { value: 0, expires_at: now + window_ms };
+            *e = Entry {
+                value: 0,
+                expires_at: now + window_ms,
+            };
         }
         e.value += 1;
         Ok(*e)
     }
 
     async fn get(&self, key: &str, now: i64) -> AuthResult<Option<Entry>> {
-        Ok(self.lock()?.get(key).copied().filter(|e| e.expires_at > now))
+        Ok(self
+            .lock()?
+            .get(key)
+            .copied()
+            .filter(|e| e.expires_at > now))
     }
 
     async fn set(&self, key: &str, value: i64, expires_at: i64) -> AuthResult<()> {
-        self.lock()?.insert(key.to_string(), Entry { value, expires_at });
+        self.lock()?
+            .insert(key.to_string(), Entry { value, expires_at });
         Ok(())
     }
 
@@ -119,26 +132,39 @@ impl Kv for DatabaseKv {
         let values: Vec<sea_orm::Value> =
             vec![key.into(), exp.into(), now.into(), now.into(), exp.into()];
         let tx = self.store.begin().await?;
-        tx.execute_raw(Statement::from_sql_and_values(backend, upsert, values)).await?;
+        tx.execute_raw(Statement::from_sql_and_values(backend, upsert, values))
+            .await?;
         let row = kv::Entity::find_by_id(key.to_string())
             .one(&tx)
             .await?
             .ok_or_else(|| AuthError::Internal("kv row vanished".into()))?;
         tx.commit().await?;
-        Ok(Entry { value: row.value, expires_at: row.expires_at })
+        Ok(Entry {
+            value: row.value,
+            expires_at: row.expires_at,
+        })
     }
 
     async fn get(&self, key: &str, now: i64) -> AuthResult<Option<Entry>> {
-        let row = kv::Entity::find_by_id(key.to_string()).one(&self.store.db).await?;
+        let row = kv::Entity::find_by_id(key.to_string())
+            .one(&self.store.db)
+            .await?;
         Ok(row
-            .map(|r| Entry { value: r.value, expires_at: r.expires_at })
+            .map(|r| Entry {
+                value: r.value,
+                expires_at: r.expires_at,
+            })
             .filter(|e| e.expires_at > now))
     }
 
     async fn set(&self, key: &str, value: i64, expires_at: i64) -> AuthResult<()> {
         let tx = self.store.begin().await?;
         kv::Entity::delete_by_id(key.to_string()).exec(&tx).await?;
-        let am = kv::ActiveModel { key: Set(key.to_string()), value: Set(value), expires_at: Set(expires_at) };
+        let am = kv::ActiveModel {
+            key: Set(key.to_string()),
+            value: Set(value),
+            expires_at: Set(expires_at),
+        };
         match kv::Entity::insert(am).exec(&tx).await {
             Ok(_) => {}
             // A concurrent set won; either value is acceptable for a lock.
@@ -150,7 +176,9 @@ impl Kv for DatabaseKv {
     }
 
     async fn del(&self, key: &str) -> AuthResult<()> {
-        kv::Entity::delete_by_id(key.to_string()).exec(&self.store.db).await?;
+        kv::Entity::delete_by_id(key.to_string())
+            .exec(&self.store.db)
+            .await?;
         Ok(())
     }
 }

@@ -60,7 +60,9 @@ pub struct NAuth {
 
 impl std::fmt::Debug for NAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NAuth").field("config", &self.inner.cfg).finish_non_exhaustive()
+        f.debug_struct("NAuth")
+            .field("config", &self.inner.cfg)
+            .finish_non_exhaustive()
     }
 }
 
@@ -112,7 +114,10 @@ impl NAuthBuilder {
         let store = Store::connect(&cfg.database_url)
             .await
             .map_err(|e| StartError::Database(e.to_string()))?;
-        store.migrate().await.map_err(|e| StartError::Database(e.to_string()))?;
+        store
+            .migrate()
+            .await
+            .map_err(|e| StartError::Database(e.to_string()))?;
         let kv: Arc<dyn Kv> = match cfg.kv.backend {
             KvBackend::Memory => Arc::new(kv::MemoryKv::default()),
             KvBackend::Database => Arc::new(kv::DatabaseKv::new(store.clone())),
@@ -134,8 +139,12 @@ impl NAuthBuilder {
         };
         let keys = codes::Keys::derive(&cfg.secret);
         let signer = tokens::TokenSigner::hs256(&keys.jwt, &cfg.jwt.issuer, &cfg.jwt.audience);
-        let hasher = password::Hasher::new(&cfg.password)
-            .map_err(|e| StartError::Config(ConfigError { key: "password".into(), message: e.to_string() }))?;
+        let hasher = password::Hasher::new(&cfg.password).map_err(|e| {
+            StartError::Config(ConfigError {
+                key: "password".into(),
+                message: e.to_string(),
+            })
+        })?;
         let cookies = delivery::CookieSpec::from_config(&cfg);
         Ok(NAuth {
             inner: Arc::new(Inner {
@@ -157,7 +166,9 @@ impl NAuthBuilder {
 fn unreachable_backend() -> Result<Arc<dyn Kv>, StartError> {
     Err(StartError::Config(ConfigError {
         key: "kv.backend".into(),
-        message: "the redis back end is not available in this release; use \"database\" or \"memory\"".into(),
+        message:
+            "the redis back end is not available in this release; use \"database\" or \"memory\""
+                .into(),
     }))
 }
 
@@ -170,7 +181,10 @@ fn unsupported_yet(cfg: &NAuthConfig) -> Result<(), StartError> {
             message: format!("{what} is not available in this release"),
         }))
     };
-    if matches!(cfg.signup.verification, Verification::Phone | Verification::Both) {
+    if matches!(
+        cfg.signup.verification,
+        Verification::Phone | Verification::Both
+    ) {
         return refuse("signup.verification", "phone verification");
     }
     if cfg.mfa.enforcement == MfaEnforcement::Required {
@@ -182,7 +196,12 @@ fn unsupported_yet(cfg: &NAuthConfig) -> Result<(), StartError> {
 impl NAuth {
     /// Starts building an engine from a configuration.
     pub fn builder(cfg: NAuthConfig) -> NAuthBuilder {
-        NAuthBuilder { cfg, clock: None, email: None, sms: None }
+        NAuthBuilder {
+            cfg,
+            clock: None,
+            email: None,
+            sms: None,
+        }
     }
 
     /// Validates, connects, migrates: the engine with the configured senders.
@@ -229,7 +248,11 @@ impl NAuth {
     /// Authenticates and requires a role: `403 FORBIDDEN` without it.
     pub async fn authenticate_role(&self, req: &Request, role: &str) -> AuthResult<Principal> {
         let p = guard::authenticate(&self.inner, req).await?;
-        if p.has_role(role) { Ok(p) } else { Err(AuthError::Forbidden) }
+        if p.has_role(role) {
+            Ok(p)
+        } else {
+            Err(AuthError::Forbidden)
+        }
     }
 
     /// Creates an administrator (roles `user,admin`, email verified) with a random one-time

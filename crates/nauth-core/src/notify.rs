@@ -157,7 +157,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl MemoryOutbox {
     /// Waits until at least `n` mails to `to` have arrived (mail is sent after the HTTP answer,
     /// off the request path), or `timeout` passes; returns the mails to `to` so far.
-    pub async fn wait_emails_to(&self, to: &str, n: usize, timeout: std::time::Duration) -> Vec<EmailMessage> {
+    pub async fn wait_emails_to(
+        &self,
+        to: &str,
+        n: usize,
+        timeout: std::time::Duration,
+    ) -> Vec<EmailMessage> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let arrived = self.arrived.notified();

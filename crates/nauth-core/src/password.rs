@@ -29,10 +29,16 @@ pub fn policy_violations(password: &str, email: Option<&str>, cfg: &PasswordConf
     let mut errors = Vec::new();
     let len = password.chars().count();
     if len < cfg.min_length {
-        errors.push(format!("Password must be at least {} characters", cfg.min_length));
+        errors.push(format!(
+            "Password must be at least {} characters",
+            cfg.min_length
+        ));
     }
     if len > cfg.max_length {
-        errors.push(format!("Password must be at most {} characters", cfg.max_length));
+        errors.push(format!(
+            "Password must be at most {} characters",
+            cfg.max_length
+        ));
     }
     if cfg.require_uppercase && !password.chars().any(char::is_uppercase) {
         errors.push("Password must contain an uppercase letter".into());
@@ -43,7 +49,10 @@ pub fn policy_violations(password: &str, email: Option<&str>, cfg: &PasswordConf
     if cfg.require_digit && !password.chars().any(|c| c.is_ascii_digit()) {
         errors.push("Password must contain a digit".into());
     }
-    if cfg.require_symbol && !password.chars().any(|c| !c.is_alphanumeric() && !c.is_whitespace())
+    if cfg.require_symbol
+        && !password
+            .chars()
+            .any(|c| !c.is_alphanumeric() && !c.is_whitespace())
     {
         errors.push("Password must contain a symbol".into());
     }
@@ -61,7 +70,11 @@ pub fn policy_violations(password: &str, email: Option<&str>, cfg: &PasswordConf
 /// Checks the policy, answering `400 SIGNUP_WEAK_PASSWORD` with the list of violations.
 pub fn check_policy(password: &str, email: Option<&str>, cfg: &PasswordConfig) -> AuthResult<()> {
     let errors = policy_violations(password, email, cfg);
-    if errors.is_empty() { Ok(()) } else { Err(AuthError::WeakPassword(errors)) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(AuthError::WeakPassword(errors))
+    }
 }
 
 /// Argon2id with the configured parameters, run on a bounded pool of blocking threads.
@@ -75,7 +88,9 @@ pub struct Hasher {
 
 impl std::fmt::Debug for Hasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hasher").field("params", &self.prefix).finish()
+        f.debug_struct("Hasher")
+            .field("params", &self.prefix)
+            .finish()
     }
 }
 
@@ -95,10 +110,17 @@ impl Hasher {
         )
         .into();
         // One hash at a time per core: more would only queue inside the OS scheduler.
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         let dummy_pw = crate::codes::random_token();
         let dummy = hash_sync(&params, &dummy_pw)?;
-        Ok(Hasher { params, prefix, permits: Arc::new(Semaphore::new(cores)), dummy: dummy.into() })
+        Ok(Hasher {
+            params,
+            prefix,
+            permits: Arc::new(Semaphore::new(cores)),
+            dummy: dummy.into(),
+        })
     }
 
     async fn run<T: Send + 'static>(
@@ -201,11 +223,19 @@ mod tests {
         assert!(!h.verify("correct horsE", &stored).await.expect("verify"));
         assert!(!h.verify("x", "not a phc string").await.expect("verify"));
         assert!(!h.needs_rehash(&stored));
-        let stronger = Hasher::new(&PasswordConfig { argon2_iterations: 2, ..cheap() })
-            .expect("hasher");
+        let stronger = Hasher::new(&PasswordConfig {
+            argon2_iterations: 2,
+            ..cheap()
+        })
+        .expect("hasher");
         assert!(stronger.needs_rehash(&stored));
         // Verification uses the stored hash's parameters, so old hashes keep working.
-        assert!(stronger.verify("correct horse", &stored).await.expect("verify"));
+        assert!(
+            stronger
+                .verify("correct horse", &stored)
+                .await
+                .expect("verify")
+        );
         h.verify_dummy("anything").await.expect("dummy");
     }
 }

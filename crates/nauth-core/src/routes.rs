@@ -128,13 +128,25 @@ pub(crate) fn client_ip(inner: &Inner, req: &Request) -> Option<IpAddr> {
         return Some(peer);
     }
     let xff = req.header("x-forwarded-for")?;
-    let hops: Vec<IpAddr> = xff.split(',').filter_map(|h| h.trim().parse().ok()).collect();
-    hops.iter().rev().find(|ip| !trusted(ip)).copied().or(hops.first().copied()).or(Some(peer))
+    let hops: Vec<IpAddr> = xff
+        .split(',')
+        .filter_map(|h| h.trim().parse().ok())
+        .collect();
+    hops.iter()
+        .rev()
+        .find(|ip| !trusted(ip))
+        .copied()
+        .or(hops.first().copied())
+        .or(Some(peer))
 }
 
 fn is_json_content_type(req: &Request) -> bool {
     req.header("content-type").is_some_and(|ct| {
-        ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json")
+        ct.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .eq_ignore_ascii_case("application/json")
     })
 }
 
@@ -162,7 +174,11 @@ async fn route_and_run(inner: &Inner, req: &Request) -> Result<Reply, AuthError>
     if req.method == "OPTIONS" {
         return Ok(Reply::empty(204).with_header("allow", allow));
     }
-    let method = if req.method == "HEAD" { "GET" } else { req.method.as_str() };
+    let method = if req.method == "HEAD" {
+        "GET"
+    } else {
+        req.method.as_str()
+    };
     let route = methods
         .into_iter()
         .find(|(m, _)| *m == method)
@@ -200,7 +216,9 @@ async fn route_and_run(inner: &Inner, req: &Request) -> Result<Reply, AuthError>
             ip,
             origin: Origin {
                 ip: ip.map(|i| i.to_string()),
-                user_agent: req.header("user-agent").map(|u| u.chars().take(255).collect()),
+                user_agent: req
+                    .header("user-agent")
+                    .map(|u| u.chars().take(255).collect()),
             },
             principal: principal.clone(),
             outbox: Default::default(),
@@ -218,10 +236,17 @@ async fn route_and_run(inner: &Inner, req: &Request) -> Result<Reply, AuthError>
             Ok(outcome) => break (ctx, outcome),
         }
     };
-    let counted = ctx.counted.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default();
+    let counted = ctx
+        .counted
+        .lock()
+        .map(|mut c| std::mem::take(&mut *c))
+        .unwrap_or_default();
     for address in counted {
         // Best effort: the message is already on its way.
-        let _ = inner.kv.incr(&format!("msg:{address}"), 3_600_000, ctx.now).await;
+        let _ = inner
+            .kv
+            .incr(&format!("msg:{address}"), 3_600_000, ctx.now)
+            .await;
     }
     flush_mail(&ctx);
     Ok(render(inner, &ctx, outcome, json_delivery))
@@ -257,7 +282,11 @@ async fn run(ctx: &Ctx<'_>, route: Route, input: Input) -> Result<Outcome, AuthE
 /// Mail goes out after the answer is decided, off the request path: a slow or failing relay
 /// never changes the answer or its timing.
 fn flush_mail(ctx: &Ctx<'_>) {
-    let mails = ctx.outbox.lock().map(|mut o| std::mem::take(&mut *o)).unwrap_or_default();
+    let mails = ctx
+        .outbox
+        .lock()
+        .map(|mut o| std::mem::take(&mut *o))
+        .unwrap_or_default();
     for mail in mails {
         let sender = ctx.inner.email.clone();
         tokio::spawn(async move {
@@ -296,7 +325,15 @@ fn render(inner: &Inner, ctx: &Ctx<'_>, outcome: Outcome, json_delivery: bool) -
                 r
             }
         }
-        Outcome::Auth(status, AuthOutcome::Challenge { name, session, params, user_sub }) => {
+        Outcome::Auth(
+            status,
+            AuthOutcome::Challenge {
+                name,
+                session,
+                params,
+                user_sub,
+            },
+        ) => {
             let body = json!({
                 "challengeName": name.as_str(),
                 "session": session,
@@ -305,7 +342,14 @@ fn render(inner: &Inner, ctx: &Ctx<'_>, outcome: Outcome, json_delivery: bool) -
             });
             Reply::json(status, &body)
         }
-        Outcome::Auth(status, AuthOutcome::Tokens { tokens, auth_method, user }) => {
+        Outcome::Auth(
+            status,
+            AuthOutcome::Tokens {
+                tokens,
+                auth_method,
+                user,
+            },
+        ) => {
             let mut body = serde_json::Map::new();
             if json_delivery {
                 body.extend(tokens.json_fields());

@@ -50,7 +50,9 @@ pub struct TokenSigner {
 
 impl std::fmt::Debug for TokenSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenSigner").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("TokenSigner")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -144,15 +146,30 @@ mod tests {
         assert_eq!(s.verify(&t, now).expect("verify"), claims(now));
         // Expired past the leeway; within it still fine.
         assert!(s.verify(&t, now + 900 + 29).is_ok());
-        assert!(matches!(s.verify(&t, now + 900 + 31), Err(AuthError::TokenExpired)));
+        assert!(matches!(
+            s.verify(&t, now + 900 + 31),
+            Err(AuthError::TokenExpired)
+        ));
         // iat in the future beyond leeway.
-        assert!(matches!(s.verify(&t, now - 31), Err(AuthError::TokenInvalid)));
+        assert!(matches!(
+            s.verify(&t, now - 31),
+            Err(AuthError::TokenInvalid)
+        ));
         // Another key, issuer, audience or type.
         let other = TokenSigner::hs256(b"k2k2k2k2k2k2k2k2k2k2k2k2k2k2k2k2", "nauth", "nauth");
-        assert!(matches!(other.verify(&t, now), Err(AuthError::TokenInvalid)));
+        assert!(matches!(
+            other.verify(&t, now),
+            Err(AuthError::TokenInvalid)
+        ));
         let wrong_aud = TokenSigner::hs256(b"k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1", "nauth", "x");
-        assert!(matches!(wrong_aud.verify(&t, now), Err(AuthError::TokenInvalid)));
-        let refresh = Claims { token_type: "refresh".into(), ..claims(now) };
+        assert!(matches!(
+            wrong_aud.verify(&t, now),
+            Err(AuthError::TokenInvalid)
+        ));
+        let refresh = Claims {
+            token_type: "refresh".into(),
+            ..claims(now)
+        };
         let t2 = s.sign(&refresh).expect("sign");
         assert!(matches!(s.verify(&t2, now), Err(AuthError::TokenInvalid)));
         // alg: none with the same claims.
@@ -162,8 +179,11 @@ mod tests {
         // Tampered payload.
         let mut parts: Vec<&str> = t.split('.').collect();
         let forged = B64.encode(
-            serde_json::to_vec(&Claims { roles: vec!["admin".into()], ..claims(now) })
-                .expect("json"),
+            serde_json::to_vec(&Claims {
+                roles: vec!["admin".into()],
+                ..claims(now)
+            })
+            .expect("json"),
         );
         parts[1] = &forged;
         assert!(s.verify(&parts.join("."), now).is_err());
@@ -171,7 +191,10 @@ mod tests {
         // A missing claim (no jti).
         let mut v = serde_json::to_value(claims(now)).expect("json");
         v.as_object_mut().expect("object").remove("jti");
-        let h = Header { kid: Some(s.kid.clone()), ..Header::new(Algorithm::HS256) };
+        let h = Header {
+            kid: Some(s.kid.clone()),
+            ..Header::new(Algorithm::HS256)
+        };
         let t3 = jsonwebtoken::encode(
             &h,
             &v,

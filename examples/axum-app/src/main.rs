@@ -33,7 +33,10 @@ async fn healthz() -> Json<Value> {
 fn app(nauth: NAuth) -> Router {
     Router::new()
         .route("/", get(|| async { Html(example::INDEX_HTML) }))
-        .route("/reset-password", get(|| async { Html(example::RESET_HTML) }))
+        .route(
+            "/reset-password",
+            get(|| async { Html(example::RESET_HTML) }),
+        )
         .route("/healthz", get(healthz))
         .route("/api/data", get(data))
         .route("/api/admin", get(admin))
@@ -54,7 +57,9 @@ async fn main() {
         }
     };
     if cfg.generated_secret {
-        eprintln!("axum-app: WARNING no secret configured; using a random development secret (tokens die with the process). Set NAUTH_SECRET.");
+        eprintln!(
+            "axum-app: WARNING no secret configured; using a random development secret (tokens die with the process). Set NAUTH_SECRET."
+        );
     }
     let nauth = match NAuth::new(cfg.nauth).await {
         Ok(n) => n,
@@ -65,7 +70,9 @@ async fn main() {
     };
     if let Some(email) = example::create_admin_arg() {
         match nauth.create_admin(&email).await {
-            Ok(pw) => println!("admin {email} created; one-time password: {pw}\n(change it at the first login)"),
+            Ok(pw) => println!(
+                "admin {email} created; one-time password: {pw}\n(change it at the first login)"
+            ),
             Err(e) => {
                 eprintln!("axum-app: cannot create admin {email}: {}", e.code());
                 std::process::exit(1);
@@ -81,7 +88,12 @@ async fn main() {
         }
     };
     println!("axum-app listening on http://{}", cfg.bind);
-    if let Err(e) = axum::serve(listener, app(nauth).into_make_service_with_connect_info::<SocketAddr>()).await {
+    if let Err(e) = axum::serve(
+        listener,
+        app(nauth).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
+    {
         eprintln!("axum-app: {e}");
     }
 }

@@ -24,7 +24,13 @@ pub struct TestRequest {
 impl TestRequest {
     /// A request without a body.
     pub fn new(method: &str, path: &str) -> Self {
-        TestRequest { method: method.into(), path: path.into(), headers: vec![], body: vec![], chunked: false }
+        TestRequest {
+            method: method.into(),
+            path: path.into(),
+            headers: vec![],
+            body: vec![],
+            chunked: false,
+        }
     }
 
     /// A JSON request.
@@ -34,7 +40,8 @@ impl TestRequest {
 
     /// A body with a content type.
     pub fn raw_body(mut self, content_type: &str, body: Vec<u8>) -> Self {
-        self.headers.push(("content-type".into(), content_type.into()));
+        self.headers
+            .push(("content-type".into(), content_type.into()));
         self.body = body;
         self
     }
@@ -70,12 +77,19 @@ impl TestResponse {
 
     /// The first value of a header.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every `Set-Cookie` value.
     pub fn set_cookies(&self) -> Vec<String> {
-        self.headers.iter().filter(|(k, _)| k == "set-cookie").map(|(_, v)| v.clone()).collect()
+        self.headers
+            .iter()
+            .filter(|(k, _)| k == "set-cookie")
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     /// The value a `Set-Cookie` gives to cookie `name`.
@@ -94,7 +108,10 @@ impl TestResponse {
 
 /// Sends one request on a fresh connection and reads the whole response.
 pub async fn send(addr: SocketAddr, req: &TestRequest) -> TestResponse {
-    let mut head = format!("{} {} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n", req.method, req.path);
+    let mut head = format!(
+        "{} {} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n",
+        req.method, req.path
+    );
     for (k, v) in &req.headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -109,7 +126,9 @@ pub async fn send(addr: SocketAddr, req: &TestRequest) -> TestResponse {
         }
         bytes.extend_from_slice(b"0\r\n\r\n");
     } else {
-        if !req.body.is_empty() || matches!(req.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE") {
+        if !req.body.is_empty()
+            || matches!(req.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE")
+        {
             head.push_str(&format!("content-length: {}\r\n", req.body.len()));
         }
         head.push_str("\r\n");
@@ -125,27 +144,47 @@ pub async fn send(addr: SocketAddr, req: &TestRequest) -> TestResponse {
 }
 
 fn parse(raw: &[u8], head: bool) -> TestResponse {
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a complete response head");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete response head");
     let text = String::from_utf8_lossy(&raw[..split]).to_string();
     let mut lines = text.split("\r\n");
-    let status: u16 = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).expect("status");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status");
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
     let mut body = raw[split + 4..].to_vec();
-    let chunked = headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
     if chunked && !head {
         body = dechunk(&body);
     }
-    TestResponse { status, headers, body }
+    TestResponse {
+        status,
+        headers,
+        body,
+    }
 }
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(pos) = b.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..pos]).split(';').next().unwrap_or("0").trim(), 16)
-            .unwrap_or(0);
+        let size = usize::from_str_radix(
+            String::from_utf8_lossy(&b[..pos])
+                .split(';')
+                .next()
+                .unwrap_or("0")
+                .trim(),
+            16,
+        )
+        .unwrap_or(0);
         if size == 0 {
             break;
         }

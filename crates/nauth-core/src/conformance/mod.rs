@@ -47,7 +47,10 @@ pub fn test_config(database_url: &str) -> NAuthConfig {
     cfg.base_url = "http://app.test".into();
     cfg.password.argon2_memory_kib = 64;
     cfg.password.argon2_iterations = 1;
-    cfg.trusted_proxies = vec!["127.0.0.1/32".parse().expect("cidr"), "::1/128".parse().expect("cidr")];
+    cfg.trusted_proxies = vec![
+        "127.0.0.1/32".parse().expect("cidr"),
+        "::1/128".parse().expect("cidr"),
+    ];
     cfg
 }
 
@@ -71,7 +74,11 @@ impl Drop for Env {
 
 impl Env {
     /// Builds an engine from `cfg` (after `tweak`) and serves it through `door`.
-    pub async fn start(door: &dyn Door, database_url: &str, tweak: impl FnOnce(&mut NAuthConfig)) -> Env {
+    pub async fn start(
+        door: &dyn Door,
+        database_url: &str,
+        tweak: impl FnOnce(&mut NAuthConfig),
+    ) -> Env {
         let mut cfg = test_config(database_url);
         tweak(&mut cfg);
         let clock = ManualClock::new();
@@ -86,13 +93,24 @@ impl Env {
         let addr = door.serve(nauth.clone()).await;
         let b = crate::codes::random_bytes::<3>();
         let ip = format!("10.{}.{}.{}", b[0], b[1], b[2].max(1));
-        Env { nauth, clock, outbox, addr, ip }
+        Env {
+            nauth,
+            clock,
+            outbox,
+            addr,
+            ip,
+        }
     }
 
     /// Sends a request (adds the client-IP header).
     pub async fn send(&self, mut req: TestRequest) -> TestResponse {
-        if !req.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("x-forwarded-for")) {
-            req.headers.push(("x-forwarded-for".into(), self.ip.clone()));
+        if !req
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("x-forwarded-for"))
+        {
+            req.headers
+                .push(("x-forwarded-for".into(), self.ip.clone()));
         }
         send(self.addr, &req).await
     }
@@ -113,8 +131,15 @@ impl Env {
 
     /// Waits for the `n`-th mail to `to` and returns it.
     pub async fn mail(&self, to: &str, n: usize) -> crate::notify::EmailMessage {
-        let mails = self.outbox.wait_emails_to(to, n, Duration::from_secs(5)).await;
-        assert!(mails.len() >= n, "expected {n} mail(s) to {to}, got {}", mails.len());
+        let mails = self
+            .outbox
+            .wait_emails_to(to, n, Duration::from_secs(5))
+            .await;
+        assert!(
+            mails.len() >= n,
+            "expected {n} mail(s) to {to}, got {}",
+            mails.len()
+        );
         mails[n - 1].clone()
     }
 }
@@ -137,18 +162,28 @@ impl Backend {
     /// SQLite (always), plus PostgreSQL and MySQL when `NAUTH_TEST_POSTGRES_URL` /
     /// `NAUTH_TEST_MYSQL_URL` are set.
     pub fn from_env() -> Vec<Backend> {
-        let mut v = vec![Backend { name: "sqlite", url: None }];
+        let mut v = vec![Backend {
+            name: "sqlite",
+            url: None,
+        }];
         if let Ok(u) = std::env::var("NAUTH_TEST_POSTGRES_URL") {
-            v.push(Backend { name: "postgres", url: Some(u) });
+            v.push(Backend {
+                name: "postgres",
+                url: Some(u),
+            });
         }
         if let Ok(u) = std::env::var("NAUTH_TEST_MYSQL_URL") {
-            v.push(Backend { name: "mysql", url: Some(u) });
+            v.push(Backend {
+                name: "mysql",
+                url: Some(u),
+            });
         }
         v
     }
 }
 
-type CaseFn = for<'a> fn(&'a dyn Door, &'a Backend) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+type CaseFn =
+    for<'a> fn(&'a dyn Door, &'a Backend) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 /// Runs every case against `door` on `backend`, a few at a time; panics listing the cases
 /// that failed.
@@ -157,7 +192,11 @@ pub async fn run_all(door: &'static dyn Door, backend: Backend) {
 }
 
 /// Runs the cases whose name passes `filter`.
-pub async fn run_selected(door: &'static dyn Door, backend: Backend, filter: impl Fn(&str) -> bool) {
+pub async fn run_selected(
+    door: &'static dyn Door,
+    backend: Backend,
+    filter: impl Fn(&str) -> bool,
+) {
     let backend: &'static Backend = Box::leak(Box::new(backend));
     let mut failed = Vec::new();
     let mut ran = 0;
@@ -175,7 +214,12 @@ pub async fn run_selected(door: &'static dyn Door, backend: Backend, filter: imp
             }
         }
     }
-    assert!(failed.is_empty(), "{} of {ran} conformance cases failed on {}: {failed:?}", failed.len(), backend.name);
+    assert!(
+        failed.is_empty(),
+        "{} of {ran} conformance cases failed on {}: {failed:?}",
+        failed.len(),
+        backend.name
+    );
     eprintln!("conformance: {ran} cases passed on {}", backend.name);
 }
 

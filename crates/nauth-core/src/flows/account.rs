@@ -1,7 +1,8 @@
 //! The signed-in user's own account: profile, password, email, verification mail, deletion.
 
 use sea_orm::{
-    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait, sea_query::{Expr, ExprTrait},
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
+    sea_query::{Expr, ExprTrait},
 };
 use serde_json::json;
 
@@ -11,7 +12,8 @@ use crate::error::{AuthError, AuthResult, RateLimit};
 use crate::events::{Event, audit};
 use crate::input::{Identifier, Input, mask_email};
 use crate::store::entities::{
-    audit_log, challenges, password_history, refresh_tokens, sessions, users, verification_tokens as vt,
+    audit_log, challenges, password_history, refresh_tokens, sessions, users,
+    verification_tokens as vt,
 };
 use crate::store::is_unique_violation;
 
@@ -31,7 +33,9 @@ pub(crate) async fn update_profile(ctx: &Ctx<'_>, mut input: Input) -> AuthResul
     let first = input.has("firstName").then(|| input.text("firstName", 100));
     let last = input.has("lastName").then(|| input.text("lastName", 100));
     let username = input.has("username").then(|| input.username("username"));
-    let metadata = input.has("metadata").then(|| input.object("metadata", 4096));
+    let metadata = input
+        .has("metadata")
+        .then(|| input.object("metadata", 4096));
     input.finish()?;
     let user = me(ctx).await?;
     let mut am: users::ActiveModel = user.clone().into();
@@ -75,11 +79,17 @@ pub(crate) async fn change_password(ctx: &Ctx<'_>, mut input: Input) -> AuthResu
     super::revoke_sessions(&tx, &user.id, Some(&p.session_id), ctx.now).await?;
     // A new pair for this session; the old refresh tokens of the session stop working.
     refresh_tokens::Entity::update_many()
-        .col_expr(refresh_tokens::Column::State, Expr::value(refresh_tokens::DISCARDED))
+        .col_expr(
+            refresh_tokens::Column::State,
+            Expr::value(refresh_tokens::DISCARDED),
+        )
         .filter(refresh_tokens::Column::SessionId.eq(&p.session_id))
         .exec(&tx)
         .await?;
-    let session = sessions::Entity::find_by_id(p.session_id.clone()).one(&tx).await?.ok_or(AuthError::SessionNotFound)?;
+    let session = sessions::Entity::find_by_id(p.session_id.clone())
+        .one(&tx)
+        .await?
+        .ok_or(AuthError::SessionNotFound)?;
     let refresh = codes::random_token();
     refresh_tokens::Entity::insert(refresh_tokens::ActiveModel {
         token_hash: Set(codes::sha256_hex(&refresh)),
@@ -97,9 +107,25 @@ pub(crate) async fn change_password(ctx: &Ctx<'_>, mut input: Input) -> AuthResu
         .exec(&tx)
         .await?;
     let user = super::user_by_id(&tx, &user.id).await?;
-    let tokens = super::mint(ctx, &user, &session.id, jti, refresh, session.expires_at, &session.auth_method)?;
+    let tokens = super::mint(
+        ctx,
+        &user,
+        &session.id,
+        jti,
+        refresh,
+        session.expires_at,
+        &session.auth_method,
+    )?;
     tx.commit().await?;
-    audit(ctx.inner, Some(&user.id), Event::PasswordChanged, true, &ctx.origin, json!({})).await;
+    audit(
+        ctx.inner,
+        Some(&user.id),
+        Event::PasswordChanged,
+        true,
+        &ctx.origin,
+        json!({}),
+    )
+    .await;
     Ok(Outcome::JsonWithTokens(json!({"success": true}), tokens))
 }
 
@@ -111,12 +137,18 @@ pub(crate) async fn change_email(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<
     let user = me(ctx).await?;
     super::confirm_password(ctx, &user, &password).await?;
     if new_email == user.email {
-        return Err(AuthError::field("newEmail", "must differ from the current email"));
+        return Err(AuthError::field(
+            "newEmail",
+            "must differ from the current email",
+        ));
     }
     let answer = json!({"success": true, "destination": mask_email(&new_email)});
     let db = &ctx.inner.store.db;
     if let Some(owner) = super::find_user(db, &Identifier::Email(new_email.clone())).await? {
-        if super::count_code_message(ctx, &owner.email, false).await.is_ok() {
+        if super::count_code_message(ctx, &owner.email, false)
+            .await
+            .is_ok()
+        {
             ctx.queue_mail(
                 &owner.email,
                 "Someone tried to use your email",
@@ -166,7 +198,9 @@ pub(crate) async fn confirm_email_change(ctx: &Ctx<'_>, mut input: Input) -> Aut
     let p = ctx.principal()?;
     let user = me(ctx).await?;
     let db = &ctx.inner.store.db;
-    let invalid = |n: i32| AuthError::VerifyCodeInvalid { attempts_remaining: Some(Ord::max(CODE_MAX_ATTEMPTS - n, 0) as u32) };
+    let invalid = |n: i32| AuthError::VerifyCodeInvalid {
+        attempts_remaining: Some(Ord::max(CODE_MAX_ATTEMPTS - n, 0) as u32),
+    };
     let token = vt::Entity::find()
         .filter(vt::Column::UserId.eq(&user.id))
         .filter(vt::Column::Purpose.eq("change_email"))
@@ -179,7 +213,11 @@ pub(crate) async fn confirm_email_change(ctx: &Ctx<'_>, mut input: Input) -> Aut
     if token.expires_at <= ctx.now {
         return Err(AuthError::VerifyCodeExpired);
     }
-    if !ctx.inner.keys.verify_code("change_email", &user.id, &code, &token.token_hash) {
+    if !ctx
+        .inner
+        .keys
+        .verify_code("change_email", &user.id, &code, &token.token_hash)
+    {
         vt::Entity::update_many()
             .col_expr(vt::Column::Attempts, Expr::col(vt::Column::Attempts).add(1))
             .filter(vt::Column::Id.eq(&token.id))
@@ -217,7 +255,15 @@ pub(crate) async fn confirm_email_change(ctx: &Ctx<'_>, mut input: Input) -> Aut
         "Your email was changed",
         format!("The email of your account was changed to {}.\n\nIf this was not you, reset your password and contact support.\n", mask_email(&new_email)),
     );
-    audit(ctx.inner, Some(&user.id), Event::EmailChanged, true, &ctx.origin, json!({})).await;
+    audit(
+        ctx.inner,
+        Some(&user.id),
+        Event::EmailChanged,
+        true,
+        &ctx.origin,
+        json!({}),
+    )
+    .await;
     Ok(Outcome::Json(200, super::profile_json(&me(ctx).await?)))
 }
 
@@ -232,23 +278,37 @@ pub(crate) async fn resend_verification(ctx: &Ctx<'_>, input: Input) -> AuthResu
     let kv = &ctx.inner.kv;
     let last_key = format!("resendv:last:{}", user.id);
     if let Some(e) = kv.get(&last_key, ctx.now).await? {
-        return Err(AuthError::RateLimited { limit: RateLimit::Resend, retry_after: super::retry_after(e.expires_at, ctx.now) });
+        return Err(AuthError::RateLimited {
+            limit: RateLimit::Resend,
+            retry_after: super::retry_after(e.expires_at, ctx.now),
+        });
     }
-    let n = kv.incr(&format!("resendv:count:{}", user.id), 3_600_000, ctx.now).await?;
+    let n = kv
+        .incr(&format!("resendv:count:{}", user.id), 3_600_000, ctx.now)
+        .await?;
     if n.value > i64::from(cfg.resend_max_per_hour) {
-        return Err(AuthError::RateLimited { limit: RateLimit::Resend, retry_after: super::retry_after(n.expires_at, ctx.now) });
+        return Err(AuthError::RateLimited {
+            limit: RateLimit::Resend,
+            retry_after: super::retry_after(n.expires_at, ctx.now),
+        });
     }
     super::count_code_message(ctx, &user.email, false).await?;
-    kv.set(&last_key, 1, ctx.now + crate::clock::ms(cfg.resend_delay)).await?;
+    kv.set(&last_key, 1, ctx.now + crate::clock::ms(cfg.resend_delay))
+        .await?;
     let tx = ctx.inner.store.begin().await?;
     let link = super::auth::issue_verify_link(ctx, &tx, &user).await?;
     tx.commit().await?;
     let text = match link {
-        Some(l) => format!("Open this link to verify your email:\n{l}\n\nIf you did not ask for this, ignore this message.\n"),
+        Some(l) => format!(
+            "Open this link to verify your email:\n{l}\n\nIf you did not ask for this, ignore this message.\n"
+        ),
         None => "Verification links need nauth's base_url; ask the site's operator.\n".to_string(),
     };
     ctx.queue_mail(&user.email, "Verify your email", text);
-    Ok(Outcome::Json(200, json!({"destination": mask_email(&user.email)})))
+    Ok(Outcome::Json(
+        200,
+        json!({"destination": mask_email(&user.email)}),
+    ))
 }
 
 /// `DELETE /account`: the user and every row of theirs, in one transaction.
@@ -268,18 +328,47 @@ pub(crate) async fn delete_account(ctx: &Ctx<'_>, mut input: Input) -> AuthResul
         .map(|s| s.id)
         .collect();
     if !sids.is_empty() {
-        refresh_tokens::Entity::delete_many().filter(refresh_tokens::Column::SessionId.is_in(sids)).exec(&tx).await?;
+        refresh_tokens::Entity::delete_many()
+            .filter(refresh_tokens::Column::SessionId.is_in(sids))
+            .exec(&tx)
+            .await?;
     }
-    sessions::Entity::delete_many().filter(sessions::Column::UserId.eq(&uid)).exec(&tx).await?;
-    challenges::Entity::delete_many().filter(challenges::Column::UserId.eq(&uid)).exec(&tx).await?;
-    vt::Entity::delete_many().filter(vt::Column::UserId.eq(&uid)).exec(&tx).await?;
-    password_history::Entity::delete_many().filter(password_history::Column::UserId.eq(&uid)).exec(&tx).await?;
-    audit_log::Entity::delete_many().filter(audit_log::Column::UserId.eq(&uid)).exec(&tx).await?;
+    sessions::Entity::delete_many()
+        .filter(sessions::Column::UserId.eq(&uid))
+        .exec(&tx)
+        .await?;
+    challenges::Entity::delete_many()
+        .filter(challenges::Column::UserId.eq(&uid))
+        .exec(&tx)
+        .await?;
+    vt::Entity::delete_many()
+        .filter(vt::Column::UserId.eq(&uid))
+        .exec(&tx)
+        .await?;
+    password_history::Entity::delete_many()
+        .filter(password_history::Column::UserId.eq(&uid))
+        .exec(&tx)
+        .await?;
+    audit_log::Entity::delete_many()
+        .filter(audit_log::Column::UserId.eq(&uid))
+        .exec(&tx)
+        .await?;
     users::Entity::delete_by_id(uid.clone()).exec(&tx).await?;
     tx.commit().await?;
     super::clear_lockout(ctx, &uid).await?;
-    audit(ctx.inner, None, Event::AccountDeleted, true, &ctx.origin, json!({"sub": uid})).await;
-    Ok(Outcome::JsonClearing { body: json!({"success": true}), device: true })
+    audit(
+        ctx.inner,
+        None,
+        Event::AccountDeleted,
+        true,
+        &ctx.origin,
+        json!({"sub": uid}),
+    )
+    .await;
+    Ok(Outcome::JsonClearing {
+        body: json!({"success": true}),
+        device: true,
+    })
 }
 
 /// The first administrator: a random one-time password that must be changed at first login.

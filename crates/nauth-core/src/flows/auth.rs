@@ -61,23 +61,28 @@ pub(crate) async fn next(
     user: &users::Model,
     carry: Carry,
 ) -> AuthResult<AuthOutcome> {
-    let policy = Policy { verification: ctx.cfg().signup.verification, mfa: ctx.cfg().mfa.enforcement };
+    let policy = Policy {
+        verification: ctx.cfg().signup.verification,
+        mfa: ctx.cfg().mfa.enforcement,
+    };
     match next_step(&user_state(ctx, user, &carry), &policy) {
         Step::Tokens => {
-            let tokens = super::create_session(ctx, db, user, &carry.auth_method, &carry.device).await?;
+            let tokens =
+                super::create_session(ctx, db, user, &carry.auth_method, &carry.device).await?;
             Ok(AuthOutcome::Tokens {
                 tokens,
                 auth_method: carry.auth_method,
                 user: super::user_json(user),
             })
         }
-        Step::Challenge(name @ (ChallengeName::VerifyEmail | ChallengeName::ForceChangePassword)) => {
-            start_challenge(ctx, db, Some(user), name, &carry).await
-        }
+        Step::Challenge(
+            name @ (ChallengeName::VerifyEmail | ChallengeName::ForceChangePassword),
+        ) => start_challenge(ctx, db, Some(user), name, &carry).await,
         // Configurations that reach these are refused at start (see `unsupported_yet`).
-        Step::Challenge(other) => {
-            Err(AuthError::Internal(format!("{} is not available in this release", other.as_str())))
-        }
+        Step::Challenge(other) => Err(AuthError::Internal(format!(
+            "{} is not available in this release",
+            other.as_str()
+        ))),
     }
 }
 
@@ -100,7 +105,10 @@ pub(crate) async fn start_challenge(
         if let Some(u) = user {
             // Older codes of the same purpose stop working.
             challenges::Entity::update_many()
-                .col_expr(challenges::Column::CodeHash, Expr::value(Option::<String>::None))
+                .col_expr(
+                    challenges::Column::CodeHash,
+                    Expr::value(Option::<String>::None),
+                )
                 .filter(challenges::Column::UserId.eq(&u.id))
                 .filter(challenges::Column::Name.eq(name.as_str()))
                 .filter(challenges::Column::Completed.eq(false))
@@ -118,7 +126,9 @@ pub(crate) async fn start_challenge(
             params.insert("codeDeliveryDestination".into(), json!(mask_email(d)));
         }
     }
-    let user_sub = user.map(|u| u.id.clone()).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let user_sub = user
+        .map(|u| u.id.clone())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     challenges::Entity::insert(challenges::ActiveModel {
         id_hash: Set(id_hash),
         user_id: Set(user.map(|u| u.id.clone())),
@@ -141,7 +151,12 @@ pub(crate) async fn start_challenge(
     })
     .exec(db)
     .await?;
-    Ok(AuthOutcome::Challenge { name, session, params, user_sub })
+    Ok(AuthOutcome::Challenge {
+        name,
+        session,
+        params,
+        user_sub,
+    })
 }
 
 /// A fresh verification link token (older ones stop working); `None` without `base_url`.
@@ -159,12 +174,17 @@ pub(crate) async fn issue_verify_link(
         .await?;
     let path = format!("{}/verify-email", ctx.cfg().mount_prefix);
     let token = codes::random_token();
-    let Some(url) = super::link(ctx, &path, &token) else { return Ok(None) };
+    let Some(url) = super::link(ctx, &path, &token) else {
+        return Ok(None);
+    };
     verification_tokens::Entity::insert(verification_tokens::ActiveModel {
         id: Set(uuid::Uuid::new_v4().to_string()),
         user_id: Set(u.id.clone()),
         purpose: Set("verify_email_link".into()),
-        token_hash: Set(ctx.inner.keys.hash_code("link", "verify_email_link", &token)),
+        token_hash: Set(ctx
+            .inner
+            .keys
+            .hash_code("link", "verify_email_link", &token)),
         data: Set(None),
         attempts: Set(0),
         created_at: Set(ctx.now),
@@ -224,13 +244,19 @@ pub(crate) async fn signup(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
         return duplicate_signup(ctx, &owner).await;
     }
     if let Some(u) = &s.username {
-        let taken = users::Entity::find().filter(users::Column::Username.eq(u)).one(db).await?;
+        let taken = users::Entity::find()
+            .filter(users::Column::Username.eq(u))
+            .one(db)
+            .await?;
         if taken.is_some() {
             return Err(AuthError::UsernameExists);
         }
     }
     if let Some(p) = &s.phone {
-        let taken = users::Entity::find().filter(users::Column::Phone.eq(p)).one(db).await?;
+        let taken = users::Entity::find()
+            .filter(users::Column::Phone.eq(p))
+            .one(db)
+            .await?;
         if taken.is_some() {
             return Err(AuthError::PhoneExists);
         }
@@ -263,15 +289,32 @@ pub(crate) async fn signup(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
         }
         // Lost a race: decide which unique key it was.
         let db = &ctx.inner.store.db;
-        if let Some(owner) = super::find_user(db, &crate::input::Identifier::Email(s.email)).await? {
+        if let Some(owner) = super::find_user(db, &crate::input::Identifier::Email(s.email)).await?
+        {
             return duplicate_signup(ctx, &owner).await;
         }
-        return Err(if s.username.is_some() { AuthError::UsernameExists } else { AuthError::PhoneExists });
+        return Err(if s.username.is_some() {
+            AuthError::UsernameExists
+        } else {
+            AuthError::PhoneExists
+        });
     }
-    let carry = Carry { auth_method: "password".into(), device: device_from(ctx, None, None), mfa_proven: false };
+    let carry = Carry {
+        auth_method: "password".into(),
+        device: device_from(ctx, None, None),
+        mfa_proven: false,
+    };
     let outcome = next(ctx, &tx, &user, carry).await?;
     tx.commit().await?;
-    audit(ctx.inner, Some(&user.id), Event::Signup, true, &ctx.origin, json!({})).await;
+    audit(
+        ctx.inner,
+        Some(&user.id),
+        Event::Signup,
+        true,
+        &ctx.origin,
+        json!({}),
+    )
+    .await;
     Ok(Outcome::Auth(201, outcome))
 }
 
@@ -279,17 +322,29 @@ pub(crate) async fn signup(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
 /// VERIFY_EMAIL` shape with a decoy session, and a notice to the owner; otherwise `409`.
 async fn duplicate_signup(ctx: &Ctx<'_>, owner: &users::Model) -> AuthResult<Outcome> {
     use crate::config::Verification;
-    if !matches!(ctx.cfg().signup.verification, Verification::Email | Verification::Both) {
+    if !matches!(
+        ctx.cfg().signup.verification,
+        Verification::Email | Verification::Both
+    ) {
         return Err(AuthError::EmailExists);
     }
     let db = &ctx.inner.store.db;
-    let carry = Carry { auth_method: "password".into(), ..Default::default() };
+    let carry = Carry {
+        auth_method: "password".into(),
+        ..Default::default()
+    };
     let mut outcome = start_challenge(ctx, db, None, ChallengeName::VerifyEmail, &carry).await?;
     if let AuthOutcome::Challenge { params, .. } = &mut outcome {
-        params.insert("codeDeliveryDestination".into(), json!(mask_email(&owner.email)));
+        params.insert(
+            "codeDeliveryDestination".into(),
+            json!(mask_email(&owner.email)),
+        );
     }
     // The decoy remembers the masked destination for resends.
-    if super::count_code_message(ctx, &owner.email, false).await.is_ok() {
+    if super::count_code_message(ctx, &owner.email, false)
+        .await
+        .is_ok()
+    {
         ctx.queue_mail(
             &owner.email,
             "Someone tried to sign up with your email",
@@ -301,7 +356,10 @@ async fn duplicate_signup(ctx: &Ctx<'_>, owner: &users::Model) -> AuthResult<Out
     }
     if let AuthOutcome::Challenge { session, .. } = &outcome {
         challenges::Entity::update_many()
-            .col_expr(challenges::Column::Destination, Expr::value(owner.email.clone()))
+            .col_expr(
+                challenges::Column::Destination,
+                Expr::value(owner.email.clone()),
+            )
             .filter(challenges::Column::IdHash.eq(codes::sha256_hex(session)))
             .exec(db)
             .await?;
@@ -316,7 +374,9 @@ pub(crate) async fn login(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome
     let device_name = input.text("deviceName", 100);
     let device_type = input.one_of("deviceType", &["mobile", "desktop", "tablet"], false);
     input.finish()?;
-    let Some(ident) = ident else { return Err(AuthError::field("identifier", "is required")) };
+    let Some(ident) = ident else {
+        return Err(AuthError::field("identifier", "is required"));
+    };
     let db = &ctx.inner.store.db;
     let user = super::find_user(db, &ident).await?;
     let subject = super::lock_subject(user.as_ref(), ident.as_str());
@@ -331,7 +391,15 @@ pub(crate) async fn login(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome
     let uid = user.as_ref().map(|u| u.id.clone());
     let Some(user) = user.filter(|_| ok) else {
         super::record_failure(ctx, &subject, uid.as_deref()).await?;
-        audit(ctx.inner, uid.as_deref(), Event::LoginFailed, false, &ctx.origin, json!({})).await;
+        audit(
+            ctx.inner,
+            uid.as_deref(),
+            Event::LoginFailed,
+            false,
+            &ctx.origin,
+            json!({}),
+        )
+        .await;
         return Err(AuthError::InvalidCredentials);
     };
     if user.disabled {
@@ -354,8 +422,15 @@ pub(crate) async fn login(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome
     let tx = ctx.inner.store.begin().await?;
     let outcome = next(ctx, &tx, &user, carry).await?;
     tx.commit().await?;
-    audit(ctx.inner, Some(&user.id), Event::LoginSuccess, true, &ctx.origin, json!({"method": "password"}))
-        .await;
+    audit(
+        ctx.inner,
+        Some(&user.id),
+        Event::LoginSuccess,
+        true,
+        &ctx.origin,
+        json!({"method": "password"}),
+    )
+    .await;
     Ok(Outcome::Auth(200, outcome))
 }
 
@@ -396,16 +471,28 @@ fn carry_of(ch: &challenges::Model) -> Carry {
 /// `POST /respond-challenge`.
 pub(crate) async fn respond(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome> {
     let session = input.text_req("session", 512);
-    let names = ["VERIFY_EMAIL", "VERIFY_PHONE", "MFA_SETUP_REQUIRED", "MFA_REQUIRED", "FORCE_CHANGE_PASSWORD"];
-    let kind = input.one_of("type", &names, true).and_then(|t| ChallengeName::parse(&t));
+    let names = [
+        "VERIFY_EMAIL",
+        "VERIFY_PHONE",
+        "MFA_SETUP_REQUIRED",
+        "MFA_REQUIRED",
+        "FORCE_CHANGE_PASSWORD",
+    ];
+    let kind = input
+        .one_of("type", &names, true)
+        .and_then(|t| ChallengeName::parse(&t));
     let (mut code, mut new_password) = (None, None);
     match kind {
-        Some(ChallengeName::ForceChangePassword) => new_password = Some(input.password("newPassword")),
+        Some(ChallengeName::ForceChangePassword) => {
+            new_password = Some(input.password("newPassword"))
+        }
         Some(_) => code = Some(input.text_req("code", 16)),
         None => {}
     }
     input.finish()?;
-    let Some(kind) = kind else { return Err(AuthError::field("type", "is required")) };
+    let Some(kind) = kind else {
+        return Err(AuthError::field("type", "is required"));
+    };
     let db = &ctx.inner.store.db;
     // A first look without a lock: type and state errors, and the slow password work, happen
     // outside the write transaction.
@@ -417,7 +504,11 @@ pub(crate) async fn respond(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
         return Err(AuthError::ChallengeMaxAttempts);
     }
     let user = match &ch.user_id {
-        Some(id) => Some(super::user_by_id(db, id).await.map_err(|_| AuthError::ChallengeInvalid)?),
+        Some(id) => Some(
+            super::user_by_id(db, id)
+                .await
+                .map_err(|_| AuthError::ChallengeInvalid)?,
+        ),
         None => None,
     };
     let mut new_hash = None;
@@ -437,7 +528,12 @@ pub(crate) async fn respond(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
     match kind {
         ChallengeName::VerifyEmail => {
             let right = ch.code_hash.as_deref().is_some_and(|h| {
-                ctx.inner.keys.verify_code("challenge", &ch.id_hash, code.as_deref().unwrap_or(""), h)
+                ctx.inner.keys.verify_code(
+                    "challenge",
+                    &ch.id_hash,
+                    code.as_deref().unwrap_or(""),
+                    h,
+                )
             });
             if !right {
                 return wrong_answer(ctx, tx, ch).await;
@@ -473,7 +569,15 @@ pub(crate) async fn respond(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
         ChallengeName::VerifyEmail => Event::EmailVerified,
         _ => Event::PasswordChanged,
     };
-    audit(ctx.inner, Some(&user.id), event, true, &ctx.origin, json!({})).await;
+    audit(
+        ctx.inner,
+        Some(&user.id),
+        event,
+        true,
+        &ctx.origin,
+        json!({}),
+    )
+    .await;
     Ok(Outcome::Auth(200, outcome))
 }
 
@@ -487,7 +591,9 @@ async fn wrong_answer(
     am.attempts = Set(attempts);
     am.update(&tx).await?;
     tx.commit().await?;
-    Err(AuthError::VerifyCodeInvalid { attempts_remaining: Some((MAX_ATTEMPTS - attempts).max(0) as u32) })
+    Err(AuthError::VerifyCodeInvalid {
+        attempts_remaining: Some((MAX_ATTEMPTS - attempts).max(0) as u32),
+    })
 }
 
 /// `POST /challenge/resend`.
@@ -497,7 +603,11 @@ pub(crate) async fn resend(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
     input.finish()?;
     let ch = load_challenge(&ctx.inner.store.db, &session, ctx.now, false).await?;
     if ch.name != ChallengeName::VerifyEmail.as_str() {
-        return Err(if method.is_some() { AuthError::MfaMethodNotAllowed } else { AuthError::ChallengeTypeMismatch });
+        return Err(if method.is_some() {
+            AuthError::MfaMethodNotAllowed
+        } else {
+            AuthError::ChallengeTypeMismatch
+        });
     }
     if matches!(method.as_deref(), Some("totp" | "backup" | "sms")) {
         return Err(AuthError::MfaMethodNotAllowed);
@@ -506,7 +616,10 @@ pub(crate) async fn resend(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
     let delay = crate::clock::ms(cfg.resend_delay);
     if let Some(last) = ch.last_sent_at {
         if last + delay > ctx.now {
-            return Err(AuthError::RateLimited { limit: RateLimit::Resend, retry_after: super::retry_after(last + delay, ctx.now) });
+            return Err(AuthError::RateLimited {
+                limit: RateLimit::Resend,
+                retry_after: super::retry_after(last + delay, ctx.now),
+            });
         }
     }
     let (mut window_start, mut sends) = (ch.send_window_start, ch.sends_in_window);
@@ -526,7 +639,10 @@ pub(crate) async fn resend(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
     // Re-read under the lock: a concurrent resend may have just sent.
     let ch = load_challenge(&tx, &session, ctx.now, true).await?;
     if ch.last_sent_at.is_some_and(|last| last + delay > ctx.now) {
-        return Err(AuthError::RateLimited { limit: RateLimit::Resend, retry_after: super::retry_after(ch.last_sent_at.unwrap_or(ctx.now) + delay, ctx.now) });
+        return Err(AuthError::RateLimited {
+            limit: RateLimit::Resend,
+            retry_after: super::retry_after(ch.last_sent_at.unwrap_or(ctx.now) + delay, ctx.now),
+        });
     }
     let mut am: challenges::ActiveModel = ch.clone().into();
     am.last_sent_at = Set(Some(ctx.now));
@@ -535,11 +651,18 @@ pub(crate) async fn resend(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
     if let Some(uid) = &ch.user_id {
         let user = super::user_by_id(&tx, uid).await?;
         let code = codes::random_code();
-        am.code_hash = Set(Some(ctx.inner.keys.hash_code("challenge", &ch.id_hash, &code)));
+        am.code_hash = Set(Some(ctx.inner.keys.hash_code(
+            "challenge",
+            &ch.id_hash,
+            &code,
+        )));
         let link = issue_verify_link(ctx, &tx, &user).await?;
         queue_code_mail(ctx, &user.email, &code, link.as_deref());
     }
     am.update(&tx).await?;
     tx.commit().await?;
-    Ok(Outcome::Json(200, json!({ "destination": mask_email(&destination) })))
+    Ok(Outcome::Json(
+        200,
+        json!({ "destination": mask_email(&destination) }),
+    ))
 }

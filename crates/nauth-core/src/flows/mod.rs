@@ -51,7 +51,11 @@ impl Ctx<'_> {
 
     pub fn queue_mail(&self, to: &str, subject: &str, text: String) {
         if let Ok(mut o) = self.outbox.lock() {
-            o.push(EmailMessage { to: to.into(), subject: subject.into(), text });
+            o.push(EmailMessage {
+                to: to.into(),
+                subject: subject.into(),
+                text,
+            });
         }
     }
 
@@ -116,7 +120,11 @@ pub(crate) fn profile_json(u: &users::Model) -> Value {
         m.insert("mfaEnabled".into(), json!(u.mfa_enabled));
         m.insert("createdAt".into(), json!(iso8601(u.created_at)));
         m.insert("updatedAt".into(), json!(iso8601(u.updated_at)));
-        if let Some(meta) = u.metadata.as_deref().and_then(|s| serde_json::from_str::<Value>(s).ok()) {
+        if let Some(meta) = u
+            .metadata
+            .as_deref()
+            .and_then(|s| serde_json::from_str::<Value>(s).ok())
+        {
             m.insert("metadata".into(), meta);
         }
     }
@@ -124,7 +132,11 @@ pub(crate) fn profile_json(u: &users::Model) -> Value {
 }
 
 pub(crate) fn roles(u: &users::Model) -> Vec<String> {
-    u.roles.split(',').filter(|r| !r.is_empty()).map(str::to_string).collect()
+    u.roles
+        .split(',')
+        .filter(|r| !r.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 pub(crate) async fn find_user(
@@ -136,7 +148,10 @@ pub(crate) async fn find_user(
         Identifier::Phone(_) => users::Column::Phone,
         Identifier::Username(_) => users::Column::Username,
     };
-    Ok(users::Entity::find().filter(col.eq(id.as_str())).one(db).await?)
+    Ok(users::Entity::find()
+        .filter(col.eq(id.as_str()))
+        .one(db)
+        .await?)
 }
 
 pub(crate) async fn user_by_id(db: &impl ConnectionTrait, id: &str) -> AuthResult<users::Model> {
@@ -156,8 +171,15 @@ pub(crate) async fn count_code_message(ctx: &Ctx<'_>, address: &str, sms: bool) 
     let key = format!("msg:{address}");
     let e = ctx.inner.kv.incr(&key, 3_600_000, ctx.now).await?;
     if e.value > 10 {
-        let limit = if sms { RateLimit::Sms } else { RateLimit::Email };
-        return Err(AuthError::RateLimited { limit, retry_after: retry_after(e.expires_at, ctx.now) });
+        let limit = if sms {
+            RateLimit::Sms
+        } else {
+            RateLimit::Email
+        };
+        return Err(AuthError::RateLimited {
+            limit,
+            retry_after: retry_after(e.expires_at, ctx.now),
+        });
     }
     Ok(())
 }
@@ -273,12 +295,21 @@ pub(crate) async fn revoke_sessions(
 }
 
 /// Whether `candidate` matches the current hash or one of the last `history_count`.
-pub(crate) async fn in_history(ctx: &Ctx<'_>, user: &users::Model, candidate: &str) -> AuthResult<bool> {
+pub(crate) async fn in_history(
+    ctx: &Ctx<'_>,
+    user: &users::Model,
+    candidate: &str,
+) -> AuthResult<bool> {
     let n = ctx.cfg().password.history_count;
     if n == 0 {
         return Ok(false);
     }
-    if ctx.inner.hasher.verify(candidate, &user.password_hash).await? {
+    if ctx
+        .inner
+        .hasher
+        .verify(candidate, &user.password_hash)
+        .await?
+    {
         return Ok(true);
     }
     let old = password_history::Entity::find()
@@ -369,16 +400,27 @@ pub(crate) async fn check_locked(ctx: &Ctx<'_>, subject: &str) -> AuthResult<()>
 }
 
 /// Counts a failed login (or wrong password on an authenticated request); locks at the limit.
-pub(crate) async fn record_failure(ctx: &Ctx<'_>, subject: &str, user_id: Option<&str>) -> AuthResult<()> {
+pub(crate) async fn record_failure(
+    ctx: &Ctx<'_>,
+    subject: &str,
+    user_id: Option<&str>,
+) -> AuthResult<()> {
     let lo = &ctx.cfg().lockout;
     if !lo.enabled {
         return Ok(());
     }
     let window = crate::clock::ms(lo.window);
     let until = ctx.now + crate::clock::ms(lo.duration);
-    let e = ctx.inner.kv.incr(&format!("fail:{subject}"), window, ctx.now).await?;
+    let e = ctx
+        .inner
+        .kv
+        .incr(&format!("fail:{subject}"), window, ctx.now)
+        .await?;
     if e.value >= i64::from(lo.max_attempts) {
-        ctx.inner.kv.set(&format!("lock:{subject}"), 1, until).await?;
+        ctx.inner
+            .kv
+            .set(&format!("lock:{subject}"), 1, until)
+            .await?;
         ctx.inner.kv.del(&format!("fail:{subject}")).await?;
         crate::events::audit(
             ctx.inner,
@@ -391,7 +433,11 @@ pub(crate) async fn record_failure(ctx: &Ctx<'_>, subject: &str, user_id: Option
         .await;
     }
     if let Some(ip) = ctx.ip {
-        let e = ctx.inner.kv.incr(&format!("fail:ip:{ip}"), window, ctx.now).await?;
+        let e = ctx
+            .inner
+            .kv
+            .incr(&format!("fail:ip:{ip}"), window, ctx.now)
+            .await?;
         if e.value >= i64::from(lo.ip_max_attempts) {
             ctx.inner.kv.set(&format!("lock:ip:{ip}"), 1, until).await?;
             ctx.inner.kv.del(&format!("fail:ip:{ip}")).await?;
@@ -407,10 +453,19 @@ pub(crate) async fn clear_lockout(ctx: &Ctx<'_>, user_id: &str) -> AuthResult<()
 }
 
 /// Verifies the password of an authenticated user; a wrong one counts toward lockout.
-pub(crate) async fn confirm_password(ctx: &Ctx<'_>, user: &users::Model, password: &str) -> AuthResult<()> {
+pub(crate) async fn confirm_password(
+    ctx: &Ctx<'_>,
+    user: &users::Model,
+    password: &str,
+) -> AuthResult<()> {
     let subject = lock_subject(Some(user), "");
     check_locked(ctx, &subject).await?;
-    if ctx.inner.hasher.verify(password, &user.password_hash).await? {
+    if ctx
+        .inner
+        .hasher
+        .verify(password, &user.password_hash)
+        .await?
+    {
         Ok(())
     } else {
         record_failure(ctx, &subject, Some(&user.id)).await?;

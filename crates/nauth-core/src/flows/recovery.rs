@@ -22,10 +22,16 @@ const HOUR_MS: i64 = 3_600_000;
 pub(crate) async fn forgot(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome> {
     let ident = input.identifier("identifier");
     input.finish()?;
-    let Some(ident) = ident else { return Err(AuthError::field("identifier", "is required")) };
+    let Some(ident) = ident else {
+        return Err(AuthError::field("identifier", "is required"));
+    };
     let cfg = ctx.cfg();
     if let Some(ip) = ctx.ip {
-        let e = ctx.inner.kv.incr(&format!("pwreset:ip:{ip}"), HOUR_MS, ctx.now).await?;
+        let e = ctx
+            .inner
+            .kv
+            .incr(&format!("pwreset:ip:{ip}"), HOUR_MS, ctx.now)
+            .await?;
         if e.value > i64::from(cfg.password.reset_ip_max_per_hour) {
             return Err(AuthError::RateLimited {
                 limit: RateLimit::PasswordReset,
@@ -43,8 +49,16 @@ pub(crate) async fn forgot(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
     let Some(user) = super::find_user(db, &ident).await?.filter(|u| !u.disabled) else {
         return Ok(Outcome::Json(200, answer));
     };
-    let per_account = ctx.inner.kv.incr(&format!("pwreset:acct:{}", user.id), HOUR_MS, ctx.now).await?;
-    let address = if sms { user.phone.clone().unwrap_or_default() } else { user.email.clone() };
+    let per_account = ctx
+        .inner
+        .kv
+        .incr(&format!("pwreset:acct:{}", user.id), HOUR_MS, ctx.now)
+        .await?;
+    let address = if sms {
+        user.phone.clone().unwrap_or_default()
+    } else {
+        user.email.clone()
+    };
     if per_account.value > 3 || super::count_code_message(ctx, &address, sms).await.is_err() {
         return Ok(Outcome::Json(200, answer));
     }
@@ -60,14 +74,24 @@ pub(crate) async fn forgot(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
         .exec(&tx)
         .await?;
     let medium = if sms { "sms" } else { "email" };
-    let mut rows = vec![("reset_code", ctx.inner.keys.hash_code("reset_code", &user.id, &code))];
+    let mut rows = vec![(
+        "reset_code",
+        ctx.inner.keys.hash_code("reset_code", &user.id, &code),
+    )];
     let link = if cfg.password.reset_url.is_empty() {
         super::link(ctx, "/reset-password", &link_token)
     } else {
-        Some(format!("{}?token={}", cfg.password.reset_url, crate::http::percent_encode(&link_token)))
+        Some(format!(
+            "{}?token={}",
+            cfg.password.reset_url,
+            crate::http::percent_encode(&link_token)
+        ))
     };
     if link.is_some() && !sms {
-        rows.push(("reset_link", ctx.inner.keys.hash_code("link", "reset_link", &link_token)));
+        rows.push((
+            "reset_link",
+            ctx.inner.keys.hash_code("link", "reset_link", &link_token),
+        ));
     }
     for (purpose, hash) in rows {
         vt::Entity::insert(vt::ActiveModel {
@@ -87,7 +111,10 @@ pub(crate) async fn forgot(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
     tx.commit().await?;
     let minutes = cfg.password.reset_code_ttl.as_secs() / 60;
     if sms {
-        let msg = SmsMessage { to: address, text: format!("Your password reset code is {code}") };
+        let msg = SmsMessage {
+            to: address,
+            text: format!("Your password reset code is {code}"),
+        };
         let sender = ctx.inner.sms.clone();
         tokio::spawn(async move {
             if let Err(e) = sender.send(&msg).await {
@@ -95,15 +122,27 @@ pub(crate) async fn forgot(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
             }
         });
     } else {
-        let mut text = format!("Your password reset code is {code}\n\nIt expires in {minutes} minutes.\n");
+        let mut text =
+            format!("Your password reset code is {code}\n\nIt expires in {minutes} minutes.\n");
         if let Some(l) = link {
-            text.push_str(&format!("\nOr open this link to choose a new password:\n{l}\n"));
+            text.push_str(&format!(
+                "\nOr open this link to choose a new password:\n{l}\n"
+            ));
         }
-        text.push_str("\nIf you did not ask for this, ignore this message; your password is unchanged.\n");
+        text.push_str(
+            "\nIf you did not ask for this, ignore this message; your password is unchanged.\n",
+        );
         ctx.queue_mail(&address, "Reset your password", text);
     }
-    audit(ctx.inner, Some(&user.id), Event::PasswordResetRequested, true, &ctx.origin, json!({"medium": medium}))
-        .await;
+    audit(
+        ctx.inner,
+        Some(&user.id),
+        Event::PasswordResetRequested,
+        true,
+        &ctx.origin,
+        json!({"medium": medium}),
+    )
+    .await;
     Ok(Outcome::Json(200, answer))
 }
 
@@ -118,7 +157,10 @@ async fn apply_reset(
     super::check_new_password(ctx, Some(user), None, new_password).await?;
     let hash = ctx.inner.hasher.hash(new_password).await?;
     let tx = ctx.inner.store.begin().await?;
-    let fresh = vt::Entity::find_by_id(token.id.clone()).lock_exclusive().one(&tx).await?;
+    let fresh = vt::Entity::find_by_id(token.id.clone())
+        .lock_exclusive()
+        .one(&tx)
+        .await?;
     if fresh.is_none_or(|t| t.used_at.is_some()) {
         return Err(AuthError::PasswordResetCodeInvalid);
     }
@@ -140,7 +182,15 @@ async fn apply_reset(
     super::revoke_sessions(&tx, &user.id, None, ctx.now).await?;
     tx.commit().await?;
     super::clear_lockout(ctx, &user.id).await?;
-    audit(ctx.inner, Some(&user.id), Event::PasswordReset, true, &ctx.origin, json!({})).await;
+    audit(
+        ctx.inner,
+        Some(&user.id),
+        Event::PasswordReset,
+        true,
+        &ctx.origin,
+        json!({}),
+    )
+    .await;
     Ok(Outcome::Json(200, json!({"success": true})))
 }
 
@@ -150,17 +200,21 @@ pub(crate) async fn confirm(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
     let code = input.text_req("code", 16);
     let new_password = input.password("newPassword");
     input.finish()?;
-    let Some(ident) = ident else { return Err(AuthError::field("identifier", "is required")) };
+    let Some(ident) = ident else {
+        return Err(AuthError::field("identifier", "is required"));
+    };
     let db = &ctx.inner.store.db;
     let user = super::find_user(db, &ident).await?;
     let token = match &user {
-        Some(u) => vt::Entity::find()
-            .filter(vt::Column::UserId.eq(&u.id))
-            .filter(vt::Column::Purpose.eq("reset_code"))
-            .filter(vt::Column::UsedAt.is_null())
-            .order_by_desc(vt::Column::CreatedAt)
-            .one(db)
-            .await?,
+        Some(u) => {
+            vt::Entity::find()
+                .filter(vt::Column::UserId.eq(&u.id))
+                .filter(vt::Column::Purpose.eq("reset_code"))
+                .filter(vt::Column::UsedAt.is_null())
+                .order_by_desc(vt::Column::CreatedAt)
+                .one(db)
+                .await?
+        }
         None => None,
     };
     let (Some(user), Some(token)) = (user, token) else {
@@ -179,7 +233,11 @@ pub(crate) async fn confirm(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
     if token.expires_at <= ctx.now {
         return Err(AuthError::PasswordResetCodeExpired);
     }
-    if !ctx.inner.keys.verify_code("reset_code", &user.id, &code, &token.token_hash) {
+    if !ctx
+        .inner
+        .keys
+        .verify_code("reset_code", &user.id, &code, &token.token_hash)
+    {
         let n = vt::Entity::update_many()
             .col_expr(vt::Column::Attempts, Expr::col(vt::Column::Attempts).add(1))
             .filter(vt::Column::Id.eq(&token.id))
@@ -187,7 +245,11 @@ pub(crate) async fn confirm(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
             .exec(db)
             .await?
             .rows_affected;
-        return Err(if n == 0 { AuthError::PasswordResetMaxAttempts } else { AuthError::PasswordResetCodeInvalid });
+        return Err(if n == 0 {
+            AuthError::PasswordResetMaxAttempts
+        } else {
+            AuthError::PasswordResetCodeInvalid
+        });
     }
     apply_reset(ctx, &user, token, &new_password).await
 }
@@ -209,7 +271,9 @@ pub(crate) async fn reset_with_link(ctx: &Ctx<'_>, mut input: Input) -> AuthResu
     if row.expires_at <= ctx.now {
         return Err(AuthError::PasswordResetCodeExpired);
     }
-    let user = super::user_by_id(db, &row.user_id).await.map_err(|_| AuthError::PasswordResetCodeInvalid)?;
+    let user = super::user_by_id(db, &row.user_id)
+        .await
+        .map_err(|_| AuthError::PasswordResetCodeInvalid)?;
     apply_reset(ctx, &user, row, &new_password).await
 }
 
@@ -229,9 +293,15 @@ pub(crate) async fn verify_link(ctx: &Ctx<'_>) -> AuthResult<Outcome> {
 }
 
 async fn verify_link_inner(ctx: &Ctx<'_>) -> AuthResult<()> {
-    let token = ctx.req.query_param("token").filter(|t| !t.is_empty() && t.len() <= 512);
+    let token = ctx
+        .req
+        .query_param("token")
+        .filter(|t| !t.is_empty() && t.len() <= 512);
     let token = token.ok_or_else(|| AuthError::field("token", "is required"))?;
-    let hash = ctx.inner.keys.hash_code("link", "verify_email_link", &token);
+    let hash = ctx
+        .inner
+        .keys
+        .hash_code("link", "verify_email_link", &token);
     let tx = ctx.inner.store.begin().await?;
     let row = vt::Entity::find()
         .filter(vt::Column::TokenHash.eq(hash))
@@ -240,7 +310,9 @@ async fn verify_link_inner(ctx: &Ctx<'_>) -> AuthResult<()> {
         .one(&tx)
         .await?
         .filter(|t| t.used_at.is_none())
-        .ok_or(AuthError::VerifyCodeInvalid { attempts_remaining: None })?;
+        .ok_or(AuthError::VerifyCodeInvalid {
+            attempts_remaining: None,
+        })?;
     if row.expires_at <= ctx.now {
         return Err(AuthError::VerifyCodeExpired);
     }
@@ -255,6 +327,14 @@ async fn verify_link_inner(ctx: &Ctx<'_>) -> AuthResult<()> {
         .exec(&tx)
         .await?;
     tx.commit().await?;
-    audit(ctx.inner, Some(&user_id), Event::EmailVerified, true, &ctx.origin, json!({"via": "link"})).await;
+    audit(
+        ctx.inner,
+        Some(&user_id),
+        Event::EmailVerified,
+        true,
+        &ctx.origin,
+        json!({"via": "link"}),
+    )
+    .await;
     Ok(())
 }

@@ -20,7 +20,11 @@ fn presented_refresh(ctx: &Ctx<'_>, input: &mut Input) -> Option<String> {
     let body = input.text("refreshToken", 512).filter(|t| !t.is_empty());
     body.or_else(|| {
         (ctx.cfg().token_delivery.mode != crate::config::DeliveryMode::Json)
-            .then(|| ctx.req.cookie(&ctx.inner.cookies.refresh).map(str::to_string))
+            .then(|| {
+                ctx.req
+                    .cookie(&ctx.inner.cookies.refresh)
+                    .map(str::to_string)
+            })
             .flatten()
             .filter(|t| !t.is_empty())
     })
@@ -34,7 +38,10 @@ pub(crate) async fn refresh(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
     let hash = codes::sha256_hex(&token);
     let db = &ctx.inner.store.db;
     // Cheap rejection of unknown tokens before taking a write transaction.
-    let row = refresh_tokens::Entity::find_by_id(hash.clone()).one(db).await?.ok_or(AuthError::TokenInvalid)?;
+    let row = refresh_tokens::Entity::find_by_id(hash.clone())
+        .one(db)
+        .await?
+        .ok_or(AuthError::TokenInvalid)?;
     let tx = ctx.inner.store.begin().await?;
     // Locking the session row serialises every exchange of one family.
     let session = sessions::Entity::find_by_id(row.session_id.clone())
@@ -43,7 +50,10 @@ pub(crate) async fn refresh(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
         .await?
         .filter(|s| s.revoked_at.is_none())
         .ok_or(AuthError::TokenInvalid)?;
-    let row = refresh_tokens::Entity::find_by_id(hash).one(&tx).await?.ok_or(AuthError::TokenInvalid)?;
+    let row = refresh_tokens::Entity::find_by_id(hash)
+        .one(&tx)
+        .await?
+        .ok_or(AuthError::TokenInvalid)?;
     if session.absolute_expires_at <= ctx.now || session.expires_at <= ctx.now {
         return Err(AuthError::SessionExpired);
     }
@@ -58,7 +68,10 @@ pub(crate) async fn refresh(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
         refresh_tokens::ROTATED if row.rotated_at.is_some_and(|t| ctx.now - t <= reuse_ms) => {
             // A benign race (two tabs): the pair from the earlier exchange stops working.
             refresh_tokens::Entity::update_many()
-                .col_expr(refresh_tokens::Column::State, Expr::value(refresh_tokens::DISCARDED))
+                .col_expr(
+                    refresh_tokens::Column::State,
+                    Expr::value(refresh_tokens::DISCARDED),
+                )
                 .filter(refresh_tokens::Column::SessionId.eq(&session.id))
                 .filter(refresh_tokens::Column::State.eq(refresh_tokens::CURRENT))
                 .exec(&tx)
@@ -83,7 +96,9 @@ pub(crate) async fn refresh(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
         }
         _ => return Err(AuthError::TokenInvalid),
     }
-    let user = super::user_by_id(&tx, &session.user_id).await.map_err(|_| AuthError::TokenInvalid)?;
+    let user = super::user_by_id(&tx, &session.user_id)
+        .await
+        .map_err(|_| AuthError::TokenInvalid)?;
     if user.disabled {
         return Err(AuthError::AccountLocked);
     }
@@ -98,17 +113,30 @@ pub(crate) async fn refresh(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
     .exec(&tx)
     .await?;
     let jti = uuid::Uuid::new_v4().to_string();
-    let expires = (ctx.now + crate::clock::ms(ctx.cfg().refresh.ttl)).min(session.absolute_expires_at);
+    let expires =
+        (ctx.now + crate::clock::ms(ctx.cfg().refresh.ttl)).min(session.absolute_expires_at);
     let mut am: sessions::ActiveModel = session.clone().into();
     am.access_jti = Set(jti.clone());
     am.expires_at = Set(expires);
     am.last_activity_at = Set(ctx.now);
     am.update(&tx).await?;
-    let tokens = super::mint(ctx, &user, &session.id, jti, new_refresh, expires, &session.auth_method)?;
+    let tokens = super::mint(
+        ctx,
+        &user,
+        &session.id,
+        jti,
+        new_refresh,
+        expires,
+        &session.auth_method,
+    )?;
     tx.commit().await?;
     Ok(Outcome::Auth(
         200,
-        AuthOutcome::Tokens { tokens, auth_method: session.auth_method, user: super::user_json(&user) },
+        AuthOutcome::Tokens {
+            tokens,
+            auth_method: session.auth_method,
+            user: super::user_json(&user),
+        },
     ))
 }
 
@@ -124,11 +152,15 @@ async fn revoke_session(ctx: &Ctx<'_>, session_id: &str) -> AuthResult<bool> {
 }
 
 async fn session_of_refresh(ctx: &Ctx<'_>, token: &str) -> AuthResult<Option<sessions::Model>> {
-    let Some(row) = refresh_tokens::Entity::find_by_id(codes::sha256_hex(token)).one(&ctx.inner.store.db).await?
+    let Some(row) = refresh_tokens::Entity::find_by_id(codes::sha256_hex(token))
+        .one(&ctx.inner.store.db)
+        .await?
     else {
         return Ok(None);
     };
-    Ok(sessions::Entity::find_by_id(row.session_id).one(&ctx.inner.store.db).await?)
+    Ok(sessions::Entity::find_by_id(row.session_id)
+        .one(&ctx.inner.store.db)
+        .await?)
 }
 
 /// `POST /logout`: revokes this session; idempotent.
@@ -150,20 +182,41 @@ pub(crate) async fn logout(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
     let sid_user = match sid_user {
         Some(s) => Some(s),
         None => {
-            let token = refresh.or_else(|| ctx.req.cookie(&ctx.inner.cookies.refresh).map(str::to_string));
+            let token = refresh.or_else(|| {
+                ctx.req
+                    .cookie(&ctx.inner.cookies.refresh)
+                    .map(str::to_string)
+            });
             match token.filter(|t| !t.is_empty()) {
-                Some(t) => session_of_refresh(ctx, &t).await?.map(|s| (s.id, s.user_id)),
-                None if ctx.req.cookie(&ctx.inner.cookies.access).is_some() || ctx.req.bearer().is_some() => None,
+                Some(t) => session_of_refresh(ctx, &t)
+                    .await?
+                    .map(|s| (s.id, s.user_id)),
+                None if ctx.req.cookie(&ctx.inner.cookies.access).is_some()
+                    || ctx.req.bearer().is_some() =>
+                {
+                    None
+                }
                 None => return Err(AuthError::TokenMissing),
             }
         }
     };
     if let Some((sid, uid)) = sid_user {
         if revoke_session(ctx, &sid).await? {
-            audit(ctx.inner, Some(&uid), Event::Logout, true, &ctx.origin, json!({"sessionId": sid})).await;
+            audit(
+                ctx.inner,
+                Some(&uid),
+                Event::Logout,
+                true,
+                &ctx.origin,
+                json!({"sessionId": sid}),
+            )
+            .await;
         }
     }
-    Ok(Outcome::JsonClearing { body: json!({"success": true}), device: forget })
+    Ok(Outcome::JsonClearing {
+        body: json!({"success": true}),
+        device: forget,
+    })
 }
 
 /// `POST /logout-all`: every session of the user, the current one included.
@@ -172,8 +225,19 @@ pub(crate) async fn logout_all(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Ou
     input.finish()?;
     let p = ctx.principal()?;
     let n = super::revoke_sessions(&ctx.inner.store.db, &p.sub, None, ctx.now).await?;
-    audit(ctx.inner, Some(&p.sub), Event::SessionRevoked, true, &ctx.origin, json!({"revokedCount": n})).await;
-    Ok(Outcome::JsonClearing { body: json!({"revokedCount": n}), device: forget })
+    audit(
+        ctx.inner,
+        Some(&p.sub),
+        Event::SessionRevoked,
+        true,
+        &ctx.origin,
+        json!({"revokedCount": n}),
+    )
+    .await;
+    Ok(Outcome::JsonClearing {
+        body: json!({"revokedCount": n}),
+        device: forget,
+    })
 }
 
 /// `POST /revoke`: revokes the token's whole family; always succeeds (RFC 7009).
@@ -182,8 +246,15 @@ pub(crate) async fn revoke(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
     input.finish()?;
     if let Some(s) = session_of_refresh(ctx, &token).await? {
         if revoke_session(ctx, &s.id).await? {
-            audit(ctx.inner, Some(&s.user_id), Event::SessionRevoked, true, &ctx.origin, json!({"sessionId": s.id}))
-                .await;
+            audit(
+                ctx.inner,
+                Some(&s.user_id),
+                Event::SessionRevoked,
+                true,
+                &ctx.origin,
+                json!({"sessionId": s.id}),
+            )
+            .await;
         }
     }
     Ok(Outcome::Json(200, json!({"success": true})))
@@ -223,8 +294,23 @@ pub(crate) async fn delete(ctx: &Ctx<'_>, id: &str) -> AuthResult<Outcome> {
         .filter(|s| s.user_id == p.sub && s.revoked_at.is_none())
         .ok_or(AuthError::NotFound)?;
     revoke_session(ctx, &s.id).await?;
-    audit(ctx.inner, Some(&p.sub), Event::SessionRevoked, true, &ctx.origin, json!({"sessionId": s.id})).await;
+    audit(
+        ctx.inner,
+        Some(&p.sub),
+        Event::SessionRevoked,
+        true,
+        &ctx.origin,
+        json!({"sessionId": s.id}),
+    )
+    .await;
     let current = s.id == p.session_id;
     let body = json!({"success": true, "wasCurrentSession": current});
-    Ok(if current { Outcome::JsonClearing { body, device: false } } else { Outcome::Json(200, body) })
+    Ok(if current {
+        Outcome::JsonClearing {
+            body,
+            device: false,
+        }
+    } else {
+        Outcome::Json(200, body)
+    })
 }

@@ -28,13 +28,17 @@ pub struct Store {
 /// Whether the error is a lost lock race that a retry of the whole transaction resolves:
 /// a MySQL/InnoDB or PostgreSQL deadlock or serialisation failure, or SQLite's busy lock.
 pub fn is_contention(e: &DbErr) -> bool {
-    let (DbErr::Exec(sea_orm::RuntimeErr::SqlxError(s)) | DbErr::Query(sea_orm::RuntimeErr::SqlxError(s))) = e else {
+    let (DbErr::Exec(sea_orm::RuntimeErr::SqlxError(s))
+    | DbErr::Query(sea_orm::RuntimeErr::SqlxError(s))) = e
+    else {
         return false;
     };
     match s.as_ref() {
         sea_orm::sqlx::Error::Database(d) => {
-            matches!(d.code().as_deref(), Some("40001" | "40P01" | "5" | "6" | "517" | "261"))
-                || d.message().contains("Deadlock found")
+            matches!(
+                d.code().as_deref(),
+                Some("40001" | "40P01" | "5" | "6" | "517" | "261")
+            ) || d.message().contains("Deadlock found")
                 || d.message().contains("database is locked")
         }
         _ => false,
@@ -88,7 +92,9 @@ impl Store {
                         .foreign_keys(false)
                 });
         } else {
-            opts.max_connections(16).min_connections(0).idle_timeout(Duration::from_secs(60));
+            opts.max_connections(16)
+                .min_connections(0)
+                .idle_timeout(Duration::from_secs(60));
         }
         let db = Database::connect(opts).await?;
         Ok(Store { db })
@@ -122,7 +128,8 @@ impl Store {
         match self.backend() {
             DbBackend::Postgres => {
                 let tx = self.db.begin().await?;
-                tx.execute_unprepared("SELECT pg_advisory_xact_lock(7236524110)").await?;
+                tx.execute_unprepared("SELECT pg_advisory_xact_lock(7236524110)")
+                    .await?;
                 self.migrate_locked(&tx).await?;
                 tx.commit().await
             }
@@ -130,9 +137,11 @@ impl Store {
                 // DDL commits implicitly in MySQL; the transaction only pins one connection
                 // so the named lock and the DDL share it.
                 let conn = self.db.begin().await?;
-                conn.execute_unprepared("SELECT GET_LOCK('nauth_migrate', 60)").await?;
+                conn.execute_unprepared("SELECT GET_LOCK('nauth_migrate', 60)")
+                    .await?;
                 let r = self.migrate_locked(&conn).await;
-                conn.execute_unprepared("SELECT RELEASE_LOCK('nauth_migrate')").await?;
+                conn.execute_unprepared("SELECT RELEASE_LOCK('nauth_migrate')")
+                    .await?;
                 conn.commit().await?;
                 r
             }
@@ -195,7 +204,12 @@ impl Store {
 
     async fn schema_version(db: &impl ConnectionTrait, backend: DbBackend) -> Result<i32, DbErr> {
         let schema = Schema::new(backend);
-        db.execute(schema.create_table_from_entity(schema_version::Entity).if_not_exists()).await?;
+        db.execute(
+            schema
+                .create_table_from_entity(schema_version::Entity)
+                .if_not_exists(),
+        )
+        .await?;
         Ok(schema_version::Entity::find_by_id(1)
             .one(db)
             .await?
