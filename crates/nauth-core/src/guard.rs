@@ -3,13 +3,15 @@
 //! methods, and the trusted-origin rule. Used by the core's own routes and by the adapters'
 //! extractors alike, so both answer the same.
 
-use sea_orm::EntityTrait;
+use std::sync::Arc;
+
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 use crate::Inner;
 use crate::config::{DeliveryMode, SessionValidation};
 use crate::error::{AuthError, AuthResult};
 use crate::http::Request;
-use crate::store::entities::sessions;
+use crate::tokens::Claims;
 
 /// Who is calling: what an `AuthUser` extractor yields.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,30 +84,89 @@ pub(crate) fn access_token<'r>(inner: &Inner, req: &'r Request) -> AuthResult<(&
     }
 }
 
+/// Verified access tokens, so a token seen again skips signature work: keyed by the whole
+/// token string (signed, so equal strings carry equal claims); times are still checked on
+/// every use. Bounded: cleared when full.
+#[derive(Debug, Default)]
+pub(crate) struct TokenCache {
+    map: std::sync::RwLock<std::collections::HashMap<String, Arc<Claims>>>,
+}
+
+const TOKEN_CACHE_MAX: usize = 50_000;
+
+impl TokenCache {
+    fn verify(&self, inner: &Inner, token: &str, now_s: i64) -> AuthResult<Arc<Claims>> {
+        let hit = self.map.read().ok().and_then(|m| m.get(token).cloned());
+        if let Some(c) = hit {
+            if c.exp + crate::tokens::LEEWAY_SECS < now_s {
+                return Err(AuthError::TokenExpired);
+            }
+            if c.iat > now_s + crate::tokens::LEEWAY_SECS {
+                return Err(AuthError::TokenInvalid);
+            }
+            return Ok(c);
+        }
+        let claims = Arc::new(inner.signer.verify(token, now_s)?);
+        if let Ok(mut m) = self.map.write() {
+            if m.len() >= TOKEN_CACHE_MAX {
+                m.clear();
+            }
+            m.insert(token.to_string(), claims.clone());
+        }
+        Ok(claims)
+    }
+}
+
+type SessionRow = (String, String, String, i64, i64);
+
+/// The columns the per-request session check needs, read with one fixed statement.
+async fn live_session(inner: &Inner, sid: &str) -> AuthResult<Option<SessionRow>> {
+    let backend = inner.store.backend();
+    let sql = if backend == DbBackend::Postgres {
+        "SELECT user_id, access_jti, auth_method, expires_at, absolute_expires_at \
+         FROM nauth_sessions WHERE id = $1 AND revoked_at IS NULL"
+    } else {
+        "SELECT user_id, access_jti, auth_method, expires_at, absolute_expires_at \
+         FROM nauth_sessions WHERE id = ? AND revoked_at IS NULL"
+    };
+    let stmt = Statement::from_sql_and_values(backend, sql, [sid.into()]);
+    let Some(r) = inner.store.db.query_one_raw(stmt).await? else {
+        return Ok(None);
+    };
+    Ok(Some((
+        r.try_get("", "user_id")?,
+        r.try_get("", "access_jti")?,
+        r.try_get("", "auth_method")?,
+        r.try_get("", "expires_at")?,
+        r.try_get("", "absolute_expires_at")?,
+    )))
+}
+
 /// Authenticates without CSRF (the caller decides when CSRF applies).
 pub(crate) async fn principal(inner: &Inner, req: &Request) -> AuthResult<Principal> {
     let (token, via_cookie) = access_token(inner, req)?;
     let now_ms = inner.clock.now_ms();
-    let claims = inner.signer.verify(token, now_ms / 1000)?;
-    let mut auth_method = claims.amr.clone().unwrap_or_else(|| "password".into());
+    let claims = inner.token_cache.verify(inner, token, now_ms / 1000)?;
+    let mut auth_method = None;
     if inner.cfg.session.validation == SessionValidation::Database {
-        let s = sessions::Entity::find_by_id(claims.sid.clone())
-            .one(&inner.store.db)
+        let (user_id, jti, method, expires, absolute) = live_session(inner, &claims.sid)
             .await?
-            .filter(|s| s.revoked_at.is_none())
             .ok_or(AuthError::SessionNotFound)?;
-        if s.user_id != claims.sub || s.access_jti != claims.jti {
+        if user_id != claims.sub || jti != claims.jti {
             return Err(AuthError::TokenInvalid);
         }
-        if s.absolute_expires_at <= now_ms || s.expires_at <= now_ms {
+        if absolute <= now_ms || expires <= now_ms {
             return Err(AuthError::SessionExpired);
         }
-        auth_method = s.auth_method;
+        auth_method = Some(method);
     }
+    let auth_method = auth_method
+        .or_else(|| claims.amr.clone())
+        .unwrap_or_else(|| "password".into());
     Ok(Principal {
-        sub: claims.sub,
-        session_id: claims.sid,
-        roles: claims.roles,
+        sub: claims.sub.clone(),
+        session_id: claims.sid.clone(),
+        roles: claims.roles.clone(),
         auth_method,
         via_cookie,
     })

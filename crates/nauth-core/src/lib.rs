@@ -77,6 +77,7 @@ pub(crate) struct Inner {
     pub(crate) signer: tokens::TokenSigner,
     pub(crate) hasher: password::Hasher,
     pub(crate) cookies: delivery::CookieSpec,
+    pub(crate) token_cache: guard::TokenCache,
 }
 
 /// Builds a [`NAuth`]: a configuration plus optional replacements for the clock and senders.
@@ -158,6 +159,7 @@ impl NAuthBuilder {
                 signer,
                 hasher,
                 cookies,
+                token_cache: Default::default(),
             }),
         })
     }

@@ -1,0 +1,312 @@
+//! nauth benchmarks, run in one process so every ratio compares numbers measured side by side
+//! on the same machine: `cargo run --release -p nauth-bench`.
+//!
+//! 1. `GET /api/data` through nauth-axum (`AuthUser`) vs a bare axum handler returning the
+//!    same JSON, with session validation `token` and `database` (SQLite).
+//! 2. Logins per second vs raw Argon2id verifies per second at the same parameters.
+//! 3. The latency of protected requests while logins run flat out.
+//!
+//! The load generator is a small keep-alive HTTP/1.1 client in this process (no external
+//! tools), so server and client share the machine's cores, equally for every variant.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use nauth_axum::{AuthUser, NAuth};
+use nauth_core::config::{NAuthConfig, SessionValidation, Verification};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const CONNECTIONS: usize = 4;
+
+fn secs() -> Duration {
+    let s = std::env::var("NAUTH_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    Duration::from_secs(s)
+}
+
+/// One keep-alive connection: sends `req` again and again, reading each full response.
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    async fn open(addr: SocketAddr) -> Conn {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        Conn {
+            stream,
+            buf: Vec::with_capacity(4096),
+        }
+    }
+
+    /// Sends a request and returns the status.
+    async fn call(&mut self, req: &[u8]) -> u16 {
+        self.stream.write_all(req).await.expect("write");
+        self.buf.clear();
+        let mut tmp = [0u8; 4096];
+        loop {
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.buf[..end]).to_ascii_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                while self.buf.len() < end + 4 + len {
+                    let n = self.stream.read(&mut tmp).await.expect("read");
+                    assert!(n > 0, "server closed");
+                    self.buf.extend_from_slice(&tmp[..n]);
+                }
+                return head[9..12].parse().unwrap_or(0);
+            }
+            let n = self.stream.read(&mut tmp).await.expect("read");
+            assert!(n > 0, "server closed");
+            self.buf.extend_from_slice(&tmp[..n]);
+        }
+    }
+}
+
+fn get_req(path: &str, bearer: Option<&str>) -> Vec<u8> {
+    let auth = bearer
+        .map(|t| format!("authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    format!("GET {path} HTTP/1.1\r\nhost: bench\r\n{auth}\r\n").into_bytes()
+}
+
+fn post_req(path: &str, body: &Value) -> Vec<u8> {
+    let b = body.to_string();
+    format!("POST {path} HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{b}", b.len())
+        .into_bytes()
+}
+
+/// Requests per second over `secs()` with `CONNECTIONS` keep-alive connections.
+async fn throughput(addr: SocketAddr, req: Vec<u8>, want: u16) -> f64 {
+    let req = Arc::new(req);
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let (req, stop, count) = (req.clone(), stop.clone(), count.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut c = Conn::open(addr).await;
+            while !stop.load(Ordering::Relaxed) {
+                let status = c.call(&req).await;
+                assert_eq!(status, want, "unexpected status");
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    // Warm-up, then measure.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let start = (Instant::now(), count.load(Ordering::Relaxed));
+    tokio::time::sleep(secs()).await;
+    let done = count.load(Ordering::Relaxed) - start.1;
+    let rate = done as f64 / start.0.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.expect("task");
+    }
+    rate
+}
+
+async fn serve(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .expect("serve");
+    });
+    addr
+}
+
+fn config(validation: SessionValidation, db: &str) -> NAuthConfig {
+    let mut cfg = NAuthConfig::default();
+    cfg.database_url = format!("sqlite://{db}?mode=rwc");
+    cfg.secret = "benchmark-secret-0123456789abcdef-xyz".into();
+    cfg.session.validation = validation;
+    cfg.signup.verification = Verification::None;
+    // A benchmark logs in many times from one address.
+    cfg.lockout.enabled = false;
+    cfg
+}
+
+async fn nauth_app(validation: SessionValidation) -> (SocketAddr, String, NAuth) {
+    let db = std::env::temp_dir().join(format!(
+        "nauth-bench-{}.db",
+        std::process::id() as u64 * 10 + validation as u64
+    ));
+    let _ = std::fs::remove_file(&db);
+    let nauth = NAuth::new(config(validation, &db.display().to_string()))
+        .await
+        .expect("engine");
+    async fn data(AuthUser(u): AuthUser) -> Json<Value> {
+        Json(json!({ "sub": u.sub, "message": "protected data" }))
+    }
+    let app = Router::new()
+        .route("/api/data", get(data))
+        .merge(nauth_axum::router(nauth.clone()))
+        .layer(Extension(nauth.clone()));
+    let addr = serve(app).await;
+    let mut c = Conn::open(addr).await;
+    let body = json!({"email": "bench@example.com", "password": "Correct-Horse-42"});
+    assert_eq!(c.call(&post_req("/auth/signup", &body)).await, 201);
+    let token = {
+        let text = String::from_utf8_lossy(&c.buf).to_string();
+        let json_start = text.find("\r\n\r\n").expect("head") + 4;
+        let v: Value = serde_json::from_str(&text[json_start..]).expect("json");
+        v["accessToken"].as_str().expect("token").to_string()
+    };
+    (addr, token, nauth)
+}
+
+fn raw_argon2_rate(cfg: &NAuthConfig) -> f64 {
+    use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+    let p = &cfg.password;
+    let params = argon2::Params::new(
+        p.argon2_memory_kib,
+        p.argon2_iterations,
+        p.argon2_parallelism,
+        None,
+    )
+    .expect("params");
+    let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let hash = a
+        .hash_password_with_salt(b"Correct-Horse-42", b"0123456789abcdef")
+        .expect("hash")
+        .to_string();
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (a, hash, stop, count) = (a.clone(), hash.clone(), stop.clone(), count.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    a.verify_password(b"Correct-Horse-42", hash.as_str())
+                        .expect("verify");
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(secs());
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        h.join().expect("thread");
+    }
+    count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() {
+    println!(
+        "nauth benchmark: {} keep-alive connections, {}s per measurement, {} cores",
+        CONNECTIONS,
+        secs().as_secs(),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
+
+    // 1. Protected route vs bare handler.
+    async fn bare() -> Json<Value> {
+        Json(json!({ "sub": "3f2b0c4e-8d1a-4c5e-9b7f-2a6d8e0c1f3b", "message": "protected data" }))
+    }
+    let bare_addr = serve(Router::new().route("/api/data", get(bare))).await;
+    let bare_rate = throughput(bare_addr, get_req("/api/data", None), 200).await;
+    let (tok_addr, tok, _n1) = nauth_app(SessionValidation::Token).await;
+    let tok_rate = throughput(tok_addr, get_req("/api/data", Some(&tok)), 200).await;
+    let (db_addr, dbt, _n2) = nauth_app(SessionValidation::Database).await;
+    let db_rate = throughput(db_addr, get_req("/api/data", Some(&dbt)), 200).await;
+    println!("\nGET /api/data                        req/s     ratio to bare");
+    println!("  bare axum handler             {bare_rate:>10.0}     1.00");
+    println!(
+        "  nauth-axum, validation=token  {tok_rate:>10.0}     {:.2}  (target >= 0.85)",
+        tok_rate / bare_rate
+    );
+    println!(
+        "  nauth-axum, validation=database (SQLite) {db_rate:>10.0}  {:.2}  (target >= 0.40)",
+        db_rate / bare_rate
+    );
+
+    // 2. Logins vs raw Argon2id at the default (OWASP) parameters.
+    let cfg = NAuthConfig::default();
+    let raw = raw_argon2_rate(&cfg);
+    let login = post_req(
+        "/auth/login",
+        &json!({"identifier": "bench@example.com", "password": "Correct-Horse-42"}),
+    );
+    let login_rate = throughput(db_addr, login.clone(), 200).await;
+    println!(
+        "\nArgon2id m={} t={} p={}                  per second  ratio",
+        cfg.password.argon2_memory_kib,
+        cfg.password.argon2_iterations,
+        cfg.password.argon2_parallelism
+    );
+    println!("  raw verifies (all cores)      {raw:>10.1}     1.00");
+    println!(
+        "  POST /auth/login              {login_rate:>10.1}     {:.2}  (target >= 0.90)",
+        login_rate / raw
+    );
+
+    // 3. Protected-route latency while logins run flat out.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut flood = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let (stop, login) = (stop.clone(), login.clone());
+        flood.push(tokio::spawn(async move {
+            let mut c = Conn::open(db_addr).await;
+            while !stop.load(Ordering::Relaxed) {
+                c.call(&login).await;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut c = Conn::open(db_addr).await;
+    let req = get_req("/api/data", Some(&dbt));
+    let mut lat = Vec::new();
+    let end = Instant::now() + secs();
+    while Instant::now() < end {
+        let t = Instant::now();
+        assert_eq!(c.call(&req).await, 200);
+        lat.push(t.elapsed());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for f in flood {
+        f.await.expect("flood");
+    }
+    lat.sort();
+    println!(
+        "\nGET /api/data (validation=database) while {CONNECTIONS} connections log in flat out: {} requests",
+        lat.len()
+    );
+    println!(
+        "  p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms  (target p99 <= 5 ms)",
+        percentile(&lat, 0.5).as_secs_f64() * 1e3,
+        percentile(&lat, 0.99).as_secs_f64() * 1e3,
+        lat.last().map(|d| d.as_secs_f64() * 1e3).unwrap_or(0.0)
+    );
+}
