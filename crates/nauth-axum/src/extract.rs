@@ -33,7 +33,7 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
         let nauth = engine(parts)?;
         nauth
-            .authenticate(&core_request(parts))
+            .authenticate(&core_request(parts, Some(nauth_core::http::AUTH_HEADERS)))
             .await
             .map(AuthUser)
             .map_err(|e| reject(&nauth, &e))
@@ -50,7 +50,7 @@ impl<S: Send + Sync> FromRequestParts<S> for OptionalAuthUser {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
         let nauth = engine(parts)?;
         nauth
-            .authenticate_optional(&core_request(parts))
+            .authenticate_optional(&core_request(parts, Some(nauth_core::http::AUTH_HEADERS)))
             .await
             .map(OptionalAuthUser)
             .map_err(|e| reject(&nauth, &e))
@@ -81,7 +81,7 @@ impl<R: RoleName + Send + Sync, S: Send + Sync> FromRequestParts<S> for RequireR
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
         let nauth = engine(parts)?;
         nauth
-            .authenticate_role(&core_request(parts), R::NAME)
+            .authenticate_role(&core_request(parts, Some(nauth_core::http::AUTH_HEADERS)), R::NAME)
             .await
             .map(|p| RequireRole(p, PhantomData))
             .map_err(|e| reject(&nauth, &e))

@@ -42,14 +42,15 @@ pub(crate) fn missing_extension() -> Response {
         .unwrap_or_default()
 }
 
-/// The core's view of a request's head.
-pub(crate) fn core_request(parts: &Parts) -> nauth_core::Request {
+/// The core's view of a request's head; `only` limits the headers copied.
+pub(crate) fn core_request(parts: &Parts, only: Option<&[&str]>) -> nauth_core::Request {
     let mut r = nauth_core::Request::new(parts.method.as_str(), "/");
     r.path = parts.uri.path().to_string();
     r.query = parts.uri.query().map(str::to_string);
     r.headers = parts
         .headers
         .iter()
+        .filter(|(k, _)| only.is_none_or(|o| o.contains(&k.as_str())))
         .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
         .collect();
     r.peer_ip = parts
@@ -61,7 +62,7 @@ pub(crate) fn core_request(parts: &Parts) -> nauth_core::Request {
 
 async fn handle(nauth: &NAuth, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let mut r = core_request(&parts);
+    let mut r = core_request(&parts, None);
     let declared = parts
         .headers
         .get(axum::http::header::CONTENT_LENGTH)

@@ -84,19 +84,29 @@ pub(crate) fn access_token<'r>(inner: &Inner, req: &'r Request) -> AuthResult<(&
     }
 }
 
-/// Verified access tokens, so a token seen again skips signature work: keyed by the whole
-/// token string (signed, so equal strings carry equal claims); times are still checked on
-/// every use. Bounded: cleared when full.
+/// Verified access tokens, so a token seen again skips signature work. Equal strings carry
+/// equal claims (they are signed), so a hit needs only the whole token to match, compared in
+/// constant time; times are still checked on every use. The map key is the token's last 16
+/// bytes (its HMAC, uniformly random), hashed with FNV-1a: cheaper than hashing the whole
+/// token. Bounded: cleared when full.
 #[derive(Debug, Default)]
 pub(crate) struct TokenCache {
-    map: std::sync::RwLock<std::collections::HashMap<String, Arc<Claims>>>,
+    map: std::sync::RwLock<std::collections::HashMap<u64, (Box<str>, Arc<Claims>)>>,
 }
 
 const TOKEN_CACHE_MAX: usize = 50_000;
 
+fn cache_key(token: &str) -> u64 {
+    let tail = &token.as_bytes()[token.len().saturating_sub(16)..];
+    tail.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+}
+
 impl TokenCache {
     fn verify(&self, inner: &Inner, token: &str, now_s: i64) -> AuthResult<Arc<Claims>> {
-        let hit = self.map.read().ok().and_then(|m| m.get(token).cloned());
+        let key = cache_key(token);
+        let hit = self.map.read().ok().and_then(|m| {
+            m.get(&key).filter(|(t, _)| crate::codes::ct_eq(t, token)).map(|(_, c)| c.clone())
+        });
         if let Some(c) = hit {
             if c.exp + crate::tokens::LEEWAY_SECS < now_s {
                 return Err(AuthError::TokenExpired);
@@ -111,13 +121,63 @@ impl TokenCache {
             if m.len() >= TOKEN_CACHE_MAX {
                 m.clear();
             }
-            m.insert(token.to_string(), claims.clone());
+            m.insert(key, (token.into(), claims.clone()));
         }
         Ok(claims)
     }
 }
 
 type SessionRow = (String, String, String, i64, i64);
+
+/// Live sessions read from SQLite, kept in memory. SQLite's file belongs to one nauth
+/// process, and every session write of that process goes through [`SessionCache::invalidate`]
+/// after its commit, so a revocation is still seen by the very next request. With PostgreSQL
+/// or MySQL (several instances may share them) the cache is off and every request reads the
+/// database.
+#[derive(Debug, Default)]
+pub(crate) struct SessionCache {
+    enabled: bool,
+    generation: std::sync::atomic::AtomicU64,
+    map: std::sync::RwLock<std::collections::HashMap<String, SessionRow>>,
+}
+
+impl SessionCache {
+    pub(crate) fn new(enabled: bool) -> Self {
+        SessionCache { enabled, ..Default::default() }
+    }
+
+    /// Forgets every entry; called after any transaction that changed sessions committed.
+    /// A reader that read the old row before the commit cannot store it afterwards: it
+    /// stores only if the generation did not move while it read.
+    pub(crate) fn invalidate(&self) {
+        if self.enabled {
+            self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if let Ok(mut m) = self.map.write() {
+                m.clear();
+            }
+        }
+    }
+
+    async fn get(&self, inner: &Inner, sid: &str) -> AuthResult<Option<SessionRow>> {
+        if !self.enabled {
+            return live_session(inner, sid).await;
+        }
+        if let Some(row) = self.map.read().ok().and_then(|m| m.get(sid).cloned()) {
+            return Ok(Some(row));
+        }
+        let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
+        let row = live_session(inner, sid).await?;
+        if let (Some(r), Ok(mut m)) = (&row, self.map.write()) {
+            if self.generation.load(std::sync::atomic::Ordering::SeqCst) == generation {
+                if m.len() >= TOKEN_CACHE_MAX {
+                    m.clear();
+                }
+                m.insert(sid.to_string(), r.clone());
+            }
+        }
+        Ok(row)
+    }
+}
 
 /// The columns the per-request session check needs, read with one fixed statement.
 async fn live_session(inner: &Inner, sid: &str) -> AuthResult<Option<SessionRow>> {
@@ -149,7 +209,7 @@ pub(crate) async fn principal(inner: &Inner, req: &Request) -> AuthResult<Princi
     let claims = inner.token_cache.verify(inner, token, now_ms / 1000)?;
     let mut auth_method = None;
     if inner.cfg.session.validation == SessionValidation::Database {
-        let (user_id, jti, method, expires, absolute) = live_session(inner, &claims.sid)
+        let (user_id, jti, method, expires, absolute) = inner.session_cache.get(inner, &claims.sid)
             .await?
             .ok_or(AuthError::SessionNotFound)?;
         if user_id != claims.sub || jti != claims.jti {

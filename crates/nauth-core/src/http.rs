@@ -8,6 +8,9 @@ use std::net::IpAddr;
 /// The largest request body nauth reads (API.md §1): 64 KiB.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// The headers [`crate::NAuth::authenticate`] reads; an adapter's extractor may copy just these.
+pub const AUTH_HEADERS: &[&str] = &["authorization", "cookie", "origin", "x-csrf-token"];
+
 /// A request body as the adapter read it.
 #[derive(Debug, Clone, Default)]
 pub enum Body {

@@ -182,3 +182,70 @@ impl Kv for DatabaseKv {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn windows_and_locks(kv: &dyn Kv) {
+        let key = format!("t:{}", uuid::Uuid::new_v4());
+        let now = 1_000_000;
+        assert_eq!(kv.incr(&key, 1000, now).await.expect("incr").value, 1);
+        assert_eq!(kv.incr(&key, 1000, now + 10).await.expect("incr").value, 2);
+        let e = kv.incr(&key, 1000, now + 999).await.expect("incr");
+        assert_eq!((e.value, e.expires_at), (3, now + 1000), "the window starts at the first hit");
+        // The window is over: counting starts again.
+        let e = kv.incr(&key, 1000, now + 1000).await.expect("incr");
+        assert_eq!((e.value, e.expires_at), (1, now + 2000));
+        assert!(kv.get(&key, now + 1500).await.expect("get").is_some());
+        assert!(kv.get(&key, now + 2000).await.expect("get").is_none());
+        kv.set(&key, 7, now + 50).await.expect("set");
+        assert_eq!(kv.get(&key, now).await.expect("get").map(|e| e.value), Some(7));
+        kv.set(&key, 8, now + 60).await.expect("set again");
+        assert_eq!(kv.get(&key, now).await.expect("get").map(|e| e.value), Some(8));
+        kv.del(&key).await.expect("del");
+        assert!(kv.get(&key, now).await.expect("get").is_none());
+    }
+
+    async fn parallel_increments(kv: Arc<dyn Kv>) {
+        let key = format!("p:{}", uuid::Uuid::new_v4());
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let (kv, key) = (kv.clone(), key.clone());
+                tokio::spawn(async move { kv.incr(&key, 60_000, 5_000).await.expect("incr").value })
+            })
+            .collect();
+        let mut seen = Vec::new();
+        for t in tasks {
+            seen.push(t.await.expect("task"));
+        }
+        seen.sort();
+        assert_eq!(seen, (1..=16).collect::<Vec<i64>>(), "every increment counted once");
+    }
+
+    async fn database(url: &str) -> Arc<dyn Kv> {
+        let store = Store::connect(url).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        Arc::new(DatabaseKv::new(store))
+    }
+
+    use std::sync::Arc;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn memory_back_end() {
+        windows_and_locks(&MemoryKv::default()).await;
+        parallel_increments(Arc::new(MemoryKv::default())).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn database_back_ends() {
+        let mut urls = vec![crate::store::tests::sqlite_url()];
+        urls.extend(std::env::var("NAUTH_TEST_POSTGRES_URL").ok());
+        urls.extend(std::env::var("NAUTH_TEST_MYSQL_URL").ok());
+        for url in urls {
+            let kv = database(&url).await;
+            windows_and_locks(kv.as_ref()).await;
+            parallel_increments(kv).await;
+        }
+    }
+}

@@ -78,6 +78,7 @@ pub(crate) struct Inner {
     pub(crate) hasher: password::Hasher,
     pub(crate) cookies: delivery::CookieSpec,
     pub(crate) token_cache: guard::TokenCache,
+    pub(crate) session_cache: guard::SessionCache,
 }
 
 /// Builds a [`NAuth`]: a configuration plus optional replacements for the clock and senders.
@@ -147,6 +148,7 @@ impl NAuthBuilder {
             })
         })?;
         let cookies = delivery::CookieSpec::from_config(&cfg);
+        let session_cache = guard::SessionCache::new(store.backend() == sea_orm::DbBackend::Sqlite);
         Ok(NAuth {
             inner: Arc::new(Inner {
                 cfg,
@@ -160,6 +162,7 @@ impl NAuthBuilder {
                 hasher,
                 cookies,
                 token_cache: Default::default(),
+                session_cache,
             }),
         })
     }

@@ -50,6 +50,17 @@ enum Route {
 }
 
 impl Route {
+    /// Flows that update or revoke existing sessions (creating one needs no invalidation).
+    /// Every future flow that changes `nauth_sessions` rows must be listed here.
+    fn writes_sessions(&self) -> bool {
+        use Route::*;
+        matches!(
+            self,
+            Refresh | Logout | LogoutAll | Revoke | ForgotConfirm | ResetPassword | ChangePassword
+                | ChangeEmailConfirm | DeleteAccount | DeleteSession(_)
+        )
+    }
+
     fn access(&self) -> Access {
         use Route::*;
         match self {
@@ -226,7 +237,13 @@ async fn route_and_run(inner: &Inner, req: &Request) -> Result<Reply, AuthError>
         };
         // Every flow's writes are transactions that roll back whole, so a flow that lost a
         // lock race (InnoDB deadlock, SQLite busy) is simply run again.
-        match run(&ctx, route.clone(), Input::parse(body)?).await {
+        let result = run(&ctx, route.clone(), Input::parse(body)?).await;
+        if route.writes_sessions() {
+            // Whatever the result: a flow may commit a revocation and still answer an error
+            // (refresh-token reuse).
+            inner.session_cache.invalidate();
+        }
+        match result {
             Err(AuthError::Contention) if attempt < 4 => {
                 attempt += 1;
                 let jitter = 5 + u64::from(crate::codes::random_below(20)) * attempt;

@@ -58,6 +58,7 @@ cases!(
     database_down_is_503,
     smtp_round_trip,
     audit_rows,
+    rehash_on_login,
 );
 
 fn email() -> String {
@@ -2099,4 +2100,23 @@ async fn audit_rows(door: &dyn Door, b: &Backend) {
         rows.iter()
             .any(|r| r.ip_address.as_deref() == Some(env.ip.as_str()))
     );
+}
+
+async fn rehash_on_login(door: &dyn Door, b: &Backend) {
+    use argon2::password_hash::PasswordHasher;
+    let env = env(door, b).await;
+    let e = email();
+    signup_verified(&env, &e).await;
+    // A hash made with older, different parameters.
+    let params = argon2::Params::new(128, 1, 1, None).expect("params");
+    let old = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password_with_salt(PW.as_bytes(), b"0123456789abcdef")
+        .expect("hash")
+        .to_string();
+    update_user(&env, &e, users::Column::PasswordHash, old.clone().into()).await;
+    assert_eq!(login(&env, &e, PW).await.status, 200, "old hashes keep working");
+    let db = &env.nauth.store().db;
+    let stored = users::Entity::find().filter(users::Column::Email.eq(&e)).one(db).await.expect("q").expect("user");
+    assert!(stored.password_hash.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{}", stored.password_hash);
+    assert_eq!(login(&env, &e, PW).await.status, 200);
 }

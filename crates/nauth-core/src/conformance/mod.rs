@@ -7,6 +7,7 @@
 
 mod cases;
 mod client;
+pub mod wire;
 
 use std::future::Future;
 use std::net::SocketAddr;

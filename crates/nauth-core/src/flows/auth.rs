@@ -405,7 +405,10 @@ pub(crate) async fn login(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome
     if user.disabled {
         return Err(AuthError::AccountLocked);
     }
-    ctx.inner.kv.del(&format!("fail:{subject}")).await?;
+    // A write only when there is a count to clear: most logins have none.
+    if ctx.inner.kv.get(&format!("fail:{subject}"), ctx.now).await?.is_some() {
+        ctx.inner.kv.del(&format!("fail:{subject}")).await?;
+    }
     if ctx.inner.hasher.needs_rehash(&user.password_hash) {
         let upgraded = ctx.inner.hasher.hash(&password).await?;
         users::Entity::update_many()

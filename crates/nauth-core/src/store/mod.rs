@@ -217,3 +217,101 @@ impl Store {
             .unwrap_or(0))
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn sqlite_url() -> String {
+        let path = std::env::temp_dir().join(format!("nauth-unit-{}.db", uuid::Uuid::new_v4()));
+        format!("sqlite://{}?mode=rwc", path.display())
+    }
+
+    fn urls() -> Vec<String> {
+        let mut urls = vec![sqlite_url()];
+        urls.extend(std::env::var("NAUTH_TEST_POSTGRES_URL").ok());
+        urls.extend(std::env::var("NAUTH_TEST_MYSQL_URL").ok());
+        urls
+    }
+
+    /// Migrations are idempotent, also when several instances start at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn migrate_is_idempotent_and_concurrent() {
+        for url in urls() {
+            let stores: Vec<Store> = futures_join(url.clone()).await;
+            for s in &stores {
+                s.migrate().await.expect("second run is a no-op");
+                assert!(users::Entity::find().one(&s.db).await.is_ok(), "tables exist on {url}");
+            }
+        }
+    }
+
+    async fn futures_join(url: String) -> Vec<Store> {
+        let tasks: Vec<_> = (0..4)
+            .map(|_| {
+                let url = url.clone();
+                tokio::spawn(async move {
+                    let s = Store::connect(&url).await.expect("connect");
+                    s.migrate().await.expect("migrate");
+                    s
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.expect("task"));
+        }
+        out
+    }
+
+    /// A unique email holds under parallel inserts on every back end.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn unique_email_under_parallel_inserts() {
+        use sea_orm::{PaginatorTrait, QueryFilter, ColumnTrait, Set};
+        for url in urls() {
+            let store = Store::connect(&url).await.expect("connect");
+            store.migrate().await.expect("migrate");
+            let email = format!("u{}@example.com", uuid::Uuid::new_v4().simple());
+            let tasks: Vec<_> = (0..8)
+                .map(|_| {
+                    let (db, email) = (store.db.clone(), email.clone());
+                    tokio::spawn(async move {
+                        let row = users::ActiveModel {
+                            id: Set(uuid::Uuid::new_v4().to_string()),
+                            email: Set(email),
+                            username: Set(None),
+                            phone: Set(None),
+                            password_hash: Set("x".into()),
+                            first_name: Set(None),
+                            last_name: Set(None),
+                            metadata: Set(None),
+                            roles: Set("user".into()),
+                            is_email_verified: Set(false),
+                            is_phone_verified: Set(false),
+                            must_change_password: Set(false),
+                            password_changed_at: Set(0),
+                            disabled: Set(false),
+                            mfa_enabled: Set(false),
+                            created_at: Set(0),
+                            updated_at: Set(0),
+                        };
+                        match users::Entity::insert(row).exec(&db).await {
+                            Ok(_) => true,
+                            Err(e) => {
+                                assert!(is_unique_violation(&e) || is_contention(&e), "{e}");
+                                false
+                            }
+                        }
+                    })
+                })
+                .collect();
+            let mut ok = 0;
+            for t in tasks {
+                ok += usize::from(t.await.expect("task"));
+            }
+            assert_eq!(ok, 1, "{url}");
+            let n = users::Entity::find().filter(users::Column::Email.eq(&email)).count(&store.db).await.expect("count");
+            assert_eq!(n, 1);
+        }
+    }
+}
