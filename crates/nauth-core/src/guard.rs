@@ -98,14 +98,18 @@ const TOKEN_CACHE_MAX: usize = 50_000;
 
 fn cache_key(token: &str) -> u64 {
     let tail = &token.as_bytes()[token.len().saturating_sub(16)..];
-    tail.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+    tail.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 impl TokenCache {
     fn verify(&self, inner: &Inner, token: &str, now_s: i64) -> AuthResult<Arc<Claims>> {
         let key = cache_key(token);
         let hit = self.map.read().ok().and_then(|m| {
-            m.get(&key).filter(|(t, _)| crate::codes::ct_eq(t, token)).map(|(_, c)| c.clone())
+            m.get(&key)
+                .filter(|(t, _)| crate::codes::ct_eq(t, token))
+                .map(|(_, c)| c.clone())
         });
         if let Some(c) = hit {
             if c.exp + crate::tokens::LEEWAY_SECS < now_s {
@@ -143,7 +147,10 @@ pub(crate) struct SessionCache {
 
 impl SessionCache {
     pub(crate) fn new(enabled: bool) -> Self {
-        SessionCache { enabled, ..Default::default() }
+        SessionCache {
+            enabled,
+            ..Default::default()
+        }
     }
 
     /// Forgets every entry; called after any transaction that changed sessions committed.
@@ -151,7 +158,8 @@ impl SessionCache {
     /// stores only if the generation did not move while it read.
     pub(crate) fn invalidate(&self) {
         if self.enabled {
-            self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             if let Ok(mut m) = self.map.write() {
                 m.clear();
             }
@@ -209,7 +217,9 @@ pub(crate) async fn principal(inner: &Inner, req: &Request) -> AuthResult<Princi
     let claims = inner.token_cache.verify(inner, token, now_ms / 1000)?;
     let mut auth_method = None;
     if inner.cfg.session.validation == SessionValidation::Database {
-        let (user_id, jti, method, expires, absolute) = inner.session_cache.get(inner, &claims.sid)
+        let (user_id, jti, method, expires, absolute) = inner
+            .session_cache
+            .get(inner, &claims.sid)
             .await?
             .ok_or(AuthError::SessionNotFound)?;
         if user_id != claims.sub || jti != claims.jti {

@@ -193,16 +193,26 @@ mod tests {
         assert_eq!(kv.incr(&key, 1000, now).await.expect("incr").value, 1);
         assert_eq!(kv.incr(&key, 1000, now + 10).await.expect("incr").value, 2);
         let e = kv.incr(&key, 1000, now + 999).await.expect("incr");
-        assert_eq!((e.value, e.expires_at), (3, now + 1000), "the window starts at the first hit");
+        assert_eq!(
+            (e.value, e.expires_at),
+            (3, now + 1000),
+            "the window starts at the first hit"
+        );
         // The window is over: counting starts again.
         let e = kv.incr(&key, 1000, now + 1000).await.expect("incr");
         assert_eq!((e.value, e.expires_at), (1, now + 2000));
         assert!(kv.get(&key, now + 1500).await.expect("get").is_some());
         assert!(kv.get(&key, now + 2000).await.expect("get").is_none());
         kv.set(&key, 7, now + 50).await.expect("set");
-        assert_eq!(kv.get(&key, now).await.expect("get").map(|e| e.value), Some(7));
+        assert_eq!(
+            kv.get(&key, now).await.expect("get").map(|e| e.value),
+            Some(7)
+        );
         kv.set(&key, 8, now + 60).await.expect("set again");
-        assert_eq!(kv.get(&key, now).await.expect("get").map(|e| e.value), Some(8));
+        assert_eq!(
+            kv.get(&key, now).await.expect("get").map(|e| e.value),
+            Some(8)
+        );
         kv.del(&key).await.expect("del");
         assert!(kv.get(&key, now).await.expect("get").is_none());
     }
@@ -220,7 +230,11 @@ mod tests {
             seen.push(t.await.expect("task"));
         }
         seen.sort();
-        assert_eq!(seen, (1..=16).collect::<Vec<i64>>(), "every increment counted once");
+        assert_eq!(
+            seen,
+            (1..=16).collect::<Vec<i64>>(),
+            "every increment counted once"
+        );
     }
 
     async fn database(url: &str) -> Arc<dyn Kv> {

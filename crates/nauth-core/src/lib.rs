@@ -13,6 +13,7 @@ pub mod guard;
 pub mod http;
 pub mod input;
 pub mod kv;
+pub mod mfa;
 pub mod notify;
 #[cfg(any(test, feature = "conformance"))]
 pub mod notify_testing;

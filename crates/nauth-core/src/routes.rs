@@ -56,8 +56,16 @@ impl Route {
         use Route::*;
         matches!(
             self,
-            Refresh | Logout | LogoutAll | Revoke | ForgotConfirm | ResetPassword | ChangePassword
-                | ChangeEmailConfirm | DeleteAccount | DeleteSession(_)
+            Refresh
+                | Logout
+                | LogoutAll
+                | Revoke
+                | ForgotConfirm
+                | ResetPassword
+                | ChangePassword
+                | ChangeEmailConfirm
+                | DeleteAccount
+                | DeleteSession(_)
         )
     }
 

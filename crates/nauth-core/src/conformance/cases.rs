@@ -2114,9 +2114,24 @@ async fn rehash_on_login(door: &dyn Door, b: &Backend) {
         .expect("hash")
         .to_string();
     update_user(&env, &e, users::Column::PasswordHash, old.clone().into()).await;
-    assert_eq!(login(&env, &e, PW).await.status, 200, "old hashes keep working");
+    assert_eq!(
+        login(&env, &e, PW).await.status,
+        200,
+        "old hashes keep working"
+    );
     let db = &env.nauth.store().db;
-    let stored = users::Entity::find().filter(users::Column::Email.eq(&e)).one(db).await.expect("q").expect("user");
-    assert!(stored.password_hash.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{}", stored.password_hash);
+    let stored = users::Entity::find()
+        .filter(users::Column::Email.eq(&e))
+        .one(db)
+        .await
+        .expect("q")
+        .expect("user");
+    assert!(
+        stored
+            .password_hash
+            .starts_with("$argon2id$v=19$m=64,t=1,p=1$"),
+        "{}",
+        stored.password_hash
+    );
     assert_eq!(login(&env, &e, PW).await.status, 200);
 }

@@ -406,7 +406,13 @@ pub(crate) async fn login(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome
         return Err(AuthError::AccountLocked);
     }
     // A write only when there is a count to clear: most logins have none.
-    if ctx.inner.kv.get(&format!("fail:{subject}"), ctx.now).await?.is_some() {
+    if ctx
+        .inner
+        .kv
+        .get(&format!("fail:{subject}"), ctx.now)
+        .await?
+        .is_some()
+    {
         ctx.inner.kv.del(&format!("fail:{subject}")).await?;
     }
     if ctx.inner.hasher.needs_rehash(&user.password_hash) {

@@ -241,7 +241,10 @@ pub(crate) mod tests {
             let stores: Vec<Store> = futures_join(url.clone()).await;
             for s in &stores {
                 s.migrate().await.expect("second run is a no-op");
-                assert!(users::Entity::find().one(&s.db).await.is_ok(), "tables exist on {url}");
+                assert!(
+                    users::Entity::find().one(&s.db).await.is_ok(),
+                    "tables exist on {url}"
+                );
             }
         }
     }
@@ -267,7 +270,7 @@ pub(crate) mod tests {
     /// A unique email holds under parallel inserts on every back end.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn unique_email_under_parallel_inserts() {
-        use sea_orm::{PaginatorTrait, QueryFilter, ColumnTrait, Set};
+        use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter, Set};
         for url in urls() {
             let store = Store::connect(&url).await.expect("connect");
             store.migrate().await.expect("migrate");
@@ -310,7 +313,11 @@ pub(crate) mod tests {
                 ok += usize::from(t.await.expect("task"));
             }
             assert_eq!(ok, 1, "{url}");
-            let n = users::Entity::find().filter(users::Column::Email.eq(&email)).count(&store.db).await.expect("count");
+            let n = users::Entity::find()
+                .filter(users::Column::Email.eq(&email))
+                .count(&store.db)
+                .await
+                .expect("count");
             assert_eq!(n, 1);
         }
     }

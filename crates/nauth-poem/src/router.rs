@@ -1,0 +1,78 @@
+//! Mounting: every path under the configured prefix goes to `NAuth::handle`, untouched.
+
+use nauth_core::{Body, MAX_BODY_BYTES, NAuth};
+use poem::error::NotFoundError;
+use poem::http::header::CONTENT_LENGTH;
+use poem::{Endpoint, Request, Response, Route};
+
+use crate::response::into_response;
+
+/// Adds the nauth routes to `route`: the configured `mount_prefix` and everything below it,
+/// any method. Call it on the app's top-level [`Route`], so the core sees the full path.
+///
+/// The app's own extractors also need the engine: add `.data(nauth)` to the app.
+pub fn mount(route: Route, nauth: &NAuth) -> Route {
+    // Two plain routes rather than `Route::nest`: nest strips the prefix and answers its own
+    // 400 text for a tail that is not valid UTF-8 once percent-decoded (`/auth/%FF`).
+    let prefix = nauth.mount_prefix();
+    route
+        .at(prefix, NAuthEndpoint(nauth.clone()))
+        .at(format!("{prefix}/*"), NAuthEndpoint(nauth.clone()))
+}
+
+/// Turns poem's "not found" into nauth's `404 RESOURCE_NOT_FOUND` JSON, for the whole app:
+/// `app.catch_error(nauth_poem::fallback(&nauth))`.
+pub fn fallback(
+    nauth: &NAuth,
+) -> impl Fn(NotFoundError) -> std::future::Ready<Response> + Send + Sync + use<> {
+    let nauth = nauth.clone();
+    move |_| std::future::ready(into_response(nauth.not_found()))
+}
+
+/// Answered when an extractor finds no engine in the request data.
+pub(crate) fn missing_data() -> poem::Error {
+    poem::Error::from_response(
+        Response::builder()
+            .status(poem::http::StatusCode::INTERNAL_SERVER_ERROR)
+            .body("nauth: add .data(nauth) to the app"),
+    )
+}
+
+/// The core's view of a request's head: the path and query exactly as sent.
+pub(crate) fn core_request(req: &Request) -> nauth_core::Request {
+    let uri = req.original_uri();
+    let mut r = nauth_core::Request::new(req.method().as_str(), "/");
+    r.path = uri.path().to_string();
+    r.query = uri.query().map(str::to_string);
+    r.headers = req
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    r.peer_ip = req.remote_addr().as_socket_addr().map(|a| a.ip());
+    r
+}
+
+struct NAuthEndpoint(NAuth);
+
+impl Endpoint for NAuthEndpoint {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        let mut r = core_request(&req);
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        r.body = if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+            Body::TooLarge
+        } else {
+            // Reads in small pieces and stops as soon as the limit is passed (chunked too).
+            match req.take_body().into_bytes_limit(MAX_BODY_BYTES).await {
+                Ok(b) => Body::Bytes(b.to_vec()),
+                Err(_) => Body::TooLarge,
+            }
+        };
+        Ok(into_response(self.0.handle(r).await))
+    }
+}

@@ -1,0 +1,87 @@
+//! The shared conformance suite, through poem. The app served here has the example app's
+//! protected routes, so the extractors are held to the contract too.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+
+use nauth_core::NAuth;
+use nauth_core::conformance::{Backend, Door, run_all};
+use nauth_poem::{Admin, AuthUser, OptionalAuthUser, RequireRole};
+use poem::listener::TcpAcceptor;
+use poem::web::Json;
+use poem::{EndpointExt, Route, Server, get, handler};
+use serde_json::{Value, json};
+
+struct PoemDoor;
+
+#[handler]
+async fn data(AuthUser(u): AuthUser) -> Json<Value> {
+    Json(json!({"sub": u.sub, "message": "protected data"}))
+}
+
+#[handler]
+async fn admin(RequireRole(u, ..): RequireRole<Admin>) -> Json<Value> {
+    Json(json!({"sub": u.sub, "message": "admin data"}))
+}
+
+#[handler]
+async fn optional(OptionalAuthUser(u): OptionalAuthUser) -> Json<Value> {
+    Json(json!({"sub": u.map(|u| u.sub)}))
+}
+
+impl Door for PoemDoor {
+    fn serve(&self, nauth: NAuth) -> Pin<Box<dyn Future<Output = SocketAddr> + Send + '_>> {
+        Box::pin(async move {
+            let routes = Route::new()
+                .at("/api/data", get(data).post(data))
+                .at("/api/admin", get(admin))
+                .at("/api/optional", get(optional));
+            let app = nauth_poem::mount(routes, &nauth)
+                .catch_error(nauth_poem::fallback(&nauth))
+                .data(nauth);
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            let acceptor = TcpAcceptor::from_tokio(listener).expect("acceptor");
+            tokio::spawn(async move {
+                Server::new_with_acceptor(acceptor)
+                    .run(app)
+                    .await
+                    .expect("serve");
+            });
+            addr
+        })
+    }
+}
+
+async fn run(name: &str) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("warn")
+        .with_test_writer()
+        .try_init();
+    let backend = Backend::from_env().into_iter().find(|b| b.name == name);
+    match backend {
+        Some(b) => run_all(&PoemDoor, b).await,
+        None => eprintln!(
+            "{name}: NAUTH_TEST_{}_URL not set; skipped",
+            name.to_uppercase()
+        ),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_sqlite() {
+    run("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_postgres() {
+    run("postgres").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_mysql() {
+    run("mysql").await;
+}
