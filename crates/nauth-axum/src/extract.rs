@@ -81,7 +81,10 @@ impl<R: RoleName + Send + Sync, S: Send + Sync> FromRequestParts<S> for RequireR
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
         let nauth = engine(parts)?;
         nauth
-            .authenticate_role(&core_request(parts, Some(nauth_core::http::AUTH_HEADERS)), R::NAME)
+            .authenticate_role(
+                &core_request(parts, Some(nauth_core::http::AUTH_HEADERS)),
+                R::NAME,
+            )
             .await
             .map(|p| RequireRole(p, PhantomData))
             .map_err(|e| reject(&nauth, &e))

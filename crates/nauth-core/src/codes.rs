@@ -74,6 +74,7 @@ pub struct Keys {
     pub jwt: Vec<u8>,
     csrf: Vec<u8>,
     code: Vec<u8>,
+    mfa: [u8; 32],
 }
 
 impl std::fmt::Debug for Keys {
@@ -100,7 +101,13 @@ impl Keys {
             jwt: k("jwt"),
             csrf: k("csrf"),
             code: k("code"),
+            mfa: hmac(secret.as_bytes(), &[b"nauth/v1", b"mfa-seal"]),
         }
+    }
+
+    /// The key that seals MFA secrets at rest.
+    pub fn mfa_key(&self) -> &[u8; 32] {
+        &self.mfa
     }
 
     /// Keyed hash of a code or link token for storage: `purpose` and `scope` (e.g. the

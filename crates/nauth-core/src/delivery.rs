@@ -84,6 +84,11 @@ impl CookieSpec {
         ]
     }
 
+    /// The trusted-device cookie.
+    pub fn set_device(&self, token: &str, max_age: i64) -> String {
+        self.cookie(&self.device, token, "/", max_age, true)
+    }
+
     /// Clears access, refresh and CSRF cookies (and the device cookie when asked).
     pub fn clear(&self, device: bool) -> Vec<String> {
         let mut v = vec![

@@ -24,6 +24,16 @@ pub enum Event {
     SessionRevoked,
     SuspiciousActivity,
     AccountDeleted,
+    MfaEnabled,
+    MfaDisabled,
+    MfaDeviceAdded,
+    MfaDeviceRemoved,
+    MfaVerificationSuccess,
+    MfaVerificationFailed,
+    BackupCodeUsed,
+    BackupCodesRegenerated,
+    DeviceTrusted,
+    DeviceUntrusted,
 }
 
 impl Event {
@@ -43,6 +53,16 @@ impl Event {
             Event::SessionRevoked => "SESSION_REVOKED",
             Event::SuspiciousActivity => "SUSPICIOUS_ACTIVITY",
             Event::AccountDeleted => "ACCOUNT_DELETED",
+            Event::MfaEnabled => "MFA_ENABLED",
+            Event::MfaDisabled => "MFA_DISABLED",
+            Event::MfaDeviceAdded => "MFA_DEVICE_ADDED",
+            Event::MfaDeviceRemoved => "MFA_DEVICE_REMOVED",
+            Event::MfaVerificationSuccess => "MFA_VERIFICATION_SUCCESS",
+            Event::MfaVerificationFailed => "MFA_VERIFICATION_FAILED",
+            Event::BackupCodeUsed => "BACKUP_CODE_USED",
+            Event::BackupCodesRegenerated => "BACKUP_CODES_REGENERATED",
+            Event::DeviceTrusted => "DEVICE_TRUSTED",
+            Event::DeviceUntrusted => "DEVICE_UNTRUSTED",
         }
     }
 }

@@ -35,7 +35,7 @@ pub use guard::Principal;
 pub use http::{Body, MAX_BODY_BYTES, Reply, Request};
 pub use notify::{EmailSender, MemoryOutbox, SmsSender};
 
-use config::{EmailProvider, KvBackend, MfaEnforcement, SmsProvider, Verification};
+use config::{EmailProvider, KvBackend, SmsProvider, Verification};
 use kv::Kv;
 use store::Store;
 
@@ -138,7 +138,11 @@ impl NAuthBuilder {
         let sms: Arc<dyn SmsSender> = match (self.sms, cfg.sms.provider) {
             (Some(s), _) => s,
             (None, SmsProvider::Memory) => Arc::new(MemoryOutbox::default()),
-            (None, _) => Arc::new(notify::ConsoleSmsSender),
+            (None, SmsProvider::Webhook) => Arc::new(
+                notify::WebhookSmsSender::new(&cfg.sms.webhook_url)
+                    .map_err(|e| StartError::Notify(e.to_string()))?,
+            ),
+            (None, SmsProvider::Console) => Arc::new(notify::ConsoleSmsSender),
         };
         let keys = codes::Keys::derive(&cfg.secret);
         let signer = tokens::TokenSigner::hs256(&keys.jwt, &cfg.jwt.issuer, &cfg.jwt.audience);
@@ -192,9 +196,6 @@ fn unsupported_yet(cfg: &NAuthConfig) -> Result<(), StartError> {
         Verification::Phone | Verification::Both
     ) {
         return refuse("signup.verification", "phone verification");
-    }
-    if cfg.mfa.enforcement == MfaEnforcement::Required {
-        return refuse("mfa.enforcement", "required MFA");
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! The engine talks to two small traits, [`EmailSender`] and [`SmsSender`]. This module ships:
 //!
 //! - [`SmtpEmailSender`]: real delivery through an SMTP relay (lettre, tokio, rustls);
+//! - [`WebhookSmsSender`]: text messages as a JSON `POST` to an HTTP(S) webhook (tokio, rustls);
 //! - [`ConsoleEmailSender`] / [`ConsoleSmsSender`]: the development outbox, which prints whole
 //!   messages to standard output (never to the log);
 //! - [`MemoryOutbox`]: an in-memory outbox for tests that implements both traits;
@@ -400,6 +401,339 @@ impl EmailSender for SmtpEmailSender {
             Err(_elapsed) => Err(NotifyError::Delivery(format!(
                 "timed out after {} ms",
                 self.timeout.as_millis()
+            ))),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SMS webhook
+// ---------------------------------------------------------------------------------------------
+
+/// How long one webhook attempt (connect, TLS, request, status line) may take.
+const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest status line read from a webhook.
+const MAX_STATUS_LINE: usize = 8 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WebhookScheme {
+    Http,
+    Https,
+}
+
+impl WebhookScheme {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Https => "https",
+        }
+    }
+}
+
+/// Delivers text messages to an HTTP(S) webhook (API §9, `sms.provider = "webhook"`).
+///
+/// Each message is one `POST` of the JSON object `{"to": "+15551234567", "message": "…"}` with
+/// `Content-Type: application/json`, a `Content-Length` and `Connection: close`, on a fresh
+/// connection. Any `2xx` status is a success. Anything else (another status, a network or TLS
+/// error, an unreadable answer, a timeout) is retried once, at once; if the retry fails too,
+/// [`send`](SmsSender::send) returns [`NotifyError::Delivery`] naming what went wrong (the status
+/// code, the I/O error kind), never the message text.
+///
+/// Each attempt (connect, TLS handshake, request, status line) is bounded by a 5 s timeout, so a
+/// failing delivery takes at most about 10 s. Only the status line of the answer is read.
+///
+/// `https` URLs use rustls with the Mozilla root certificates (webpki-roots); `http` is plain
+/// TCP. The URL's path and query (which may carry an API key) are never shown by `Debug`.
+#[derive(Clone)]
+pub struct WebhookSmsSender {
+    scheme: WebhookScheme,
+    /// The host as given, without brackets for an IPv6 literal.
+    host: String,
+    port: u16,
+    /// The request target: the path and query, starting with `/`.
+    target: String,
+    timeout: Duration,
+    /// The TLS client configuration, for `https` only.
+    tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+}
+
+impl fmt::Debug for WebhookSmsSender {
+    // The path and query may carry an API key: scheme and host only.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookSmsSender")
+            .field("scheme", &self.scheme.as_str())
+            .field("host", &self.host)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The JSON body of a webhook request.
+#[derive(serde::Serialize)]
+struct WebhookBody<'a> {
+    to: &'a str,
+    message: &'a str,
+}
+
+fn webhook_tls_config(
+    roots: tokio_rustls::rustls::RootCertStore,
+) -> Result<Arc<tokio_rustls::rustls::ClientConfig>, NotifyError> {
+    use tokio_rustls::rustls;
+    // An explicit provider, so that nothing depends on a process-wide default being installed.
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| NotifyError::Config(format!("TLS setup: {e}")))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+impl WebhookSmsSender {
+    /// Builds a sender for `http://host[:port]/path` or `https://host[:port]/path` (a query is
+    /// kept; a fragment is dropped; a missing path is `/`; an IPv6 host goes in brackets).
+    ///
+    /// Anything else (another scheme, no host, user information, a bad port, spaces, control or
+    /// non-ASCII characters) is a [`NotifyError::Config`] whose text does not repeat the URL.
+    /// Nothing connects here.
+    pub fn new(url: &str) -> Result<Self, NotifyError> {
+        let bad = |why: &str| NotifyError::Config(format!("invalid SMS webhook URL: {why}"));
+        let url = url.trim();
+        let (scheme, rest) = match url.split_once("://") {
+            Some((s, rest)) if s.eq_ignore_ascii_case("http") => (WebhookScheme::Http, rest),
+            Some((s, rest)) if s.eq_ignore_ascii_case("https") => (WebhookScheme::Https, rest),
+            _ => return Err(bad("it must start with http:// or https://")),
+        };
+        if url.bytes().any(|b| !b.is_ascii_graphic()) {
+            return Err(bad(
+                "it must be ASCII without spaces or control characters (percent-encode them)",
+            ));
+        }
+        let rest = rest.split('#').next().unwrap_or_default();
+        let split = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, target) = rest.split_at(split);
+        let target = if target.is_empty() {
+            "/".to_owned()
+        } else if target.starts_with('?') {
+            format!("/{target}")
+        } else {
+            target.to_owned()
+        };
+        if authority.contains('@') {
+            return Err(bad(
+                "user information is not supported (put a key in the path or query)",
+            ));
+        }
+        let (host, port) = if let Some(inner) = authority.strip_prefix('[') {
+            let (ip, after) = inner
+                .split_once(']')
+                .ok_or_else(|| bad("unclosed IPv6 bracket"))?;
+            ip.parse::<std::net::Ipv6Addr>()
+                .map_err(|_| bad("invalid IPv6 address"))?;
+            let port = match after {
+                "" => None,
+                p => Some(p.strip_prefix(':').ok_or_else(|| bad("invalid port"))?),
+            };
+            (ip, port)
+        } else {
+            match authority.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        if !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':'))
+        {
+            return Err(bad("invalid host"));
+        }
+        let port = match port {
+            None => match scheme {
+                WebhookScheme::Http => 80,
+                WebhookScheme::Https => 443,
+            },
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|&p| p != 0)
+                .ok_or_else(|| bad("invalid port"))?,
+        };
+        let tls = match scheme {
+            WebhookScheme::Http => None,
+            WebhookScheme::Https => {
+                tokio_rustls::rustls::pki_types::ServerName::try_from(host.to_owned())
+                    .map_err(|_| bad("the host is not a valid TLS server name"))?;
+                let roots = tokio_rustls::rustls::RootCertStore {
+                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+                };
+                Some(webhook_tls_config(roots)?)
+            }
+        };
+        Ok(Self {
+            scheme,
+            host: host.to_owned(),
+            port,
+            target,
+            timeout: WEBHOOK_TIMEOUT,
+            tls,
+        })
+    }
+
+    /// Replaces the per-attempt timeout (5 s by default). It bounds each of the two attempts
+    /// (connect, TLS, request and status line together).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Trusts `roots` instead of the Mozilla root certificates (tests with a private CA). No
+    /// effect on an `http` sender.
+    #[cfg(test)]
+    pub(crate) fn with_tls_roots(
+        mut self,
+        roots: tokio_rustls::rustls::RootCertStore,
+    ) -> Result<Self, NotifyError> {
+        if self.tls.is_some() {
+            self.tls = Some(webhook_tls_config(roots)?);
+        }
+        Ok(self)
+    }
+
+    /// The `Host` header value: the host, bracketed if IPv6, with the port unless it is the
+    /// scheme's default.
+    fn host_header(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        let default_port = match self.scheme {
+            WebhookScheme::Http => 80,
+            WebhookScheme::Https => 443,
+        };
+        if self.port == default_port {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+
+    fn request(&self, message: &SmsMessage) -> Result<Vec<u8>, NotifyError> {
+        let body = serde_json::to_vec(&WebhookBody {
+            to: &message.to,
+            message: &message.text,
+        })
+        .map_err(|_| NotifyError::Delivery("could not encode the request".to_owned()))?;
+        let mut request = format!(
+            "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\nUser-Agent: nauth\r\n\r\n",
+            self.target,
+            self.host_header(),
+            body.len(),
+        )
+        .into_bytes();
+        request.extend_from_slice(&body);
+        Ok(request)
+    }
+
+    /// One attempt: connect, send `request`, read the status code. The error says what failed,
+    /// never what was sent.
+    async fn attempt(&self, request: &[u8]) -> Result<u16, String> {
+        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        // A small request: send it in one segment.
+        let _ = tcp.set_nodelay(true);
+        match &self.tls {
+            None => exchange(tcp, request).await,
+            Some(config) => {
+                let name = tokio_rustls::rustls::pki_types::ServerName::try_from(self.host.clone())
+                    .map_err(|_| "invalid TLS server name".to_owned())?;
+                let tls = tokio_rustls::TlsConnector::from(Arc::clone(config))
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| format!("TLS: {e}"))?;
+                exchange(tls, request).await
+            }
+        }
+    }
+
+    /// One attempt under the timeout, as a success or a reason.
+    async fn attempt_with_timeout(&self, request: &[u8]) -> Result<(), String> {
+        match tokio::time::timeout(self.timeout, self.attempt(request)).await {
+            Ok(Ok(status)) if (200..300).contains(&status) => Ok(()),
+            Ok(Ok(status)) => Err(format!("HTTP status {status}")),
+            Ok(Err(reason)) => Err(reason),
+            Err(_elapsed) => Err(format!("timed out after {} ms", self.timeout.as_millis())),
+        }
+    }
+}
+
+/// Writes `request` and reads the status code of the answer.
+async fn exchange<S>(mut stream: S, request: &[u8]) -> Result<u16, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    stream
+        .write_all(request)
+        .await
+        .map_err(|e| format!("write: {e}"))?;
+    stream.flush().await.map_err(|e| format!("write: {e}"))?;
+    let mut line = Vec::with_capacity(128);
+    let mut chunk = [0u8; 512];
+    let end = loop {
+        let n = stream
+            .read(&mut chunk)
+            .await
+            .map_err(|e| format!("read: {e}"))?;
+        if n == 0 {
+            return Err("connection closed before a status line".to_owned());
+        }
+        line.extend_from_slice(&chunk[..n]);
+        if let Some(end) = line.iter().position(|&b| b == b'\n') {
+            break end;
+        }
+        if line.len() > MAX_STATUS_LINE {
+            return Err("status line too long".to_owned());
+        }
+    };
+    parse_status_line(&line[..end]).ok_or_else(|| "not an HTTP status line".to_owned())
+}
+
+/// The status code of `HTTP/1.x NNN reason` (the reason phrase is ignored: it may echo input).
+fn parse_status_line(line: &[u8]) -> Option<u16> {
+    let line = std::str::from_utf8(line).ok()?.trim_end_matches('\r');
+    let mut parts = line.splitn(3, ' ');
+    let version = parts.next()?;
+    if !version.starts_with("HTTP/") {
+        return None;
+    }
+    let code = parts.next()?;
+    if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    code.parse().ok()
+}
+
+#[async_trait::async_trait]
+impl SmsSender for WebhookSmsSender {
+    async fn send(&self, message: &SmsMessage) -> Result<(), NotifyError> {
+        let request = self.request(message)?;
+        let first = match self.attempt_with_timeout(&request).await {
+            Ok(()) => return Ok(()),
+            Err(reason) => reason,
+        };
+        match self.attempt_with_timeout(&request).await {
+            Ok(()) => Ok(()),
+            Err(second) => Err(NotifyError::Delivery(format!(
+                "SMS webhook {}://{}: {second} (first attempt: {first})",
+                self.scheme.as_str(),
+                self.host,
             ))),
         }
     }

@@ -1,4 +1,4 @@
-//! An in-process SMTP capture server for tests.
+//! In-process capture servers for tests: SMTP for mails, HTTP for the SMS webhook.
 //!
 //! [`SmtpCapture::start`] binds `127.0.0.1:0` and serves any number of connections, speaking
 //! just enough RFC 5321 for lettre's plain `smtp://` client: the `220` greeting, `EHLO`/`HELO`,
@@ -14,6 +14,9 @@
 //! let mails = capture.wait_for(1, Duration::from_secs(5)).await;
 //! let code = extract_code(&mails[0].body_text());
 //! ```
+//!
+//! [`WebhookCapture::start`] binds `127.0.0.1:0` and records every HTTP request it is sent as a
+//! [`CapturedRequest`], answering `200 OK` (or `500` on demand, to test retries); see its docs.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -594,6 +597,255 @@ fn decode_encoded_words(value: &str) -> String {
     out
 }
 
+// ---------------------------------------------------------------------------------------------
+// HTTP webhook capture
+// ---------------------------------------------------------------------------------------------
+
+/// The largest request head (request line and headers) [`WebhookCapture`] accepts.
+const MAX_HTTP_HEAD: usize = 64 * 1024;
+/// The largest request body [`WebhookCapture`] accepts.
+const MAX_HTTP_BODY: usize = 1024 * 1024;
+
+/// One HTTP request received by [`WebhookCapture`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapturedRequest {
+    /// The request method, e.g. `POST`.
+    pub method: String,
+    /// The request target as sent, e.g. `/sms` or `/sms?key=x`.
+    pub path: String,
+    /// Every header in order, names and values as sent (values trimmed).
+    pub headers: Vec<(String, String)>,
+    /// The body (`Content-Length` bytes; empty without that header). Non-UTF-8 bytes are
+    /// replaced.
+    pub body: String,
+}
+
+impl CapturedRequest {
+    /// The value of the first header called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Default)]
+struct WebhookState {
+    requests: Vec<CapturedRequest>,
+    fail_next: usize,
+}
+
+#[derive(Default)]
+struct WebhookShared {
+    state: Mutex<WebhookState>,
+    arrived: Notify,
+}
+
+/// A tiny HTTP/1.1 server on `127.0.0.1` that keeps every request it is sent: the receiving end
+/// of [`WebhookSmsSender`](crate::notify::WebhookSmsSender) in tests.
+///
+/// It reads the request head and a `Content-Length` body, records a [`CapturedRequest`], and
+/// answers `200 OK` with `Content-Length: 0` and `Connection: close` (or `500` while
+/// [`fail_next`](Self::fail_next) lasts), one request per connection. Chunked bodies are not
+/// supported. Dropping it stops the server and closes its connections.
+///
+/// ```ignore
+/// let capture = WebhookCapture::start().await?;
+/// let sender = WebhookSmsSender::new(&capture.url())?;
+/// // ... trigger a text message ...
+/// let requests = capture.wait_for(1, Duration::from_secs(5)).await;
+/// let body: serde_json::Value = serde_json::from_str(&requests[0].body)?;
+/// ```
+pub struct WebhookCapture {
+    /// The address the server listens on.
+    pub addr: SocketAddr,
+    shared: Arc<WebhookShared>,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for WebhookCapture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = lock(&self.shared.state);
+        f.debug_struct("WebhookCapture")
+            .field("addr", &self.addr)
+            .field("requests", &state.requests.len())
+            .field("fail_next", &state.fail_next)
+            .finish()
+    }
+}
+
+impl Drop for WebhookCapture {
+    fn drop(&mut self) {
+        // The accept task owns the connection tasks (a JoinSet), so this ends them too.
+        self.task.abort();
+    }
+}
+
+impl WebhookCapture {
+    /// Binds `127.0.0.1:0` and starts serving on a tokio task. Must be called inside a tokio
+    /// runtime.
+    pub async fn start() -> std::io::Result<WebhookCapture> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(WebhookShared::default());
+        let task = tokio::spawn(http_accept_loop(listener, Arc::clone(&shared)));
+        Ok(WebhookCapture { addr, shared, task })
+    }
+
+    /// The webhook URL of this server: `http://127.0.0.1:PORT/sms`.
+    pub fn url(&self) -> String {
+        format!("http://{}:{}/sms", self.addr.ip(), self.addr.port())
+    }
+
+    /// Every request received so far (answered `200` or `500`), oldest first.
+    pub fn requests(&self) -> Vec<CapturedRequest> {
+        lock(&self.shared.state).requests.clone()
+    }
+
+    /// Forgets every request received so far (not the pending [`fail_next`](Self::fail_next)).
+    pub fn clear(&self) {
+        lock(&self.shared.state).requests.clear();
+    }
+
+    /// Makes the next `n` requests answer `500 Internal Server Error` (they are still
+    /// recorded); replaces any count still pending. `0` cancels.
+    pub fn fail_next(&self, n: usize) {
+        lock(&self.shared.state).fail_next = n;
+    }
+
+    /// Waits until at least `n` requests have been received, or `timeout` has passed, and
+    /// returns every request received by then (fewer than `n` on a timeout).
+    pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<CapturedRequest> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let arrived = self.shared.arrived.notified();
+            tokio::pin!(arrived);
+            // Register before checking, so a request stored in between still wakes us.
+            arrived.as_mut().enable();
+            {
+                let state = lock(&self.shared.state);
+                if state.requests.len() >= n {
+                    return state.requests.clone();
+                }
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                return self.requests();
+            }
+        }
+    }
+}
+
+async fn http_accept_loop(listener: TcpListener, shared: Arc<WebhookShared>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                if let Ok((stream, _peer)) = accepted {
+                    connections.spawn(serve_http(stream, Arc::clone(&shared)));
+                }
+                // An accept error (e.g. too many open files) is transient: keep serving.
+            }
+            Some(_finished) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+/// Serves one request on `stream` (plain TCP, or TLS in tests); a broken request just ends the
+/// connection.
+async fn serve_http<S>(stream: S, shared: Arc<WebhookShared>)
+where
+    S: AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let _ = serve_http_inner(stream, &shared).await;
+}
+
+async fn serve_http_inner<S>(stream: S, shared: &WebhookShared) -> std::io::Result<()>
+where
+    S: AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let invalid = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_owned());
+    let mut stream = BufReader::new(stream);
+    let mut line = Vec::new();
+    let mut head_len = 0;
+
+    if !read_line(&mut stream, &mut line).await? {
+        return Ok(());
+    }
+    head_len += line.len();
+    let request_line = String::from_utf8_lossy(&line).into_owned();
+    let mut parts = request_line.split(' ');
+    let (Some(method), Some(path), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return respond(stream, "400 Bad Request").await;
+    };
+    if !version.starts_with("HTTP/1.") {
+        return respond(stream, "505 HTTP Version Not Supported").await;
+    }
+
+    let mut headers: Vec<(String, String)> = Vec::new();
+    loop {
+        if !read_line(&mut stream, &mut line).await? {
+            return Err(invalid("connection closed in the request head"));
+        }
+        if line.is_empty() {
+            break;
+        }
+        head_len += line.len();
+        if head_len > MAX_HTTP_HEAD {
+            return respond(stream, "431 Request Header Fields Too Large").await;
+        }
+        let text = String::from_utf8_lossy(&line);
+        let Some((name, value)) = text.split_once(':') else {
+            return respond(stream, "400 Bad Request").await;
+        };
+        headers.push((name.trim().to_owned(), value.trim().to_owned()));
+    }
+
+    let content_length = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .map(|(_, v)| v.parse::<usize>());
+    let length = match content_length {
+        None => 0,
+        Some(Ok(n)) if n <= MAX_HTTP_BODY => n,
+        Some(Ok(_)) => return respond(stream, "413 Content Too Large").await,
+        Some(Err(_)) => return respond(stream, "400 Bad Request").await,
+    };
+    let mut body = vec![0; length];
+    stream.read_exact(&mut body).await?;
+
+    let status = {
+        let mut state = lock(&shared.state);
+        state.requests.push(CapturedRequest {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        });
+        if state.fail_next > 0 {
+            state.fail_next -= 1;
+            "500 Internal Server Error"
+        } else {
+            "200 OK"
+        }
+    };
+    shared.arrived.notify_waiters();
+    respond(stream, status).await
+}
+
+/// Writes an empty answer with `status` and closes the connection.
+async fn respond<S>(mut stream: BufReader<S>, status: &str) -> std::io::Result<()>
+where
+    S: AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let answer = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    stream.write_all(answer.as_bytes()).await?;
+    stream.flush().await?;
+    stream.shutdown().await
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Instant;
@@ -604,7 +856,7 @@ mod tests {
     use super::*;
     use crate::notify::{
         EmailMessage, EmailSender, MemoryOutbox, NotifyError, SmsMessage, SmsSender,
-        SmtpEmailSender, extract_code, extract_token,
+        SmtpEmailSender, WebhookSmsSender, extract_code, extract_token,
     };
 
     const FROM: &str = "nauth <no-reply@localhost>";
@@ -998,5 +1250,359 @@ mod tests {
             other => panic!("expected Delivery, got {other:?}"),
         }
         server.abort();
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // SMS webhook
+    // -----------------------------------------------------------------------------------------
+
+    const SMS_TEXT: &str = "Your nauth code is 482913. It expires in 15 minutes.";
+
+    fn sms() -> SmsMessage {
+        SmsMessage {
+            to: "+15551234567".to_owned(),
+            text: SMS_TEXT.to_owned(),
+        }
+    }
+
+    /// Asserts that a delivery failed without leaking the text or the code.
+    fn assert_clean_delivery_error(result: Result<(), NotifyError>) -> String {
+        match result {
+            Err(NotifyError::Delivery(reason)) => {
+                let shown = NotifyError::Delivery(reason.clone()).to_string();
+                for leak in ["482913", "nauth code", "+15551234567"] {
+                    assert!(!shown.contains(leak), "{shown:?} leaks {leak:?}");
+                }
+                reason
+            }
+            other => panic!("expected Delivery, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn webhook_round_trip() {
+        let capture = WebhookCapture::start().await.expect("capture");
+        let sender = WebhookSmsSender::new(&capture.url()).expect("sender");
+        SmsSender::send(&sender, &sms()).await.expect("delivered");
+
+        let requests = capture.wait_for(1, WAIT).await;
+        assert_eq!(requests.len(), 1);
+        let request = &requests[0];
+        assert_eq!(request.method, "POST");
+        assert_eq!(request.path, "/sms");
+        assert_eq!(
+            request.header("host"),
+            Some(format!("127.0.0.1:{}", capture.addr.port()).as_str())
+        );
+        assert_eq!(request.header("Content-Type"), Some("application/json"));
+        assert_eq!(
+            request.header("content-length"),
+            Some(request.body.len().to_string().as_str())
+        );
+        assert_eq!(request.header("connection"), Some("close"));
+        let body: serde_json::Value = serde_json::from_str(&request.body).expect("JSON body");
+        assert_eq!(
+            body,
+            serde_json::json!({"to": "+15551234567", "message": SMS_TEXT})
+        );
+        assert_eq!(
+            body["message"].as_str().and_then(extract_code).as_deref(),
+            Some("482913")
+        );
+    }
+
+    #[tokio::test]
+    async fn webhook_escapes_and_counts_bytes_not_chars() {
+        let capture = WebhookCapture::start().await.expect("capture");
+        let sender = WebhookSmsSender::new(&format!("{}?key=abc", capture.url())).expect("sender");
+        let text = "Code \"123456\"\nGrüße ✓ \\ end";
+        SmsSender::send(
+            &sender,
+            &SmsMessage {
+                to: "+4915112345678".into(),
+                text: text.into(),
+            },
+        )
+        .await
+        .expect("delivered");
+        let request = capture.requests().pop().expect("one request");
+        assert_eq!(request.path, "/sms?key=abc");
+        assert_eq!(
+            request.header("content-length"),
+            Some(request.body.len().to_string().as_str())
+        );
+        let body: serde_json::Value = serde_json::from_str(&request.body).expect("JSON body");
+        assert_eq!(body["message"], text);
+        assert_eq!(body["to"], "+4915112345678");
+    }
+
+    #[tokio::test]
+    async fn webhook_retries_once_after_a_failure() {
+        let capture = WebhookCapture::start().await.expect("capture");
+        capture.fail_next(1);
+        let sender = WebhookSmsSender::new(&capture.url()).expect("sender");
+        SmsSender::send(&sender, &sms())
+            .await
+            .expect("the retry succeeds");
+        let requests = capture.requests();
+        assert_eq!(requests.len(), 2);
+        assert_eq!(requests[0], requests[1], "the retry sends the same request");
+    }
+
+    #[tokio::test]
+    async fn webhook_gives_up_after_two_failures() {
+        let capture = WebhookCapture::start().await.expect("capture");
+        capture.fail_next(2);
+        let sender = WebhookSmsSender::new(&capture.url()).expect("sender");
+        let reason = assert_clean_delivery_error(SmsSender::send(&sender, &sms()).await);
+        assert!(reason.contains("500"), "{reason}");
+        assert_eq!(capture.requests().len(), 2, "one try and one retry");
+        // The failures are used up: the next message goes through on the first try.
+        SmsSender::send(&sender, &sms()).await.expect("delivered");
+        assert_eq!(capture.requests().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn webhook_silent_server_times_out() {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        // Accepts, reads nothing, never answers.
+        let hold = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        let sender = WebhookSmsSender::new(&format!("http://{addr}/sms"))
+            .expect("sender")
+            .with_timeout(Duration::from_millis(300));
+        let started = Instant::now();
+        let reason = assert_clean_delivery_error(SmsSender::send(&sender, &sms()).await);
+        let elapsed = started.elapsed();
+        assert!(reason.contains("timed out"), "{reason}");
+        assert!(
+            elapsed >= Duration::from_millis(600),
+            "retried: {elapsed:?}"
+        );
+        assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+        hold.abort();
+    }
+
+    #[tokio::test]
+    async fn webhook_closed_port_fails_fast() {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        drop(listener);
+        let sender = WebhookSmsSender::new(&format!("http://{addr}/sms")).expect("sender");
+        let started = Instant::now();
+        let reason = assert_clean_delivery_error(SmsSender::send(&sender, &sms()).await);
+        assert!(reason.contains("connect"), "{reason}");
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+
+    #[tokio::test]
+    async fn webhook_rejects_a_non_http_answer() {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        // Reads the whole request (it ends with the JSON body's `}`), then answers garbage that
+        // quotes the code and closes.
+        let server = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut request = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !request.ends_with(b"}") {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let _ = stream.write_all(b"SMS 482913 rejected\r\n").await;
+            }
+        });
+        let sender = WebhookSmsSender::new(&format!("http://{addr}/sms")).expect("sender");
+        let reason = assert_clean_delivery_error(SmsSender::send(&sender, &sms()).await);
+        assert!(reason.contains("not an HTTP status line"), "{reason}");
+        server.abort();
+    }
+
+    #[test]
+    fn webhook_url_is_validated() {
+        for bad in [
+            "",
+            "not a url",
+            "ftp://x",
+            "ftp://example.com/sms",
+            "smtp://localhost:25",
+            "http://",
+            "http:///sms",
+            "http://:8080/sms",
+            "https://host:0/sms",
+            "https://host:99999/sms",
+            "https://host:/sms",
+            "http://user:s3cret@host/sms",
+            "http://ho st/sms",
+            "http://host/s ms",
+            "http://host/sms\r\nX-Injected: 1",
+            "http://hôst/sms",
+            "http://[::1/sms",
+            "http://[nonsense]/sms",
+            "http://host:80:81/sms",
+            "//host/sms",
+        ] {
+            match WebhookSmsSender::new(bad) {
+                Err(NotifyError::Config(reason)) => {
+                    assert!(!reason.contains("s3cret"), "{reason}");
+                }
+                other => panic!("{bad:?}: expected Config, got {other:?}"),
+            }
+        }
+        for good in [
+            "http://127.0.0.1:8080/sms",
+            "http://localhost/",
+            "http://localhost",
+            "HTTP://sms.internal:8080/v1/send?key=s3cret",
+            "https://api.example.com/v1/sms?key=s3cret#frag",
+            "https://[::1]:8443/sms",
+            "http://[::1]/sms",
+        ] {
+            let sender = WebhookSmsSender::new(good).expect(good);
+            let debug = format!("{sender:?}");
+            assert!(
+                !debug.contains("s3cret") && !debug.contains("/v1"),
+                "{debug}"
+            );
+        }
+        let debug = format!(
+            "{:?}",
+            WebhookSmsSender::new("https://api.example.com/v1/sms?key=s3cret").expect("sender")
+        );
+        assert!(
+            debug.contains("https") && debug.contains("api.example.com"),
+            "{debug}"
+        );
+    }
+
+    // A private CA and a `localhost` / `127.0.0.1` server certificate it signed (ECDSA P-256,
+    // valid 2020–2120), generated with openssl for these tests only.
+    const TEST_CA_PEM: &str = "-----BEGIN CERTIFICATE-----
+MIIBYjCCAQmgAwIBAgIBATAKBggqhkjOPQQDAjAYMRYwFAYDVQQDDA1uYXV0aCB0
+ZXN0IENBMCAXDTIwMDEwMTAwMDAwMFoYDzIxMjAwMTAxMDAwMDAwWjAYMRYwFAYD
+VQQDDA1uYXV0aCB0ZXN0IENBMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEQsmh
+QksM2EC0ZCrpqnxb/1L3ytwhsjneee0prY0OPwm/Bd0hvEE50Ls3mcADQK/hwRYm
+kgwlWtqrI/fxY0QhdaNCMEAwDwYDVR0TAQH/BAUwAwEB/zAOBgNVHQ8BAf8EBAMC
+AQYwHQYDVR0OBBYEFCPV86oQFvjZdEejSYgYGFl1SALcMAoGCCqGSM49BAMCA0cA
+MEQCH20CIUD5CQbUiReqZYH0+tx+IgarTpjB7lLbZedpmvcCIQDsNV83Vqg/wGUP
+YolcCPqQ6F6WTAxWVMCT/UWwVHrFkg==
+-----END CERTIFICATE-----
+";
+    const TEST_SERVER_CERT_PEM: &str = "-----BEGIN CERTIFICATE-----
+MIIBsDCCAVagAwIBAgIBAjAKBggqhkjOPQQDAjAYMRYwFAYDVQQDDA1uYXV0aCB0
+ZXN0IENBMCAXDTIwMDEwMTAwMDAwMFoYDzIxMjAwMTAxMDAwMDAwWjAUMRIwEAYD
+VQQDDAlsb2NhbGhvc3QwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAARKMtgUHOLN
+iaZ2kf3HUScWjUoYXTJ82BPkEc81Gh+j+bIH3xUjHoSj8LOeyFYA/HjDEp5LKU53
+FXq/sGVeWeu2o4GSMIGPMAwGA1UdEwEB/wQCMAAwDgYDVR0PAQH/BAQDAgeAMBMG
+A1UdJQQMMAoGCCsGAQUFBwMBMBoGA1UdEQQTMBGCCWxvY2FsaG9zdIcEfwAAATAf
+BgNVHSMEGDAWgBQj1fOqEBb42XRHo0mIGBhZdUgC3DAdBgNVHQ4EFgQU1GMM+LNU
+ya2L19fGovTYxvw298EwCgYIKoZIzj0EAwIDSAAwRQIgULPPGp8hZXshasC7Je6R
+OO+8M72EEDywdM7miXwPu3ACIQDg3etu1CWPa5z3X9bb2MpWg/+hmWvwOCgP86Pk
+NJFWQA==
+-----END CERTIFICATE-----
+";
+    const TEST_SERVER_KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgtMZg7AW1l6AY5jYM
+5zZ9jvHU6Xa9PZs0AZi8lOToM7ChRANCAARKMtgUHOLNiaZ2kf3HUScWjUoYXTJ8
+2BPkEc81Gh+j+bIH3xUjHoSj8LOeyFYA/HjDEp5LKU53FXq/sGVeWeu2
+-----END PRIVATE KEY-----
+";
+
+    /// Serves HTTPS with the test certificate, recording into a fresh [`WebhookShared`].
+    async fn start_tls_capture() -> (SocketAddr, Arc<WebhookShared>, JoinHandle<()>) {
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        use tokio_rustls::rustls::{self, ServerConfig};
+
+        let cert = CertificateDer::from_pem_slice(TEST_SERVER_CERT_PEM.as_bytes()).expect("cert");
+        let key = PrivateKeyDer::from_pem_slice(TEST_SERVER_KEY_PEM.as_bytes()).expect("key");
+        let config =
+            ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .expect("protocols")
+                .with_no_client_auth()
+                .with_single_cert(vec![cert], key)
+                .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let shared = Arc::new(WebhookShared::default());
+        let recorder = Arc::clone(&shared);
+        let task = tokio::spawn(async move {
+            let mut connections = JoinSet::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                let recorder = Arc::clone(&recorder);
+                connections.spawn(async move {
+                    if let Ok(tls) = acceptor.accept(stream).await {
+                        serve_http(tls, recorder).await;
+                    }
+                });
+            }
+        });
+        (addr, shared, task)
+    }
+
+    fn test_roots() -> tokio_rustls::rustls::RootCertStore {
+        use tokio_rustls::rustls::pki_types::CertificateDer;
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+
+        let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(TEST_CA_PEM.as_bytes()).expect("CA"))
+            .expect("add CA");
+        roots
+    }
+
+    #[tokio::test]
+    async fn webhook_https_round_trip() {
+        let (addr, shared, task) = start_tls_capture().await;
+        for host in ["localhost", "127.0.0.1"] {
+            let sender = WebhookSmsSender::new(&format!("https://{host}:{}/sms", addr.port()))
+                .expect("sender")
+                .with_tls_roots(test_roots())
+                .expect("roots");
+            SmsSender::send(&sender, &sms()).await.expect(host);
+        }
+        let requests = lock(&shared.state).requests.clone();
+        assert_eq!(requests.len(), 2);
+        assert_eq!(
+            requests[0].header("host"),
+            Some(format!("localhost:{}", addr.port()).as_str())
+        );
+        let body: serde_json::Value = serde_json::from_str(&requests[1].body).expect("JSON body");
+        assert_eq!(
+            body,
+            serde_json::json!({"to": "+15551234567", "message": SMS_TEXT})
+        );
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn webhook_https_checks_the_certificate() {
+        let (addr, shared, task) = start_tls_capture().await;
+        // The public roots do not know the test CA.
+        let sender = WebhookSmsSender::new(&format!("https://localhost:{}/sms", addr.port()))
+            .expect("sender");
+        let reason = assert_clean_delivery_error(SmsSender::send(&sender, &sms()).await);
+        assert!(reason.contains("TLS"), "{reason}");
+        assert!(lock(&shared.state).requests.is_empty());
+        task.abort();
+
+        // A plain HTTP server behind an https URL.
+        let capture = WebhookCapture::start().await.expect("capture");
+        let sender =
+            WebhookSmsSender::new(&format!("https://127.0.0.1:{}/sms", capture.addr.port()))
+                .expect("sender")
+                .with_timeout(Duration::from_secs(2));
+        assert_clean_delivery_error(SmsSender::send(&sender, &sms()).await);
+        assert!(capture.requests().is_empty());
     }
 }

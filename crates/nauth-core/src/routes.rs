@@ -47,6 +47,18 @@ enum Route {
     DeleteAccount,
     Sessions,
     DeleteSession(String),
+    ChallengeSetupData,
+    MfaStatus,
+    MfaSetupData,
+    MfaVerifySetup,
+    MfaBackupCodes,
+    MfaDevices,
+    MfaPreferred(String),
+    MfaRemoveDevice(String),
+    TrustDevice,
+    TrustedDevices,
+    UntrustAll,
+    Untrust(String),
 }
 
 impl Route {
@@ -73,7 +85,7 @@ impl Route {
         use Route::*;
         match self {
             Signup | Login | Respond | Resend | Refresh | Revoke | Forgot | ForgotConfirm
-            | ResetPassword | VerifyEmail => Access::Public,
+            | ResetPassword | VerifyEmail | ChallengeSetupData => Access::Public,
             Logout => Access::Logout,
             _ => Access::Auth,
         }
@@ -108,9 +120,33 @@ fn routes_for(rest: &str) -> Option<Vec<(&'static str, Route)>> {
         "/resend-verification" => one("POST", ResendVerification),
         "/account" => one("DELETE", DeleteAccount),
         "/sessions" => one("GET", Sessions),
+        "/challenge/setup-data" => one("POST", ChallengeSetupData),
+        "/mfa/status" => one("GET", MfaStatus),
+        "/mfa/setup-data" => one("POST", MfaSetupData),
+        "/mfa/verify-setup" => one("POST", MfaVerifySetup),
+        "/mfa/backup-codes" => one("POST", MfaBackupCodes),
+        "/mfa/devices" => one("GET", MfaDevices),
+        "/trust-device" => one("POST", TrustDevice),
+        "/trusted-devices" => Some(vec![("GET", TrustedDevices), ("DELETE", UntrustAll)]),
         _ => {
-            let id = rest.strip_prefix("/sessions/")?;
-            is_uuid(id).then(|| vec![("DELETE", DeleteSession(id.to_string()))])
+            let uuid_after = |p: &str| {
+                rest.strip_prefix(p)
+                    .filter(|id| is_uuid(id))
+                    .map(str::to_string)
+            };
+            if let Some(id) = uuid_after("/sessions/") {
+                return one("DELETE", DeleteSession(id));
+            }
+            if let Some(id) = uuid_after("/trusted-devices/") {
+                return one("DELETE", Untrust(id));
+            }
+            if let Some(id) = uuid_after("/mfa/devices/") {
+                return one("DELETE", MfaRemoveDevice(id));
+            }
+            let id = rest
+                .strip_prefix("/mfa/devices/")?
+                .strip_suffix("/preferred")?;
+            is_uuid(id).then(|| vec![("POST", MfaPreferred(id.to_string()))])
         }
     }
 }
@@ -241,7 +277,10 @@ async fn route_and_run(inner: &Inner, req: &Request) -> Result<Reply, AuthError>
             },
             principal: principal.clone(),
             outbox: Default::default(),
+            sms_outbox: Default::default(),
             counted: Default::default(),
+            cleared: Default::default(),
+            audits: Default::default(),
         };
         // Every flow's writes are transactions that roll back whole, so a flow that lost a
         // lock race (InnoDB deadlock, SQLite busy) is simply run again.
@@ -250,6 +289,18 @@ async fn route_and_run(inner: &Inner, req: &Request) -> Result<Reply, AuthError>
             // Whatever the result: a flow may commit a revocation and still answer an error
             // (refresh-token reuse).
             inner.session_cache.invalidate();
+        }
+        let retry = matches!(result, Err(AuthError::Contention)) && attempt < 4;
+        if !retry {
+            let audits = ctx
+                .audits
+                .lock()
+                .map(|mut a| std::mem::take(&mut *a))
+                .unwrap_or_default();
+            for (user, event, success, details) in audits {
+                crate::events::audit(inner, user.as_deref(), event, success, &ctx.origin, details)
+                    .await;
+            }
         }
         match result {
             Err(AuthError::Contention) if attempt < 4 => {
@@ -278,7 +329,7 @@ async fn route_and_run(inner: &Inner, req: &Request) -> Result<Reply, AuthError>
 }
 
 async fn run(ctx: &Ctx<'_>, route: Route, input: Input) -> Result<Outcome, AuthError> {
-    use flows::{account, auth, recovery, session};
+    use flows::{account, auth, mfa, recovery, session};
     match route {
         Route::Signup => auth::signup(ctx, input).await,
         Route::Login => auth::login(ctx, input).await,
@@ -301,6 +352,18 @@ async fn run(ctx: &Ctx<'_>, route: Route, input: Input) -> Result<Outcome, AuthE
         Route::DeleteAccount => account::delete_account(ctx, input).await,
         Route::Sessions => session::list(ctx).await,
         Route::DeleteSession(id) => session::delete(ctx, &id).await,
+        Route::ChallengeSetupData => auth::challenge_setup_data(ctx, input).await,
+        Route::MfaStatus => mfa::status(ctx).await,
+        Route::MfaSetupData => mfa::setup(ctx, input).await,
+        Route::MfaVerifySetup => mfa::verify(ctx, input).await,
+        Route::MfaBackupCodes => mfa::new_backup_codes(ctx, input).await,
+        Route::MfaDevices => mfa::list_devices(ctx).await,
+        Route::MfaPreferred(id) => mfa::set_preferred(ctx, &id).await,
+        Route::MfaRemoveDevice(id) => mfa::remove_device(ctx, &id, input).await,
+        Route::TrustDevice => mfa::trust_device(ctx, input).await,
+        Route::TrustedDevices => mfa::list_trusted(ctx).await,
+        Route::UntrustAll => mfa::untrust(ctx, None).await,
+        Route::Untrust(id) => mfa::untrust(ctx, Some(&id)).await,
     }
 }
 
@@ -312,6 +375,19 @@ fn flush_mail(ctx: &Ctx<'_>) {
         .lock()
         .map(|mut o| std::mem::take(&mut *o))
         .unwrap_or_default();
+    let texts = ctx
+        .sms_outbox
+        .lock()
+        .map(|mut o| std::mem::take(&mut *o))
+        .unwrap_or_default();
+    for sms in texts {
+        let sender = ctx.inner.sms.clone();
+        tokio::spawn(async move {
+            if let Err(e) = sender.send(&sms).await {
+                tracing::warn!(error = %e, "SMS delivery failed");
+            }
+        });
+    }
     for mail in mails {
         let sender = ctx.inner.email.clone();
         tokio::spawn(async move {
@@ -320,6 +396,11 @@ fn flush_mail(ctx: &Ctx<'_>) {
             }
         });
     }
+}
+
+fn device_cookie(inner: &Inner, token: &str) -> String {
+    let ttl = crate::clock::ms(inner.cfg.mfa.remember_device_ttl) / 1000;
+    inner.cookies.set_device(token, ttl)
 }
 
 fn render(inner: &Inner, ctx: &Ctx<'_>, outcome: Outcome, json_delivery: bool) -> Reply {
@@ -373,6 +454,9 @@ fn render(inner: &Inner, ctx: &Ctx<'_>, outcome: Outcome, json_delivery: bool) -
                 tokens,
                 auth_method,
                 user,
+                trusted,
+                backup_codes,
+                device_token,
             },
         ) => {
             let mut body = serde_json::Map::new();
@@ -380,15 +464,33 @@ fn render(inner: &Inner, ctx: &Ctx<'_>, outcome: Outcome, json_delivery: bool) -
                 body.extend(tokens.json_fields());
             }
             body.insert("authMethod".into(), json!(auth_method));
-            body.insert("trusted".into(), json!(false));
+            body.insert("trusted".into(), json!(trusted));
             body.insert("user".into(), user);
+            if let Some(codes) = backup_codes {
+                body.insert("backupCodes".into(), json!(codes));
+            }
+            if let (Some(t), true) = (&device_token, json_delivery) {
+                body.insert("deviceToken".into(), json!(t));
+            }
             let mut r = Reply::json(status, &Value::Object(body));
             if !json_delivery {
                 for c in inner.cookies.set_tokens(&tokens, now_s) {
                     r.headers.push(("set-cookie".into(), c));
                 }
+                if let Some(t) = device_token {
+                    r.headers
+                        .push(("set-cookie".into(), device_cookie(inner, &t)));
+                }
             }
             r
+        }
+        Outcome::DeviceToken(token) => {
+            if json_delivery {
+                Reply::json(200, &json!({ "deviceToken": token }))
+            } else {
+                Reply::json(200, &json!({ "success": true }))
+                    .with_header("set-cookie", device_cookie(inner, &token))
+            }
         }
     }
 }

@@ -27,7 +27,7 @@ impl<'a> FromRequest<'a> for AuthUser {
     async fn from_request(req: &'a Request, _: &mut RequestBody) -> poem::Result<Self> {
         let nauth = engine(req)?;
         nauth
-            .authenticate(&core_request(req))
+            .authenticate(&core_request(req, Some(nauth_core::http::AUTH_HEADERS)))
             .await
             .map(AuthUser)
             .map_err(|e| reject(nauth, &e))
@@ -43,7 +43,7 @@ impl<'a> FromRequest<'a> for OptionalAuthUser {
     async fn from_request(req: &'a Request, _: &mut RequestBody) -> poem::Result<Self> {
         let nauth = engine(req)?;
         nauth
-            .authenticate_optional(&core_request(req))
+            .authenticate_optional(&core_request(req, Some(nauth_core::http::AUTH_HEADERS)))
             .await
             .map(OptionalAuthUser)
             .map_err(|e| reject(nauth, &e))
@@ -72,7 +72,10 @@ impl<'a, R: RoleName> FromRequest<'a> for RequireRole<R> {
     async fn from_request(req: &'a Request, _: &mut RequestBody) -> poem::Result<Self> {
         let nauth = engine(req)?;
         nauth
-            .authenticate_role(&core_request(req), R::NAME)
+            .authenticate_role(
+                &core_request(req, Some(nauth_core::http::AUTH_HEADERS)),
+                R::NAME,
+            )
             .await
             .map(|p| RequireRole(p, PhantomData))
             .map_err(|e| reject(nauth, &e))

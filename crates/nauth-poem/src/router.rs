@@ -39,7 +39,7 @@ pub(crate) fn missing_data() -> poem::Error {
 }
 
 /// The core's view of a request's head: the path and query exactly as sent.
-pub(crate) fn core_request(req: &Request) -> nauth_core::Request {
+pub(crate) fn core_request(req: &Request, only: Option<&[&str]>) -> nauth_core::Request {
     let uri = req.original_uri();
     let mut r = nauth_core::Request::new(req.method().as_str(), "/");
     r.path = uri.path().to_string();
@@ -47,6 +47,7 @@ pub(crate) fn core_request(req: &Request) -> nauth_core::Request {
     r.headers = req
         .headers()
         .iter()
+        .filter(|(k, _)| only.is_none_or(|o| o.contains(&k.as_str())))
         .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
         .collect();
     r.peer_ip = req.remote_addr().as_socket_addr().map(|a| a.ip());
@@ -59,7 +60,7 @@ impl Endpoint for NAuthEndpoint {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
-        let mut r = core_request(&req);
+        let mut r = core_request(&req, None);
         let declared = req
             .headers()
             .get(CONTENT_LENGTH)

@@ -12,6 +12,39 @@ use serde_json::{Value, json};
 
 struct Axum;
 struct Poem;
+struct Actix;
+
+impl Door for Actix {
+    fn serve(&self, nauth: NAuth) -> Pin<Box<dyn Future<Output = SocketAddr> + Send + '_>> {
+        use actix_web::{App, HttpResponse, HttpServer, web};
+        async fn data(nauth_actix::AuthUser(u): nauth_actix::AuthUser) -> HttpResponse {
+            HttpResponse::Ok().json(json!({"sub": u.sub, "message": "protected data"}))
+        }
+        Box::pin(async move {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            std::thread::spawn(move || {
+                actix_web::rt::System::new().block_on(async move {
+                    HttpServer::new(move || {
+                        App::new()
+                            .app_data(nauth.clone())
+                            .route("/api/data", web::get().to(data))
+                            .configure(nauth_actix::configure(nauth.clone()))
+                            .default_service(web::to(nauth_actix::fallback))
+                    })
+                    .workers(1)
+                    .disable_signals()
+                    .listen(listener)
+                    .expect("listen")
+                    .run()
+                    .await
+                    .expect("serve");
+                });
+            });
+            addr
+        })
+    }
+}
 
 impl Door for Axum {
     fn serve(&self, nauth: NAuth) -> Pin<Box<dyn Future<Output = SocketAddr> + Send + '_>> {
@@ -99,7 +132,10 @@ async fn every_door_sends_the_same_bytes() {
             .iter()
             .any(|e| e.starts_with("csrf missing -> 403"))
     );
-    for (name, t) in [("poem", transcript(&Poem).await)] {
+    for (name, t) in [
+        ("poem", transcript(&Poem).await),
+        ("actix", transcript(&Actix).await),
+    ] {
         if let Some(d) = diff(&reference, &t) {
             panic!("{name} differs from axum:\n{d}");
         }

@@ -11,7 +11,7 @@ use crate::config::{DeliveryMode, SessionValidation, Verification};
 use crate::notify::{extract_code, extract_token};
 use crate::store::entities::{audit_log, refresh_tokens, sessions, users};
 
-const PW: &str = "Correct-Horse-42";
+pub(super) const PW: &str = "Correct-Horse-42";
 const PW2: &str = "Battery-Staple-77";
 
 macro_rules! cases {
@@ -59,9 +59,18 @@ cases!(
     smtp_round_trip,
     audit_rows,
     rehash_on_login,
+    mfa_totp_enrol_login_and_replay,
+    mfa_email_method_and_resend,
+    mfa_required_enforcement,
+    mfa_attempts_and_brute_force,
+    mfa_device_management,
+    trusted_devices,
+    mfa_sms_through_the_webhook,
 );
 
-fn email() -> String {
+use super::mfa_cases::*;
+
+pub(super) fn email() -> String {
     format!(
         "user{}@example.com",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
@@ -73,7 +82,7 @@ async fn env(door: &dyn Door, b: &Backend) -> Env {
 }
 
 /// Signs up and answers VERIFY_EMAIL with the mailed code; returns the tokens body.
-async fn signup_verified(env: &Env, email: &str) -> Value {
+pub(super) async fn signup_verified(env: &Env, email: &str) -> Value {
     let r = env
         .post("/auth/signup", json!({"email": email, "password": PW}))
         .await;
@@ -91,7 +100,7 @@ async fn signup_verified(env: &Env, email: &str) -> Value {
     r.json()
 }
 
-async fn login(env: &Env, identifier: &str, password: &str) -> TestResponse {
+pub(super) async fn login(env: &Env, identifier: &str, password: &str) -> TestResponse {
     env.post(
         "/auth/login",
         json!({"identifier": identifier, "password": password}),
@@ -99,7 +108,7 @@ async fn login(env: &Env, identifier: &str, password: &str) -> TestResponse {
     .await
 }
 
-fn token(v: &Value, k: &str) -> String {
+pub(super) fn token(v: &Value, k: &str) -> String {
     v[k].as_str()
         .unwrap_or_else(|| panic!("{k} in {v}"))
         .to_string()
@@ -114,7 +123,7 @@ async fn update_user(env: &Env, email: &str, col: users::Column, value: sea_orm:
         .expect("update user");
 }
 
-fn assert_error(r: &TestResponse, status: u16, code: &str) {
+pub(super) fn assert_error(r: &TestResponse, status: u16, code: &str) {
     assert_eq!(
         (r.status, r.code().as_str()),
         (status, code),

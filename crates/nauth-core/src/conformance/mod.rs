@@ -7,6 +7,7 @@
 
 mod cases;
 mod client;
+mod mfa_cases;
 pub mod wire;
 
 use std::future::Future;

@@ -3,6 +3,7 @@
 
 pub(crate) mod account;
 pub(crate) mod auth;
+pub(crate) mod mfa;
 pub(crate) mod recovery;
 pub(crate) mod session;
 
@@ -39,9 +40,16 @@ pub(crate) struct Ctx<'a> {
     /// Mails to send once the flow has succeeded (never on an error, so a rolled-back code
     /// is never mailed).
     pub outbox: Mutex<Vec<EmailMessage>>,
+    /// Text messages, sent like `outbox`.
+    pub sms_outbox: Mutex<Vec<crate::notify::SmsMessage>>,
     /// Code messages sent inside a transaction, counted toward the hourly cap after it (a
     /// second write transaction inside the first would wait on itself under SQLite).
     pub counted: Mutex<Vec<String>>,
+    /// kv keys to delete once the flow has succeeded.
+    pub cleared: Mutex<Vec<String>>,
+    /// Audit rows written once the flow has finished (a write inside an open SQLite
+    /// transaction would wait on that transaction).
+    pub audits: Mutex<Vec<(Option<String>, crate::events::Event, bool, Value)>>,
 }
 
 impl Ctx<'_> {
@@ -59,9 +67,37 @@ impl Ctx<'_> {
         }
     }
 
+    pub fn queue_sms(&self, to: &str, text: String) {
+        if let Ok(mut o) = self.sms_outbox.lock() {
+            o.push(crate::notify::SmsMessage {
+                to: to.into(),
+                text,
+            });
+        }
+    }
+
+    /// A successful second factor clears the MFA failure counter (after the transaction).
+    pub fn clear_mfa_failures_later(&self, user_id: &str) {
+        if let Ok(mut c) = self.cleared.lock() {
+            c.push(format!("mfafail:{user_id}"));
+        }
+    }
+
     pub fn count_later(&self, address: &str) {
         if let Ok(mut c) = self.counted.lock() {
             c.push(address.to_string());
+        }
+    }
+
+    pub fn audit_later(
+        &self,
+        user: Option<&str>,
+        event: crate::events::Event,
+        success: bool,
+        details: Value,
+    ) {
+        if let Ok(mut a) = self.audits.lock() {
+            a.push((user.map(str::to_string), event, success, details));
         }
     }
 
@@ -86,6 +122,12 @@ pub(crate) enum AuthOutcome {
         tokens: IssuedTokens,
         auth_method: String,
         user: Value,
+        /// MFA was skipped for a trusted device.
+        trusted: bool,
+        /// Shown once, when this answer completed MFA_SETUP_REQUIRED.
+        backup_codes: Option<Vec<String>>,
+        /// A new trusted-device token (`remember_devices = "always"`).
+        device_token: Option<String>,
     },
 }
 
@@ -101,6 +143,8 @@ pub(crate) enum Outcome {
     JsonClearing { body: Value, device: bool },
     /// A `302` to this location.
     Redirect(String),
+    /// A new trusted-device token: in the body (json) or the device cookie.
+    DeviceToken(String),
 }
 
 /// The user object of a tokens response.
@@ -442,6 +486,42 @@ pub(crate) async fn record_failure(
             ctx.inner.kv.set(&format!("lock:ip:{ip}"), 1, until).await?;
             ctx.inner.kv.del(&format!("fail:ip:{ip}")).await?;
         }
+    }
+    Ok(())
+}
+
+/// Counts a wrong second factor; at `lockout.max_attempts` within the window the account is
+/// locked as for failed logins.
+pub(crate) async fn record_mfa_failure(ctx: &Ctx<'_>, user_id: &str) -> AuthResult<()> {
+    let lo = &ctx.cfg().lockout;
+    if !lo.enabled {
+        return Ok(());
+    }
+    let e = ctx
+        .inner
+        .kv
+        .incr(
+            &format!("mfafail:{user_id}"),
+            crate::clock::ms(lo.window),
+            ctx.now,
+        )
+        .await?;
+    if e.value >= i64::from(lo.max_attempts) {
+        let until = ctx.now + crate::clock::ms(lo.duration);
+        ctx.inner
+            .kv
+            .set(&format!("lock:acct:{user_id}"), 1, until)
+            .await?;
+        ctx.inner.kv.del(&format!("mfafail:{user_id}")).await?;
+        crate::events::audit(
+            ctx.inner,
+            Some(user_id),
+            crate::events::Event::LoginLocked,
+            false,
+            &ctx.origin,
+            json!({"scope": "mfa"}),
+        )
+        .await;
     }
     Ok(())
 }

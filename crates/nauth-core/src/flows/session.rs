@@ -136,6 +136,9 @@ pub(crate) async fn refresh(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
             tokens,
             auth_method: session.auth_method,
             user: super::user_json(&user),
+            trusted: false,
+            backup_codes: None,
+            device_token: None,
         },
     ))
 }

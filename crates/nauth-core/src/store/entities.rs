@@ -105,6 +105,8 @@ pub mod challenges {
         pub name: String,
         pub code_hash: Option<String>,
         pub destination: Option<String>,
+        /// The MFA method whose code was sent with this challenge (`email`/`sms`); schema v2.
+        pub method: Option<String>,
         pub attempts: i32,
         pub completed: bool,
         pub mfa_proven: bool,
@@ -191,6 +193,72 @@ pub mod audit_log {
         #[sea_orm(column_type = "Text")]
         pub details: String,
         pub created_at: i64,
+    }
+    no_relations!();
+}
+
+pub mod mfa_devices {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "nauth_mfa_devices")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        #[sea_orm(indexed)]
+        pub user_id: String,
+        /// `totp`, `email` or `sms`.
+        pub kind: String,
+        pub name: String,
+        /// The TOTP secret, sealed (XChaCha20-Poly1305, bound to the user id).
+        #[sea_orm(column_type = "Text", nullable)]
+        pub secret_sealed: Option<String>,
+        /// Email address or phone number of email/sms devices.
+        pub destination: Option<String>,
+        pub is_preferred: bool,
+        /// The last TOTP step accepted (replay protection).
+        pub last_step: Option<i64>,
+        pub created_at: i64,
+        pub last_used_at: Option<i64>,
+    }
+    no_relations!();
+}
+
+pub mod backup_codes {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "nauth_backup_codes")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        #[sea_orm(indexed)]
+        pub user_id: String,
+        pub code_hash: String,
+        pub used_at: Option<i64>,
+        pub created_at: i64,
+    }
+    no_relations!();
+}
+
+pub mod trusted_devices {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "nauth_trusted_devices")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        #[sea_orm(indexed)]
+        pub user_id: String,
+        #[sea_orm(unique)]
+        pub token_hash: String,
+        pub device_name: Option<String>,
+        pub device_type: Option<String>,
+        pub ip_address: Option<String>,
+        pub created_at: i64,
+        pub last_used_at: Option<i64>,
+        pub expires_at: i64,
     }
     no_relations!();
 }

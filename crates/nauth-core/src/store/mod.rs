@@ -16,7 +16,7 @@ use crate::error::AuthError;
 use entities::*;
 
 /// The schema version this build creates.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// A handle on the database; cheap to clone.
 #[derive(Clone, Debug)]
@@ -96,7 +96,22 @@ impl Store {
                 .min_connections(0)
                 .idle_timeout(Duration::from_secs(60));
         }
-        let db = Database::connect(opts).await?;
+        // Two processes opening a fresh SQLite file at once can meet its lock while one of
+        // them switches the journal to WAL (before busy_timeout applies): try again briefly.
+        let mut tries = 0;
+        let db = loop {
+            match Database::connect(opts.clone()).await {
+                Err(e)
+                    if url.starts_with("sqlite:")
+                        && tries < 20
+                        && e.to_string().contains("locked") =>
+                {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(25 * tries)).await;
+                }
+                other => break other?,
+            }
+        };
         Ok(Store { db })
     }
 
@@ -178,8 +193,24 @@ impl Store {
             verification_tokens::Entity,
             password_history::Entity,
             kv::Entity,
-            audit_log::Entity
+            audit_log::Entity,
+            mfa_devices::Entity,
+            backup_codes::Entity,
+            trusted_devices::Entity
         );
+        if current == 1 {
+            // v1 → v2: the MFA tables above, and the challenge's code method. A fresh install
+            // created the column with the table just now.
+            let alter = sea_orm::sea_query::Table::alter()
+                .table(challenges::Entity)
+                .add_column(
+                    sea_orm::sea_query::ColumnDef::new(challenges::Column::Method)
+                        .string()
+                        .null(),
+                )
+                .to_owned();
+            db.execute(&alter).await?;
+        }
         // A second index helps the "expired sessions of a user" and audit queries.
         let mut idx = Index::create()
             .name("idx_nauth_audit_created")
@@ -195,10 +226,17 @@ impl Store {
             id: sea_orm::Set(1),
             version: sea_orm::Set(SCHEMA_VERSION),
         };
-        match schema_version::Entity::insert(row).exec(db).await {
-            Ok(_) => Ok(()),
-            Err(e) if is_unique_violation(&e) => Ok(()),
-            Err(e) => Err(e),
+        if current == 0 {
+            match schema_version::Entity::insert(row).exec(db).await {
+                Ok(_) => Ok(()),
+                Err(e) if is_unique_violation(&e) => Ok(()),
+                Err(e) => Err(e),
+            }
+        } else {
+            schema_version::Entity::update(row)
+                .exec(db)
+                .await
+                .map(|_| ())
         }
     }
 

@@ -1,0 +1,102 @@
+//! `AuthUser`, `OptionalAuthUser` and `RequireRole`: the app's routes ask the core, which
+//! decides; these only translate. The engine comes from the app data (`.app_data(nauth)`).
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest};
+use nauth_core::{AuthError, NAuth, Principal};
+
+use crate::response::{NAuthRejection, missing_engine};
+use crate::router::core_request;
+
+type Extracting<T> = Pin<Box<dyn Future<Output = Result<T, NAuthRejection>>>>;
+
+fn engine(req: &HttpRequest) -> Result<NAuth, NAuthRejection> {
+    req.app_data::<NAuth>().cloned().ok_or_else(missing_engine)
+}
+
+fn reject(nauth: &NAuth, e: &AuthError) -> NAuthRejection {
+    NAuthRejection(nauth.error_reply(e))
+}
+
+/// The signed-in user; rejects with the contract's 401/403 JSON.
+#[derive(Debug, Clone)]
+pub struct AuthUser(pub Principal);
+
+impl FromRequest for AuthUser {
+    type Error = NAuthRejection;
+    type Future = Extracting<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let (nauth, r) = (
+            engine(req),
+            core_request(req, Some(nauth_core::http::AUTH_HEADERS)),
+        );
+        Box::pin(async move {
+            let nauth = nauth?;
+            let res = nauth.authenticate(&r).await;
+            res.map(AuthUser).map_err(|e| reject(&nauth, &e))
+        })
+    }
+}
+
+/// The user when the request carries credentials; `None` when it carries none (a bad or
+/// expired credential is still a 401, so clients learn to refresh).
+#[derive(Debug, Clone)]
+pub struct OptionalAuthUser(pub Option<Principal>);
+
+impl FromRequest for OptionalAuthUser {
+    type Error = NAuthRejection;
+    type Future = Extracting<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let (nauth, r) = (
+            engine(req),
+            core_request(req, Some(nauth_core::http::AUTH_HEADERS)),
+        );
+        Box::pin(async move {
+            let nauth = nauth?;
+            let res = nauth.authenticate_optional(&r).await;
+            res.map(OptionalAuthUser).map_err(|e| reject(&nauth, &e))
+        })
+    }
+}
+
+/// Names a role for [`RequireRole`].
+pub trait RoleName {
+    /// The role, e.g. `"admin"`.
+    const NAME: &'static str;
+}
+
+/// The `admin` role.
+#[derive(Debug, Clone, Copy)]
+pub struct Admin;
+
+impl RoleName for Admin {
+    const NAME: &'static str = "admin";
+}
+
+/// The signed-in user, who must have role `R` (`403 FORBIDDEN` otherwise).
+#[derive(Debug, Clone)]
+pub struct RequireRole<R: RoleName = Admin>(pub Principal, pub PhantomData<R>);
+
+impl<R: RoleName + 'static> FromRequest for RequireRole<R> {
+    type Error = NAuthRejection;
+    type Future = Extracting<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let (nauth, r) = (
+            engine(req),
+            core_request(req, Some(nauth_core::http::AUTH_HEADERS)),
+        );
+        Box::pin(async move {
+            let nauth = nauth?;
+            let res = nauth.authenticate_role(&r, R::NAME).await;
+            res.map(|p| RequireRole(p, PhantomData))
+                .map_err(|e| reject(&nauth, &e))
+        })
+    }
+}

@@ -1,0 +1,10 @@
+#![doc = include_str!("../README.md")]
+
+mod extract;
+mod response;
+mod router;
+
+pub use extract::{Admin, AuthUser, OptionalAuthUser, RequireRole, RoleName};
+pub use nauth_core::{NAuth, NAuthConfig, Principal};
+pub use response::NAuthRejection;
+pub use router::{configure, fallback};

@@ -1,0 +1,798 @@
+//! Multi-factor authentication: enrolment (TOTP, email and SMS codes), the MFA answers of the
+//! state machine, backup codes, device management and trusted devices.
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, Set, sea_query::Expr,
+};
+use serde_json::{Map, Value, json};
+
+use super::{Ctx, Outcome};
+use crate::clock::iso8601;
+use crate::codes;
+use crate::config::{MfaMethod, RememberDevices};
+use crate::error::{AuthError, AuthResult};
+use crate::events::Event;
+use crate::input::{Input, mask_email, mask_phone};
+use crate::mfa;
+use crate::store::entities::{
+    backup_codes, mfa_devices, trusted_devices, users, verification_tokens as vt,
+};
+
+const SETUP_TTL_MS: i64 = 15 * 60 * 1000;
+
+pub(crate) fn method_name(m: MfaMethod) -> &'static str {
+    match m {
+        MfaMethod::Totp => "totp",
+        MfaMethod::Email => "email",
+        MfaMethod::Sms => "sms",
+    }
+}
+
+fn allowed(ctx: &Ctx<'_>, method: &str) -> bool {
+    ctx.cfg()
+        .mfa
+        .allowed_methods
+        .iter()
+        .any(|m| method_name(*m) == method)
+}
+
+pub(crate) async fn devices(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+) -> AuthResult<Vec<mfa_devices::Model>> {
+    Ok(mfa_devices::Entity::find()
+        .filter(mfa_devices::Column::UserId.eq(user_id))
+        .order_by_asc(mfa_devices::Column::CreatedAt)
+        .all(db)
+        .await?)
+}
+
+async fn backup_remaining(db: &impl ConnectionTrait, user_id: &str) -> AuthResult<u64> {
+    Ok(backup_codes::Entity::find()
+        .filter(backup_codes::Column::UserId.eq(user_id))
+        .filter(backup_codes::Column::UsedAt.is_null())
+        .count(db)
+        .await?)
+}
+
+fn preferred(devs: &[mfa_devices::Model]) -> Option<&mfa_devices::Model> {
+    devs.iter().find(|d| d.is_preferred).or(devs.first())
+}
+
+fn available(devs: &[mfa_devices::Model], backups: u64) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    for m in ["totp", "email", "sms"] {
+        if devs.iter().any(|d| d.kind == m) {
+            v.push(m);
+        }
+    }
+    if backups > 0 {
+        v.push("backup");
+    }
+    v
+}
+
+fn mask(kind: &str, destination: &str) -> String {
+    if kind == "sms" {
+        mask_phone(destination)
+    } else {
+        mask_email(destination)
+    }
+}
+
+/// Queues a one-time code by mail or SMS; it goes out once the flow has succeeded. The caller
+/// counts it toward the hourly cap (inside a transaction: `count_later`).
+pub(crate) fn deliver_code(ctx: &Ctx<'_>, kind: &str, destination: &str, code: &str) {
+    if kind == "sms" {
+        ctx.queue_sms(destination, format!("Your sign-in code is {code}"));
+    } else {
+        ctx.queue_mail(
+            destination,
+            "Your sign-in code",
+            format!("Your sign-in code is {code}\n\nIt expires in 15 minutes. If you did not try to sign in, change your password.\n"),
+        );
+    }
+}
+
+/// The MFA_REQUIRED challenge: its parameters, and (for email/sms) the code sent with it.
+/// Returns `(params, code_hash, destination, method)`.
+pub(crate) async fn required_challenge(
+    ctx: &Ctx<'_>,
+    db: &impl ConnectionTrait,
+    user: &users::Model,
+    id_hash: &str,
+) -> AuthResult<(
+    Map<String, Value>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+)> {
+    let devs = devices(db, &user.id).await?;
+    let backups = backup_remaining(db, &user.id).await?;
+    let mut params = Map::new();
+    params.insert(
+        "availableMethods".into(),
+        json!(available(&devs, backups).join(",")),
+    );
+    let pref = preferred(&devs);
+    params.insert(
+        "preferredMethod".into(),
+        json!(pref.map(|d| d.kind.as_str()).unwrap_or("backup")),
+    );
+    if let Some(d) = pref.filter(|d| d.kind != "totp") {
+        let dest = d.destination.clone().unwrap_or_default();
+        let code = codes::random_code();
+        params.insert(
+            "codeDeliveryDestination".into(),
+            json!(mask(&d.kind, &dest)),
+        );
+        // The first code of a flow is never held back by the hourly cap.
+        ctx.count_later(&dest);
+        deliver_code(ctx, &d.kind, &dest, &code);
+        let hash = ctx.inner.keys.hash_code("challenge", id_hash, &code);
+        return Ok((params, Some(hash), Some(dest), Some(d.kind.clone())));
+    }
+    Ok((params, None, None, None))
+}
+
+/// MFA_SETUP_REQUIRED parameters.
+pub(crate) fn setup_params(ctx: &Ctx<'_>) -> Map<String, Value> {
+    let mut params = Map::new();
+    let methods: Vec<&str> = ctx
+        .cfg()
+        .mfa
+        .allowed_methods
+        .iter()
+        .map(|m| method_name(*m))
+        .collect();
+    params.insert("allowedMethods".into(), json!(methods.join(",")));
+    params
+}
+
+/// Checks an MFA answer for a user; `Ok(true)` when right. TOTP steps and backup codes are
+/// consumed so they never work twice.
+pub(crate) async fn check_answer(
+    ctx: &Ctx<'_>,
+    db: &impl ConnectionTrait,
+    user: &users::Model,
+    challenge: Option<(&str, Option<&str>, Option<&str>)>,
+    method: &str,
+    code: &str,
+) -> AuthResult<bool> {
+    match method {
+        "totp" => {
+            let Some(d) = devices(db, &user.id)
+                .await?
+                .into_iter()
+                .find(|d| d.kind == "totp")
+            else {
+                return Err(AuthError::MfaMethodNotAllowed);
+            };
+            let secret = mfa::open(
+                ctx.inner.keys.mfa_key(),
+                &user.id,
+                d.secret_sealed.as_deref().unwrap_or(""),
+            )?;
+            let Some(step) = mfa::verify_totp(&secret, code, ctx.now_s() as u64, d.last_step)?
+            else {
+                return Ok(false);
+            };
+            // Conditional on the old step, so two racing requests cannot both use one code.
+            let n = mfa_devices::Entity::update_many()
+                .col_expr(mfa_devices::Column::LastStep, Expr::value(step))
+                .col_expr(mfa_devices::Column::LastUsedAt, Expr::value(ctx.now))
+                .filter(mfa_devices::Column::Id.eq(&d.id))
+                .filter(match d.last_step {
+                    Some(s) => mfa_devices::Column::LastStep.eq(s),
+                    None => mfa_devices::Column::LastStep.is_null(),
+                })
+                .exec(db)
+                .await?
+                .rows_affected;
+            Ok(n == 1)
+        }
+        "email" | "sms" => {
+            if !devices(db, &user.id)
+                .await?
+                .iter()
+                .any(|d| d.kind == method)
+            {
+                return Err(AuthError::MfaMethodNotAllowed);
+            }
+            let Some((id_hash, Some(hash), sent)) = challenge else {
+                return Ok(false);
+            };
+            if sent != Some(method) {
+                return Ok(false);
+            }
+            let ok = ctx.inner.keys.verify_code("challenge", id_hash, code, hash);
+            if ok {
+                mfa_devices::Entity::update_many()
+                    .col_expr(mfa_devices::Column::LastUsedAt, Expr::value(ctx.now))
+                    .filter(mfa_devices::Column::UserId.eq(&user.id))
+                    .filter(mfa_devices::Column::Kind.eq(method))
+                    .exec(db)
+                    .await?;
+            }
+            Ok(ok)
+        }
+        "backup" => {
+            if !user.mfa_enabled {
+                return Err(AuthError::MfaMethodNotAllowed);
+            }
+            let typed = mfa::normalize_backup_code(code);
+            let unused = backup_codes::Entity::find()
+                .filter(backup_codes::Column::UserId.eq(&user.id))
+                .filter(backup_codes::Column::UsedAt.is_null())
+                .all(db)
+                .await?;
+            let mut hit = None;
+            for c in &unused {
+                // Every candidate is compared, so the time does not tell which one matched.
+                if ctx
+                    .inner
+                    .keys
+                    .verify_code("backup", &user.id, &typed, &c.code_hash)
+                {
+                    hit = Some(c.id.clone());
+                }
+            }
+            let Some(id) = hit else { return Ok(false) };
+            let n = backup_codes::Entity::update_many()
+                .col_expr(backup_codes::Column::UsedAt, Expr::value(ctx.now))
+                .filter(backup_codes::Column::Id.eq(&id))
+                .filter(backup_codes::Column::UsedAt.is_null())
+                .exec(db)
+                .await?
+                .rows_affected;
+            if n == 1 {
+                ctx.audit_later(Some(&user.id), Event::BackupCodeUsed, true, json!({}));
+            }
+            Ok(n == 1)
+        }
+        _ => Err(AuthError::MfaMethodNotAllowed),
+    }
+}
+
+/// Starts enrolment of a method: TOTP gets a fresh secret (kept server-side, sealed), email
+/// and SMS get a code. Shared by `/mfa/setup-data` and `/challenge/setup-data`.
+pub(crate) async fn setup_data(
+    ctx: &Ctx<'_>,
+    user: &users::Model,
+    method: &str,
+    phone: Option<String>,
+) -> AuthResult<Value> {
+    if !allowed(ctx, method) {
+        return Err(AuthError::MfaMethodNotAllowed);
+    }
+    let purpose = format!("mfa_setup_{method}");
+    let (data, hash, answer, send) = match method {
+        "totp" => {
+            let secret = mfa::new_totp_secret();
+            let issuer = &ctx.cfg().mfa.issuer;
+            let uri = mfa::otpauth_uri(&secret, issuer, &user.email)?;
+            let answer = json!({
+                "secret": mfa::base32(&secret),
+                "otpauthUri": uri,
+                "qrCode": mfa::qr_data_url(&uri)?,
+                "issuer": issuer,
+                "accountName": user.email,
+            });
+            (
+                mfa::seal(ctx.inner.keys.mfa_key(), &user.id, &secret)?,
+                String::new(),
+                answer,
+                None,
+            )
+        }
+        "email" | "sms" => {
+            let dest = if method == "email" {
+                user.email.clone()
+            } else {
+                phone
+                    .or_else(|| user.phone.clone())
+                    .ok_or_else(|| AuthError::field("phone", "is required: no phone on file"))?
+            };
+            let code = codes::random_code();
+            let hash = ctx.inner.keys.hash_code("mfa_setup", &user.id, &code);
+            (
+                dest.clone(),
+                hash,
+                json!({ "destination": mask(method, &dest) }),
+                Some((dest, code)),
+            )
+        }
+        _ => return Err(AuthError::MfaMethodNotAllowed),
+    };
+    if let Some((dest, code)) = &send {
+        super::count_code_message(ctx, dest, method == "sms").await?;
+        deliver_code(ctx, method, dest, code);
+    }
+    let tx = ctx.inner.store.begin().await?;
+    vt::Entity::update_many()
+        .col_expr(vt::Column::UsedAt, Expr::value(ctx.now))
+        .filter(vt::Column::UserId.eq(&user.id))
+        .filter(vt::Column::Purpose.eq(&purpose))
+        .filter(vt::Column::UsedAt.is_null())
+        .exec(&tx)
+        .await?;
+    vt::Entity::insert(vt::ActiveModel {
+        id: Set(uuid::Uuid::new_v4().to_string()),
+        user_id: Set(user.id.clone()),
+        purpose: Set(purpose),
+        token_hash: Set(hash),
+        data: Set(Some(data)),
+        attempts: Set(0),
+        created_at: Set(ctx.now),
+        expires_at: Set(ctx.now + SETUP_TTL_MS),
+        used_at: Set(None),
+    })
+    .exec(&tx)
+    .await?;
+    tx.commit().await?;
+    Ok(answer)
+}
+
+/// Completes enrolment with the code from the app, mail or SMS. Returns the new device id and,
+/// for a user's first method, freshly generated backup codes (shown once).
+pub(crate) async fn verify_setup(
+    ctx: &Ctx<'_>,
+    db: &impl ConnectionTrait,
+    user: &users::Model,
+    method: &str,
+    code: &str,
+) -> AuthResult<(String, Option<Vec<String>>)> {
+    if !allowed(ctx, method) {
+        return Err(AuthError::MfaMethodNotAllowed);
+    }
+    let pending = vt::Entity::find()
+        .filter(vt::Column::UserId.eq(&user.id))
+        .filter(vt::Column::Purpose.eq(format!("mfa_setup_{method}")))
+        .filter(vt::Column::UsedAt.is_null())
+        .order_by_desc(vt::Column::CreatedAt)
+        .one(db)
+        .await?
+        .ok_or(AuthError::VerifyCodeInvalid {
+            attempts_remaining: None,
+        })?;
+    if pending.expires_at <= ctx.now {
+        return Err(AuthError::VerifyCodeExpired);
+    }
+    if pending.attempts >= 3 {
+        return Err(AuthError::VerifyCodeInvalid {
+            attempts_remaining: Some(0),
+        });
+    }
+    let data = pending.data.clone().unwrap_or_default();
+    let (right, sealed, destination, step) = if method == "totp" {
+        let secret = mfa::open(ctx.inner.keys.mfa_key(), &user.id, &data)?;
+        let step = mfa::verify_totp(&secret, code, ctx.now_s() as u64, None)?;
+        (step.is_some(), Some(data.clone()), None, step)
+    } else {
+        (
+            ctx.inner
+                .keys
+                .verify_code("mfa_setup", &user.id, code, &pending.token_hash),
+            None,
+            Some(data.clone()),
+            None,
+        )
+    };
+    if !right {
+        let attempts = pending.attempts + 1;
+        let mut am: vt::ActiveModel = pending.into();
+        am.attempts = Set(attempts);
+        am.update(db).await?;
+        ctx.audit_later(
+            Some(&user.id),
+            Event::MfaVerificationFailed,
+            false,
+            json!({"method": method, "phase": "setup"}),
+        );
+        return Err(AuthError::VerifyCodeInvalid {
+            attempts_remaining: Some((3 - attempts).max(0) as u32),
+        });
+    }
+    let mut am: vt::ActiveModel = pending.into();
+    am.used_at = Set(Some(ctx.now));
+    am.update(db).await?;
+    let existing = devices(db, &user.id).await?;
+    // One device per kind: enrolling TOTP again replaces the old authenticator.
+    if let Some(old) = existing.iter().find(|d| d.kind == method) {
+        mfa_devices::Entity::delete_by_id(old.id.clone())
+            .exec(db)
+            .await?;
+    }
+    let first = existing.iter().all(|d| d.kind == method);
+    let id = uuid::Uuid::new_v4().to_string();
+    let name = match method {
+        "totp" => "Authenticator app".to_string(),
+        _ => mask(method, destination.as_deref().unwrap_or("")),
+    };
+    mfa_devices::Entity::insert(mfa_devices::ActiveModel {
+        id: Set(id.clone()),
+        user_id: Set(user.id.clone()),
+        kind: Set(method.to_string()),
+        name: Set(name),
+        secret_sealed: Set(sealed),
+        destination: Set(destination.clone()),
+        is_preferred: Set(first || existing.iter().any(|d| d.kind == method && d.is_preferred)),
+        last_step: Set(step),
+        created_at: Set(ctx.now),
+        last_used_at: Set(Some(ctx.now)),
+    })
+    .exec(db)
+    .await?;
+    if method == "sms" && user.phone.is_none() {
+        // The verified number becomes the account's phone, if nobody else has it.
+        let _ = users::Entity::update_many()
+            .col_expr(users::Column::Phone, Expr::value(destination.clone()))
+            .col_expr(users::Column::IsPhoneVerified, Expr::value(true))
+            .filter(users::Column::Id.eq(&user.id))
+            .exec(db)
+            .await;
+    }
+    let codes = if !user.mfa_enabled || first {
+        Some(regenerate_backup_codes(ctx, db, &user.id).await?)
+    } else {
+        None
+    };
+    users::Entity::update_many()
+        .col_expr(users::Column::MfaEnabled, Expr::value(true))
+        .col_expr(users::Column::UpdatedAt, Expr::value(ctx.now))
+        .filter(users::Column::Id.eq(&user.id))
+        .exec(db)
+        .await?;
+    ctx.audit_later(
+        Some(&user.id),
+        Event::MfaDeviceAdded,
+        true,
+        json!({"method": method}),
+    );
+    if !user.mfa_enabled {
+        ctx.audit_later(
+            Some(&user.id),
+            Event::MfaEnabled,
+            true,
+            json!({"method": method}),
+        );
+    }
+    Ok((id, codes))
+}
+
+async fn regenerate_backup_codes(
+    ctx: &Ctx<'_>,
+    db: &impl ConnectionTrait,
+    user_id: &str,
+) -> AuthResult<Vec<String>> {
+    backup_codes::Entity::delete_many()
+        .filter(backup_codes::Column::UserId.eq(user_id))
+        .exec(db)
+        .await?;
+    let list = mfa::backup_codes(ctx.cfg().mfa.backup_code_count as usize);
+    for c in &list {
+        backup_codes::Entity::insert(backup_codes::ActiveModel {
+            id: Set(uuid::Uuid::new_v4().to_string()),
+            user_id: Set(user_id.to_string()),
+            code_hash: Set(ctx.inner.keys.hash_code("backup", user_id, c)),
+            used_at: Set(None),
+            created_at: Set(ctx.now),
+        })
+        .exec(db)
+        .await?;
+    }
+    Ok(list)
+}
+
+/// The trusted-device token a request carries (header, else cookie), if it is valid for
+/// this user; marks it used.
+pub(crate) async fn trusted_device(
+    ctx: &Ctx<'_>,
+    db: &impl ConnectionTrait,
+    user_id: &str,
+) -> AuthResult<bool> {
+    let token = ctx
+        .req
+        .header("x-device-token")
+        .or_else(|| ctx.req.cookie(&ctx.inner.cookies.device))
+        .filter(|t| !t.is_empty());
+    let Some(token) = token else { return Ok(false) };
+    let n = trusted_devices::Entity::update_many()
+        .col_expr(trusted_devices::Column::LastUsedAt, Expr::value(ctx.now))
+        .filter(trusted_devices::Column::TokenHash.eq(codes::sha256_hex(token)))
+        .filter(trusted_devices::Column::UserId.eq(user_id))
+        .filter(trusted_devices::Column::ExpiresAt.gt(ctx.now))
+        .exec(db)
+        .await?
+        .rows_affected;
+    Ok(n > 0)
+}
+
+/// Creates a trusted device for the user; returns its token (shown once).
+pub(crate) async fn trust(
+    ctx: &Ctx<'_>,
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    name: Option<String>,
+    kind: Option<String>,
+) -> AuthResult<String> {
+    let token = codes::random_token();
+    trusted_devices::Entity::insert(trusted_devices::ActiveModel {
+        id: Set(uuid::Uuid::new_v4().to_string()),
+        user_id: Set(user_id.to_string()),
+        token_hash: Set(codes::sha256_hex(&token)),
+        device_name: Set(name),
+        device_type: Set(kind),
+        ip_address: Set(ctx.origin.ip.clone()),
+        created_at: Set(ctx.now),
+        last_used_at: Set(None),
+        expires_at: Set(ctx.now + crate::clock::ms(ctx.cfg().mfa.remember_device_ttl)),
+    })
+    .exec(db)
+    .await?;
+    ctx.audit_later(Some(user_id), Event::DeviceTrusted, true, json!({}));
+    Ok(token)
+}
+
+async fn me(ctx: &Ctx<'_>) -> AuthResult<users::Model> {
+    super::user_by_id(&ctx.inner.store.db, &ctx.principal()?.sub).await
+}
+
+/// `GET /mfa/status`.
+pub(crate) async fn status(ctx: &Ctx<'_>) -> AuthResult<Outcome> {
+    let user = me(ctx).await?;
+    let db = &ctx.inner.store.db;
+    let devs = devices(db, &user.id).await?;
+    let backups = backup_remaining(db, &user.id).await?;
+    let configured: Vec<&str> = ["totp", "email", "sms"]
+        .into_iter()
+        .filter(|m| devs.iter().any(|d| d.kind == *m))
+        .collect();
+    let allowed: Vec<&str> = ctx
+        .cfg()
+        .mfa
+        .allowed_methods
+        .iter()
+        .map(|m| method_name(*m))
+        .collect();
+    Ok(Outcome::Json(
+        200,
+        json!({
+            "enabled": user.mfa_enabled,
+            "required": ctx.cfg().mfa.enforcement == crate::config::MfaEnforcement::Required,
+            "configuredMethods": configured,
+            "availableMethods": allowed,
+            "preferredMethod": preferred(&devs).map(|d| d.kind.clone()),
+            "backupCodesRemaining": backups,
+        }),
+    ))
+}
+
+/// `POST /mfa/setup-data`.
+pub(crate) async fn setup(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome> {
+    let method = input.one_of("method", &["totp", "email", "sms"], true);
+    let phone = input.phone("phone");
+    input.finish()?;
+    let user = me(ctx).await?;
+    let data = setup_data(ctx, &user, method.as_deref().unwrap_or(""), phone).await?;
+    Ok(Outcome::Json(200, data))
+}
+
+/// `POST /mfa/verify-setup`.
+pub(crate) async fn verify(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome> {
+    let method = input.one_of("method", &["totp", "email", "sms"], true);
+    let code = input.text_req("code", 16);
+    input.finish()?;
+    let user = me(ctx).await?;
+    let tx = ctx.inner.store.begin().await?;
+    let result = verify_setup(ctx, &tx, &user, method.as_deref().unwrap_or(""), &code).await;
+    // A wrong code is counted: its attempt update commits with the error.
+    if matches!(result, Ok(_) | Err(AuthError::VerifyCodeInvalid { .. })) {
+        tx.commit().await?;
+    }
+    let (id, codes) = result?;
+    let mut body = json!({ "deviceId": id });
+    if let Some(c) = codes {
+        body["backupCodes"] = json!(c);
+    }
+    Ok(Outcome::Json(200, body))
+}
+
+/// `POST /mfa/backup-codes`: replaces the user's backup codes (needs the password).
+pub(crate) async fn new_backup_codes(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome> {
+    let password = input.password("password");
+    input.finish()?;
+    let user = me(ctx).await?;
+    super::confirm_password(ctx, &user, &password).await?;
+    if !user.mfa_enabled {
+        return Err(AuthError::MfaMethodNotAllowed);
+    }
+    let tx = ctx.inner.store.begin().await?;
+    let codes = regenerate_backup_codes(ctx, &tx, &user.id).await?;
+    tx.commit().await?;
+    ctx.audit_later(
+        Some(&user.id),
+        Event::BackupCodesRegenerated,
+        true,
+        json!({}),
+    );
+    Ok(Outcome::Json(200, json!({ "codes": codes })))
+}
+
+/// `GET /mfa/devices`.
+pub(crate) async fn list_devices(ctx: &Ctx<'_>) -> AuthResult<Outcome> {
+    let p = ctx.principal()?;
+    let devs = devices(&ctx.inner.store.db, &p.sub).await?;
+    let pref = preferred(&devs).map(|d| d.id.clone());
+    let list: Vec<Value> = devs
+        .iter()
+        .map(|d| {
+            json!({
+                "id": d.id, "type": d.kind, "name": d.name,
+                "isPreferred": Some(&d.id) == pref.as_ref(),
+                "createdAt": iso8601(d.created_at),
+                "lastUsedAt": d.last_used_at.map(iso8601),
+            })
+        })
+        .collect();
+    Ok(Outcome::Json(200, json!({ "devices": list })))
+}
+
+async fn own_device(ctx: &Ctx<'_>, id: &str) -> AuthResult<mfa_devices::Model> {
+    let p = ctx.principal()?;
+    mfa_devices::Entity::find_by_id(id.to_string())
+        .one(&ctx.inner.store.db)
+        .await?
+        .filter(|d| d.user_id == p.sub)
+        .ok_or(AuthError::NotFound)
+}
+
+/// `POST /mfa/devices/{id}/preferred`.
+pub(crate) async fn set_preferred(ctx: &Ctx<'_>, id: &str) -> AuthResult<Outcome> {
+    let d = own_device(ctx, id).await?;
+    let tx = ctx.inner.store.begin().await?;
+    mfa_devices::Entity::update_many()
+        .col_expr(mfa_devices::Column::IsPreferred, Expr::value(false))
+        .filter(mfa_devices::Column::UserId.eq(&d.user_id))
+        .exec(&tx)
+        .await?;
+    mfa_devices::Entity::update_many()
+        .col_expr(mfa_devices::Column::IsPreferred, Expr::value(true))
+        .filter(mfa_devices::Column::Id.eq(&d.id))
+        .exec(&tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Outcome::Json(200, json!({ "success": true })))
+}
+
+/// `DELETE /mfa/devices/{id}`: needs the password or a current code; removing the last device
+/// disables MFA and deletes the backup codes.
+pub(crate) async fn remove_device(
+    ctx: &Ctx<'_>,
+    id: &str,
+    mut input: Input,
+) -> AuthResult<Outcome> {
+    let password = input.text("password", crate::input::PASSWORD_HARD_MAX);
+    let code = input.text("code", 16);
+    if password.is_none() && code.is_none() {
+        input.error("password", "password or code is required");
+    }
+    input.finish()?;
+    let d = own_device(ctx, id).await?;
+    let user = me(ctx).await?;
+    let db = &ctx.inner.store.db;
+    match (password, code) {
+        (Some(pw), _) => super::confirm_password(ctx, &user, &pw).await?,
+        (None, Some(c)) => {
+            // A current TOTP code or an unused backup code proves possession.
+            let ok = check_answer(ctx, db, &user, None, "totp", &c)
+                .await
+                .unwrap_or(false)
+                || check_answer(ctx, db, &user, None, "backup", &c).await?;
+            if !ok {
+                super::record_failure(ctx, &super::lock_subject(Some(&user), ""), Some(&user.id))
+                    .await?;
+                return Err(AuthError::VerifyCodeInvalid {
+                    attempts_remaining: None,
+                });
+            }
+        }
+        (None, None) => return Err(AuthError::field("password", "password or code is required")),
+    }
+    let tx = ctx.inner.store.begin().await?;
+    mfa_devices::Entity::delete_by_id(d.id.clone())
+        .exec(&tx)
+        .await?;
+    let left = devices(&tx, &user.id).await?;
+    let disabled = left.is_empty();
+    if disabled {
+        backup_codes::Entity::delete_many()
+            .filter(backup_codes::Column::UserId.eq(&user.id))
+            .exec(&tx)
+            .await?;
+        users::Entity::update_many()
+            .col_expr(users::Column::MfaEnabled, Expr::value(false))
+            .filter(users::Column::Id.eq(&user.id))
+            .exec(&tx)
+            .await?;
+    } else if d.is_preferred {
+        mfa_devices::Entity::update_many()
+            .col_expr(mfa_devices::Column::IsPreferred, Expr::value(true))
+            .filter(mfa_devices::Column::Id.eq(&left[0].id))
+            .exec(&tx)
+            .await?;
+    }
+    tx.commit().await?;
+    ctx.audit_later(
+        Some(&user.id),
+        Event::MfaDeviceRemoved,
+        true,
+        json!({"method": d.kind}),
+    );
+    if disabled {
+        ctx.audit_later(Some(&user.id), Event::MfaDisabled, true, json!({}));
+    }
+    Ok(Outcome::Json(
+        200,
+        json!({ "removedDeviceId": d.id, "mfaDisabled": disabled }),
+    ))
+}
+
+/// `POST /trust-device`: under `user_opt_in` (or `always`) the current device skips
+/// MFA_REQUIRED at later logins.
+pub(crate) async fn trust_device(ctx: &Ctx<'_>, input: Input) -> AuthResult<Outcome> {
+    input.finish()?;
+    if ctx.cfg().mfa.remember_devices == RememberDevices::Never {
+        return Err(AuthError::Forbidden);
+    }
+    let p = ctx.principal()?;
+    let token = trust(ctx, &ctx.inner.store.db, &p.sub, None, None).await?;
+    Ok(Outcome::DeviceToken(token))
+}
+
+/// `GET /trusted-devices`.
+pub(crate) async fn list_trusted(ctx: &Ctx<'_>) -> AuthResult<Outcome> {
+    let p = ctx.principal()?;
+    let rows = trusted_devices::Entity::find()
+        .filter(trusted_devices::Column::UserId.eq(&p.sub))
+        .filter(trusted_devices::Column::ExpiresAt.gt(ctx.now))
+        .order_by_desc(trusted_devices::Column::CreatedAt)
+        .all(&ctx.inner.store.db)
+        .await?;
+    let list: Vec<Value> = rows
+        .iter()
+        .map(|t| {
+            json!({
+                "id": t.id, "deviceName": t.device_name, "deviceType": t.device_type,
+                "ipAddress": t.ip_address, "createdAt": iso8601(t.created_at),
+                "lastUsedAt": t.last_used_at.map(iso8601), "trustedUntil": iso8601(t.expires_at),
+            })
+        })
+        .collect();
+    Ok(Outcome::Json(200, json!({ "trustedDevices": list })))
+}
+
+/// `DELETE /trusted-devices` (all) and `DELETE /trusted-devices/{id}`.
+pub(crate) async fn untrust(ctx: &Ctx<'_>, id: Option<&str>) -> AuthResult<Outcome> {
+    let p = ctx.principal()?;
+    let mut q =
+        trusted_devices::Entity::delete_many().filter(trusted_devices::Column::UserId.eq(&p.sub));
+    if let Some(id) = id {
+        q = q.filter(trusted_devices::Column::Id.eq(id));
+    }
+    let n = q.exec(&ctx.inner.store.db).await?.rows_affected;
+    if n > 0 {
+        ctx.audit_later(
+            Some(&p.sub),
+            Event::DeviceUntrusted,
+            true,
+            json!({"count": n}),
+        );
+    }
+    Ok(match id {
+        Some(_) if n == 0 => return Err(AuthError::NotFound),
+        Some(_) => Outcome::Json(200, json!({ "success": true })),
+        None => Outcome::Json(200, json!({ "revokedCount": n })),
+    })
+}

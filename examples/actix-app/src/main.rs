@@ -1,0 +1,100 @@
+//! The nauth example app on actix-web (API.md §10): `/auth/*`, three protected routes, a health
+//! check and a small HTML page that walks through signup → verify → login → profile.
+//!
+//! `cargo run -p actix-app` needs no configuration: SQLite `nauth.db`, codes on the console.
+
+use actix_web::{App, HttpResponse, HttpServer, Route, guard, web};
+use nauth_actix::{Admin, AuthUser, NAuth, RequireRole};
+use nauth_core::example;
+use serde_json::json;
+
+async fn data(AuthUser(u): AuthUser) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "sub": u.sub, "message": "protected data" }))
+}
+
+async fn admin(RequireRole(u, ..): RequireRole<Admin>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "sub": u.sub, "message": "admin data" }))
+}
+
+/// API keys arrive in a later release; until then a user session reads reports.
+async fn reports(AuthUser(u): AuthUser) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "sub": u.sub, "message": "reports" }))
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+fn html(page: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(page)
+}
+
+/// A GET route that also answers HEAD (as axum's `get` does); other methods get 405 + `Allow`.
+fn get() -> Route {
+    Route::new().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
+#[actix_web::main]
+async fn main() {
+    tracing_subscriber::fmt().with_env_filter("info").init();
+    let cfg = match example::load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("actix-app: {e}");
+            std::process::exit(2);
+        }
+    };
+    if cfg.generated_secret {
+        eprintln!(
+            "actix-app: WARNING no secret configured; using a random development secret (tokens die with the process). Set NAUTH_SECRET."
+        );
+    }
+    let nauth = match NAuth::new(cfg.nauth).await {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("actix-app: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Some(email) = example::create_admin_arg() {
+        match nauth.create_admin(&email).await {
+            Ok(pw) => println!(
+                "admin {email} created; one-time password: {pw}\n(change it at the first login)"
+            ),
+            Err(e) => {
+                eprintln!("actix-app: cannot create admin {email}: {}", e.code());
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
+    // The app: nauth under `/auth`, the demo routes, and JSON 404s for everything else.
+    let app = move || {
+        App::new()
+            .service(web::resource("/").route(get().to(|| async { html(example::INDEX_HTML) })))
+            .service(
+                web::resource("/reset-password")
+                    .route(get().to(|| async { html(example::RESET_HTML) })),
+            )
+            .service(web::resource("/healthz").route(get().to(healthz)))
+            .service(web::resource("/api/data").route(get().to(data)))
+            .service(web::resource("/api/admin").route(get().to(admin)))
+            .service(web::resource("/api/reports").route(get().to(reports)))
+            .configure(nauth_actix::configure(nauth.clone()))
+            .app_data(nauth.clone())
+            .default_service(web::to(nauth_actix::fallback))
+    };
+    let server = match HttpServer::new(app).bind(&cfg.bind) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("actix-app: cannot bind {}: {e}", cfg.bind);
+            std::process::exit(2);
+        }
+    };
+    println!("actix-app listening on http://{}", cfg.bind);
+    if let Err(e) = server.run().await {
+        eprintln!("actix-app: {e}");
+    }
+}
