@@ -145,11 +145,98 @@ fn config(validation: SessionValidation, db: &str) -> NAuthConfig {
     cfg
 }
 
-async fn nauth_app(validation: SessionValidation) -> (SocketAddr, String, NAuth) {
-    let db = std::env::temp_dir().join(format!(
-        "nauth-bench-{}.db",
-        std::process::id() as u64 * 10 + validation as u64
-    ));
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Framework {
+    Axum,
+    Actix,
+    Poem,
+}
+
+const SUB: &str = "3f2b0c4e-8d1a-4c5e-9b7f-2a6d8e0c1f3b";
+
+/// A bare handler of the framework returning the same JSON as the protected route.
+async fn bare_app(fw: Framework) -> SocketAddr {
+    match fw {
+        Framework::Axum => {
+            async fn bare() -> Json<Value> {
+                Json(json!({ "sub": SUB, "message": "protected data" }))
+            }
+            serve(Router::new().route("/api/data", get(bare))).await
+        }
+        Framework::Actix => serve_actix(None),
+        Framework::Poem => serve_poem(None).await,
+    }
+}
+
+fn serve_actix(nauth: Option<NAuth>) -> SocketAddr {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    async fn protected(nauth_actix::AuthUser(u): nauth_actix::AuthUser) -> HttpResponse {
+        HttpResponse::Ok().json(json!({ "sub": u.sub, "message": "protected data" }))
+    }
+    async fn bare() -> HttpResponse {
+        HttpResponse::Ok().json(json!({ "sub": SUB, "message": "protected data" }))
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            HttpServer::new(move || {
+                let app = App::new();
+                match &nauth {
+                    Some(n) => app
+                        .app_data(n.clone())
+                        .route("/api/data", web::get().to(protected))
+                        .configure(nauth_actix::configure(n.clone())),
+                    None => app.route("/api/data", web::get().to(bare)),
+                }
+            })
+            .workers(2)
+            .disable_signals()
+            .listen(listener)
+            .expect("listen")
+            .run()
+            .await
+            .expect("serve");
+        });
+    });
+    addr
+}
+
+async fn serve_poem(nauth: Option<NAuth>) -> SocketAddr {
+    use poem::{EndpointExt, Route, Server, handler, listener::TcpAcceptor};
+    #[handler]
+    fn protected(nauth_poem::AuthUser(u): nauth_poem::AuthUser) -> poem::web::Json<Value> {
+        poem::web::Json(json!({ "sub": u.sub, "message": "protected data" }))
+    }
+    #[handler]
+    fn bare() -> poem::web::Json<Value> {
+        poem::web::Json(json!({ "sub": SUB, "message": "protected data" }))
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let acceptor = TcpAcceptor::from_tokio(listener).expect("acceptor");
+    match nauth {
+        Some(n) => {
+            let routes = Route::new().at("/api/data", poem::get(protected));
+            let app = nauth_poem::mount(routes, &n).data(n);
+            tokio::spawn(async move { Server::new_with_acceptor(acceptor).run(app).await });
+        }
+        None => {
+            let app = Route::new().at("/api/data", poem::get(bare));
+            tokio::spawn(async move { Server::new_with_acceptor(acceptor).run(app).await });
+        }
+    }
+    addr
+}
+
+async fn nauth_app_on(fw: Framework, validation: SessionValidation) -> (SocketAddr, String, NAuth) {
+    let name = format!(
+        "nauth-bench-{}-{fw:?}-{validation:?}.db",
+        std::process::id()
+    );
+    let db = std::env::temp_dir().join(name);
     let _ = std::fs::remove_file(&db);
     let nauth = NAuth::new(config(validation, &db.display().to_string()))
         .await
@@ -157,11 +244,19 @@ async fn nauth_app(validation: SessionValidation) -> (SocketAddr, String, NAuth)
     async fn data(AuthUser(u): AuthUser) -> Json<Value> {
         Json(json!({ "sub": u.sub, "message": "protected data" }))
     }
-    let app = Router::new()
-        .route("/api/data", get(data))
-        .merge(nauth_axum::router(nauth.clone()))
-        .layer(Extension(nauth.clone()));
-    let addr = serve(app).await;
+    let addr = match fw {
+        Framework::Axum => {
+            let app = Router::new()
+                .route("/api/data", get(data))
+                .merge(nauth_axum::router(nauth.clone()))
+                .layer(Extension(nauth.clone()));
+            serve(app).await
+        }
+        Framework::Actix => serve_actix(Some(nauth.clone())),
+        Framework::Poem => serve_poem(Some(nauth.clone())).await,
+    };
+    // Let a server on its own thread start listening.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let mut c = Conn::open(addr).await;
     let body = json!({"email": "bench@example.com", "password": "Correct-Horse-42"});
     assert_eq!(c.call(&post_req("/auth/signup", &body)).await, 201);
@@ -230,26 +325,32 @@ async fn main() {
             .unwrap_or(0)
     );
 
-    // 1. Protected route vs bare handler.
-    async fn bare() -> Json<Value> {
-        Json(json!({ "sub": "3f2b0c4e-8d1a-4c5e-9b7f-2a6d8e0c1f3b", "message": "protected data" }))
+    // 1. Protected route vs the same framework's bare handler.
+    println!(
+        "\nGET /api/data, req/s (ratio to the same framework's bare handler; targets: token >= 0.85, database >= 0.40)"
+    );
+    println!(
+        "  {:<8}{:>12}{:>12}{:>8}{:>20}{:>8}",
+        "door", "bare", "token", "ratio", "database (SQLite)", "ratio"
+    );
+    let mut axum_db = None;
+    for fw in [Framework::Axum, Framework::Actix, Framework::Poem] {
+        let bare_rate = throughput(bare_app(fw).await, get_req("/api/data", None), 200).await;
+        let (tok_addr, tok, _n1) = nauth_app_on(fw, SessionValidation::Token).await;
+        let tok_rate = throughput(tok_addr, get_req("/api/data", Some(&tok)), 200).await;
+        let (d_addr, dbt, n2) = nauth_app_on(fw, SessionValidation::Database).await;
+        let db_rate = throughput(d_addr, get_req("/api/data", Some(&dbt)), 200).await;
+        println!(
+            "  {:<8}{bare_rate:>12.0}{tok_rate:>12.0}{:>8.2}{db_rate:>20.0}{:>8.2}",
+            format!("{fw:?}").to_lowercase(),
+            tok_rate / bare_rate,
+            db_rate / bare_rate
+        );
+        if fw == Framework::Axum {
+            axum_db = Some((d_addr, dbt, n2));
+        }
     }
-    let bare_addr = serve(Router::new().route("/api/data", get(bare))).await;
-    let bare_rate = throughput(bare_addr, get_req("/api/data", None), 200).await;
-    let (tok_addr, tok, _n1) = nauth_app(SessionValidation::Token).await;
-    let tok_rate = throughput(tok_addr, get_req("/api/data", Some(&tok)), 200).await;
-    let (db_addr, dbt, _n2) = nauth_app(SessionValidation::Database).await;
-    let db_rate = throughput(db_addr, get_req("/api/data", Some(&dbt)), 200).await;
-    println!("\nGET /api/data                        req/s     ratio to bare");
-    println!("  bare axum handler             {bare_rate:>10.0}     1.00");
-    println!(
-        "  nauth-axum, validation=token  {tok_rate:>10.0}     {:.2}  (target >= 0.85)",
-        tok_rate / bare_rate
-    );
-    println!(
-        "  nauth-axum, validation=database (SQLite) {db_rate:>10.0}  {:.2}  (target >= 0.40)",
-        db_rate / bare_rate
-    );
+    let (db_addr, dbt, _n2) = axum_db.expect("axum ran");
 
     // 2. Logins vs raw Argon2id at the default (OWASP) parameters.
     let cfg = NAuthConfig::default();
