@@ -35,7 +35,7 @@ pub use guard::Principal;
 pub use http::{Body, MAX_BODY_BYTES, Reply, Request};
 pub use notify::{EmailSender, MemoryOutbox, SmsSender};
 
-use config::{EmailProvider, KvBackend, SmsProvider, Verification};
+use config::{EmailProvider, KvBackend, SmsProvider};
 use kv::Kv;
 use store::Store;
 
@@ -113,7 +113,6 @@ impl NAuthBuilder {
     pub async fn build(self) -> Result<NAuth, StartError> {
         let cfg = self.cfg;
         cfg.validate()?;
-        unsupported_yet(&cfg)?;
         let store = Store::connect(&cfg.database_url)
             .await
             .map_err(|e| StartError::Database(e.to_string()))?;
@@ -180,24 +179,6 @@ fn unreachable_backend() -> Result<Arc<dyn Kv>, StartError> {
             "the redis back end is not available in this release; use \"database\" or \"memory\""
                 .into(),
     }))
-}
-
-/// Settings whose flows are not in this release are refused at start, rather than accepted
-/// and then silently ignored.
-fn unsupported_yet(cfg: &NAuthConfig) -> Result<(), StartError> {
-    let refuse = |key: &str, what: &str| {
-        Err(StartError::Config(ConfigError {
-            key: key.into(),
-            message: format!("{what} is not available in this release"),
-        }))
-    };
-    if matches!(
-        cfg.signup.verification,
-        Verification::Phone | Verification::Both
-    ) {
-        return refuse("signup.verification", "phone verification");
-    }
-    Ok(())
 }
 
 impl NAuth {

@@ -66,6 +66,7 @@ cases!(
     mfa_device_management,
     trusted_devices,
     mfa_sms_through_the_webhook,
+    verify_phone_with_collection,
 );
 
 use super::mfa_cases::*;

@@ -654,3 +654,128 @@ pub(super) async fn mfa_sms_through_the_webhook(door: &dyn Door, b: &Backend) {
     assert_eq!(r.status, 200, "{}", r.json());
     assert_eq!(r.json()["user"]["phone"], phone.as_str());
 }
+
+async fn sms_code_to(env: &Env, phone: &str, n: usize) -> String {
+    for _ in 0..200 {
+        let texts: Vec<_> = env
+            .outbox
+            .sms()
+            .into_iter()
+            .filter(|m| m.to == phone)
+            .collect();
+        if texts.len() >= n {
+            return extract_code(&texts[n - 1].text).expect("code in SMS");
+        }
+        // SMS go out after the answer; the memory outbox has no per-number waiter.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no SMS #{n} to {phone}");
+}
+
+fn random_phone() -> String {
+    let digits: String = (0..9)
+        .map(|_| char::from(b'0' + crate::codes::random_below(10) as u8))
+        .collect();
+    format!("+33{digits}")
+}
+
+pub(super) async fn verify_phone_with_collection(door: &dyn Door, b: &Backend) {
+    let env = Env::start(door, &b.url(), |c| {
+        c.signup.verification = crate::config::Verification::Both
+    })
+    .await;
+    let e = email();
+    let r = env
+        .post("/auth/signup", json!({"email": e, "password": PW}))
+        .await;
+    let code = extract_code(&env.mail(&e, 1).await.text).expect("code");
+    let c = env
+        .post(
+            "/auth/respond-challenge",
+            json!({"session": r.json()["session"], "type": "VERIFY_EMAIL", "code": code}),
+        )
+        .await
+        .json();
+    assert_eq!(c["challengeName"], "VERIFY_PHONE", "{c}");
+    assert_eq!(c["challengeParameters"]["requiresPhoneCollection"], "true");
+    let ans = |body: Value| env.post("/auth/respond-challenge", body);
+    assert_error(
+        &ans(json!({"session": c["session"], "type": "VERIFY_PHONE"})).await,
+        400,
+        "VALIDATION_FAILED",
+    );
+    assert_error(
+        &ans(json!({"session": c["session"], "type": "VERIFY_PHONE", "phone": "12345"})).await,
+        400,
+        "VALIDATION_FAILED",
+    );
+    let phone = random_phone();
+    let r = ans(json!({"session": c["session"], "type": "VERIFY_PHONE", "phone": phone})).await;
+    assert_eq!(r.status, 200, "{}", r.json());
+    let c2 = r.json();
+    assert_eq!(c2["challengeName"], "VERIFY_PHONE");
+    assert_eq!(
+        c2["session"], c["session"],
+        "the same session waits for the code"
+    );
+    assert_eq!(
+        c2["challengeParameters"]["codeDeliveryDestination"],
+        format!("***-***-{}", &phone[phone.len() - 4..])
+    );
+    let code = sms_code_to(&env, &phone, 1).await;
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    assert_error(
+        &ans(json!({"session": c["session"], "type": "VERIFY_PHONE", "code": wrong})).await,
+        400,
+        "VERIFY_CODE_INVALID",
+    );
+    assert_error(
+        &env.post("/auth/challenge/resend", json!({"session": c["session"]}))
+            .await,
+        429,
+        "RATE_LIMIT_RESEND",
+    );
+    env.clock.advance(Duration::from_secs(61));
+    assert_eq!(
+        env.post("/auth/challenge/resend", json!({"session": c["session"]}))
+            .await
+            .status,
+        200
+    );
+    let code = sms_code_to(&env, &phone, 2).await;
+    let r = ans(json!({"session": c["session"], "type": "VERIFY_PHONE", "code": code})).await;
+    assert_eq!(r.status, 200, "{}", r.json());
+    let u = &r.json()["user"];
+    assert_eq!(
+        (u["phone"].as_str(), u["isPhoneVerified"].as_bool()),
+        (Some(phone.as_str()), Some(true))
+    );
+    // Verification "phone" with a number given at signup: the code goes out at once.
+    let env = Env::start(door, &b.url(), |c| {
+        c.signup.verification = crate::config::Verification::Phone
+    })
+    .await;
+    let phone = random_phone();
+    let r = env
+        .post(
+            "/auth/signup",
+            json!({"email": email(), "password": PW, "phone": phone}),
+        )
+        .await;
+    let c = r.json();
+    assert_eq!(
+        (
+            c["challengeName"].as_str(),
+            c["challengeParameters"]["requiresPhoneCollection"].as_str()
+        ),
+        (Some("VERIFY_PHONE"), Some("false"))
+    );
+    let code = sms_code_to(&env, &phone, 1).await;
+    let r = env
+        .post(
+            "/auth/respond-challenge",
+            json!({"session": c["session"], "type": "VERIFY_PHONE", "code": code}),
+        )
+        .await;
+    assert!(r.json()["accessToken"].is_string(), "{}", r.json());
+}

@@ -91,9 +91,6 @@ pub(crate) async fn next(
                 device_token,
             })
         }
-        Step::Challenge(ChallengeName::VerifyPhone) => Err(AuthError::Internal(
-            "VERIFY_PHONE is not available in this release".into(),
-        )),
         Step::Challenge(name) => start_challenge(ctx, db, Some(user), name, &carry).await,
     }
 }
@@ -145,6 +142,23 @@ pub(crate) async fn start_challenge(
             (params, code_hash, destination, method) = (p, hash, dest, m);
         }
         (ChallengeName::MfaSetupRequired, _) => params = super::mfa::setup_params(ctx),
+        (ChallengeName::VerifyPhone, Some(u)) => match &u.phone {
+            Some(phone) => {
+                let code = codes::random_code();
+                code_hash = Some(ctx.inner.keys.hash_code("challenge", &id_hash, &code));
+                ctx.count_later(phone);
+                super::mfa::deliver_code(ctx, "sms", phone, &code);
+                params.insert(
+                    "codeDeliveryDestination".into(),
+                    json!(crate::input::mask_phone(phone)),
+                );
+                params.insert("requiresPhoneCollection".into(), json!("false"));
+                (destination, method) = (Some(phone.clone()), Some("sms".to_string()));
+            }
+            None => {
+                params.insert("requiresPhoneCollection".into(), json!("true"));
+            }
+        },
         _ => {}
     }
     let user_sub = user
@@ -513,7 +527,7 @@ pub(crate) async fn respond(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
     let kind = input
         .one_of("type", &names, true)
         .and_then(|t| ChallengeName::parse(&t));
-    let (mut code, mut new_password, mut method) = (None, None, None);
+    let (mut code, mut new_password, mut method, mut phone) = (None, None, None, None);
     match kind {
         Some(ChallengeName::ForceChangePassword) => {
             new_password = Some(input.password("newPassword"))
@@ -521,6 +535,16 @@ pub(crate) async fn respond(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
         Some(ChallengeName::MfaRequired) => {
             method = input.one_of("method", &["totp", "email", "sms", "backup"], false);
             code = Some(input.text_req("code", 16));
+        }
+        Some(ChallengeName::VerifyPhone) => {
+            phone = input.phone("phone");
+            code = input.text("code", 16);
+            if phone.is_none() && code.is_none() && !input.has("phone") {
+                input.error(
+                    "code",
+                    "is required (or phone, when the challenge asks for one)",
+                );
+            }
         }
         Some(ChallengeName::MfaSetupRequired) => {
             method = input.one_of("method", &["totp", "email", "sms"], true);
@@ -574,8 +598,34 @@ pub(crate) async fn respond(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
         return wrong_answer(ctx, tx, ch).await;
     };
     let mut carry = carry_of(&ch);
+    if let (ChallengeName::VerifyPhone, Some(p)) = (kind, phone) {
+        return collect_phone(ctx, tx, ch, &user, &session, p).await;
+    }
     let code = code.unwrap_or_default();
     match kind {
+        ChallengeName::VerifyPhone => {
+            let right = ch.code_hash.as_deref().is_some_and(|h| {
+                ctx.inner
+                    .keys
+                    .verify_code("challenge", &ch.id_hash, &code, h)
+            });
+            if !right {
+                return wrong_answer(ctx, tx, ch).await;
+            }
+            let res = users::Entity::update_many()
+                .col_expr(users::Column::Phone, Expr::value(ch.destination.clone()))
+                .col_expr(users::Column::IsPhoneVerified, Expr::value(true))
+                .col_expr(users::Column::UpdatedAt, Expr::value(ctx.now))
+                .filter(users::Column::Id.eq(&user.id))
+                .exec(&tx)
+                .await;
+            match res {
+                Ok(_) => {}
+                Err(e) if is_unique_violation(&e) => return Err(AuthError::PhoneExists),
+                Err(e) => return Err(e.into()),
+            }
+            ctx.audit_later(Some(&user.id), Event::PhoneVerified, true, json!({}));
+        }
         ChallengeName::MfaRequired => {
             let devices = super::mfa::devices(&tx, &user.id).await?;
             let method = method
@@ -655,7 +705,6 @@ pub(crate) async fn respond(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
             let hash = new_hash.ok_or_else(|| AuthError::Internal("missing hash".into()))?;
             super::set_password(ctx, &tx, &user, hash).await?;
         }
-        _ => return Err(AuthError::ChallengeTypeMismatch),
     }
     let mut am: challenges::ActiveModel = ch.clone().into();
     am.completed = Set(true);
@@ -666,8 +715,10 @@ pub(crate) async fn respond(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
     tx.commit().await?;
     let event = match kind {
         ChallengeName::VerifyEmail => Event::EmailVerified,
-        // Their events were recorded by the MFA module.
-        ChallengeName::MfaRequired | ChallengeName::MfaSetupRequired => {
+        // Their events were recorded on the way.
+        ChallengeName::MfaRequired
+        | ChallengeName::MfaSetupRequired
+        | ChallengeName::VerifyPhone => {
             return Ok(Outcome::Auth(200, outcome));
         }
         _ => Event::PasswordChanged,
@@ -682,6 +733,63 @@ pub(crate) async fn respond(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
     )
     .await;
     Ok(Outcome::Auth(200, outcome))
+}
+
+/// VERIFY_PHONE without a phone on file: the client names the number, a code goes to it, and
+/// the same challenge session waits for that code.
+async fn collect_phone(
+    ctx: &Ctx<'_>,
+    tx: sea_orm::DatabaseTransaction,
+    ch: challenges::Model,
+    user: &users::Model,
+    session: &str,
+    phone: String,
+) -> AuthResult<Outcome> {
+    let delay = crate::clock::ms(ctx.cfg().signup.resend_delay);
+    if ch.destination.is_some() && ch.last_sent_at.is_some_and(|t| t + delay > ctx.now) {
+        let until = ch.last_sent_at.unwrap_or(ctx.now) + delay;
+        return Err(AuthError::RateLimited {
+            limit: RateLimit::Resend,
+            retry_after: super::retry_after(until, ctx.now),
+        });
+    }
+    let taken = users::Entity::find()
+        .filter(users::Column::Phone.eq(&phone))
+        .filter(users::Column::Id.ne(&user.id))
+        .one(&tx)
+        .await?;
+    if taken.is_some() {
+        return Err(AuthError::PhoneExists);
+    }
+    let code = codes::random_code();
+    let mut am: challenges::ActiveModel = ch.clone().into();
+    am.code_hash = Set(Some(ctx.inner.keys.hash_code(
+        "challenge",
+        &ch.id_hash,
+        &code,
+    )));
+    am.destination = Set(Some(phone.clone()));
+    am.method = Set(Some("sms".into()));
+    am.last_sent_at = Set(Some(ctx.now));
+    am.update(&tx).await?;
+    tx.commit().await?;
+    ctx.count_later(&phone);
+    super::mfa::deliver_code(ctx, "sms", &phone, &code);
+    let mut params = Map::new();
+    params.insert(
+        "codeDeliveryDestination".into(),
+        json!(crate::input::mask_phone(&phone)),
+    );
+    params.insert("requiresPhoneCollection".into(), json!("false"));
+    Ok(Outcome::Auth(
+        200,
+        AuthOutcome::Challenge {
+            name: ChallengeName::VerifyPhone,
+            session: session.to_string(),
+            params,
+            user_sub: user.id.clone(),
+        },
+    ))
 }
 
 async fn wrong_answer(
@@ -725,6 +833,15 @@ pub(crate) async fn resend(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
             device.kind.clone(),
             device.destination.clone().unwrap_or_default(),
         ));
+    } else if ch.name == ChallengeName::VerifyPhone.as_str() {
+        let dest = ch
+            .destination
+            .clone()
+            .ok_or(AuthError::field("session", "no phone number was given yet"))?;
+        if matches!(method.as_deref(), Some(m) if m != "sms") {
+            return Err(AuthError::MfaMethodNotAllowed);
+        }
+        mfa_target = Some(("sms".to_string(), dest));
     } else if ch.name != ChallengeName::VerifyEmail.as_str() {
         return Err(if method.is_some() {
             AuthError::MfaMethodNotAllowed
