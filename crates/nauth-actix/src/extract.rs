@@ -14,8 +14,22 @@ use crate::router::core_request;
 
 type Extracting<T> = Pin<Box<dyn Future<Output = Result<T, NAuthRejection>>>>;
 
-fn engine(req: &HttpRequest) -> Result<NAuth, NAuthRejection> {
-    req.app_data::<NAuth>().cloned().ok_or_else(missing_engine)
+/// Answers at once when the core can (no I/O needed: no task, no engine clone), else
+/// returns the engine and request for the asynchronous path.
+fn fast<T: 'static>(
+    req: &HttpRequest,
+    now: impl FnOnce(&NAuth, &nauth_core::Request) -> Option<Result<T, AuthError>>,
+) -> Result<Extracting<T>, (NAuth, nauth_core::Request)> {
+    let Some(nauth) = req.app_data::<NAuth>() else {
+        return Ok(Box::pin(std::future::ready(Err(missing_engine()))));
+    };
+    let r = core_request(req, Some(nauth_core::http::AUTH_HEADERS));
+    match now(nauth, &r) {
+        Some(answer) => Ok(Box::pin(std::future::ready(
+            answer.map_err(|e| reject(nauth, &e)),
+        ))),
+        None => Err((nauth.clone(), r)),
+    }
 }
 
 fn reject(nauth: &NAuth, e: &AuthError) -> NAuthRejection {
@@ -31,15 +45,13 @@ impl FromRequest for AuthUser {
     type Future = Extracting<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let (nauth, r) = (
-            engine(req),
-            core_request(req, Some(nauth_core::http::AUTH_HEADERS)),
-        );
-        Box::pin(async move {
-            let nauth = nauth?;
-            let res = nauth.authenticate(&r).await;
-            res.map(AuthUser).map_err(|e| reject(&nauth, &e))
-        })
+        match fast(req, |n, r| n.authenticate_now(r).map(|a| a.map(AuthUser))) {
+            Ok(ready) => ready,
+            Err((nauth, r)) => Box::pin(async move {
+                let res = nauth.authenticate(&r).await;
+                res.map(AuthUser).map_err(|e| reject(&nauth, &e))
+            }),
+        }
     }
 }
 
@@ -53,15 +65,17 @@ impl FromRequest for OptionalAuthUser {
     type Future = Extracting<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let (nauth, r) = (
-            engine(req),
-            core_request(req, Some(nauth_core::http::AUTH_HEADERS)),
-        );
-        Box::pin(async move {
-            let nauth = nauth?;
-            let res = nauth.authenticate_optional(&r).await;
-            res.map(OptionalAuthUser).map_err(|e| reject(&nauth, &e))
-        })
+        let now = |n: &NAuth, r: &_| {
+            n.authenticate_optional_now(r)
+                .map(|a| a.map(OptionalAuthUser))
+        };
+        match fast(req, now) {
+            Ok(ready) => ready,
+            Err((nauth, r)) => Box::pin(async move {
+                let res = nauth.authenticate_optional(&r).await;
+                res.map(OptionalAuthUser).map_err(|e| reject(&nauth, &e))
+            }),
+        }
     }
 }
 
@@ -88,15 +102,17 @@ impl<R: RoleName + 'static> FromRequest for RequireRole<R> {
     type Future = Extracting<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let (nauth, r) = (
-            engine(req),
-            core_request(req, Some(nauth_core::http::AUTH_HEADERS)),
-        );
-        Box::pin(async move {
-            let nauth = nauth?;
-            let res = nauth.authenticate_role(&r, R::NAME).await;
-            res.map(|p| RequireRole(p, PhantomData))
-                .map_err(|e| reject(&nauth, &e))
-        })
+        let now = |n: &NAuth, r: &_| {
+            n.authenticate_role_now(r, R::NAME)
+                .map(|a| a.map(|p| RequireRole(p, PhantomData)))
+        };
+        match fast(req, now) {
+            Ok(ready) => ready,
+            Err((nauth, r)) => Box::pin(async move {
+                let res = nauth.authenticate_role(&r, R::NAME).await;
+                res.map(|p| RequireRole(p, PhantomData))
+                    .map_err(|e| reject(&nauth, &e))
+            }),
+        }
     }
 }

@@ -6,16 +6,16 @@ use std::marker::PhantomData;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use nauth_core::http::AUTH_HEADERS;
 use nauth_core::{NAuth, Principal};
 
 use crate::response::NAuthRejection;
 use crate::router::{core_request, missing_extension};
 
-fn engine(parts: &Parts) -> Result<NAuth, Response> {
+fn engine(parts: &Parts) -> Result<&NAuth, Response> {
     parts
         .extensions
         .get::<NAuth>()
-        .cloned()
         .ok_or_else(missing_extension)
 }
 
@@ -31,12 +31,12 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
-        let nauth = engine(parts)?;
-        nauth
-            .authenticate(&core_request(parts, Some(nauth_core::http::AUTH_HEADERS)))
-            .await
-            .map(AuthUser)
-            .map_err(|e| reject(&nauth, &e))
+        let (nauth, req) = (engine(parts)?, core_request(parts, Some(AUTH_HEADERS)));
+        let answer = match nauth.authenticate_now(&req) {
+            Some(answer) => answer,
+            None => nauth.authenticate(&req).await,
+        };
+        answer.map(AuthUser).map_err(|e| reject(nauth, &e))
     }
 }
 
@@ -48,12 +48,12 @@ impl<S: Send + Sync> FromRequestParts<S> for OptionalAuthUser {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
-        let nauth = engine(parts)?;
-        nauth
-            .authenticate_optional(&core_request(parts, Some(nauth_core::http::AUTH_HEADERS)))
-            .await
-            .map(OptionalAuthUser)
-            .map_err(|e| reject(&nauth, &e))
+        let (nauth, req) = (engine(parts)?, core_request(parts, Some(AUTH_HEADERS)));
+        let answer = match nauth.authenticate_optional_now(&req) {
+            Some(answer) => answer,
+            None => nauth.authenticate_optional(&req).await,
+        };
+        answer.map(OptionalAuthUser).map_err(|e| reject(nauth, &e))
     }
 }
 
@@ -79,14 +79,13 @@ impl<R: RoleName + Send + Sync, S: Send + Sync> FromRequestParts<S> for RequireR
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
-        let nauth = engine(parts)?;
-        nauth
-            .authenticate_role(
-                &core_request(parts, Some(nauth_core::http::AUTH_HEADERS)),
-                R::NAME,
-            )
-            .await
+        let (nauth, req) = (engine(parts)?, core_request(parts, Some(AUTH_HEADERS)));
+        let answer = match nauth.authenticate_role_now(&req, R::NAME) {
+            Some(answer) => answer,
+            None => nauth.authenticate_role(&req, R::NAME).await,
+        };
+        answer
             .map(|p| RequireRole(p, PhantomData))
-            .map_err(|e| reject(&nauth, &e))
+            .map_err(|e| reject(nauth, &e))
     }
 }

@@ -28,7 +28,7 @@ fn secs() -> Duration {
     let s = std::env::var("NAUTH_BENCH_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
+        .unwrap_or(3);
     Duration::from_secs(s)
 }
 
@@ -90,11 +90,16 @@ fn post_req(path: &str, body: &Value) -> Vec<u8> {
 
 /// Requests per second over `secs()` with `CONNECTIONS` keep-alive connections.
 async fn throughput(addr: SocketAddr, req: Vec<u8>, want: u16) -> f64 {
+    throughput_with(addr, req, want, CONNECTIONS).await
+}
+
+/// Requests per second over `secs()` with `conns` keep-alive connections.
+async fn throughput_with(addr: SocketAddr, req: Vec<u8>, want: u16, conns: usize) -> f64 {
     let req = Arc::new(req);
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
-    for _ in 0..CONNECTIONS {
+    for _ in 0..conns {
         let (req, stop, count) = (req.clone(), stop.clone(), count.clone());
         tasks.push(tokio::spawn(async move {
             let mut c = Conn::open(addr).await;
@@ -310,6 +315,38 @@ fn raw_argon2_rate(cfg: &NAuthConfig) -> f64 {
     count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Verifies through nauth's bounded blocking pool, 8 callers at once, no HTTP or database.
+async fn pool_verify_rate(cfg: &NAuthConfig) -> f64 {
+    let hasher = nauth_core::password::Hasher::new(&cfg.password).expect("hasher");
+    let hash = hasher.hash("Correct-Horse-42").await.expect("hash");
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (h, hash, stop, count) =
+                (hasher.clone(), hash.clone(), stop.clone(), count.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    assert!(h.verify("Correct-Horse-42", &hash).await.expect("verify"));
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(secs()).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.expect("task");
+    }
+    count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -333,13 +370,21 @@ async fn main() {
         "  {:<8}{:>12}{:>12}{:>8}{:>20}{:>8}",
         "door", "bare", "token", "ratio", "database (SQLite)", "ratio"
     );
+    // Three interleaved rounds per framework; the median of each variant, so a drift of the
+    // machine during the run does not favour whichever variant ran first.
     let mut axum_db = None;
     for fw in [Framework::Axum, Framework::Actix, Framework::Poem] {
-        let bare_rate = throughput(bare_app(fw).await, get_req("/api/data", None), 200).await;
+        let bare_addr = bare_app(fw).await;
         let (tok_addr, tok, _n1) = nauth_app_on(fw, SessionValidation::Token).await;
-        let tok_rate = throughput(tok_addr, get_req("/api/data", Some(&tok)), 200).await;
         let (d_addr, dbt, n2) = nauth_app_on(fw, SessionValidation::Database).await;
-        let db_rate = throughput(d_addr, get_req("/api/data", Some(&dbt)), 200).await;
+        let (mut bare, mut token, mut database) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..3 {
+            bare.push(throughput(bare_addr, get_req("/api/data", None), 200).await);
+            token.push(throughput(tok_addr, get_req("/api/data", Some(&tok)), 200).await);
+            database.push(throughput(d_addr, get_req("/api/data", Some(&dbt)), 200).await);
+        }
+        let (bare_rate, tok_rate, db_rate) =
+            (median(&mut bare), median(&mut token), median(&mut database));
         println!(
             "  {:<8}{bare_rate:>12.0}{tok_rate:>12.0}{:>8.2}{db_rate:>20.0}{:>8.2}",
             format!("{fw:?}").to_lowercase(),
@@ -360,6 +405,8 @@ async fn main() {
         &json!({"identifier": "bench@example.com", "password": "Correct-Horse-42"}),
     );
     let login_rate = throughput(db_addr, login.clone(), 200).await;
+    let login_rate8 = throughput_with(db_addr, login.clone(), 200, 8).await;
+    let pool_rate = pool_verify_rate(&cfg).await;
     println!(
         "\nArgon2id m={} t={} p={}                  per second  ratio",
         cfg.password.argon2_memory_kib,
@@ -368,8 +415,16 @@ async fn main() {
     );
     println!("  raw verifies (all cores)      {raw:>10.1}     1.00");
     println!(
+        "  nauth's hashing pool (no HTTP){pool_rate:>10.1}     {:.2}",
+        pool_rate / raw
+    );
+    println!(
         "  POST /auth/login              {login_rate:>10.1}     {:.2}  (target >= 0.90)",
         login_rate / raw
+    );
+    println!(
+        "  POST /auth/login, 8 conns     {login_rate8:>10.1}     {:.2}",
+        login_rate8 / raw
     );
 
     // 3. Protected-route latency while logins run flat out.

@@ -87,6 +87,30 @@ pub(crate) async fn audit(
     origin: &Origin,
     details: Value,
 ) {
+    audit_in(
+        inner,
+        &inner.store.db,
+        user_id,
+        event,
+        success,
+        origin,
+        details,
+    )
+    .await;
+}
+
+/// Writes one audit row on a given connection or transaction; errors are logged and
+/// swallowed. Inside a PostgreSQL transaction a failed insert would poison it, so callers use
+/// this only for rows whose insert cannot conflict (a fresh UUID key).
+pub(crate) async fn audit_in(
+    inner: &Inner,
+    db: &impl sea_orm::ConnectionTrait,
+    user_id: Option<&str>,
+    event: Event,
+    success: bool,
+    origin: &Origin,
+    details: Value,
+) {
     let row = audit_log::ActiveModel {
         id: Set(uuid::Uuid::new_v4().to_string()),
         user_id: Set(user_id.map(str::to_string)),
@@ -97,7 +121,7 @@ pub(crate) async fn audit(
         details: Set(details.to_string()),
         created_at: Set(inner.clock.now_ms()),
     };
-    if let Err(e) = audit_log::Entity::insert(row).exec(&inner.store.db).await {
+    if let Err(e) = audit_log::Entity::insert(row).exec(db).await {
         tracing::warn!(event = event.as_str(), error = %e, "audit write failed");
     }
 }

@@ -3,7 +3,8 @@
 //! methods, and the trusted-origin rule. Used by the core's own routes and by the adapters'
 //! extractors alike, so both answer the same.
 
-use std::sync::Arc;
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
@@ -84,17 +85,23 @@ pub(crate) fn access_token<'r>(inner: &Inner, req: &'r Request) -> AuthResult<(&
     }
 }
 
-/// Verified access tokens, so a token seen again skips signature work. Equal strings carry
-/// equal claims (they are signed), so a hit needs only the whole token to match, compared in
-/// constant time; times are still checked on every use. The map key is the token's last 16
-/// bytes (its HMAC, uniformly random), hashed with FNV-1a: cheaper than hashing the whole
-/// token. Bounded: cleared when full.
-#[derive(Debug, Default)]
-pub(crate) struct TokenCache {
-    map: std::sync::RwLock<std::collections::HashMap<u64, (Box<str>, Arc<Claims>)>>,
-}
+type SessionRow = (String, String, String, i64, i64);
 
-const TOKEN_CACHE_MAX: usize = 50_000;
+/// Entries per thread in each of the per-thread caches below.
+const LOCAL_CACHE_MAX: usize = 4096;
+
+static NEXT_INSTANCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+thread_local! {
+    /// Verified access tokens, per worker thread: a token seen again skips signature work
+    /// without touching any lock or shared counter. Equal strings carry equal claims (they
+    /// are signed), so a hit needs the whole token to match, compared in constant time;
+    /// times are still checked on every use. Keyed by engine and the token's last 16 bytes
+    /// (its HMAC, uniformly random).
+    static TOKENS: RefCell<HashMap<(u64, u64), (Box<str>, Claims)>> = RefCell::new(HashMap::new());
+    /// Live SQLite sessions, per worker thread, stamped with the engine's generation.
+    static SESSIONS: RefCell<HashMap<(u64, String), (u64, SessionRow)>> = RefCell::new(HashMap::new());
+}
 
 fn cache_key(token: &str) -> u64 {
     let tail = &token.as_bytes()[token.len().saturating_sub(16)..];
@@ -103,84 +110,97 @@ fn cache_key(token: &str) -> u64 {
     })
 }
 
-impl TokenCache {
-    fn verify(&self, inner: &Inner, token: &str, now_s: i64) -> AuthResult<Arc<Claims>> {
-        let key = cache_key(token);
-        let hit = self.map.read().ok().and_then(|m| {
+fn check_times(c: &Claims, now_s: i64) -> AuthResult<()> {
+    if c.exp + crate::tokens::LEEWAY_SECS < now_s {
+        return Err(AuthError::TokenExpired);
+    }
+    if c.iat > now_s + crate::tokens::LEEWAY_SECS {
+        return Err(AuthError::TokenInvalid);
+    }
+    Ok(())
+}
+
+/// The engine's share of the per-thread caches, and the generation that invalidates its
+/// cached sessions.
+#[derive(Debug)]
+pub(crate) struct SessionCache {
+    instance: u64,
+    /// Cached sessions are used only with SQLite (see [`SessionCache::new`]).
+    enabled: bool,
+    generation: std::sync::atomic::AtomicU64,
+}
+
+impl SessionCache {
+    /// SQLite's file belongs to one nauth process, and every session write of that process
+    /// goes through [`SessionCache::invalidate`] after its commit, so a revocation is seen by
+    /// the very next request. With PostgreSQL or MySQL (several instances may share them)
+    /// sessions are not cached and every request reads the database.
+    pub(crate) fn new(enabled: bool) -> Self {
+        SessionCache {
+            instance: NEXT_INSTANCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            enabled,
+            generation: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Called after any transaction that changed sessions committed: every cached session of
+    /// this engine, on every thread, is stale from now on. A reader that read the old row
+    /// before the commit cannot store it afterwards: it stores only if the generation did not
+    /// move while it read.
+    pub(crate) fn invalidate(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The verified claims of a token: from this thread's cache, or checked and cached.
+    fn claims(&self, inner: &Inner, token: &str, now_s: i64) -> AuthResult<Claims> {
+        let key = (self.instance, cache_key(token));
+        let hit = TOKENS.with_borrow(|m| {
             m.get(&key)
                 .filter(|(t, _)| crate::codes::ct_eq(t, token))
                 .map(|(_, c)| c.clone())
         });
         if let Some(c) = hit {
-            if c.exp + crate::tokens::LEEWAY_SECS < now_s {
-                return Err(AuthError::TokenExpired);
-            }
-            if c.iat > now_s + crate::tokens::LEEWAY_SECS {
-                return Err(AuthError::TokenInvalid);
-            }
+            check_times(&c, now_s)?;
             return Ok(c);
         }
-        let claims = Arc::new(inner.signer.verify(token, now_s)?);
-        if let Ok(mut m) = self.map.write() {
-            if m.len() >= TOKEN_CACHE_MAX {
+        let claims = inner.signer.verify(token, now_s)?;
+        TOKENS.with_borrow_mut(|m| {
+            if m.len() >= LOCAL_CACHE_MAX {
                 m.clear();
             }
             m.insert(key, (token.into(), claims.clone()));
-        }
+        });
         Ok(claims)
     }
-}
 
-type SessionRow = (String, String, String, i64, i64);
-
-/// Live sessions read from SQLite, kept in memory. SQLite's file belongs to one nauth
-/// process, and every session write of that process goes through [`SessionCache::invalidate`]
-/// after its commit, so a revocation is still seen by the very next request. With PostgreSQL
-/// or MySQL (several instances may share them) the cache is off and every request reads the
-/// database.
-#[derive(Debug, Default)]
-pub(crate) struct SessionCache {
-    enabled: bool,
-    generation: std::sync::atomic::AtomicU64,
-    map: std::sync::RwLock<std::collections::HashMap<String, SessionRow>>,
-}
-
-impl SessionCache {
-    pub(crate) fn new(enabled: bool) -> Self {
-        SessionCache {
-            enabled,
-            ..Default::default()
-        }
-    }
-
-    /// Forgets every entry; called after any transaction that changed sessions committed.
-    /// A reader that read the old row before the commit cannot store it afterwards: it
-    /// stores only if the generation did not move while it read.
-    pub(crate) fn invalidate(&self) {
-        if self.enabled {
-            self.generation
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            if let Ok(mut m) = self.map.write() {
-                m.clear();
-            }
-        }
-    }
-
-    async fn get(&self, inner: &Inner, sid: &str) -> AuthResult<Option<SessionRow>> {
+    fn cached_session(&self, sid: &str) -> Option<SessionRow> {
         if !self.enabled {
-            return live_session(inner, sid).await;
+            return None;
         }
-        if let Some(row) = self.map.read().ok().and_then(|m| m.get(sid).cloned()) {
-            return Ok(Some(row));
-        }
-        let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
+        let generation = self.generation();
+        SESSIONS.with_borrow(|m| {
+            m.get(&(self.instance, sid.to_string()))
+                .filter(|(g, _)| *g == generation)
+                .map(|(_, r)| r.clone())
+        })
+    }
+
+    async fn load_session(&self, inner: &Inner, sid: &str) -> AuthResult<Option<SessionRow>> {
+        let generation = self.generation();
         let row = live_session(inner, sid).await?;
-        if let (Some(r), Ok(mut m)) = (&row, self.map.write()) {
-            if self.generation.load(std::sync::atomic::Ordering::SeqCst) == generation {
-                if m.len() >= TOKEN_CACHE_MAX {
-                    m.clear();
-                }
-                m.insert(sid.to_string(), r.clone());
+        if let (true, Some(r)) = (self.enabled, &row) {
+            if self.generation() == generation {
+                SESSIONS.with_borrow_mut(|m| {
+                    if m.len() >= LOCAL_CACHE_MAX {
+                        m.clear();
+                    }
+                    m.insert((self.instance, sid.to_string()), (generation, r.clone()));
+                });
             }
         }
         Ok(row)
@@ -210,41 +230,69 @@ async fn live_session(inner: &Inner, sid: &str) -> AuthResult<Option<SessionRow>
     )))
 }
 
-/// Authenticates without CSRF (the caller decides when CSRF applies).
-pub(crate) async fn principal(inner: &Inner, req: &Request) -> AuthResult<Principal> {
-    let (token, via_cookie) = access_token(inner, req)?;
-    let now_ms = inner.clock.now_ms();
-    let claims = inner.token_cache.verify(inner, token, now_ms / 1000)?;
-    let mut auth_method = None;
-    if inner.cfg.session.validation == SessionValidation::Database {
-        let (user_id, jti, method, expires, absolute) = inner
-            .session_cache
-            .get(inner, &claims.sid)
-            .await?
-            .ok_or(AuthError::SessionNotFound)?;
-        if user_id != claims.sub || jti != claims.jti {
+fn build(
+    claims: Claims,
+    row: Option<&SessionRow>,
+    via_cookie: bool,
+    now_ms: i64,
+) -> AuthResult<Principal> {
+    let mut auth_method = claims.amr.unwrap_or_else(|| "password".into());
+    if let Some((user_id, jti, method, expires, absolute)) = row {
+        if *user_id != claims.sub || *jti != claims.jti {
             return Err(AuthError::TokenInvalid);
         }
-        if absolute <= now_ms || expires <= now_ms {
+        if *absolute <= now_ms || *expires <= now_ms {
             return Err(AuthError::SessionExpired);
         }
-        auth_method = Some(method);
+        auth_method = method.clone();
     }
-    let auth_method = auth_method
-        .or_else(|| claims.amr.clone())
-        .unwrap_or_else(|| "password".into());
     Ok(Principal {
-        sub: claims.sub.clone(),
-        session_id: claims.sid.clone(),
-        roles: claims.roles.clone(),
+        sub: claims.sub,
+        session_id: claims.sid,
+        roles: claims.roles,
         auth_method,
         via_cookie,
     })
 }
 
-/// Authenticates an app route: token, session, then origin and CSRF for cookie requests.
-pub(crate) async fn authenticate(inner: &Inner, req: &Request) -> AuthResult<Principal> {
-    let p = principal(inner, req).await?;
+/// The answer when the caches can give it without I/O: always under `token` validation,
+/// for a cached session under `database`. `None`: the database must be asked.
+pub(crate) fn principal_now(inner: &Inner, req: &Request) -> Option<AuthResult<Principal>> {
+    let now_ms = inner.clock.now_ms();
+    let (token, via_cookie) = match access_token(inner, req) {
+        Ok(t) => t,
+        Err(e) => return Some(Err(e)),
+    };
+    let claims = match inner.session_cache.claims(inner, token, now_ms / 1000) {
+        Ok(c) => c,
+        Err(e) => return Some(Err(e)),
+    };
+    if inner.cfg.session.validation == SessionValidation::Database {
+        let row = inner.session_cache.cached_session(&claims.sid)?;
+        return Some(build(claims, Some(&row), via_cookie, now_ms));
+    }
+    Some(build(claims, None, via_cookie, now_ms))
+}
+
+/// Authenticates without CSRF (the caller decides when CSRF applies).
+pub(crate) async fn principal(inner: &Inner, req: &Request) -> AuthResult<Principal> {
+    if let Some(answer) = principal_now(inner, req) {
+        return answer;
+    }
+    // Only `database` validation with an uncached session gets here.
+    let (token, via_cookie) = access_token(inner, req)?;
+    let now_ms = inner.clock.now_ms();
+    let claims = inner.session_cache.claims(inner, token, now_ms / 1000)?;
+    let row = inner
+        .session_cache
+        .load_session(inner, &claims.sid)
+        .await?
+        .ok_or(AuthError::SessionNotFound)?;
+    build(claims, Some(&row), via_cookie, now_ms)
+}
+
+/// The checks after the principal: origin and CSRF for cookie requests.
+fn app_checks(inner: &Inner, req: &Request, p: Principal) -> AuthResult<Principal> {
     if p.via_cookie {
         check_origin(inner, req)?;
         if is_unsafe(&req.method) {
@@ -252,4 +300,15 @@ pub(crate) async fn authenticate(inner: &Inner, req: &Request) -> AuthResult<Pri
         }
     }
     Ok(p)
+}
+
+/// [`authenticate`] when it needs no I/O (see [`principal_now`]).
+pub(crate) fn authenticate_now(inner: &Inner, req: &Request) -> Option<AuthResult<Principal>> {
+    principal_now(inner, req).map(|r| r.and_then(|p| app_checks(inner, req, p)))
+}
+
+/// Authenticates an app route: token, session, then origin and CSRF for cookie requests.
+pub(crate) async fn authenticate(inner: &Inner, req: &Request) -> AuthResult<Principal> {
+    let p = principal(inner, req).await?;
+    app_checks(inner, req, p)
 }

@@ -29,6 +29,14 @@ pub trait Kv: Send + Sync + 'static {
     async fn incr(&self, key: &str, window_ms: i64, now: i64) -> AuthResult<Entry>;
     /// The live entry under `key`, if any.
     async fn get(&self, key: &str, now: i64) -> AuthResult<Option<Entry>>;
+    /// The live entries under several keys, in order (one round trip where the back end can).
+    async fn get_many(&self, keys: &[String], now: i64) -> AuthResult<Vec<Option<Entry>>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            out.push(self.get(k, now).await?);
+        }
+        Ok(out)
+    }
     /// Sets `key` to `value` until `expires_at`.
     async fn set(&self, key: &str, value: i64, expires_at: i64) -> AuthResult<()>;
     /// Removes `key`.
@@ -155,6 +163,26 @@ impl Kv for DatabaseKv {
                 expires_at: r.expires_at,
             })
             .filter(|e| e.expires_at > now))
+    }
+
+    async fn get_many(&self, keys: &[String], now: i64) -> AuthResult<Vec<Option<Entry>>> {
+        use sea_orm::{ColumnTrait, QueryFilter};
+        let rows = kv::Entity::find()
+            .filter(kv::Column::Key.is_in(keys.iter().cloned()))
+            .all(&self.store.db)
+            .await?;
+        Ok(keys
+            .iter()
+            .map(|k| {
+                rows.iter()
+                    .find(|r| &r.key == k)
+                    .map(|r| Entry {
+                        value: r.value,
+                        expires_at: r.expires_at,
+                    })
+                    .filter(|e| e.expires_at > now)
+            })
+            .collect())
     }
 
     async fn set(&self, key: &str, value: i64, expires_at: i64) -> AuthResult<()> {

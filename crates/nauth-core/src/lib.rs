@@ -78,7 +78,6 @@ pub(crate) struct Inner {
     pub(crate) signer: tokens::TokenSigner,
     pub(crate) hasher: password::Hasher,
     pub(crate) cookies: delivery::CookieSpec,
-    pub(crate) token_cache: guard::TokenCache,
     pub(crate) session_cache: guard::SessionCache,
 }
 
@@ -165,7 +164,6 @@ impl NAuthBuilder {
                 signer,
                 hasher,
                 cookies,
-                token_cache: Default::default(),
                 session_cache,
             }),
         })
@@ -179,6 +177,25 @@ fn unreachable_backend() -> Result<Arc<dyn Kv>, StartError> {
             "the redis back end is not available in this release; use \"database\" or \"memory\""
                 .into(),
     }))
+}
+
+/// No credentials at all is anonymous; a bad credential is still an error.
+fn optional(r: AuthResult<Principal>) -> AuthResult<Option<Principal>> {
+    match r {
+        Ok(p) => Ok(Some(p)),
+        Err(AuthError::TokenMissing) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// `403 FORBIDDEN` without the role.
+fn with_role(r: AuthResult<Principal>, role: &str) -> AuthResult<Principal> {
+    let p = r?;
+    if p.has_role(role) {
+        Ok(p)
+    } else {
+        Err(AuthError::Forbidden)
+    }
 }
 
 impl NAuth {
@@ -223,24 +240,40 @@ impl NAuth {
         guard::authenticate(&self.inner, req).await
     }
 
+    /// [`NAuth::authenticate`] without waiting, when the answer needs no I/O (always under
+    /// `session.validation = "token"`, for a recently seen session under `database` with
+    /// SQLite). `None`: call `authenticate`. Adapters use it to skip an allocation and a task
+    /// switch on the hot path.
+    pub fn authenticate_now(&self, req: &Request) -> Option<AuthResult<Principal>> {
+        guard::authenticate_now(&self.inner, req)
+    }
+
+    /// [`NAuth::authenticate_optional`] without waiting, when no I/O is needed.
+    pub fn authenticate_optional_now(
+        &self,
+        req: &Request,
+    ) -> Option<AuthResult<Option<Principal>>> {
+        self.authenticate_now(req).map(optional)
+    }
+
+    /// [`NAuth::authenticate_role`] without waiting, when no I/O is needed.
+    pub fn authenticate_role_now(
+        &self,
+        req: &Request,
+        role: &str,
+    ) -> Option<AuthResult<Principal>> {
+        self.authenticate_now(req).map(|r| with_role(r, role))
+    }
+
     /// Like [`NAuth::authenticate`], but a request with no credentials at all is anonymous
     /// (`Ok(None)`); a bad or expired credential is still an error, so clients learn to refresh.
     pub async fn authenticate_optional(&self, req: &Request) -> AuthResult<Option<Principal>> {
-        match guard::authenticate(&self.inner, req).await {
-            Ok(p) => Ok(Some(p)),
-            Err(AuthError::TokenMissing) => Ok(None),
-            Err(e) => Err(e),
-        }
+        optional(guard::authenticate(&self.inner, req).await)
     }
 
     /// Authenticates and requires a role: `403 FORBIDDEN` without it.
     pub async fn authenticate_role(&self, req: &Request, role: &str) -> AuthResult<Principal> {
-        let p = guard::authenticate(&self.inner, req).await?;
-        if p.has_role(role) {
-            Ok(p)
-        } else {
-            Err(AuthError::Forbidden)
-        }
+        with_role(guard::authenticate(&self.inner, req).await, role)
     }
 
     /// Creates an administrator (roles `user,admin`, email verified) with a random one-time

@@ -3,6 +3,7 @@
 
 use std::marker::PhantomData;
 
+use nauth_core::http::AUTH_HEADERS;
 use nauth_core::{AuthError, NAuth, Principal};
 use poem::{FromRequest, Request, RequestBody};
 
@@ -25,12 +26,12 @@ pub struct AuthUser(pub Principal);
 
 impl<'a> FromRequest<'a> for AuthUser {
     async fn from_request(req: &'a Request, _: &mut RequestBody) -> poem::Result<Self> {
-        let nauth = engine(req)?;
-        nauth
-            .authenticate(&core_request(req, Some(nauth_core::http::AUTH_HEADERS)))
-            .await
-            .map(AuthUser)
-            .map_err(|e| reject(nauth, &e))
+        let (nauth, r) = (engine(req)?, core_request(req, Some(AUTH_HEADERS)));
+        let answer = match nauth.authenticate_now(&r) {
+            Some(answer) => answer,
+            None => nauth.authenticate(&r).await,
+        };
+        answer.map(AuthUser).map_err(|e| reject(nauth, &e))
     }
 }
 
@@ -41,12 +42,12 @@ pub struct OptionalAuthUser(pub Option<Principal>);
 
 impl<'a> FromRequest<'a> for OptionalAuthUser {
     async fn from_request(req: &'a Request, _: &mut RequestBody) -> poem::Result<Self> {
-        let nauth = engine(req)?;
-        nauth
-            .authenticate_optional(&core_request(req, Some(nauth_core::http::AUTH_HEADERS)))
-            .await
-            .map(OptionalAuthUser)
-            .map_err(|e| reject(nauth, &e))
+        let (nauth, r) = (engine(req)?, core_request(req, Some(AUTH_HEADERS)));
+        let answer = match nauth.authenticate_optional_now(&r) {
+            Some(answer) => answer,
+            None => nauth.authenticate_optional(&r).await,
+        };
+        answer.map(OptionalAuthUser).map_err(|e| reject(nauth, &e))
     }
 }
 
@@ -70,13 +71,12 @@ pub struct RequireRole<R: RoleName = Admin>(pub Principal, pub PhantomData<R>);
 
 impl<'a, R: RoleName> FromRequest<'a> for RequireRole<R> {
     async fn from_request(req: &'a Request, _: &mut RequestBody) -> poem::Result<Self> {
-        let nauth = engine(req)?;
-        nauth
-            .authenticate_role(
-                &core_request(req, Some(nauth_core::http::AUTH_HEADERS)),
-                R::NAME,
-            )
-            .await
+        let (nauth, r) = (engine(req)?, core_request(req, Some(AUTH_HEADERS)));
+        let answer = match nauth.authenticate_role_now(&r, R::NAME) {
+            Some(answer) => answer,
+            None => nauth.authenticate_role(&r, R::NAME).await,
+        };
+        answer
             .map(|p| RequireRole(p, PhantomData))
             .map_err(|e| reject(nauth, &e))
     }

@@ -67,6 +67,7 @@ cases!(
     trusted_devices,
     mfa_sms_through_the_webhook,
     verify_phone_with_collection,
+    two_instances_share_state,
 );
 
 use super::mfa_cases::*;
@@ -2144,4 +2145,45 @@ async fn rehash_on_login(door: &dyn Door, b: &Backend) {
         stored.password_hash
     );
     assert_eq!(login(&env, &e, PW).await.status, 200);
+}
+
+/// Two instances on one PostgreSQL/MySQL database behave as one: sessions, revocation and
+/// lockout counters are shared. (SQLite belongs to one process; the case is skipped there.)
+async fn two_instances_share_state(door: &dyn Door, b: &Backend) {
+    let Some(url) = b.url.clone() else { return };
+    let a = Env::start(door, &url, |_| {}).await;
+    let mut other = Env::start(door, &url, |_| {}).await;
+    other.ip = a.ip.clone();
+    let e = email();
+    let t = signup_verified(&a, &e).await;
+    let access = token(&t, "accessToken");
+    assert_eq!(
+        other.get("/api/data", Some(&access)).await.status,
+        200,
+        "a token of A works on B"
+    );
+    let r = other
+        .post("/auth/refresh", json!({"refreshToken": t["refreshToken"]}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.json());
+    let t2 = r.json();
+    a.send(
+        TestRequest::json("POST", "/auth/logout", &json!({})).bearer(&token(&t2, "accessToken")),
+    )
+    .await;
+    assert_error(
+        &other
+            .get("/api/data", Some(&token(&t2, "accessToken")))
+            .await,
+        401,
+        "AUTH_SESSION_NOT_FOUND",
+    );
+    for _ in 0..5 {
+        assert_error(
+            &login(&a, &e, "Wrong-Password-1").await,
+            401,
+            "AUTH_INVALID_CREDENTIALS",
+        );
+    }
+    assert_error(&login(&other, &e, PW).await, 429, "RATE_LIMIT_LOGIN");
 }

@@ -66,9 +66,21 @@ impl Drop for Env {
     fn drop(&mut self) {
         // Give the connections back: many engines share one PostgreSQL/MySQL server in a run.
         let db = self.nauth.store().db.clone();
+        let url = self.nauth.config().database_url.clone();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
                 let _ = db.close_by_ref().await;
+                // A per-case SQLite file is removed with its WAL companions.
+                if let Some(path) = url
+                    .strip_prefix("sqlite://")
+                    .and_then(|p| p.split('?').next())
+                {
+                    if path.contains("nauth-test-") {
+                        for suffix in ["", "-wal", "-shm"] {
+                            let _ = std::fs::remove_file(format!("{path}{suffix}"));
+                        }
+                    }
+                }
             });
         }
     }

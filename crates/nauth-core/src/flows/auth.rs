@@ -416,7 +416,7 @@ pub(crate) async fn login(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome
     let db = &ctx.inner.store.db;
     let user = super::find_user(db, &ident).await?;
     let subject = super::lock_subject(user.as_ref(), ident.as_str());
-    super::check_locked(ctx, &subject).await?;
+    let has_failures = super::check_locked(ctx, &subject).await?;
     let ok = match &user {
         Some(u) => ctx.inner.hasher.verify(&password, &u.password_hash).await?,
         None => {
@@ -442,13 +442,7 @@ pub(crate) async fn login(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome
         return Err(AuthError::AccountLocked);
     }
     // A write only when there is a count to clear: most logins have none.
-    if ctx
-        .inner
-        .kv
-        .get(&format!("fail:{subject}"), ctx.now)
-        .await?
-        .is_some()
-    {
+    if has_failures {
         ctx.inner.kv.del(&format!("fail:{subject}")).await?;
     }
     if ctx.inner.hasher.needs_rehash(&user.password_hash) {
@@ -466,16 +460,19 @@ pub(crate) async fn login(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome
     };
     let tx = ctx.inner.store.begin().await?;
     let outcome = next(ctx, &tx, &user, carry).await?;
-    tx.commit().await?;
-    audit(
+    // In the same commit as the session: one write per login instead of two.
+    let details = json!({"method": "password"});
+    crate::events::audit_in(
         ctx.inner,
+        &tx,
         Some(&user.id),
         Event::LoginSuccess,
         true,
         &ctx.origin,
-        json!({"method": "password"}),
+        details,
     )
     .await;
+    tx.commit().await?;
     Ok(Outcome::Auth(200, outcome))
 }
 

@@ -424,23 +424,24 @@ pub(crate) fn lock_subject(user: Option<&users::Model>, ident: &str) -> String {
 }
 
 /// `429 RATE_LIMIT_LOGIN` while the subject or the client IP is locked.
-pub(crate) async fn check_locked(ctx: &Ctx<'_>, subject: &str) -> AuthResult<()> {
+/// Returns whether the subject has a failure count to clear on success (read in the same
+/// round trip as the locks).
+pub(crate) async fn check_locked(ctx: &Ctx<'_>, subject: &str) -> AuthResult<bool> {
     if !ctx.cfg().lockout.enabled {
-        return Ok(());
+        return Ok(false);
     }
-    let mut keys = vec![format!("lock:{subject}")];
+    let mut keys = vec![format!("fail:{subject}"), format!("lock:{subject}")];
     if let Some(ip) = ctx.ip {
         keys.push(format!("lock:ip:{ip}"));
     }
-    for k in keys {
-        if let Some(e) = ctx.inner.kv.get(&k, ctx.now).await? {
-            return Err(AuthError::RateLimited {
-                limit: RateLimit::Login,
-                retry_after: retry_after(e.expires_at, ctx.now),
-            });
-        }
+    let entries = ctx.inner.kv.get_many(&keys, ctx.now).await?;
+    if let Some(e) = entries.iter().skip(1).flatten().next() {
+        return Err(AuthError::RateLimited {
+            limit: RateLimit::Login,
+            retry_after: retry_after(e.expires_at, ctx.now),
+        });
     }
-    Ok(())
+    Ok(entries.first().is_some_and(Option::is_some))
 }
 
 /// Counts a failed login (or wrong password on an authenticated request); locks at the limit.
@@ -539,7 +540,7 @@ pub(crate) async fn confirm_password(
     password: &str,
 ) -> AuthResult<()> {
     let subject = lock_subject(Some(user), "");
-    check_locked(ctx, &subject).await?;
+    let _ = check_locked(ctx, &subject).await?;
     if ctx
         .inner
         .hasher
