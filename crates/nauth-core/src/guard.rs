@@ -5,6 +5,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
@@ -98,7 +99,7 @@ thread_local! {
     /// are signed), so a hit needs the whole token to match, compared in constant time;
     /// times are still checked on every use. Keyed by engine and the token's last 16 bytes
     /// (its HMAC, uniformly random).
-    static TOKENS: RefCell<HashMap<(u64, u64), (Box<str>, Claims)>> = RefCell::new(HashMap::new());
+    static TOKENS: RefCell<HashMap<(u64, u64), (Box<str>, Rc<Claims>)>> = RefCell::new(HashMap::new());
     /// Live SQLite sessions, per worker thread, stamped with the engine's generation.
     static SESSIONS: RefCell<HashMap<(u64, String), (u64, SessionRow)>> = RefCell::new(HashMap::new());
 }
@@ -157,7 +158,7 @@ impl SessionCache {
     }
 
     /// The verified claims of a token: from this thread's cache, or checked and cached.
-    fn claims(&self, inner: &Inner, token: &str, now_s: i64) -> AuthResult<Claims> {
+    fn claims(&self, inner: &Inner, token: &str, now_s: i64) -> AuthResult<Rc<Claims>> {
         let key = (self.instance, cache_key(token));
         let hit = TOKENS.with_borrow(|m| {
             m.get(&key)
@@ -168,7 +169,7 @@ impl SessionCache {
             check_times(&c, now_s)?;
             return Ok(c);
         }
-        let claims = inner.signer.verify(token, now_s)?;
+        let claims = Rc::new(inner.signer.verify(token, now_s)?);
         TOKENS.with_borrow_mut(|m| {
             if m.len() >= LOCAL_CACHE_MAX {
                 m.clear();
@@ -231,25 +232,27 @@ async fn live_session(inner: &Inner, sid: &str) -> AuthResult<Option<SessionRow>
 }
 
 fn build(
-    claims: Claims,
+    claims: &Claims,
     row: Option<&SessionRow>,
     via_cookie: bool,
     now_ms: i64,
 ) -> AuthResult<Principal> {
-    let mut auth_method = claims.amr.unwrap_or_else(|| "password".into());
-    if let Some((user_id, jti, method, expires, absolute)) = row {
-        if *user_id != claims.sub || *jti != claims.jti {
-            return Err(AuthError::TokenInvalid);
+    let auth_method = match row {
+        Some((user_id, jti, method, expires, absolute)) => {
+            if *user_id != claims.sub || *jti != claims.jti {
+                return Err(AuthError::TokenInvalid);
+            }
+            if *absolute <= now_ms || *expires <= now_ms {
+                return Err(AuthError::SessionExpired);
+            }
+            method.clone()
         }
-        if *absolute <= now_ms || *expires <= now_ms {
-            return Err(AuthError::SessionExpired);
-        }
-        auth_method = method.clone();
-    }
+        None => claims.amr.clone().unwrap_or_else(|| "password".into()),
+    };
     Ok(Principal {
-        sub: claims.sub,
-        session_id: claims.sid,
-        roles: claims.roles,
+        sub: claims.sub.clone(),
+        session_id: claims.sid.clone(),
+        roles: claims.roles.clone(),
         auth_method,
         via_cookie,
     })
@@ -269,9 +272,9 @@ pub(crate) fn principal_now(inner: &Inner, req: &Request) -> Option<AuthResult<P
     };
     if inner.cfg.session.validation == SessionValidation::Database {
         let row = inner.session_cache.cached_session(&claims.sid)?;
-        return Some(build(claims, Some(&row), via_cookie, now_ms));
+        return Some(build(&claims, Some(&row), via_cookie, now_ms));
     }
-    Some(build(claims, None, via_cookie, now_ms))
+    Some(build(&claims, None, via_cookie, now_ms))
 }
 
 /// Authenticates without CSRF (the caller decides when CSRF applies).
@@ -282,13 +285,14 @@ pub(crate) async fn principal(inner: &Inner, req: &Request) -> AuthResult<Princi
     // Only `database` validation with an uncached session gets here.
     let (token, via_cookie) = access_token(inner, req)?;
     let now_ms = inner.clock.now_ms();
-    let claims = inner.session_cache.claims(inner, token, now_ms / 1000)?;
+    // Owned, not the thread's shared copy: the future may resume on another thread.
+    let claims: Claims = (*inner.session_cache.claims(inner, token, now_ms / 1000)?).clone();
     let row = inner
         .session_cache
         .load_session(inner, &claims.sid)
         .await?
         .ok_or(AuthError::SessionNotFound)?;
-    build(claims, Some(&row), via_cookie, now_ms)
+    build(&claims, Some(&row), via_cookie, now_ms)
 }
 
 /// The checks after the principal: origin and CSRF for cookie requests.
