@@ -72,3 +72,33 @@ pub fn create_admin_arg() -> Option<String> {
         .position(|a| a == "--create-admin")
         .and_then(|i| args.get(i + 1).cloned())
 }
+
+/// The start of every example app's `main`: loads the configuration (a bad key ends the process
+/// with status 2 and a message naming it), warns when the secret was generated, builds the
+/// engine, and handles `--create-admin EMAIL` (prints the one-time password; `None` tells the
+/// caller to exit). Returns the engine and the address to bind.
+pub async fn start(app: &str) -> Option<(crate::NAuth, String)> {
+    let fail = |what: String, code: i32| -> ! {
+        eprintln!("{app}: {what}");
+        std::process::exit(code)
+    };
+    let cfg = load().unwrap_or_else(|e| fail(e.to_string(), 2));
+    if cfg.generated_secret {
+        eprintln!(
+            "{app}: WARNING no secret configured; using a random development secret (tokens die with the process). Set NAUTH_SECRET."
+        );
+    }
+    let nauth = crate::NAuth::new(cfg.nauth)
+        .await
+        .unwrap_or_else(|e| fail(e.to_string(), 2));
+    if let Some(email) = create_admin_arg() {
+        match nauth.create_admin(&email).await {
+            Ok(pw) => println!(
+                "admin {email} created; one-time password: {pw}\n(change it at the first login)"
+            ),
+            Err(e) => fail(format!("cannot create admin {email}: {}", e.code()), 1),
+        }
+        return None;
+    }
+    Some((nauth, cfg.bind))
+}

@@ -4,7 +4,7 @@
 //! `cargo run -p actix-app` needs no configuration: SQLite `nauth.db`, codes on the console.
 
 use actix_web::{App, HttpResponse, HttpServer, Route, guard, web};
-use nauth_actix::{Admin, AuthUser, NAuth, RequireRole};
+use nauth_actix::{Admin, AuthUser, RequireRole};
 use nauth_core::example;
 use serde_json::json;
 
@@ -39,37 +39,9 @@ fn get() -> Route {
 #[actix_web::main]
 async fn main() {
     tracing_subscriber::fmt().with_env_filter("info").init();
-    let cfg = match example::load() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("actix-app: {e}");
-            std::process::exit(2);
-        }
-    };
-    if cfg.generated_secret {
-        eprintln!(
-            "actix-app: WARNING no secret configured; using a random development secret (tokens die with the process). Set NAUTH_SECRET."
-        );
-    }
-    let nauth = match NAuth::new(cfg.nauth).await {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("actix-app: {e}");
-            std::process::exit(2);
-        }
-    };
-    if let Some(email) = example::create_admin_arg() {
-        match nauth.create_admin(&email).await {
-            Ok(pw) => println!(
-                "admin {email} created; one-time password: {pw}\n(change it at the first login)"
-            ),
-            Err(e) => {
-                eprintln!("actix-app: cannot create admin {email}: {}", e.code());
-                std::process::exit(1);
-            }
-        }
+    let Some((nauth, bind)) = example::start("actix-app").await else {
         return;
-    }
+    };
     // The app: nauth under `/auth`, the demo routes, and JSON 404s for everything else.
     let app = move || {
         App::new()
@@ -86,14 +58,14 @@ async fn main() {
             .app_data(nauth.clone())
             .default_service(web::to(nauth_actix::fallback))
     };
-    let server = match HttpServer::new(app).bind(&cfg.bind) {
+    let server = match HttpServer::new(app).bind(&bind) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("actix-app: cannot bind {}: {e}", cfg.bind);
+            eprintln!("actix-app: cannot bind {}: {e}", bind);
             std::process::exit(2);
         }
     };
-    println!("actix-app listening on http://{}", cfg.bind);
+    println!("actix-app listening on http://{}", bind);
     if let Err(e) = server.run().await {
         eprintln!("actix-app: {e}");
     }

@@ -49,45 +49,17 @@ fn app(nauth: NAuth) -> Router {
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt().with_env_filter("info").init();
-    let cfg = match example::load() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("axum-app: {e}");
-            std::process::exit(2);
-        }
-    };
-    if cfg.generated_secret {
-        eprintln!(
-            "axum-app: WARNING no secret configured; using a random development secret (tokens die with the process). Set NAUTH_SECRET."
-        );
-    }
-    let nauth = match NAuth::new(cfg.nauth).await {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("axum-app: {e}");
-            std::process::exit(2);
-        }
-    };
-    if let Some(email) = example::create_admin_arg() {
-        match nauth.create_admin(&email).await {
-            Ok(pw) => println!(
-                "admin {email} created; one-time password: {pw}\n(change it at the first login)"
-            ),
-            Err(e) => {
-                eprintln!("axum-app: cannot create admin {email}: {}", e.code());
-                std::process::exit(1);
-            }
-        }
+    let Some((nauth, bind)) = example::start("axum-app").await else {
         return;
-    }
-    let listener = match tokio::net::TcpListener::bind(&cfg.bind).await {
+    };
+    let listener = match tokio::net::TcpListener::bind(&bind).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("axum-app: cannot bind {}: {e}", cfg.bind);
+            eprintln!("axum-app: cannot bind {}: {e}", bind);
             std::process::exit(2);
         }
     };
-    println!("axum-app listening on http://{}", cfg.bind);
+    println!("axum-app listening on http://{}", bind);
     if let Err(e) = axum::serve(
         listener,
         app(nauth).into_make_service_with_connect_info::<SocketAddr>(),

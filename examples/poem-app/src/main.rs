@@ -58,50 +58,22 @@ fn app(nauth: NAuth) -> impl Endpoint {
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt().with_env_filter("info").init();
-    let cfg = match example::load() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("poem-app: {e}");
-            std::process::exit(2);
-        }
-    };
-    if cfg.generated_secret {
-        eprintln!(
-            "poem-app: WARNING no secret configured; using a random development secret (tokens die with the process). Set NAUTH_SECRET."
-        );
-    }
-    let nauth = match NAuth::new(cfg.nauth).await {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("poem-app: {e}");
-            std::process::exit(2);
-        }
-    };
-    if let Some(email) = example::create_admin_arg() {
-        match nauth.create_admin(&email).await {
-            Ok(pw) => println!(
-                "admin {email} created; one-time password: {pw}\n(change it at the first login)"
-            ),
-            Err(e) => {
-                eprintln!("poem-app: cannot create admin {email}: {}", e.code());
-                std::process::exit(1);
-            }
-        }
+    let Some((nauth, bind)) = example::start("poem-app").await else {
         return;
-    }
+    };
     // A tokio listener, so a bind error is reported here; poem's server passes every
     // connection's peer address to the handlers (per-IP login throttling needs it).
-    let acceptor = match tokio::net::TcpListener::bind(&cfg.bind)
+    let acceptor = match tokio::net::TcpListener::bind(&bind)
         .await
         .and_then(TcpAcceptor::from_tokio)
     {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("poem-app: cannot bind {}: {e}", cfg.bind);
+            eprintln!("poem-app: cannot bind {}: {e}", bind);
             std::process::exit(2);
         }
     };
-    println!("poem-app listening on http://{}", cfg.bind);
+    println!("poem-app listening on http://{}", bind);
     if let Err(e) = Server::new_with_acceptor(acceptor).run(app(nauth)).await {
         eprintln!("poem-app: {e}");
     }
