@@ -8,7 +8,7 @@ use std::pin::Pin;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use nauth_actix::{Admin, AuthUser, OptionalAuthUser, RequireRole};
 use nauth_core::NAuth;
-use nauth_core::conformance::{Backend, Door, run_all};
+use nauth_core::conformance::Door;
 use serde_json::json;
 
 struct ActixDoor;
@@ -60,32 +60,4 @@ impl Door for ActixDoor {
     }
 }
 
-async fn run(name: &str) {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("warn")
-        .with_test_writer()
-        .try_init();
-    let backend = Backend::from_env().into_iter().find(|b| b.name == name);
-    match backend {
-        Some(b) => run_all(&ActixDoor, b).await,
-        None => eprintln!(
-            "{name}: NAUTH_TEST_{}_URL not set; skipped",
-            name.to_uppercase()
-        ),
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn conformance_sqlite() {
-    run("sqlite").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn conformance_postgres() {
-    run("postgres").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn conformance_mysql() {
-    run("mysql").await;
-}
+nauth_core::conformance_tests!(&ActixDoor);

@@ -237,6 +237,40 @@ pub async fn run_selected(
     eprintln!("conformance: {ran} cases passed on {}", backend.name);
 }
 
+/// Runs the whole suite on one named back end (`sqlite`, `postgres`, `mysql`); a server back
+/// end whose URL variable is unset is skipped with a message (`.ci/run` sets both).
+pub async fn run_backend(door: &'static dyn Door, name: &str) {
+    match Backend::from_env().into_iter().find(|b| b.name == name) {
+        Some(b) => run_all(door, b).await,
+        None => eprintln!(
+            "{name}: NAUTH_TEST_{}_URL not set; skipped",
+            name.to_uppercase()
+        ),
+    }
+}
+
+/// Defines the three conformance tests of an adapter (SQLite, PostgreSQL, MySQL) for a
+/// `&'static dyn Door` expression: `nauth_core::conformance_tests!(&MyDoor);`.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($door:expr) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn conformance_sqlite() {
+            $crate::conformance::run_backend($door, "sqlite").await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn conformance_postgres() {
+            $crate::conformance::run_backend($door, "postgres").await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn conformance_mysql() {
+            $crate::conformance::run_backend($door, "mysql").await;
+        }
+    };
+}
+
 /// The names of every case, in order.
 pub fn case_names() -> Vec<&'static str> {
     cases::CASES.iter().map(|(n, _)| *n).collect()
