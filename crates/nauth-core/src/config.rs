@@ -873,6 +873,42 @@ impl NAuthConfig {
     }
 }
 
+/// Merges `over` into `base`, section by section (values of `over` win).
+fn merge_tables(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge_tables(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// Like [`from_sources`], with a layer of defaults underneath the file: `base` (TOML) gives the
+/// value of every key that neither the file nor the environment sets. The example apps use it
+/// for their development defaults.
+pub fn from_layers(
+    base: &str,
+    toml: Option<&str>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<NAuthConfig, ConfigError> {
+    let parse = |s: &str, what: &str| {
+        s.parse::<toml::Table>()
+            .map_err(|e| err(what, e.message().to_string()))
+    };
+    let mut table = parse(base, "<defaults>")?;
+    if let Some(file) = toml {
+        // Syntax errors in the file are reported by from_sources with their line numbers.
+        if file.parse::<toml::Table>().is_err() {
+            return from_sources(Some(file), env);
+        }
+        merge_tables(&mut table, parse(file, "<file>")?);
+    }
+    let merged = toml::to_string(&table).map_err(|e| err("<defaults>", e.to_string()))?;
+    from_sources(Some(&merged), env)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1234,40 +1270,4 @@ backup_code_count = 10
         assert!(dbg.contains("smtps://[redacted]@mail:465"), "{dbg}");
         assert_eq!(redact_url("smtp://127.0.0.1:2525"), "smtp://127.0.0.1:2525");
     }
-}
-
-/// Merges `over` into `base`, section by section (values of `over` win).
-fn merge_tables(base: &mut toml::Table, over: toml::Table) {
-    for (k, v) in over {
-        match (base.get_mut(&k), v) {
-            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge_tables(b, o),
-            (_, v) => {
-                base.insert(k, v);
-            }
-        }
-    }
-}
-
-/// Like [`from_sources`], with a layer of defaults underneath the file: `base` (TOML) gives the
-/// value of every key that neither the file nor the environment sets. The example apps use it
-/// for their development defaults.
-pub fn from_layers(
-    base: &str,
-    toml: Option<&str>,
-    env: impl IntoIterator<Item = (String, String)>,
-) -> Result<NAuthConfig, ConfigError> {
-    let parse = |s: &str, what: &str| {
-        s.parse::<toml::Table>()
-            .map_err(|e| err(what, format!("{}", e.message())))
-    };
-    let mut table = parse(base, "<defaults>")?;
-    if let Some(file) = toml {
-        // Syntax errors in the file are reported by from_sources with their line numbers.
-        if file.parse::<toml::Table>().is_err() {
-            return from_sources(Some(file), env);
-        }
-        merge_tables(&mut table, parse(file, "<file>")?);
-    }
-    let merged = toml::to_string(&table).map_err(|e| err("<defaults>", e.to_string()))?;
-    from_sources(Some(&merged), env)
 }

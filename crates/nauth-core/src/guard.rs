@@ -194,15 +194,15 @@ impl SessionCache {
     async fn load_session(&self, inner: &Inner, sid: &str) -> AuthResult<Option<SessionRow>> {
         let generation = self.generation();
         let row = live_session(inner, sid).await?;
-        if let (true, Some(r)) = (self.enabled, &row) {
-            if self.generation() == generation {
-                SESSIONS.with_borrow_mut(|m| {
-                    if m.len() >= LOCAL_CACHE_MAX {
-                        m.clear();
-                    }
-                    m.insert((self.instance, sid.to_string()), (generation, r.clone()));
-                });
-            }
+        if let (true, Some(r)) = (self.enabled, &row)
+            && self.generation() == generation
+        {
+            SESSIONS.with_borrow_mut(|m| {
+                if m.len() >= LOCAL_CACHE_MAX {
+                    m.clear();
+                }
+                m.insert((self.instance, sid.to_string()), (generation, r.clone()));
+            });
         }
         Ok(row)
     }

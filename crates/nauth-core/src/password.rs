@@ -58,10 +58,11 @@ pub fn policy_violations(password: &str, email: Option<&str>, cfg: &PasswordConf
     if cfg.block_common && is_common(password) {
         errors.push("Password is too common".into());
     }
-    if let Some(local) = email.and_then(|e| e.split('@').next()) {
-        if local.chars().count() >= 3 && password.to_lowercase().contains(&local.to_lowercase()) {
-            errors.push("Password must not contain your email address".into());
-        }
+    if let Some(local) = email.and_then(|e| e.split('@').next())
+        && local.chars().count() >= 3
+        && password.to_lowercase().contains(&local.to_lowercase())
+    {
+        errors.push("Password must not contain your email address".into());
     }
     errors
 }

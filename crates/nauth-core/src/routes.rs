@@ -249,10 +249,10 @@ async fn route_and_run(inner: &Inner, req: &Request) -> Result<Reply, AuthError>
         _ => None,
     };
     guard::check_origin(inner, req)?;
-    if let Some(p) = principal.as_ref().filter(|p| p.via_cookie) {
-        if guard::is_unsafe(&req.method) {
-            guard::check_csrf(inner, req, &p.session_id)?;
-        }
+    if let Some(p) = principal.as_ref().filter(|p| p.via_cookie)
+        && guard::is_unsafe(&req.method)
+    {
+        guard::check_csrf(inner, req, &p.session_id)?;
     }
     if !body.is_empty() && !is_json_content_type(req) {
         return Err(AuthError::UnsupportedMediaType);

@@ -74,11 +74,10 @@ impl Drop for Env {
                 if let Some(path) = url
                     .strip_prefix("sqlite://")
                     .and_then(|p| p.split('?').next())
+                    && path.contains("nauth-test-")
                 {
-                    if path.contains("nauth-test-") {
-                        for suffix in ["", "-wal", "-shm"] {
-                            let _ = std::fs::remove_file(format!("{path}{suffix}"));
-                        }
+                    for suffix in ["", "-wal", "-shm"] {
+                        let _ = std::fs::remove_file(format!("{path}{suffix}"));
                     }
                 }
             });

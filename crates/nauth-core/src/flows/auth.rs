@@ -850,13 +850,13 @@ pub(crate) async fn resend(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
     }
     let cfg = &ctx.cfg().signup;
     let delay = crate::clock::ms(cfg.resend_delay);
-    if let Some(last) = ch.last_sent_at {
-        if last + delay > ctx.now {
-            return Err(AuthError::RateLimited {
-                limit: RateLimit::Resend,
-                retry_after: super::retry_after(last + delay, ctx.now),
-            });
-        }
+    if let Some(last) = ch.last_sent_at
+        && last + delay > ctx.now
+    {
+        return Err(AuthError::RateLimited {
+            limit: RateLimit::Resend,
+            retry_after: super::retry_after(last + delay, ctx.now),
+        });
     }
     let (mut window_start, mut sends) = (ch.send_window_start, ch.sends_in_window);
     if window_start + 3_600_000 <= ctx.now {

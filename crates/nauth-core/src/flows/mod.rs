@@ -407,10 +407,10 @@ pub(crate) async fn check_new_password(
 ) -> AuthResult<()> {
     let email = user.map(|u| u.email.as_str()).or(email_hint);
     crate::password::check_policy(candidate, email, &ctx.cfg().password)?;
-    if let Some(u) = user {
-        if in_history(ctx, u, candidate).await? {
-            return Err(AuthError::PasswordReused);
-        }
+    if let Some(u) = user
+        && in_history(ctx, u, candidate).await?
+    {
+        return Err(AuthError::PasswordReused);
     }
     Ok(())
 }

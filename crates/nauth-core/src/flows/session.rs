@@ -203,18 +203,18 @@ pub(crate) async fn logout(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
             }
         }
     };
-    if let Some((sid, uid)) = sid_user {
-        if revoke_session(ctx, &sid).await? {
-            audit(
-                ctx.inner,
-                Some(&uid),
-                Event::Logout,
-                true,
-                &ctx.origin,
-                json!({"sessionId": sid}),
-            )
-            .await;
-        }
+    if let Some((sid, uid)) = sid_user
+        && revoke_session(ctx, &sid).await?
+    {
+        audit(
+            ctx.inner,
+            Some(&uid),
+            Event::Logout,
+            true,
+            &ctx.origin,
+            json!({"sessionId": sid}),
+        )
+        .await;
     }
     Ok(Outcome::JsonClearing {
         body: json!({"success": true}),
@@ -247,18 +247,18 @@ pub(crate) async fn logout_all(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Ou
 pub(crate) async fn revoke(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome> {
     let token = input.text_req("refreshToken", 512);
     input.finish()?;
-    if let Some(s) = session_of_refresh(ctx, &token).await? {
-        if revoke_session(ctx, &s.id).await? {
-            audit(
-                ctx.inner,
-                Some(&s.user_id),
-                Event::SessionRevoked,
-                true,
-                &ctx.origin,
-                json!({"sessionId": s.id}),
-            )
-            .await;
-        }
+    if let Some(s) = session_of_refresh(ctx, &token).await?
+        && revoke_session(ctx, &s.id).await?
+    {
+        audit(
+            ctx.inner,
+            Some(&s.user_id),
+            Event::SessionRevoked,
+            true,
+            &ctx.origin,
+            json!({"sessionId": s.id}),
+        )
+        .await;
     }
     Ok(Outcome::Json(200, json!({"success": true})))
 }

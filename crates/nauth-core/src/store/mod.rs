@@ -217,10 +217,10 @@ impl Store {
             .table(audit_log::Entity)
             .col(audit_log::Column::CreatedAt)
             .to_owned();
-        if let Err(e) = db.execute(idx.if_not_exists()).await {
-            if !e.to_string().contains("Duplicate key name") {
-                return Err(e);
-            }
+        if let Err(e) = db.execute(idx.if_not_exists()).await
+            && !e.to_string().contains("Duplicate key name")
+        {
+            return Err(e);
         }
         let row = schema_version::ActiveModel {
             id: sea_orm::Set(1),
