@@ -3,12 +3,12 @@ const crypto = require('crypto');
 const fs = require('fs');
 function b32(s){const a='ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';let bits=0,v=0,out=[];for(const c of s){v=(v<<5)|a.indexOf(c);bits+=5;if(bits>=8){out.push((v>>(bits-8))&255);bits-=8;}}return Buffer.from(out);}
 function totp(secret, t){const c=Buffer.alloc(8);c.writeBigUInt64BE(BigInt(Math.floor(t/30)));const h=crypto.createHmac('sha1',b32(secret)).update(c).digest();const o=h[19]&15;const n=((h[o]&127)<<24|h[o+1]<<16|h[o+2]<<8|h[o+3])%1000000;return String(n).padStart(6,'0');}
-const lastCode = () => { const m = [...fs.readFileSync('process.env.APP_LOG || 'app.log'','utf8').matchAll(/code is (\d{6})/g)]; return m[m.length-1][1]; };
+const lastCode = () => { const m = [...fs.readFileSync(process.env.APP_LOG || 'app.log','utf8').matchAll(/code is (\d{6})/g)]; return m[m.length-1][1]; };
 const sleep = (ms) => new Promise(r => setTimeout(r, ms));
 (async () => {
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox','--disable-gpu','--disable-background-networking','--disable-component-update','--disable-sync','--no-first-run'] });
   const page = await browser.newPage();
-  await page.goto('process.env.APP_URL || 'http://127.0.0.1:3977/'');
+  await page.goto(process.env.APP_URL || 'http://127.0.0.1:3977/');
   const out = async () => (await page.textContent('#out'));
   await page.fill('#su-email', 'e2e@example.com'); await page.fill('#su-password', 'Correct-Horse-42');
   await page.click('#su-go'); await sleep(300);
@@ -21,7 +21,7 @@ const sleep = (ms) => new Promise(r => setTimeout(r, ms));
   console.log('api/data:', (await out()).split('\n')[0]);
   await page.click('#mfa-setup'); await sleep(300);
   const secret = await page.textContent('#mfa-secret');
-  await page.screenshot({ path: 'process.env.SHOT || 'mfa.png'', fullPage: true });
+  await page.screenshot({ path: process.env.SHOT || 'mfa.png', fullPage: true });
   await page.fill('#mfa-code', totp(secret, Date.now()/1000)); await page.click('#mfa-verify'); await sleep(300);
   console.log('mfa verify:', (await out()).split('\n')[0], (await out()).includes('backupCodes'));
   await page.click('#lo-go'); await sleep(200);
