@@ -507,9 +507,7 @@ async fn verification_none_signup_and_conflicts(door: &dyn Door, b: &Backend) {
     .await;
     let e = email();
     let uname = format!("u{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
-    let digits: String = (0..10)
-        .map(|_| char::from(b'0' + crate::codes::random_below(10) as u8))
-        .collect();
+    let digits = super::random_digits(10);
     let phone = format!("+1{digits}");
     let spaced = format!("+1 {} {}", &digits[..3], &digits[3..]);
     let r = env.post("/auth/signup", json!({"email": e, "password": PW, "username": uname, "phone": spaced, "metadata": {"plan": "pro"}})).await;

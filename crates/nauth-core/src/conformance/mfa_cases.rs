@@ -591,20 +591,17 @@ pub(super) async fn mfa_sms_through_the_webhook(door: &dyn Door, b: &Backend) {
         .await
         .expect("engine");
     let addr = door.serve(nauth.clone()).await;
-    let b3 = crate::codes::random_bytes::<3>();
     let env = Env {
         nauth,
         clock,
         outbox,
         addr,
-        ip: format!("10.{}.{}.{}", b3[0], b3[1], b3[2].max(1)),
+        ip: super::random_client_ip(),
     };
     let e = email();
     let t = signup_verified(&env, &e).await;
     let access = token(&t, "accessToken");
-    let digits: String = (0..9)
-        .map(|_| char::from(b'0' + crate::codes::random_below(10) as u8))
-        .collect();
+    let digits = super::random_digits(9);
     let phone = format!("+44{digits}");
     assert_error(
         &env.send(authed(
@@ -673,10 +670,7 @@ async fn sms_code_to(env: &Env, phone: &str, n: usize) -> String {
 }
 
 fn random_phone() -> String {
-    let digits: String = (0..9)
-        .map(|_| char::from(b'0' + crate::codes::random_below(10) as u8))
-        .collect();
-    format!("+33{digits}")
+    format!("+33{}", super::random_digits(9))
 }
 
 pub(super) async fn verify_phone_with_collection(door: &dyn Door, b: &Backend) {

@@ -41,6 +41,19 @@ pub struct Env {
     pub ip: String,
 }
 
+/// A random 10.x.y.z client address, claimed through the trusted proxy by an [`Env`].
+pub fn random_client_ip() -> String {
+    let b = crate::codes::random_bytes::<3>();
+    format!("10.{}.{}.{}", b[0], b[1], b[2].max(1))
+}
+
+/// `n` random decimal digits (unique phone numbers on shared databases).
+pub fn random_digits(n: usize) -> String {
+    (0..n)
+        .map(|_| char::from(b'0' + crate::codes::random_below(10) as u8))
+        .collect()
+}
+
 /// A configuration for tests: cheap Argon2, a fixed secret, the given database.
 pub fn test_config(database_url: &str) -> NAuthConfig {
     let mut cfg = NAuthConfig::default();
@@ -104,8 +117,7 @@ impl Env {
             .await
             .expect("engine starts");
         let addr = door.serve(nauth.clone()).await;
-        let b = crate::codes::random_bytes::<3>();
-        let ip = format!("10.{}.{}.{}", b[0], b[1], b[2].max(1));
+        let ip = random_client_ip();
         Env {
             nauth,
             clock,

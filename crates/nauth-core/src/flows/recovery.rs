@@ -11,7 +11,6 @@ use crate::codes;
 use crate::error::{AuthError, AuthResult, RateLimit};
 use crate::events::{Event, audit};
 use crate::input::{Identifier, Input};
-use crate::notify::SmsMessage;
 use crate::store::entities::{users, verification_tokens as vt};
 
 const RESET_MAX_ATTEMPTS: i32 = 3;
@@ -111,16 +110,7 @@ pub(crate) async fn forgot(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
     tx.commit().await?;
     let minutes = cfg.password.reset_code_ttl.as_secs() / 60;
     if sms {
-        let msg = SmsMessage {
-            to: address,
-            text: format!("Your password reset code is {code}"),
-        };
-        let sender = ctx.inner.sms.clone();
-        tokio::spawn(async move {
-            if let Err(e) = sender.send(&msg).await {
-                tracing::warn!(error = %e, "reset SMS delivery failed");
-            }
-        });
+        ctx.queue_sms(&address, format!("Your password reset code is {code}"));
     } else {
         let mut text =
             format!("Your password reset code is {code}\n\nIt expires in {minutes} minutes.\n");
