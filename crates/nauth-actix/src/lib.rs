@@ -7,4 +7,4 @@ mod router;
 pub use extract::{Admin, AuthUser, OptionalAuthUser, RequireRole, RoleName};
 pub use nauth_core::{NAuth, NAuthConfig, Principal};
 pub use response::NAuthRejection;
-pub use router::{configure, fallback};
+pub use router::{configure, contract_routing, fallback};

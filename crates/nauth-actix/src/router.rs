@@ -1,6 +1,13 @@
 //! Mounting: every path under the configured prefix, with any method, goes to `NAuth::handle`.
 
-use actix_web::http::header::CONTENT_LENGTH;
+use std::sync::LazyLock;
+
+use actix_router::Quoter;
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use nauth_core::{Body, MAX_BODY_BYTES, NAuth};
 
@@ -34,6 +41,64 @@ pub async fn fallback(req: HttpRequest) -> HttpResponse {
         Some(n) => into_response(n.not_found()),
         None => missing_engine().error_response(),
     }
+}
+
+/// Decodes no escaped ASCII character: the path is matched as sent. (Escaped bytes above ASCII
+/// still decode, which cannot turn a path into one of the app's ASCII routes.)
+static AS_SENT: LazyLock<Quoter> = LazyLock::new(|| {
+    let ascii: Vec<u8> = (0..=127).collect();
+    Quoter::new(b"", &ascii)
+});
+
+/// App-wide middleware that holds the app's own routes to the framework-level rules of API.md
+/// §1, as the routes under the prefix are:
+///
+/// - paths match as sent: actix-web decodes escaped characters before routing (so
+///   `/api/d%61ta` would reach `/api/data`); here an escaped character never matches a
+///   literal one, and the JSON 404 answers instead. Path parameters still decode as usual.
+/// - a method a resource lacks is the contract's `405 METHOD_NOT_ALLOWED` JSON with `Allow`
+///   (the resource's methods, then `OPTIONS`), and `OPTIONS` is `204` with that `Allow`.
+///
+/// Needs the engine in the app data (`.app_data(nauth)`).
+///
+/// ```no_run
+/// use actix_web::{App, middleware::from_fn, web};
+/// # fn app(nauth: nauth_actix::NAuth) {
+/// let app = App::new()
+///     .wrap(from_fn(nauth_actix::contract_routing))
+///     .configure(nauth_actix::configure(nauth.clone()))
+///     .app_data(nauth)
+///     .default_service(web::to(nauth_actix::fallback));
+/// # }
+/// ```
+pub async fn contract_routing<B: MessageBody + 'static>(
+    mut req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    let uri = req.uri().clone();
+    req.match_info_mut()
+        .get_mut()
+        .update_with_quoter(&uri, &AS_SENT);
+    let res = next.call(req).await?;
+    if res.status() != StatusCode::METHOD_NOT_ALLOWED || res.headers().contains_key(CONTENT_TYPE) {
+        return Ok(res.map_into_left_body());
+    }
+    let Some(nauth) = res.request().app_data::<NAuth>().cloned() else {
+        return Ok(res.map_into_left_body());
+    };
+    let allow: Vec<String> = res
+        .headers()
+        .get_all(ALLOW)
+        .filter_map(|v| v.to_str().ok().map(str::to_string))
+        .collect();
+    if allow.is_empty() {
+        return Ok(res.map_into_left_body());
+    }
+    let method = res.request().method().as_str().to_string();
+    let reply = nauth_core::http::method_reply(&nauth, &method, allow.iter().map(String::as_str));
+    Ok(res
+        .into_response(into_response(reply))
+        .map_into_right_body())
 }
 
 /// The core's view of a request's head.

@@ -5,7 +5,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpResponse, HttpServer, Route, guard, web};
 use nauth_actix::{Admin, AuthUser, OptionalAuthUser, RequireRole};
 use nauth_core::NAuth;
 use nauth_core::conformance::Door;
@@ -25,6 +26,11 @@ async fn optional(OptionalAuthUser(u): OptionalAuthUser) -> HttpResponse {
     HttpResponse::Ok().json(json!({"sub": u.map(|u| u.sub)}))
 }
 
+/// A GET route that also answers HEAD, as axum's and poem's do.
+fn get() -> Route {
+    Route::new().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
 impl Door for ActixDoor {
     fn serve(&self, nauth: NAuth) -> Pin<Box<dyn Future<Output = SocketAddr> + Send + '_>> {
         Box::pin(async move {
@@ -35,13 +41,14 @@ impl Door for ActixDoor {
             std::thread::spawn(move || {
                 let server = HttpServer::new(move || {
                     App::new()
+                        .wrap(from_fn(nauth_actix::contract_routing))
                         .service(
                             web::resource("/api/data")
-                                .route(web::get().to(data))
+                                .route(get().to(data))
                                 .route(web::post().to(data)),
                         )
-                        .route("/api/admin", web::get().to(admin))
-                        .route("/api/optional", web::get().to(optional))
+                        .service(web::resource("/api/admin").route(get().to(admin)))
+                        .service(web::resource("/api/optional").route(get().to(optional)))
                         .configure(nauth_actix::configure(nauth.clone()))
                         .app_data(nauth.clone())
                         .default_service(web::to(nauth_actix::fallback))

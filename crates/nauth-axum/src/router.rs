@@ -1,8 +1,11 @@
 //! Mounting: every path under the configured prefix goes to `NAuth::handle`.
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::http::header::{ALLOW, CONTENT_TYPE};
 use axum::http::request::Parts;
+use axum::middleware::{Next, from_fn_with_state};
 use axum::response::Response;
 use axum::routing::any;
 use http_body_util::BodyExt;
@@ -31,6 +34,47 @@ pub async fn fallback(req: Request) -> Response {
         Some(n) => into_response(n.not_found()),
         None => missing_extension(),
     }
+}
+
+/// Wraps the finished app so its own routes answer a method they lack as the routes under the
+/// mount prefix do (API.md §1): the contract's `405 METHOD_NOT_ALLOWED` JSON with `Allow`
+/// (the route's methods, then `OPTIONS`), and `204` with that `Allow` for `OPTIONS`.
+///
+/// ```no_run
+/// # async fn run(app: axum::Router, nauth: nauth_axum::NAuth) -> std::io::Result<()> {
+/// let app = nauth_axum::contract_routing(app, &nauth);
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+/// axum::serve(listener, app).await
+/// # }
+/// ```
+///
+/// It goes around the whole router because axum writes a route's `Allow` header after
+/// everything that `Router::layer` adds has run.
+pub fn contract_routing(app: Router, nauth: &NAuth) -> Router {
+    Router::new()
+        .fallback_service(app)
+        .layer(from_fn_with_state(nauth.clone(), method_answer))
+}
+
+/// Rewrites axum's own bare `405` (no body type, `Allow: GET,HEAD`) into the contract's answer.
+async fn method_answer(State(nauth): State<NAuth>, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let res = next.run(req).await;
+    if res.status() != StatusCode::METHOD_NOT_ALLOWED || res.headers().contains_key(CONTENT_TYPE) {
+        return res;
+    }
+    let allow: Vec<&str> = res
+        .headers()
+        .get_all(ALLOW)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    if allow.is_empty() {
+        return res;
+    }
+    let reply = nauth_core::http::method_reply(&nauth, method.as_str(), allow);
+    into_response(reply)
 }
 
 pub(crate) fn missing_extension() -> Response {

@@ -35,7 +35,8 @@ impl Door for AxumDoor {
                 .route("/api/optional", get(optional))
                 .merge(nauth_axum::router(nauth.clone()))
                 .fallback(nauth_axum::fallback)
-                .layer(Extension(nauth));
+                .layer(Extension(nauth.clone()));
+            let app = nauth_axum::contract_routing(app, &nauth);
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
                 .expect("bind");

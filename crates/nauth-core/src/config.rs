@@ -796,6 +796,10 @@ impl NAuthConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let (p, t, m, mp) = (&self.password, &self.token_delivery, &self.mfa, &self.mount_prefix);
         let starts = |s: &str, prefixes: &[&str]| prefixes.iter().any(|p| s.starts_with(p));
+        let starts_ci = |s: &str, prefixes: &[&str]| {
+            prefixes.iter().any(|p| s.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)))
+        };
+        let host = crate::delivery::is_host_prefix(&t.cookie_prefix);
         let only = |s: &str, more: &str| {
             s.chars().all(|c| c.is_ascii_alphanumeric() || more.contains(c))
         };
@@ -822,6 +826,15 @@ impl NAuthConfig {
              "must be at least refresh.ttl"),
             (t.cookie_prefix.len() <= 32 && only(&t.cookie_prefix, "_-"),
              "token_delivery.cookie_prefix", "must be at most 32 of A-Z a-z 0-9 _-"),
+            // Browsers silently drop prefixed cookies whose attributes break the prefix's rule.
+            (!starts_ci(&t.cookie_prefix, &["__Http-", "__Host-Http-"]),
+             "token_delivery.cookie_prefix",
+             "must not be __Http- or __Host-Http-: the CSRF cookie is read by scripts, so it cannot be HttpOnly"),
+            (!host || t.cookie_domain.is_empty(), "token_delivery.cookie_domain",
+             "must be empty when token_delivery.cookie_prefix is __Host- (a __Host- cookie has no Domain)"),
+            (t.cookie_secure || !(host || crate::delivery::is_secure_prefix(&t.cookie_prefix)),
+             "token_delivery.cookie_secure",
+             "must be true when token_delivery.cookie_prefix is __Host- or __Secure- (browsers drop such cookies without Secure)"),
             (!self.signup.code_ttl.is_zero(), "signup.code_ttl", positive),
             (self.signup.resend_max_per_hour >= 1, "signup.resend_max_per_hour", one),
             (is_redirect(&self.signup.verified_redirect), "signup.verified_redirect", redirect),
@@ -1269,5 +1282,40 @@ backup_code_count = 10
         assert!(dbg.contains("secret: \"[redacted]\""), "{dbg}");
         assert!(dbg.contains("smtps://[redacted]@mail:465"), "{dbg}");
         assert_eq!(redact_url("smtp://127.0.0.1:2525"), "smtp://127.0.0.1:2525");
+    }
+
+    #[test]
+    fn cookie_prefix_rules() {
+        let toml = |prefix: &str, more: &str| {
+            format!("[token_delivery]\ncookie_prefix = \"{prefix}\"\n{more}")
+        };
+        let domain = "cookie_domain = \"example.com\"";
+        let insecure = "cookie_secure = false";
+        let bad = [
+            ("__Host-", domain, "token_delivery.cookie_domain"),
+            ("__host-", domain, "token_delivery.cookie_domain"),
+            ("__Host-", insecure, "token_delivery.cookie_secure"),
+            ("__Secure-", insecure, "token_delivery.cookie_secure"),
+            ("__SECURE-app_", insecure, "token_delivery.cookie_secure"),
+            ("__Http-", "", "token_delivery.cookie_prefix"),
+            ("__Host-Http-", "", "token_delivery.cookie_prefix"),
+            ("__Host;", "", "token_delivery.cookie_prefix"),
+            ("a=b", "", "token_delivery.cookie_prefix"),
+            ("café_", "", "token_delivery.cookie_prefix"),
+        ];
+        for (prefix, more, key) in bad {
+            assert_eq!(bad_key(&toml(prefix, more), &[]), key, "{prefix} {more}");
+        }
+        let both = format!("{insecure}\n{domain}");
+        let good = [
+            ("__Host-", ""),
+            ("__Host-app_", "mode = \"cookies\""),
+            ("__Secure-", domain),
+            ("app_", &both),
+            ("", ""),
+        ];
+        for (prefix, more) in good {
+            ok(&toml(prefix, more));
+        }
     }
 }

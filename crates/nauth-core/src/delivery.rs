@@ -7,12 +7,29 @@ use serde_json::{Map, Value, json};
 use crate::config::{DeliveryMode, NAuthConfig, SameSite};
 use crate::http::Request;
 
+/// Whether a cookie prefix is the browsers' `__Host-` prefix (matched regardless of case, as
+/// browsers do): Path=/, Secure and no Domain.
+pub fn is_host_prefix(prefix: &str) -> bool {
+    starts_ignore_case(prefix, "__Host-")
+}
+
+/// Whether a cookie prefix is the browsers' `__Secure-` prefix: Secure.
+pub fn is_secure_prefix(prefix: &str) -> bool {
+    starts_ignore_case(prefix, "__Secure-")
+}
+
+fn starts_ignore_case(s: &str, prefix: &str) -> bool {
+    s.get(..prefix.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+}
+
 /// The cookie names and attributes in force.
 #[derive(Debug, Clone)]
 pub struct CookieSpec {
     /// `{prefix}access_token`.
     pub access: String,
-    /// `{prefix}refresh_token`.
+    /// `{prefix}refresh_token`; under a `__Host-` prefix `__Secure-…refresh_token`, because its
+    /// Path is the mount prefix and a `__Host-` cookie must have Path=/.
     pub refresh: String,
     /// `{prefix}csrf_token`.
     pub csrf: String,
@@ -38,9 +55,14 @@ impl CookieSpec {
         if !td.cookie_domain.is_empty() {
             attrs.push_str(&format!("; Domain={}", td.cookie_domain));
         }
+        let refresh = if is_host_prefix(p) {
+            format!("__Secure-{}refresh_token", &p["__Host-".len()..])
+        } else {
+            format!("{p}refresh_token")
+        };
         CookieSpec {
             access: format!("{p}access_token"),
-            refresh: format!("{p}refresh_token"),
+            refresh,
             csrf: format!("{p}csrf_token"),
             device: format!("{p}device_token"),
             refresh_path: cfg.mount_prefix.clone(),
@@ -135,18 +157,34 @@ impl IssuedTokens {
     }
 }
 
+/// Where the refresh token a request presents comes from, for [`wants_json`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshFrom {
+    /// The route reads no refresh token, or the request carries none.
+    Nowhere,
+    /// A `refreshToken` in the JSON body: the client keeps its tokens itself (json).
+    Body,
+    /// The refresh cookie (`/refresh` without a body token): the new pair goes back as cookies,
+    /// whatever else the request says, or the browser would keep a rotated-out cookie and
+    /// the next refresh would look like reuse.
+    Cookie,
+}
+
 /// Whether this request gets its tokens in the JSON body (true) or as cookies (false).
-pub fn wants_json(mode: DeliveryMode, req: &Request, body_has_refresh: bool) -> bool {
+pub fn wants_json(mode: DeliveryMode, req: &Request, refresh: RefreshFrom) -> bool {
     match mode {
         DeliveryMode::Json => true,
         DeliveryMode::Cookies => false,
-        DeliveryMode::Hybrid => {
-            req.header("x-token-delivery")
-                .is_some_and(|v| v.eq_ignore_ascii_case("json"))
-                || req.query_param("mode").as_deref() == Some("token")
-                || req.bearer().is_some()
-                || body_has_refresh
-        }
+        DeliveryMode::Hybrid => match refresh {
+            RefreshFrom::Cookie => false,
+            RefreshFrom::Body => true,
+            RefreshFrom::Nowhere => {
+                req.header("x-token-delivery")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("json"))
+                    || req.query_param("mode").as_deref() == Some("token")
+                    || req.bearer().is_some()
+            }
+        },
     }
 }
 
@@ -191,18 +229,96 @@ mod tests {
 
     #[test]
     fn hybrid_decision() {
-        let r = Request::new("POST", "/auth/login");
-        assert!(!wants_json(DeliveryMode::Hybrid, &r, false));
-        assert!(wants_json(DeliveryMode::Hybrid, &r, true));
-        assert!(wants_json(
-            DeliveryMode::Hybrid,
-            &Request::new("POST", "/auth/login?mode=token"),
-            false
-        ));
-        let mut h = Request::new("POST", "/auth/login");
-        h.headers.push(("x-token-delivery".into(), "json".into()));
-        assert!(wants_json(DeliveryMode::Hybrid, &h, false));
-        assert!(wants_json(DeliveryMode::Json, &r, false));
-        assert!(!wants_json(DeliveryMode::Cookies, &h, true));
+        use DeliveryMode::{Cookies, Hybrid, Json};
+        use RefreshFrom::{Body, Cookie, Nowhere};
+        let plain = Request::new("POST", "/auth/login");
+        let query = Request::new("POST", "/auth/login?mode=token");
+        let mut header = Request::new("POST", "/auth/login");
+        header
+            .headers
+            .push(("x-token-delivery".into(), "json".into()));
+        let mut bearer = Request::new("POST", "/auth/refresh");
+        bearer
+            .headers
+            .push(("authorization".into(), "Bearer x".into()));
+        // (mode, request, refresh source, json?)
+        let cases = [
+            (Hybrid, &plain, Nowhere, false),
+            (Hybrid, &plain, Body, true),
+            (Hybrid, &plain, Cookie, false),
+            (Hybrid, &query, Nowhere, true),
+            (Hybrid, &header, Nowhere, true),
+            (Hybrid, &bearer, Nowhere, true),
+            // A refresh token from the cookie is answered with cookies, whatever else is sent.
+            (Hybrid, &header, Cookie, false),
+            (Hybrid, &bearer, Cookie, false),
+            (Hybrid, &query, Cookie, false),
+            (Json, &plain, Nowhere, true),
+            (Json, &plain, Cookie, true),
+            (Cookies, &header, Body, false),
+            (Cookies, &bearer, Nowhere, false),
+        ];
+        for (i, (mode, req, from, want)) in cases.into_iter().enumerate() {
+            assert_eq!(wants_json(mode, req, from), want, "case {i}");
+        }
+    }
+
+    #[test]
+    fn prefixed_cookie_names() {
+        let spec = |prefix: &str| {
+            let mut cfg = NAuthConfig::default();
+            cfg.token_delivery.cookie_prefix = prefix.into();
+            CookieSpec::from_config(&cfg)
+        };
+        let t = IssuedTokens {
+            access_token: "A".into(),
+            refresh_token: "R".into(),
+            access_expires_at: 1900,
+            refresh_expires_at: 1000 + 604_800,
+            session_id: "s".into(),
+            csrf_token: "C".into(),
+        };
+        let host = spec("__Host-");
+        assert_eq!(
+            (
+                host.access.as_str(),
+                host.csrf.as_str(),
+                host.device.as_str()
+            ),
+            (
+                "__Host-access_token",
+                "__Host-csrf_token",
+                "__Host-device_token"
+            )
+        );
+        assert_eq!(host.refresh, "__Secure-refresh_token");
+        let c = host.set_tokens(&t, 1000);
+        assert_eq!(
+            c[0],
+            "__Host-access_token=A; Path=/; Max-Age=900; HttpOnly; Secure; SameSite=Strict"
+        );
+        assert_eq!(
+            c[1],
+            "__Secure-refresh_token=R; Path=/auth; Max-Age=604800; HttpOnly; Secure; SameSite=Strict"
+        );
+        assert!(c[2].starts_with("__Host-csrf_token=C; Path=/;"));
+        assert!(
+            host.set_device("D", 60)
+                .starts_with("__Host-device_token=D; Path=/;")
+        );
+        assert_eq!(spec("__Host-app_").refresh, "__Secure-app_refresh_token");
+        assert_eq!(spec("__host-").refresh, "__Secure-refresh_token");
+        let secure = spec("__Secure-");
+        assert_eq!(
+            [secure.access, secure.refresh, secure.csrf, secure.device],
+            [
+                "__Secure-access_token",
+                "__Secure-refresh_token",
+                "__Secure-csrf_token",
+                "__Secure-device_token"
+            ]
+        );
+        assert!(is_host_prefix("__HOST-x") && !is_host_prefix("__Hos") && !is_host_prefix(""));
+        assert!(is_secure_prefix("__secure-") && !is_secure_prefix("nauth_"));
     }
 }

@@ -59,8 +59,10 @@ pub(crate) fn check_csrf(inner: &Inner, req: &Request, session_id: &str) -> Auth
         .header("x-csrf-token")
         .filter(|h| !h.is_empty())
         .ok_or(AuthError::CsrfMissing)?;
+    // A CSRF cookie sent twice (tossed by a sibling subdomain) is never compared.
     let cookie_matches = req
-        .cookie(&inner.cookies.csrf)
+        .unique_cookie(&inner.cookies.csrf)
+        .map_err(|_| AuthError::CsrfInvalid)?
         .is_some_and(|c| crate::codes::ct_eq(c, header));
     if cookie_matches && inner.keys.csrf_valid(session_id, header) {
         Ok(())
@@ -69,14 +71,22 @@ pub(crate) fn check_csrf(inner: &Inner, req: &Request, session_id: &str) -> Auth
     }
 }
 
-/// The access token a request presents and whether it came from the cookie.
+/// The access token a request presents and whether it came from the cookie. An access cookie
+/// sent twice is `401 AUTH_TOKEN_INVALID` (cookie tossing), unless a bearer token decides.
 pub(crate) fn access_token<'r>(inner: &Inner, req: &'r Request) -> AuthResult<(&'r str, bool)> {
     let bearer = req.bearer();
-    let cookie = req.cookie(&inner.cookies.access).filter(|c| !c.is_empty());
     if bearer.is_some_and(|b| b.starts_with("nk_")) {
         // API keys arrive with their own issue; until then no key is valid.
         return Err(AuthError::ApiKeyInvalid);
     }
+    let cookie = match bearer {
+        // The bearer alone authenticates (API.md §5); the cookies are not read.
+        Some(_) => None,
+        None => req
+            .unique_cookie(&inner.cookies.access)
+            .map_err(|_| AuthError::TokenInvalid)?
+            .filter(|c| !c.is_empty()),
+    };
     match (inner.cfg.token_delivery.mode, bearer, cookie) {
         (DeliveryMode::Cookies, Some(_), _) => Err(AuthError::BearerNotAllowed),
         (DeliveryMode::Json, None, Some(_)) => Err(AuthError::CookiesNotAllowed),
@@ -91,6 +101,9 @@ type SessionRow = (String, String, String, i64, i64);
 /// Entries per thread in each of the per-thread caches below.
 const LOCAL_CACHE_MAX: usize = 4096;
 
+/// A verified token, its claims, and the time it is valid from (the later of `iat` and `nbf`).
+type CachedToken = (Box<str>, Rc<Claims>, i64);
+
 static NEXT_INSTANCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 thread_local! {
@@ -99,7 +112,7 @@ thread_local! {
     /// are signed), so a hit needs the whole token to match, compared in constant time;
     /// times are still checked on every use. Keyed by engine and the token's last 16 bytes
     /// (its HMAC, uniformly random).
-    static TOKENS: RefCell<HashMap<(u64, u64), (Box<str>, Rc<Claims>)>> = RefCell::new(HashMap::new());
+    static TOKENS: RefCell<HashMap<(u64, u64), CachedToken>> = RefCell::new(HashMap::new());
     /// Live SQLite sessions, per worker thread, stamped with the engine's generation.
     static SESSIONS: RefCell<HashMap<(u64, String), (u64, SessionRow)>> = RefCell::new(HashMap::new());
 }
@@ -109,16 +122,6 @@ fn cache_key(token: &str) -> u64 {
     tail.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })
-}
-
-fn check_times(c: &Claims, now_s: i64) -> AuthResult<()> {
-    if c.exp + crate::tokens::LEEWAY_SECS < now_s {
-        return Err(AuthError::TokenExpired);
-    }
-    if c.iat > now_s + crate::tokens::LEEWAY_SECS {
-        return Err(AuthError::TokenInvalid);
-    }
-    Ok(())
 }
 
 /// The engine's share of the per-thread caches, and the generation that invalidates its
@@ -162,19 +165,20 @@ impl SessionCache {
         let key = (self.instance, cache_key(token));
         let hit = TOKENS.with_borrow(|m| {
             m.get(&key)
-                .filter(|(t, _)| crate::codes::ct_eq(t, token))
-                .map(|(_, c)| c.clone())
+                .filter(|(t, _, _)| crate::codes::ct_eq(t, token))
+                .map(|(_, c, start)| (c.clone(), *start))
         });
-        if let Some(c) = hit {
-            check_times(&c, now_s)?;
+        if let Some((c, start)) = hit {
+            crate::tokens::check_times(c.exp, start, now_s)?;
             return Ok(c);
         }
-        let claims = Rc::new(inner.signer.verify(token, now_s)?);
+        let (claims, start) = inner.signer.verify_with_start(token, now_s)?;
+        let claims = Rc::new(claims);
         TOKENS.with_borrow_mut(|m| {
             if m.len() >= LOCAL_CACHE_MAX {
                 m.clear();
             }
-            m.insert(key, (token.into(), claims.clone()));
+            m.insert(key, (token.into(), claims.clone(), start));
         });
         Ok(claims)
     }

@@ -74,6 +74,34 @@ impl Request {
             .map(|(_, v)| v.trim_matches('"'))
     }
 
+    /// Every value of a header, in the order received (a header may be sent on several lines).
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A cookie's value from the `Cookie` headers, refusing a name sent more than once
+    /// (cookie tossing: a sibling subdomain or a narrower path can plant a second cookie of the
+    /// same name, and which one a server reads first is up to the browser's ordering).
+    pub fn unique_cookie(&self, name: &str) -> Result<Option<&str>, DuplicateCookie> {
+        let mut found = None;
+        for (k, v) in self
+            .header_values("cookie")
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+        {
+            if k.trim() == name {
+                if found.is_some() {
+                    return Err(DuplicateCookie);
+                }
+                found = Some(v.trim().trim_matches('"'));
+            }
+        }
+        Ok(found)
+    }
+
     /// A query parameter's value, percent-decoded (`+` as space).
     pub fn query_param(&self, name: &str) -> Option<String> {
         let q = self.query.as_deref()?;
@@ -93,6 +121,43 @@ impl Request {
             .eq_ignore_ascii_case("bearer")
             .then(|| token.trim())
             .filter(|t| !t.is_empty())
+    }
+}
+
+/// A request carried the same cookie name twice ([`Request::unique_cookie`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DuplicateCookie;
+
+/// The `Allow` value of a path that serves `methods` (API.md §1): each method once, upper-case,
+/// in the order given, then `OPTIONS`. An item may itself be a list (a framework's own `Allow`
+/// value, `GET,HEAD` or `GET, HEAD`): every door then sends the same bytes.
+pub fn allow_value<'a>(methods: impl IntoIterator<Item = &'a str>) -> String {
+    let mut seen: Vec<String> = Vec::new();
+    for m in methods.into_iter().flat_map(|m| m.split(',')) {
+        let m = m.trim().to_ascii_uppercase();
+        if !m.is_empty() && m != "OPTIONS" && !seen.contains(&m) {
+            seen.push(m);
+        }
+    }
+    seen.push("OPTIONS".into());
+    seen.join(", ")
+}
+
+/// The answer for one of the app's own paths when its framework found no handler for the
+/// method: `OPTIONS` → `204` with `Allow`, any other method → the contract's
+/// `405 METHOD_NOT_ALLOWED` JSON with `Allow`. `methods` are the ones the path serves. The
+/// adapters call it from their method-not-allowed hooks, so the app's routes answer like the
+/// routes under the mount prefix.
+pub fn method_reply<'a>(
+    nauth: &crate::NAuth,
+    method: &str,
+    methods: impl IntoIterator<Item = &'a str>,
+) -> Reply {
+    let allow = allow_value(methods);
+    if method.eq_ignore_ascii_case("OPTIONS") {
+        Reply::empty(204).with_header("allow", allow)
+    } else {
+        nauth.error_reply(&crate::AuthError::MethodNotAllowed { allow })
     }
 }
 
@@ -206,5 +271,58 @@ mod tests {
         assert_eq!(percent_decode("%zz"), None);
         assert_eq!(percent_decode("%FF"), None);
         assert_eq!(percent_encode("a b/c"), "a%20b%2Fc");
+    }
+
+    #[test]
+    fn unique_cookies() {
+        let with = |lines: &[&str]| {
+            let mut r = Request::new("GET", "/");
+            for l in lines {
+                r.headers.push(("cookie".into(), (*l).into()));
+            }
+            r
+        };
+        type Case<'a> = (&'a [&'a str], Result<Option<&'a str>, DuplicateCookie>);
+        let cases: &[Case] = &[
+            (&[], Ok(None)),
+            (&["a=1; b=2"], Ok(None)),
+            (&["a=1; n=x; b=2"], Ok(Some("x"))),
+            (&["n=\"x\""], Ok(Some("x"))),
+            (&["n="], Ok(Some(""))),
+            (&["nn=1; n_=2"], Ok(None)),
+            (&["n=x; n=y"], Err(DuplicateCookie)),
+            (&["n=x; n=x"], Err(DuplicateCookie)),
+            (&["n=x", "a=1; n=y"], Err(DuplicateCookie)),
+            (&["n=; n=y"], Err(DuplicateCookie)),
+            (&["n=x;n=y"], Err(DuplicateCookie)),
+        ];
+        for (lines, want) in cases {
+            assert_eq!(with(lines).unique_cookie("n"), *want, "{lines:?}");
+        }
+        let mut r = with(&["n=x; n=y"]);
+        r.headers.push(("x-forwarded-for".into(), "1.1.1.1".into()));
+        r.headers.push(("X-Forwarded-For".into(), "2.2.2.2".into()));
+        let xff: Vec<&str> = r.header_values("x-forwarded-for").collect();
+        assert_eq!(xff, ["1.1.1.1", "2.2.2.2"]);
+        assert_eq!(r.cookie("n"), Some("x"));
+    }
+
+    #[test]
+    fn allow_values() {
+        let cases: &[(&[&str], &str)] = &[
+            (&[], "OPTIONS"),
+            (&["GET"], "GET, OPTIONS"),
+            (&["GET", "HEAD"], "GET, HEAD, OPTIONS"),
+            (&["GET,HEAD,POST"], "GET, HEAD, POST, OPTIONS"),
+            (&["GET, HEAD"], "GET, HEAD, OPTIONS"),
+            (
+                &["GET", "HEAD", "POST", "OPTIONS"],
+                "GET, HEAD, POST, OPTIONS",
+            ),
+            (&[" get", "HEAD ", "GET", ""], "GET, HEAD, OPTIONS"),
+        ];
+        for (methods, want) in cases {
+            assert_eq!(allow_value(methods.iter().copied()), *want, "{methods:?}");
+        }
     }
 }

@@ -12,6 +12,7 @@ mod flows;
 pub mod guard;
 pub mod http;
 pub mod input;
+mod ip;
 pub mod kv;
 pub mod mfa;
 pub mod notify;

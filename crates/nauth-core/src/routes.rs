@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::Inner;
 use crate::clock::iso8601;
-use crate::delivery::wants_json;
+use crate::delivery::{RefreshFrom, wants_json};
 use crate::error::AuthError;
 use crate::events::Origin;
 use crate::flows::{self, AuthOutcome, Ctx, Outcome};
@@ -174,25 +174,13 @@ pub(crate) fn error_reply(inner: &Inner, err: &AuthError) -> Reply {
     reply
 }
 
-/// The client's address: the socket peer, or the right-most untrusted `X-Forwarded-For` hop
-/// when the peer is a trusted proxy.
+/// The client's address (API.md §7): see [`crate::ip::client_ip`].
 pub(crate) fn client_ip(inner: &Inner, req: &Request) -> Option<IpAddr> {
-    let peer = req.peer_ip?;
-    let trusted = |ip: &IpAddr| inner.cfg.trusted_proxies.iter().any(|n| n.contains(ip));
-    if !trusted(&peer) {
-        return Some(peer);
-    }
-    let xff = req.header("x-forwarded-for")?;
-    let hops: Vec<IpAddr> = xff
-        .split(',')
-        .filter_map(|h| h.trim().parse().ok())
-        .collect();
-    hops.iter()
-        .rev()
-        .find(|ip| !trusted(ip))
-        .copied()
-        .or(hops.first().copied())
-        .or(Some(peer))
+    crate::ip::client_ip(
+        req.peer_ip,
+        req.header_values("x-forwarded-for"),
+        &inner.cfg.trusted_proxies,
+    )
 }
 
 fn is_json_content_type(req: &Request) -> bool {
@@ -258,9 +246,13 @@ async fn route_and_run(inner: &Inner, req: &Request) -> Result<Reply, AuthError>
         return Err(AuthError::UnsupportedMediaType);
     }
     let input = Input::parse(body)?;
-    let body_has_refresh = route == Route::Refresh && input.has("refreshToken");
+    let refresh_from = match route {
+        Route::Refresh | Route::Logout if input.has("refreshToken") => RefreshFrom::Body,
+        Route::Refresh if req.cookie(&inner.cookies.refresh).is_some() => RefreshFrom::Cookie,
+        _ => RefreshFrom::Nowhere,
+    };
     drop(input);
-    let json_delivery = wants_json(inner.cfg.token_delivery.mode, req, body_has_refresh);
+    let json_delivery = wants_json(inner.cfg.token_delivery.mode, req, refresh_from);
     let ip = client_ip(inner, req);
     let mut attempt = 0;
     let (ctx, outcome) = loop {

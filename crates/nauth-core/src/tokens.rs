@@ -7,8 +7,31 @@ use serde::{Deserialize, Serialize};
 use crate::codes::sha256_hex;
 use crate::error::{AuthError, AuthResult};
 
-/// Clock leeway for `exp` and a future `iat` (API.md §5).
+/// Clock leeway for `exp` and a future `iat` or `nbf` (API.md §5).
 pub const LEEWAY_SECS: i64 = 30;
+
+/// `401 AUTH_TOKEN_INVALID` for a token not valid yet (`not_before`, the later of `iat` and
+/// `nbf`, beyond the leeway), `401 AUTH_TOKEN_EXPIRED` past `exp` plus the leeway; at `now`
+/// (Unix seconds).
+pub(crate) fn check_times(exp: i64, not_before: i64, now: i64) -> AuthResult<()> {
+    if not_before > now + LEEWAY_SECS {
+        return Err(AuthError::TokenInvalid);
+    }
+    if exp + LEEWAY_SECS < now {
+        return Err(AuthError::TokenExpired);
+    }
+    Ok(())
+}
+
+/// The claims as decoded, with the optional `nbf` (tokens issued here carry none, but a token
+/// that does is held to it).
+#[derive(Deserialize)]
+struct Decoded {
+    #[serde(flatten)]
+    claims: Claims,
+    #[serde(default)]
+    nbf: Option<i64>,
+}
 
 /// The claims of an access token; every one is required.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,9 +118,16 @@ impl TokenSigner {
             .map_err(|e| AuthError::Internal(format!("jwt sign: {e}")))
     }
 
-    /// Verifies signature, algorithm, `kid`, issuer, audience, type and times at `now` (Unix s).
+    /// Verifies signature, algorithm, `kid`, issuer, audience, type and times (`exp`, and
+    /// `iat`/`nbf` in the future) at `now` (Unix s).
     pub fn verify(&self, token: &str, now: i64) -> AuthResult<Claims> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+        self.verify_with_start(token, now).map(|(c, _)| c)
+    }
+
+    /// [`TokenSigner::verify`], also returning the time the token is valid from (the later
+    /// of `iat` and `nbf`), so a cached token's times can be checked again on every use.
+    pub(crate) fn verify_with_start(&self, token: &str, now: i64) -> AuthResult<(Claims, i64)> {
+        let data = jsonwebtoken::decode::<Decoded>(token, &self.decoding, &self.validation)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => AuthError::TokenExpired,
                 _ => AuthError::TokenInvalid,
@@ -105,14 +135,13 @@ impl TokenSigner {
         if data.header.kid.as_deref() != Some(self.kid.as_str()) {
             return Err(AuthError::TokenInvalid);
         }
-        let c = data.claims;
-        if c.token_type != "access" || c.iat > now + LEEWAY_SECS {
+        let Decoded { claims: c, nbf } = data.claims;
+        if c.token_type != "access" {
             return Err(AuthError::TokenInvalid);
         }
-        if c.exp + LEEWAY_SECS < now {
-            return Err(AuthError::TokenExpired);
-        }
-        Ok(c)
+        let start = nbf.map_or(c.iat, |n| n.max(c.iat));
+        check_times(c.exp, start, now)?;
+        Ok((c, start))
     }
 }
 
@@ -120,6 +149,7 @@ impl TokenSigner {
 mod tests {
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use serde_json::{Value, json};
 
     use super::*;
 
@@ -202,5 +232,49 @@ mod tests {
         )
         .expect("sign");
         assert!(matches!(s.verify(&t3, now), Err(AuthError::TokenInvalid)));
+    }
+
+    #[test]
+    fn not_before() {
+        let key = b"k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1";
+        let s = TokenSigner::hs256(key, "nauth", "nauth");
+        let now = 1_800_000_000;
+        let sign = |nbf: Value| {
+            let mut v = serde_json::to_value(claims(now)).expect("json");
+            v["nbf"] = nbf;
+            let h = Header {
+                kid: Some(s.kid.clone()),
+                ..Header::new(Algorithm::HS256)
+            };
+            jsonwebtoken::encode(&h, &v, &EncodingKey::from_secret(key)).expect("sign")
+        };
+        // (nbf, verified at, answer)
+        let cases: &[(Value, i64, Result<i64, AuthError>)] = &[
+            (json!(now), now, Ok(now)),
+            (json!(now - 100), now, Ok(now)),
+            (json!(now + 30), now, Ok(now + 30)),
+            (json!(now + 31), now, Err(AuthError::TokenInvalid)),
+            (json!(now + 600), now, Err(AuthError::TokenInvalid)),
+            (json!(now + 600), now + 570, Ok(now + 600)),
+            (json!("soon"), now, Err(AuthError::TokenInvalid)),
+            (json!(null), now, Ok(now)),
+        ];
+        for (nbf, at, want) in cases {
+            let got = s
+                .verify_with_start(&sign(nbf.clone()), *at)
+                .map(|(_, start)| start);
+            assert_eq!(
+                format!("{got:?}"),
+                format!("{want:?}"),
+                "nbf {nbf} at {}",
+                at - now
+            );
+        }
+        assert!(check_times(now + 900, now + 31, now).is_err());
+        assert!(check_times(now + 900, now + 30, now).is_ok());
+        assert!(matches!(
+            check_times(now, now, now + 31),
+            Err(AuthError::TokenExpired)
+        ));
     }
 }

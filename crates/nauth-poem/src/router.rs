@@ -2,8 +2,9 @@
 
 use nauth_core::{Body, MAX_BODY_BYTES, NAuth};
 use poem::error::NotFoundError;
+use poem::http::Method;
 use poem::http::header::CONTENT_LENGTH;
-use poem::{Endpoint, Request, Response, Route};
+use poem::{Endpoint, IntoEndpoint, Request, Response, Route, RouteMethod};
 
 use crate::response::into_response;
 
@@ -27,6 +28,137 @@ pub fn fallback(
 ) -> impl Fn(NotFoundError) -> std::future::Ready<Response> + Send + Sync + use<> {
     let nauth = nauth.clone();
     move |_| std::future::ready(into_response(nauth.not_found()))
+}
+
+/// The methods of one of the app's paths, like poem's [`RouteMethod`], answering a method the
+/// path lacks as the routes under the prefix do (API.md §1): the contract's
+/// `405 METHOD_NOT_ALLOWED` JSON with `Allow` (the path's methods, `HEAD` with `GET`, then
+/// `OPTIONS`), and `204` with that `Allow` for `OPTIONS`. poem's own `MethodNotAllowedError`
+/// does not say which methods the path has, hence this list of them.
+///
+/// Needs `.data(nauth)` on the app, like the extractors.
+///
+/// ```no_run
+/// use nauth_poem::Methods;
+/// use poem::{Route, handler};
+///
+/// #[handler]
+/// fn healthz() -> &'static str {
+///     "ok"
+/// }
+///
+/// let routes = Route::new().at("/healthz", Methods::new().get(healthz));
+/// ```
+#[derive(Default)]
+pub struct Methods {
+    names: Vec<Method>,
+    inner: RouteMethod,
+}
+
+impl std::fmt::Debug for Methods {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Methods")
+            .field("methods", &self.names)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Methods {
+    /// No methods yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Serves `method` with `ep`.
+    #[must_use]
+    pub fn method<E>(mut self, method: Method, ep: E) -> Self
+    where
+        E: IntoEndpoint,
+        E::Endpoint: 'static,
+    {
+        self.names.push(method.clone());
+        self.inner = self.inner.method(method, ep);
+        self
+    }
+
+    /// Serves `GET` (and `HEAD`, as poem does) with `ep`.
+    #[must_use]
+    pub fn get<E>(self, ep: E) -> Self
+    where
+        E: IntoEndpoint,
+        E::Endpoint: 'static,
+    {
+        self.method(Method::GET, ep)
+    }
+
+    /// Serves `POST` with `ep`.
+    #[must_use]
+    pub fn post<E>(self, ep: E) -> Self
+    where
+        E: IntoEndpoint,
+        E::Endpoint: 'static,
+    {
+        self.method(Method::POST, ep)
+    }
+
+    /// Serves `PUT` with `ep`.
+    #[must_use]
+    pub fn put<E>(self, ep: E) -> Self
+    where
+        E: IntoEndpoint,
+        E::Endpoint: 'static,
+    {
+        self.method(Method::PUT, ep)
+    }
+
+    /// Serves `PATCH` with `ep`.
+    #[must_use]
+    pub fn patch<E>(self, ep: E) -> Self
+    where
+        E: IntoEndpoint,
+        E::Endpoint: 'static,
+    {
+        self.method(Method::PATCH, ep)
+    }
+
+    /// Serves `DELETE` with `ep`.
+    #[must_use]
+    pub fn delete<E>(self, ep: E) -> Self
+    where
+        E: IntoEndpoint,
+        E::Endpoint: 'static,
+    {
+        self.method(Method::DELETE, ep)
+    }
+
+    fn serves(&self, m: &Method) -> bool {
+        self.names.contains(m) || (*m == Method::HEAD && self.names.contains(&Method::GET))
+    }
+
+    /// The `Allow` list: the methods in order, `HEAD` right after `GET`.
+    fn allow(&self) -> Vec<&str> {
+        let mut v = Vec::new();
+        for m in &self.names {
+            v.push(m.as_str());
+            if *m == Method::GET {
+                v.push("HEAD");
+            }
+        }
+        v
+    }
+}
+
+impl Endpoint for Methods {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        if self.serves(req.method()) {
+            return self.inner.call(req).await;
+        }
+        let nauth = req.data::<NAuth>().ok_or_else(missing_data)?;
+        let reply = nauth_core::http::method_reply(nauth, req.method().as_str(), self.allow());
+        Ok(into_response(reply))
+    }
 }
 
 /// Answered when an extractor finds no engine in the request data.

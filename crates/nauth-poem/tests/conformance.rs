@@ -7,10 +7,10 @@ use std::pin::Pin;
 
 use nauth_core::NAuth;
 use nauth_core::conformance::Door;
-use nauth_poem::{Admin, AuthUser, OptionalAuthUser, RequireRole};
+use nauth_poem::{Admin, AuthUser, Methods, OptionalAuthUser, RequireRole};
 use poem::listener::TcpAcceptor;
 use poem::web::Json;
-use poem::{EndpointExt, Route, Server, get, handler};
+use poem::{EndpointExt, Route, Server, handler};
 use serde_json::{Value, json};
 
 struct PoemDoor;
@@ -34,9 +34,9 @@ impl Door for PoemDoor {
     fn serve(&self, nauth: NAuth) -> Pin<Box<dyn Future<Output = SocketAddr> + Send + '_>> {
         Box::pin(async move {
             let routes = Route::new()
-                .at("/api/data", get(data).post(data))
-                .at("/api/admin", get(admin))
-                .at("/api/optional", get(optional));
+                .at("/api/data", Methods::new().get(data).post(data))
+                .at("/api/admin", Methods::new().get(admin))
+                .at("/api/optional", Methods::new().get(optional));
             let app = nauth_poem::mount(routes, &nauth)
                 .catch_error(nauth_poem::fallback(&nauth))
                 .data(nauth);

@@ -3,6 +3,7 @@
 //!
 //! `cargo run -p actix-app` needs no configuration: SQLite `nauth.db`, codes on the console.
 
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, Route, guard, web};
 use nauth_actix::{Admin, AuthUser, RequireRole};
 use nauth_core::example;
@@ -31,7 +32,8 @@ fn html(page: &'static str) -> HttpResponse {
         .body(page)
 }
 
-/// A GET route that also answers HEAD (as axum's `get` does); other methods get 405 + `Allow`.
+/// A GET route that also answers HEAD (as axum's `get` does); other methods get the contract's
+/// 405 with `Allow` from `nauth_actix::contract_routing`.
 fn get() -> Route {
     Route::new().guard(guard::Any(guard::Get()).or(guard::Head()))
 }
@@ -42,9 +44,11 @@ async fn main() {
     let Some((nauth, bind)) = example::start("actix-app").await else {
         return;
     };
-    // The app: nauth under `/auth`, the demo routes, and JSON 404s for everything else.
+    // The app: nauth under `/auth`, the demo routes, JSON 404s for everything else; paths
+    // match as sent and a missing method is the contract's 405 (`contract_routing`).
     let app = move || {
         App::new()
+            .wrap(from_fn(nauth_actix::contract_routing))
             .service(web::resource("/").route(get().to(|| async { html(example::INDEX_HTML) })))
             .service(
                 web::resource("/reset-password")

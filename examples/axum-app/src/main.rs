@@ -29,9 +29,10 @@ async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// The app: nauth under `/auth`, the demo routes, and JSON 404s for everything else.
+/// The app: nauth under `/auth`, the demo routes, JSON 404s for everything else, and the
+/// contract's 405/OPTIONS answers on every route.
 fn app(nauth: NAuth) -> Router {
-    Router::new()
+    let app = Router::new()
         .route("/", get(|| async { Html(example::INDEX_HTML) }))
         .route(
             "/reset-password",
@@ -43,7 +44,8 @@ fn app(nauth: NAuth) -> Router {
         .route("/api/reports", get(reports))
         .merge(nauth_axum::router(nauth.clone()))
         .fallback(nauth_axum::fallback)
-        .layer(Extension(nauth))
+        .layer(Extension(nauth.clone()));
+    nauth_axum::contract_routing(app, &nauth)
 }
 
 #[tokio::main]

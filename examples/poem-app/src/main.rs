@@ -4,10 +4,10 @@
 //! `cargo run -p poem-app` needs no configuration: SQLite `nauth.db`, codes on the console.
 
 use nauth_core::example;
-use nauth_poem::{Admin, AuthUser, NAuth, RequireRole};
+use nauth_poem::{Admin, AuthUser, Methods, NAuth, RequireRole};
 use poem::listener::TcpAcceptor;
 use poem::web::{Html, Json};
-use poem::{Endpoint, EndpointExt, Route, Server, get, handler};
+use poem::{Endpoint, EndpointExt, Route, Server, handler};
 use serde_json::{Value, json};
 
 #[handler]
@@ -41,15 +41,16 @@ fn reports(AuthUser(u): AuthUser) -> Json<Value> {
     Json(json!({ "sub": u.sub, "message": "reports" }))
 }
 
-/// The app: nauth under `/auth`, the demo routes, and JSON 404s for everything else.
+/// The app: nauth under `/auth`, the demo routes (`Methods` answers the contract's 405 and
+/// OPTIONS for them), and JSON 404s for everything else.
 fn app(nauth: NAuth) -> impl Endpoint {
     let routes = Route::new()
-        .at("/", get(index))
-        .at("/reset-password", get(reset_password))
-        .at("/healthz", get(healthz))
-        .at("/api/data", get(data))
-        .at("/api/admin", get(admin))
-        .at("/api/reports", get(reports));
+        .at("/", Methods::new().get(index))
+        .at("/reset-password", Methods::new().get(reset_password))
+        .at("/healthz", Methods::new().get(healthz))
+        .at("/api/data", Methods::new().get(data))
+        .at("/api/admin", Methods::new().get(admin))
+        .at("/api/reports", Methods::new().get(reports));
     nauth_poem::mount(routes, &nauth)
         .catch_error(nauth_poem::fallback(&nauth))
         .data(nauth)

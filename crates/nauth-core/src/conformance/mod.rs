@@ -1,12 +1,14 @@
 //! The HTTP conformance suite every adapter runs (feature `conformance`).
 //!
 //! An adapter implements [`Door`]: serve this engine, with the example app's routes
-//! (`/api/data` behind `AuthUser`, `/api/admin` behind `RequireRole<Admin>`, `/api/optional`
-//! behind `OptionalAuthUser`, and the JSON 404 fallback), on a loopback port. The suite then
-//! speaks real HTTP/1.1 to it, so all three doors are held to the same bytes.
+//! (`/api/data` behind `AuthUser` for GET, HEAD and POST, `/api/admin` behind
+//! `RequireRole<Admin>` and `/api/optional` behind `OptionalAuthUser` for GET and HEAD, the
+//! adapter's 405/OPTIONS answers for them, and the JSON 404 fallback), on a loopback port.
+//! The suite then speaks real HTTP/1.1 to it, so all three doors are held to the same bytes.
 
 mod cases;
 mod client;
+mod edge_cases;
 mod mfa_cases;
 pub mod wire;
 
@@ -211,9 +213,16 @@ type CaseFn =
     for<'a> fn(&'a dyn Door, &'a Backend) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 /// Runs every case against `door` on `backend`, a few at a time; panics listing the cases
-/// that failed.
+/// that failed. `NAUTH_TEST_CASES` (comma-separated parts of names) runs only the cases whose
+/// name contains one of them.
 pub async fn run_all(door: &'static dyn Door, backend: Backend) {
-    run_selected(door, backend, |_| true).await
+    let only: Vec<String> = std::env::var("NAUTH_TEST_CASES")
+        .map(|v| v.split(',').map(|p| p.trim().to_string()).collect())
+        .unwrap_or_default();
+    run_selected(door, backend, |n| {
+        only.is_empty() || only.iter().any(|p| !p.is_empty() && n.contains(p.as_str()))
+    })
+    .await
 }
 
 /// Runs the cases whose name passes `filter`.
@@ -225,7 +234,7 @@ pub async fn run_selected(
     let backend: &'static Backend = Box::leak(Box::new(backend));
     let mut failed = Vec::new();
     let mut ran = 0;
-    let selected: Vec<&(&str, CaseFn)> = cases::CASES.iter().filter(|(n, _)| filter(n)).collect();
+    let selected: Vec<&(&str, CaseFn)> = all_cases().filter(|(n, _)| filter(n)).collect();
     for chunk in selected.chunks(4) {
         let handles: Vec<_> = chunk
             .iter()
@@ -282,7 +291,12 @@ macro_rules! conformance_tests {
     };
 }
 
+/// Every case, in order.
+fn all_cases() -> impl Iterator<Item = &'static (&'static str, CaseFn)> {
+    cases::CASES.iter().chain(edge_cases::EDGE_CASES.iter())
+}
+
 /// The names of every case, in order.
 pub fn case_names() -> Vec<&'static str> {
-    cases::CASES.iter().map(|(n, _)| *n).collect()
+    all_cases().map(|(n, _)| *n).collect()
 }
