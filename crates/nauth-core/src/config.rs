@@ -328,6 +328,9 @@ section! {
         backend: KvBackend = KvBackend::Database,
         /// Redis URL of the `redis` backend.
         redis_url: String = String::new(),
+        /// How often expired rows (kv entries, challenges, verification tokens, sessions,
+        /// trusted devices) are deleted in the background; zero disables the purge.
+        #[serde(with = "duration_str")] purge_interval: Duration = mins(10),
     }
 }
 
@@ -385,6 +388,7 @@ impl fmt::Debug for KvConfig {
         f.debug_struct("KvConfig")
             .field("backend", &self.backend)
             .field("redis_url", &redact_url(&self.redis_url))
+            .field("purge_interval", &self.purge_interval)
             .finish()
     }
 }
@@ -531,6 +535,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("sms", "provider", Enum(SmsProvider::NAMES)), ("sms", "webhook_url", Str),
     ("api_keys", "scopes", StrList),
     ("kv", "backend", Enum(KvBackend::NAMES)), ("kv", "redis_url", Str),
+    ("kv", "purge_interval", Dur),
 ];
 #[rustfmt::skip]
 const SECTIONS: &[&str] = &["jwt", "refresh", "session", "token_delivery", "signup", "password",
@@ -942,7 +947,7 @@ session = { validation = "database" }
 email = { provider = "console", smtp_url = "", from = "nauth <no-reply@localhost>" }
 sms = { provider = "console", webhook_url = "" }
 api_keys = { scopes = ["read", "write", "admin"] }
-kv = { backend = "database", redis_url = "" }
+kv = { backend = "database", redis_url = "", purge_interval = "10m" }
 [token_delivery]
 mode = "json"
 cookie_prefix = "nauth_"

@@ -119,6 +119,9 @@ pub enum AuthError {
     /// Database or Redis unreachable; the cause is logged, never sent.
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// The password-hashing queue is full: answered at once with `Retry-After`, never queued.
+    #[error("busy; retry after {retry_after} s")]
+    Busy { retry_after: u64 },
 }
 
 impl AuthError {
@@ -216,7 +219,9 @@ impl AuthError {
                 RateLimit::Sms => (429, "RATE_LIMIT_SMS", "Too many text messages"),
             },
             Internal(_) => (500, "INTERNAL_ERROR", "Internal error"),
-            Unavailable(_) | Contention => (503, "SERVICE_UNAVAILABLE", "Service unavailable"),
+            Unavailable(_) | Contention | Busy { .. } => {
+                (503, "SERVICE_UNAVAILABLE", "Service unavailable")
+            }
         }
     }
 
@@ -252,7 +257,7 @@ impl AuthError {
             } => {
                 d.insert("attemptsRemaining".into(), json!(n));
             }
-            AuthError::RateLimited { retry_after, .. } => {
+            AuthError::RateLimited { retry_after, .. } | AuthError::Busy { retry_after } => {
                 d.insert("retryAfter".into(), json!(retry_after));
             }
             _ => {}
@@ -281,7 +286,7 @@ impl AuthError {
             h.push(("www-authenticate".into(), "Bearer".into()));
         }
         match self {
-            AuthError::RateLimited { retry_after, .. } => {
+            AuthError::RateLimited { retry_after, .. } | AuthError::Busy { retry_after } => {
                 h.push(("retry-after".into(), retry_after.to_string()));
             }
             AuthError::MethodNotAllowed { allow } => h.push(("allow".into(), allow.clone())),
@@ -365,5 +370,9 @@ mod tests {
                 .headers()
                 .contains(&("www-authenticate".into(), "Bearer".into()))
         );
+        let busy = AuthError::Busy { retry_after: 1 };
+        assert_eq!((busy.status(), busy.code()), (503, "SERVICE_UNAVAILABLE"));
+        assert_eq!(busy.headers(), vec![("retry-after".into(), "1".into())]);
+        assert_eq!(busy.body("t")["details"]["retryAfter"], 1);
     }
 }

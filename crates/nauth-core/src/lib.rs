@@ -19,6 +19,7 @@ pub mod notify;
 #[cfg(any(test, feature = "conformance"))]
 pub mod notify_testing;
 pub mod password;
+mod purge;
 mod routes;
 pub mod store;
 pub mod tokens;
@@ -153,21 +154,22 @@ impl NAuthBuilder {
         })?;
         let cookies = delivery::CookieSpec::from_config(&cfg);
         let session_cache = guard::SessionCache::new(store.backend() == sea_orm::DbBackend::Sqlite);
-        Ok(NAuth {
-            inner: Arc::new(Inner {
-                cfg,
-                store,
-                kv,
-                email,
-                sms,
-                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
-                keys,
-                signer,
-                hasher,
-                cookies,
-                session_cache,
-            }),
-        })
+        let inner = Arc::new(Inner {
+            cfg,
+            store,
+            kv,
+            email,
+            sms,
+            clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            keys,
+            signer,
+            hasher,
+            cookies,
+            session_cache,
+        });
+        // Background work holds the engine weakly, so it ends when the last clone is dropped.
+        purge::spawn(Arc::downgrade(&inner), inner.cfg.kv.purge_interval);
+        Ok(NAuth { inner })
     }
 }
 

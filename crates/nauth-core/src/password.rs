@@ -79,18 +79,33 @@ pub fn check_policy(password: &str, email: Option<&str>, cfg: &PasswordConfig) -
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// The process-wide hashing pool: one long-lived thread per core, fed by a queue. Long-lived
-/// threads keep their allocator arenas warm (a fresh thread per hash pays page faults on 19 MiB
-/// every time, measured at ~20 % of throughput), and the fixed size bounds the CPU that a login
-/// storm can take: requests beyond it wait asynchronously in the queue.
-fn pool() -> &'static std::sync::mpsc::SyncSender<Job> {
-    static POOL: OnceLock<std::sync::mpsc::SyncSender<Job>> = OnceLock::new();
-    POOL.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(4096);
+/// Jobs waiting per hashing thread. A login storm beyond this waits at most [`ADMIT_WAIT`],
+/// then is answered `503` with `Retry-After`: a deeper queue only makes every waiting client
+/// wait longer (and time out, after its hash was paid for anyway).
+const QUEUE_PER_THREAD: usize = 4;
+
+/// A fixed set of long-lived hashing threads fed by a small bounded queue. Long-lived threads
+/// keep their allocator arenas warm (a fresh thread per hash pays page faults on 19 MiB every
+/// time, measured at ~20 % of throughput), and the fixed size bounds the CPU that a login
+/// storm can take.
+struct Pool {
+    tx: std::sync::mpsc::SyncSender<Job>,
+    /// One permit per queue slot: a request holds one from before its job is queued until a
+    /// thread takes the job, so the queue never overflows, and a short burst waits (FIFO) for
+    /// a slot for at most [`ADMIT_WAIT`] instead of failing at once.
+    admit: Arc<tokio::sync::Semaphore>,
+}
+
+/// How long a request waits for room in the hashing queue before the `503`. Long enough that a
+/// burst of a few dozen logins is absorbed, short enough that a sustained storm is refused
+/// fast: with the queue's own bound a hash never waits much longer than this.
+const ADMIT_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+
+impl Pool {
+    /// Starts `threads` workers behind a queue of `depth` jobs.
+    fn new(threads: usize, depth: usize) -> Pool {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(depth);
         let rx = Arc::new(std::sync::Mutex::new(rx));
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
         for i in 0..threads {
             let rx = rx.clone();
             let spawned = std::thread::Builder::new()
@@ -114,7 +129,64 @@ fn pool() -> &'static std::sync::mpsc::SyncSender<Job> {
                 tracing::error!(error = %e, "cannot start a hashing thread");
             }
         }
-        tx
+        Pool {
+            tx,
+            admit: Arc::new(tokio::sync::Semaphore::new(depth)),
+        }
+    }
+
+    /// Queues `f`; a full queue is `503` with `Retry-After: 1` at once. When the receiver is
+    /// dropped before a thread takes the job (the framework dropped the request future because
+    /// its client went away), the job is skipped instead of hashed.
+    fn submit<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> AuthResult<tokio::sync::oneshot::Receiver<T>> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            if done.is_closed() {
+                return;
+            }
+            let _ = done.send(f());
+        });
+        self.tx.try_send(job).map_err(|e| match e {
+            std::sync::mpsc::TrySendError::Full(_) => AuthError::Busy { retry_after: 1 },
+            std::sync::mpsc::TrySendError::Disconnected(_) => {
+                AuthError::Internal("no hashing threads".into())
+            }
+        })?;
+        Ok(result)
+    }
+
+    /// Runs `f` on the pool and waits for its answer (see [`Pool::submit`]).
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> AuthResult<T> {
+        // A client that goes away while it waits here never queues a job at all.
+        let permit =
+            match tokio::time::timeout(ADMIT_WAIT, self.admit.clone().acquire_owned()).await {
+                Ok(Ok(p)) => p,
+                _ => return Err(AuthError::Busy { retry_after: 1 }),
+            };
+        self.submit(move || {
+            // Taken off the queue: its slot is free for the next request.
+            drop(permit);
+            f()
+        })?
+        .await
+        .map_err(|_| AuthError::Internal("hashing task failed".into()))
+    }
+}
+
+/// The process-wide hashing pool: one thread per core, [`QUEUE_PER_THREAD`] jobs each.
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        Pool::new(threads, threads * QUEUE_PER_THREAD)
     })
 }
 
@@ -163,17 +235,7 @@ impl Hasher {
         f: impl FnOnce(Params) -> T + Send + 'static,
     ) -> AuthResult<T> {
         let params = self.params.clone();
-        let (done, result) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move || {
-            let _ = done.send(f(params));
-        });
-        // The queue is deep; a full one means the pool is far behind: refuse rather than block.
-        pool()
-            .try_send(job)
-            .map_err(|_| AuthError::Unavailable("password hashing queue full".into()))?;
-        result
-            .await
-            .map_err(|_| AuthError::Internal("hashing task failed".into()))
+        pool().run(move || f(params)).await
     }
 
     /// Hashes a password (PHC string).
@@ -275,5 +337,107 @@ mod tests {
                 .expect("verify")
         );
         h.verify_dummy("anything").await.expect("dummy");
+    }
+
+    /// Occupies the pool's thread until the returned sender is dropped.
+    async fn blocker(pool: &Arc<Pool>) -> std::sync::mpsc::Sender<()> {
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let (started_tx, started) = tokio::sync::oneshot::channel::<()>();
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            pool.run(move || {
+                let _ = started_tx.send(());
+                let _ = wait.recv();
+            })
+            .await
+        });
+        started.await.expect("the blocker runs");
+        release
+    }
+
+    fn counting(ran: &Arc<AtomicUsize>) -> impl FnOnce() + Send + 'static {
+        let ran = ran.clone();
+        move || {
+            ran.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn queue_is_a_few_jobs_per_thread() {
+        assert!((2..=8).contains(&QUEUE_PER_THREAD));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn full_queue_is_a_fast_503_with_retry_after() {
+        let pool = Arc::new(Pool::new(1, 2));
+        let release = blocker(&pool).await;
+        // Two slow jobs fill the queue behind the busy thread.
+        let slow: Vec<_> = (0..2)
+            .map(|_| {
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    pool.run(|| std::thread::sleep(Duration::from_millis(10)))
+                        .await
+                })
+            })
+            .collect();
+        while pool.admit.available_permits() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let started = Instant::now();
+        let err = pool.run(|| ()).await.expect_err("queue full");
+        let waited = started.elapsed();
+        assert!(
+            waited >= ADMIT_WAIT && waited < ADMIT_WAIT + Duration::from_millis(500),
+            "refused after the short admission wait, not queued: {waited:?}"
+        );
+        assert!(matches!(err, AuthError::Busy { retry_after: 1 }), "{err:?}");
+        assert_eq!((err.status(), err.code()), (503, "SERVICE_UNAVAILABLE"));
+        assert!(err.headers().contains(&("retry-after".into(), "1".into())));
+        // The queue itself never overflows: a job submitted past the permits is refused at once.
+        assert!(matches!(
+            pool.submit(|| ()).map(|_| ()),
+            Err(AuthError::Busy { retry_after: 1 })
+        ));
+        drop(release);
+        for s in slow {
+            s.await.expect("task").expect("queued jobs still run");
+        }
+        pool.run(|| ()).await.expect("room again");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_whose_client_has_gone_is_skipped() {
+        let pool = Arc::new(Pool::new(1, 4));
+        let ran = Arc::new(AtomicUsize::new(0));
+        let release = blocker(&pool).await;
+        // The client goes away while its job waits in the queue: the request future (and with
+        // it the receiver) is dropped.
+        let gone = tokio::time::timeout(Duration::from_millis(20), pool.run(counting(&ran))).await;
+        assert!(gone.is_err(), "still queued behind the blocker");
+        let waiting = {
+            let (pool, job) = (pool.clone(), counting(&ran));
+            tokio::spawn(async move { pool.run(job).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(release);
+        waiting
+            .await
+            .expect("task")
+            .expect("the waited-for job ran");
+        assert_eq!(
+            ran.load(Ordering::SeqCst),
+            1,
+            "only the job whose client waited was run"
+        );
+        // Every permit came back, the skipped job's included.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while pool.admit.available_permits() < 4 {
+            assert!(Instant::now() < deadline, "a permit leaked");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 }
