@@ -82,12 +82,18 @@ pub enum Step {
     Tokens,
 }
 
-/// The first rule that holds, in the order of API.md §2.1.
+/// The first rule that holds, in the order of API.md §2.1, with one rule ahead of them: a
+/// user who has MFA proves the second factor before anything else, so that a password alone
+/// never reaches FORCE_CHANGE_PASSWORD (which would set a new password and revoke the owner's
+/// sessions) or VERIFY_PHONE (which can name a new phone number).
 pub fn next_step(u: &UserState, p: &Policy) -> Step {
     use ChallengeName::*;
     let wants_email = matches!(p.verification, Verification::Email | Verification::Both);
     let wants_phone = matches!(p.verification, Verification::Phone | Verification::Both);
-    if u.must_change_password {
+    let mfa_due = p.mfa != MfaEnforcement::Off && u.has_mfa && !u.mfa_proven && !u.trusted_device;
+    if mfa_due {
+        Step::Challenge(MfaRequired)
+    } else if u.must_change_password {
         Step::Challenge(ForceChangePassword)
     } else if wants_email && !u.email_verified {
         Step::Challenge(VerifyEmail)
@@ -96,8 +102,6 @@ pub fn next_step(u: &UserState, p: &Policy) -> Step {
     } else if p.mfa == MfaEnforcement::Required && !u.has_mfa && !u.mfa_exempt && !u.in_grace_period
     {
         Step::Challenge(MfaSetupRequired)
-    } else if p.mfa != MfaEnforcement::Off && u.has_mfa && !u.mfa_proven && !u.trusted_device {
-        Step::Challenge(MfaRequired)
     } else {
         Step::Tokens
     }
@@ -143,6 +147,12 @@ mod tests {
                         mfa: m,
                     };
                     let rules: [(bool, ChallengeName); 5] = [
+                        (
+                            m != MfaEnforcement::Off
+                                && u.has_mfa
+                                && !(u.mfa_proven || u.trusted_device),
+                            MfaRequired,
+                        ),
                         (u.must_change_password, ForceChangePassword),
                         (
                             (v == Verification::Email || v == Verification::Both)
@@ -158,12 +168,6 @@ mod tests {
                             m == MfaEnforcement::Required
                                 && !(u.has_mfa || u.mfa_exempt || u.in_grace_period),
                             MfaSetupRequired,
-                        ),
-                        (
-                            m != MfaEnforcement::Off
-                                && u.has_mfa
-                                && !(u.mfa_proven || u.trusted_device),
-                            MfaRequired,
                         ),
                     ];
                     let want = rules
@@ -198,6 +202,17 @@ mod tests {
             ..verified
         };
         assert_eq!(next_step(&forced, &p), Step::Challenge(ForceChangePassword));
+        // An MFA user proves the second factor before a forced change.
+        let forced_mfa = UserState {
+            has_mfa: true,
+            ..forced
+        };
+        assert_eq!(next_step(&forced_mfa, &p), Step::Challenge(MfaRequired));
+        let proven = UserState {
+            mfa_proven: true,
+            ..forced_mfa
+        };
+        assert_eq!(next_step(&proven, &p), Step::Challenge(ForceChangePassword));
         let mfa = UserState {
             has_mfa: true,
             ..verified

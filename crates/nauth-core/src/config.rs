@@ -216,6 +216,8 @@ section! {
         #[serde(with = "duration_str")] resend_delay: Duration = Duration::from_secs(60),
         /// Resends allowed per hour.
         resend_max_per_hour: u32 = 3,
+        /// Signups per client IP per hour (`429 RATE_LIMIT_SIGNUP`).
+        ip_max_per_hour: u32 = 30,
         /// Where `GET /verify-email` sends the browser (URL or `/path`); empty: no redirect.
         verified_redirect: String = String::new(),
     }
@@ -311,6 +313,10 @@ section! {
         provider: SmsProvider = SmsProvider::Console,
         /// Endpoint of the `webhook` provider.
         webhook_url: String = String::new(),
+        /// Text messages per user per hour (`429 RATE_LIMIT_SMS`).
+        user_max_per_hour: u32 = 5,
+        /// Text messages per client IP per hour (`429 RATE_LIMIT_SMS`).
+        ip_max_per_hour: u32 = 20,
     }
 }
 section! {
@@ -516,6 +522,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("signup", "enabled", Bool), ("signup", "verification", Enum(Verification::NAMES)),
     ("signup", "code_ttl", Dur), ("signup", "resend_delay", Dur),
     ("signup", "resend_max_per_hour", U32), ("signup", "verified_redirect", Str),
+    ("signup", "ip_max_per_hour", U32),
     ("password", "min_length", USIZE), ("password", "max_length", USIZE),
     ("password", "require_uppercase", Bool), ("password", "require_lowercase", Bool),
     ("password", "require_digit", Bool), ("password", "require_symbol", Bool),
@@ -533,6 +540,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("email", "provider", Enum(EmailProvider::NAMES)), ("email", "smtp_url", Str),
     ("email", "from", Str),
     ("sms", "provider", Enum(SmsProvider::NAMES)), ("sms", "webhook_url", Str),
+    ("sms", "user_max_per_hour", U32), ("sms", "ip_max_per_hour", U32),
     ("api_keys", "scopes", StrList),
     ("kv", "backend", Enum(KvBackend::NAMES)), ("kv", "redis_url", Str),
     ("kv", "purge_interval", Dur),
@@ -842,6 +850,9 @@ impl NAuthConfig {
              "must be true when token_delivery.cookie_prefix is __Host- or __Secure- (browsers drop such cookies without Secure)"),
             (!self.signup.code_ttl.is_zero(), "signup.code_ttl", positive),
             (self.signup.resend_max_per_hour >= 1, "signup.resend_max_per_hour", one),
+            (self.signup.ip_max_per_hour >= 1, "signup.ip_max_per_hour", one),
+            (self.sms.user_max_per_hour >= 1, "sms.user_max_per_hour", one),
+            (self.sms.ip_max_per_hour >= 1, "sms.ip_max_per_hour", one),
             (is_redirect(&self.signup.verified_redirect), "signup.verified_redirect", redirect),
             (p.min_length >= 1, "password.min_length", one),
             (p.max_length >= p.min_length, "password.max_length",
@@ -945,7 +956,7 @@ jwt = { algorithm = "HS256", access_ttl = "15m", issuer = "nauth", audience = "n
 refresh = { ttl = "7d", absolute_lifetime = "30d", reuse_interval = "10s" }
 session = { validation = "database" }
 email = { provider = "console", smtp_url = "", from = "nauth <no-reply@localhost>" }
-sms = { provider = "console", webhook_url = "" }
+sms = { provider = "console", webhook_url = "", user_max_per_hour = 5, ip_max_per_hour = 20 }
 api_keys = { scopes = ["read", "write", "admin"] }
 kv = { backend = "database", redis_url = "", purge_interval = "10m" }
 [token_delivery]
@@ -960,6 +971,7 @@ verification = "email"
 code_ttl = "1h"
 resend_delay = "60s"
 resend_max_per_hour = 3
+ip_max_per_hour = 30
 verified_redirect = ""
 [password]
 min_length = 8

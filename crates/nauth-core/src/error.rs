@@ -20,8 +20,10 @@ pub enum RateLimit {
     PasswordReset,
     /// Too many code mails to one address.
     Email,
-    /// Too many code messages to one phone number.
+    /// Too many code messages to one phone number, or SMS for one user or client IP.
     Sms,
+    /// Too many signups from one client IP.
+    Signup,
 }
 
 /// Every error nauth answers with. `code()` and `status()` come from one table.
@@ -217,6 +219,7 @@ impl AuthError {
                 ),
                 RateLimit::Email => (429, "RATE_LIMIT_EMAIL", "Too many emails"),
                 RateLimit::Sms => (429, "RATE_LIMIT_SMS", "Too many text messages"),
+                RateLimit::Signup => (429, "RATE_LIMIT_SIGNUP", "Too many signups"),
             },
             Internal(_) => (500, "INTERNAL_ERROR", "Internal error"),
             Unavailable(_) | Contention | Busy { .. } => {

@@ -274,6 +274,11 @@ pub(crate) fn principal_now(inner: &Inner, req: &Request) -> Option<AuthResult<P
         Ok(c) => c,
         Err(e) => return Some(Err(e)),
     };
+    // A deleted account's tokens stop at once, also under `token` validation (one atomic
+    // load while nobody is denied).
+    if inner.deny.is_denied(&claims.sub, claims.iat, now_ms) {
+        return Some(Err(AuthError::SessionNotFound));
+    }
     if inner.cfg.session.validation == SessionValidation::Database {
         let row = inner.session_cache.cached_session(&claims.sid)?;
         return Some(build(&claims, Some(&row), via_cookie, now_ms));

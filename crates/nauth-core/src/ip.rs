@@ -82,7 +82,6 @@ pub(crate) fn client_ip<'a>(
 /// address as its /64 (`2001:db8:1:2::/64`), the smallest network a single subscriber is
 /// usually given. IPv4-mapped IPv6 counts as its IPv4 address. Audit rows keep the full address.
 // Until every per-IP budget counts through it.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn ip_bucket(ip: IpAddr) -> String {
     match canonical(ip) {
         IpAddr::V4(v4) => v4.to_string(),

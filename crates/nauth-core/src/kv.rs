@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Set, Statement};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Set, Statement};
 
 use crate::error::{AuthError, AuthResult};
 use crate::store::entities::kv;
@@ -41,6 +41,41 @@ pub trait Kv: Send + Sync + 'static {
     async fn set(&self, key: &str, value: i64, expires_at: i64) -> AuthResult<()>;
     /// Removes `key`.
     async fn del(&self, key: &str) -> AuthResult<()>;
+    /// Gives back one unit of a live counter (a reservation that was not used, or a success
+    /// that must not count); never below zero, never revives an expired entry.
+    async fn decr(&self, key: &str, now: i64) -> AuthResult<()>;
+    /// Removes `key` only while it still holds `value` (nobody counted since); whether it did.
+    async fn clear_if(&self, key: &str, value: i64) -> AuthResult<bool>;
+    /// Raises a counter to at least `floor` and keeps it alive until at least `until`, in one
+    /// atomic step: concurrent increments are never lost (a lock that a racing `incr` cannot
+    /// undo). An expired entry starts again at `floor`.
+    async fn raise(&self, key: &str, floor: i64, until: i64, now: i64) -> AuthResult<()>;
+    /// Every live entry whose key starts with `prefix` (at most 10,000; keys longer than
+    /// [`MAX_KEY_LEN`] come back in their bounded form). For small families of keys, such as
+    /// the deny set that each instance copies into memory.
+    async fn live_entries(&self, prefix: &str, now: i64) -> AuthResult<Vec<(String, Entry)>>;
+}
+
+/// The most entries [`Kv::live_entries`] returns.
+const LIVE_ENTRIES_MAX: usize = 10_000;
+
+/// The longest kv key stored as it is; longer keys (long identifiers) keep their prefix up to
+/// the first `:` and replace the rest by its SHA-256, so every back end accepts them.
+pub const MAX_KEY_LEN: usize = 120;
+
+/// `key`, or its bounded form (see [`MAX_KEY_LEN`]).
+pub fn bounded_key(key: &str) -> std::borrow::Cow<'_, str> {
+    if key.len() <= MAX_KEY_LEN {
+        return std::borrow::Cow::Borrowed(key);
+    }
+    let prefix = key
+        .split(':')
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(32)
+        .collect::<String>();
+    std::borrow::Cow::Owned(format!("{prefix}:#{}", crate::codes::sha256_hex(key)))
 }
 
 /// Process memory: fast, single instance only.
@@ -96,6 +131,52 @@ impl Kv for MemoryKv {
         self.lock()?.remove(key);
         Ok(())
     }
+
+    async fn clear_if(&self, key: &str, value: i64) -> AuthResult<bool> {
+        let mut map = self.lock()?;
+        if map.get(key).is_some_and(|e| e.value == value) {
+            map.remove(key);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn decr(&self, key: &str, now: i64) -> AuthResult<()> {
+        if let Some(e) = self.lock()?.get_mut(key)
+            && e.expires_at > now
+            && e.value > 0
+        {
+            e.value -= 1;
+        }
+        Ok(())
+    }
+
+    async fn raise(&self, key: &str, floor: i64, until: i64, now: i64) -> AuthResult<()> {
+        let mut map = self.lock()?;
+        let e = map.entry(key.to_string()).or_insert(Entry {
+            value: 0,
+            expires_at: 0,
+        });
+        if e.expires_at <= now {
+            *e = Entry {
+                value: floor,
+                expires_at: until,
+            };
+        } else {
+            e.value = e.value.max(floor);
+            e.expires_at = e.expires_at.max(until);
+        }
+        Ok(())
+    }
+    async fn live_entries(&self, prefix: &str, now: i64) -> AuthResult<Vec<(String, Entry)>> {
+        Ok(self
+            .lock()?
+            .iter()
+            .filter(|(k, e)| k.starts_with(prefix) && e.expires_at > now)
+            .take(LIVE_ENTRIES_MAX)
+            .map(|(k, e)| (k.clone(), *e))
+            .collect())
+    }
 }
 
 /// The `nauth_kv` table: shared by every instance using the database.
@@ -137,12 +218,18 @@ impl Kv for DatabaseKv {
                  expires_at = CASE WHEN nauth_kv.expires_at <= ? THEN ? ELSE nauth_kv.expires_at END"
             }
         };
-        let values: Vec<sea_orm::Value> =
-            vec![key.into(), exp.into(), now.into(), now.into(), exp.into()];
+        let key = bounded_key(key);
+        let values: Vec<sea_orm::Value> = vec![
+            key.as_ref().into(),
+            exp.into(),
+            now.into(),
+            now.into(),
+            exp.into(),
+        ];
         let tx = self.store.begin().await?;
         tx.execute_raw(Statement::from_sql_and_values(backend, upsert, values))
             .await?;
-        let row = kv::Entity::find_by_id(key.to_string())
+        let row = kv::Entity::find_by_id(key.into_owned())
             .one(&tx)
             .await?
             .ok_or_else(|| AuthError::Internal("kv row vanished".into()))?;
@@ -154,7 +241,7 @@ impl Kv for DatabaseKv {
     }
 
     async fn get(&self, key: &str, now: i64) -> AuthResult<Option<Entry>> {
-        let row = kv::Entity::find_by_id(key.to_string())
+        let row = kv::Entity::find_by_id(bounded_key(key).into_owned())
             .one(&self.store.db)
             .await?;
         Ok(row
@@ -166,7 +253,7 @@ impl Kv for DatabaseKv {
     }
 
     async fn get_many(&self, keys: &[String], now: i64) -> AuthResult<Vec<Option<Entry>>> {
-        use sea_orm::{ColumnTrait, QueryFilter};
+        let keys: Vec<String> = keys.iter().map(|k| bounded_key(k).into_owned()).collect();
         let rows = kv::Entity::find()
             .filter(kv::Column::Key.is_in(keys.iter().cloned()))
             .all(&self.store.db)
@@ -186,10 +273,11 @@ impl Kv for DatabaseKv {
     }
 
     async fn set(&self, key: &str, value: i64, expires_at: i64) -> AuthResult<()> {
+        let key = bounded_key(key).into_owned();
         let tx = self.store.begin().await?;
-        kv::Entity::delete_by_id(key.to_string()).exec(&tx).await?;
+        kv::Entity::delete_by_id(key.clone()).exec(&tx).await?;
         let am = kv::ActiveModel {
-            key: Set(key.to_string()),
+            key: Set(key),
             value: Set(value),
             expires_at: Set(expires_at),
         };
@@ -204,10 +292,124 @@ impl Kv for DatabaseKv {
     }
 
     async fn del(&self, key: &str) -> AuthResult<()> {
-        kv::Entity::delete_by_id(key.to_string())
+        kv::Entity::delete_by_id(bounded_key(key).into_owned())
             .exec(&self.store.db)
             .await?;
         Ok(())
+    }
+
+    async fn clear_if(&self, key: &str, value: i64) -> AuthResult<bool> {
+        let n = kv::Entity::delete_many()
+            .filter(kv::Column::Key.eq(bounded_key(key).into_owned()))
+            .filter(kv::Column::Value.eq(value))
+            .exec(&self.store.db)
+            .await?
+            .rows_affected;
+        Ok(n > 0)
+    }
+
+    async fn decr(&self, key: &str, now: i64) -> AuthResult<()> {
+        let backend = self.store.backend();
+        let sql = match backend {
+            DbBackend::MySql => {
+                "UPDATE nauth_kv SET `value` = `value` - 1 \
+                 WHERE `key` = ? AND `value` > 0 AND expires_at > ?"
+            }
+            DbBackend::Postgres => {
+                "UPDATE nauth_kv SET value = value - 1 \
+                 WHERE key = $1 AND value > 0 AND expires_at > $2"
+            }
+            _ => {
+                "UPDATE nauth_kv SET value = value - 1 \
+                 WHERE key = ? AND value > 0 AND expires_at > ?"
+            }
+        };
+        let values: Vec<sea_orm::Value> = vec![bounded_key(key).into_owned().into(), now.into()];
+        self.store
+            .db
+            .execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+        Ok(())
+    }
+
+    async fn raise(&self, key: &str, floor: i64, until: i64, now: i64) -> AuthResult<()> {
+        let backend = self.store.backend();
+        // Every SET expression reads the old row (MySQL assigns left to right, so `value` is
+        // computed before `expires_at` changes).
+        let sql = match backend {
+            DbBackend::MySql => {
+                "INSERT INTO nauth_kv (`key`, `value`, expires_at) VALUES (?, ?, ?) \
+                 ON DUPLICATE KEY UPDATE \
+                 `value` = IF(expires_at <= ?, ?, GREATEST(`value`, ?)), \
+                 expires_at = IF(expires_at <= ?, ?, GREATEST(expires_at, ?))"
+            }
+            DbBackend::Postgres => {
+                "INSERT INTO nauth_kv (key, value, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (key) DO UPDATE SET \
+                 value = CASE WHEN nauth_kv.expires_at <= $4 THEN $5 \
+                   ELSE GREATEST(nauth_kv.value, $6) END, \
+                 expires_at = CASE WHEN nauth_kv.expires_at <= $7 THEN $8 \
+                   ELSE GREATEST(nauth_kv.expires_at, $9) END"
+            }
+            _ => {
+                "INSERT INTO nauth_kv (key, value, expires_at) VALUES (?, ?, ?) \
+                 ON CONFLICT (key) DO UPDATE SET \
+                 value = CASE WHEN nauth_kv.expires_at <= ? THEN ? \
+                   ELSE MAX(nauth_kv.value, ?) END, \
+                 expires_at = CASE WHEN nauth_kv.expires_at <= ? THEN ? \
+                   ELSE MAX(nauth_kv.expires_at, ?) END"
+            }
+        };
+        let values: Vec<sea_orm::Value> = vec![
+            bounded_key(key).into_owned().into(),
+            floor.into(),
+            until.into(),
+            now.into(),
+            floor.into(),
+            floor.into(),
+            now.into(),
+            until.into(),
+            until.into(),
+        ];
+        self.store
+            .db
+            .execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+        Ok(())
+    }
+
+    async fn live_entries(&self, prefix: &str, now: i64) -> AuthResult<Vec<(String, Entry)>> {
+        use sea_orm::sea_query::LikeExpr;
+        use sea_orm::{ColumnTrait, QueryFilter, QuerySelect};
+        // `!` escapes LIKE's wildcards in the prefix; it needs no escaping in any SQL dialect.
+        let mut pattern = String::with_capacity(prefix.len() + 1);
+        for c in prefix.chars() {
+            if matches!(c, '%' | '_' | '!') {
+                pattern.push('!');
+            }
+            pattern.push(c);
+        }
+        pattern.push('%');
+        let rows = kv::Entity::find()
+            .filter(kv::Column::Key.like(LikeExpr::new(pattern).escape('!')))
+            .filter(kv::Column::ExpiresAt.gt(now))
+            .limit(LIVE_ENTRIES_MAX as u64)
+            .all(&self.store.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            // MySQL's default collation compares case-insensitively.
+            .filter(|r| r.key.starts_with(prefix))
+            .map(|r| {
+                (
+                    r.key,
+                    Entry {
+                        value: r.value,
+                        expires_at: r.expires_at,
+                    },
+                )
+            })
+            .collect())
     }
 }
 
@@ -243,6 +445,71 @@ mod tests {
         );
         kv.del(&key).await.expect("del");
         assert!(kv.get(&key, now).await.expect("get").is_none());
+        // decr gives back one unit, never below zero; raise locks without losing counts.
+        kv.incr(&key, 1000, now).await.expect("incr");
+        kv.incr(&key, 1000, now).await.expect("incr");
+        kv.decr(&key, now).await.expect("decr");
+        assert_eq!(
+            kv.get(&key, now).await.expect("get").map(|e| e.value),
+            Some(1)
+        );
+        kv.decr(&key, now).await.expect("decr");
+        kv.decr(&key, now).await.expect("decr");
+        assert_eq!(
+            kv.get(&key, now).await.expect("get").map(|e| e.value),
+            Some(0)
+        );
+        assert!(
+            !kv.clear_if(&key, 3).await.expect("clear_if"),
+            "value differs"
+        );
+        assert!(kv.get(&key, now).await.expect("get").is_some());
+        kv.raise(&key, 5, now + 9000, now).await.expect("raise");
+        let e = kv.get(&key, now).await.expect("get").expect("live");
+        assert_eq!((e.value, e.expires_at), (5, now + 9000));
+        assert_eq!(kv.incr(&key, 1000, now).await.expect("incr").value, 6);
+        kv.raise(&key, 5, now + 100, now)
+            .await
+            .expect("raise keeps the larger");
+        let e = kv.get(&key, now).await.expect("get").expect("live");
+        assert_eq!((e.value, e.expires_at), (6, now + 9000));
+        kv.raise(&key, 3, now + 20_000, now + 9000)
+            .await
+            .expect("raise expired");
+        let e = kv.get(&key, now + 9000).await.expect("get").expect("live");
+        assert_eq!((e.value, e.expires_at), (3, now + 20_000));
+        kv.decr(&key, now + 30_000)
+            .await
+            .expect("decr on expired is a no-op");
+        // Keys of any length are accepted.
+        let long = format!("ident:{}{}", "x".repeat(300), uuid::Uuid::new_v4());
+        assert_eq!(kv.incr(&long, 1000, now).await.expect("long incr").value, 1);
+        assert_eq!(kv.incr(&long, 1000, now).await.expect("long incr").value, 2);
+        kv.del(&long).await.expect("long del");
+        assert!(kv.get(&long, now).await.expect("get").is_none());
+        // Live entries under a prefix; LIKE wildcards in the prefix are literal.
+        let family = format!("lv_{}:", uuid::Uuid::new_v4().simple());
+        kv.set(&format!("{family}a"), 1, now + 100)
+            .await
+            .expect("set");
+        kv.set(&format!("{family}b"), 2, now - 1)
+            .await
+            .expect("set expired");
+        kv.set(&family.replace('_', "x"), 3, now + 100)
+            .await
+            .expect("set lookalike");
+        let mut live = kv.live_entries(&family, now).await.expect("live");
+        live.sort_by(|x, y| x.0.cmp(&y.0));
+        assert_eq!(
+            live,
+            vec![(
+                format!("{family}a"),
+                Entry {
+                    value: 1,
+                    expires_at: now + 100
+                }
+            )]
+        );
     }
 
     async fn parallel_increments(kv: Arc<dyn Kv>) {

@@ -5,6 +5,7 @@ pub mod clock;
 pub mod codes;
 pub mod config;
 pub mod delivery;
+mod deny;
 pub mod error;
 pub mod events;
 pub mod example;
@@ -81,6 +82,8 @@ pub(crate) struct Inner {
     pub(crate) hasher: password::Hasher,
     pub(crate) cookies: delivery::CookieSpec,
     pub(crate) session_cache: guard::SessionCache,
+    /// Subjects whose tokens stop at once (deleted accounts), checked without I/O.
+    pub(crate) deny: deny::DenySet,
 }
 
 /// Builds a [`NAuth`]: a configuration plus optional replacements for the clock and senders.
@@ -166,9 +169,15 @@ impl NAuthBuilder {
             hasher,
             cookies,
             session_cache,
+            deny: deny::DenySet::default(),
         });
         // Background work holds the engine weakly, so it ends when the last clone is dropped.
         purge::spawn(Arc::downgrade(&inner), inner.cfg.kv.purge_interval);
+        if inner.cfg.session.validation == config::SessionValidation::Token
+            && inner.cfg.kv.backend == KvBackend::Database
+        {
+            deny::spawn_refresh(Arc::downgrade(&inner));
+        }
         Ok(NAuth { inner })
     }
 }

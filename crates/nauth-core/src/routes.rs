@@ -3,6 +3,7 @@
 //! outcomes per the delivery mode.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
@@ -10,7 +11,6 @@ use crate::Inner;
 use crate::clock::iso8601;
 use crate::delivery::{RefreshFrom, wants_json};
 use crate::error::AuthError;
-use crate::events::Origin;
 use crate::flows::{self, AuthOutcome, Ctx, Outcome};
 use crate::guard;
 use crate::http::{Body, Reply, Request};
@@ -194,7 +194,7 @@ fn is_json_content_type(req: &Request) -> bool {
 }
 
 /// Answers one request under the mount prefix.
-pub(crate) async fn handle(inner: &Inner, req: Request) -> Reply {
+pub(crate) async fn handle(inner: &Arc<Inner>, req: Request) -> Reply {
     let head = req.method == "HEAD";
     let mut reply = match route_and_run(inner, &req).await {
         Ok(r) => r,
@@ -206,7 +206,7 @@ pub(crate) async fn handle(inner: &Inner, req: Request) -> Reply {
     reply
 }
 
-async fn route_and_run(inner: &Inner, req: &Request) -> Result<Reply, AuthError> {
+async fn route_and_run(inner: &Arc<Inner>, req: &Request) -> Result<Reply, AuthError> {
     let rest = req
         .path
         .strip_prefix(inner.cfg.mount_prefix.as_str())
@@ -256,24 +256,7 @@ async fn route_and_run(inner: &Inner, req: &Request) -> Result<Reply, AuthError>
     let ip = client_ip(inner, req);
     let mut attempt = 0;
     let (ctx, outcome) = loop {
-        let ctx = Ctx {
-            inner,
-            req,
-            now: inner.clock.now_ms(),
-            ip,
-            origin: Origin {
-                ip: ip.map(|i| i.to_string()),
-                user_agent: req
-                    .header("user-agent")
-                    .map(|u| u.chars().take(255).collect()),
-            },
-            principal: principal.clone(),
-            outbox: Default::default(),
-            sms_outbox: Default::default(),
-            counted: Default::default(),
-            cleared: Default::default(),
-            audits: Default::default(),
-        };
+        let ctx = Ctx::new(inner, req, inner.clock.now_ms(), ip, principal.clone());
         // Every flow's writes are transactions that roll back whole, so a flow that lost a
         // lock race (InnoDB deadlock, SQLite busy) is simply run again.
         let result = run(&ctx, route.clone(), Input::parse(body)?).await;
@@ -284,15 +267,7 @@ async fn route_and_run(inner: &Inner, req: &Request) -> Result<Reply, AuthError>
         }
         let retry = matches!(result, Err(AuthError::Contention)) && attempt < 4;
         if !retry {
-            let audits = ctx
-                .audits
-                .lock()
-                .map(|mut a| std::mem::take(&mut *a))
-                .unwrap_or_default();
-            for (user, event, success, details) in audits {
-                crate::events::audit(inner, user.as_deref(), event, success, &ctx.origin, details)
-                    .await;
-            }
+            write_audits(&ctx).await;
         }
         match result {
             Err(AuthError::Contention) if attempt < 4 => {
@@ -304,19 +279,7 @@ async fn route_and_run(inner: &Inner, req: &Request) -> Result<Reply, AuthError>
             Ok(outcome) => break (ctx, outcome),
         }
     };
-    let counted = ctx
-        .counted
-        .lock()
-        .map(|mut c| std::mem::take(&mut *c))
-        .unwrap_or_default();
-    for address in counted {
-        // Best effort: the message is already on its way.
-        let _ = inner
-            .kv
-            .incr(&format!("msg:{address}"), 3_600_000, ctx.now)
-            .await;
-    }
-    flush_mail(&ctx);
+    send_messages(&ctx).await;
     Ok(render(inner, &ctx, outcome, json_delivery))
 }
 
@@ -357,6 +320,37 @@ async fn run(ctx: &Ctx<'_>, route: Route, input: Input) -> Result<Outcome, AuthE
         Route::UntrustAll => mfa::untrust(ctx, None).await,
         Route::Untrust(id) => mfa::untrust(ctx, Some(&id)).await,
     }
+}
+
+/// The audit rows a flow queued.
+pub(crate) async fn write_audits(ctx: &Ctx<'_>) {
+    let audits = ctx
+        .audits
+        .lock()
+        .map(|mut a| std::mem::take(&mut *a))
+        .unwrap_or_default();
+    for (user, event, success, details) in audits {
+        crate::events::audit(
+            ctx.inner,
+            user.as_deref(),
+            event,
+            success,
+            &ctx.origin,
+            details,
+        )
+        .await;
+    }
+}
+
+/// Counts the messages a flow sent inside its transactions, then sends every queued message.
+pub(crate) async fn send_messages(ctx: &Ctx<'_>) {
+    let counted = ctx
+        .counted
+        .lock()
+        .map(|mut c| std::mem::take(&mut *c))
+        .unwrap_or_default();
+    flows::budget::count_sent(ctx, &counted).await;
+    flush_mail(ctx);
 }
 
 /// Mail goes out after the answer is decided, off the request path: a slow or failing relay

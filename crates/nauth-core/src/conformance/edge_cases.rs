@@ -254,6 +254,14 @@ async fn host_prefixed_cookies_and_tossed_duplicates(door: &dyn Door, b: &Backen
         .await;
     assert_eq!(r.status, 200, "{}", r.json());
     let cookies = cookie_pairs(&r, &names);
+    // A tossed refresh cookie is refused too.
+    let r = env
+        .send(
+            TestRequest::new("POST", "/auth/refresh")
+                .header("cookie", &format!("{cookies}; __Secure-refresh_token=x")),
+        )
+        .await;
+    assert_error(&r, 401, "AUTH_TOKEN_INVALID");
     // Logout clears under the same names and paths.
     let r = env
         .send(TestRequest::new("POST", "/auth/logout").header("cookie", &cookies))

@@ -30,7 +30,7 @@ fn base32_decode(s: &str) -> Vec<u8> {
 }
 
 /// The secret of an `otpauth://` URI, as an authenticator app would read it.
-fn secret_of(uri: &str) -> Vec<u8> {
+pub(super) fn secret_of(uri: &str) -> Vec<u8> {
     assert!(uri.starts_with("otpauth://totp/"), "{uri}");
     let q = uri.split_once('?').expect("query").1;
     let secret = q
@@ -40,16 +40,16 @@ fn secret_of(uri: &str) -> Vec<u8> {
     base32_decode(secret)
 }
 
-fn code_at(env: &Env, secret: &[u8]) -> String {
+pub(super) fn code_at(env: &Env, secret: &[u8]) -> String {
     crate::mfa::totp_code(secret, (env.clock.now_ms() / 1000) as u64).expect("code")
 }
 
-fn authed(method: &str, path: &str, body: Value, access: &str) -> TestRequest {
+pub(super) fn authed(method: &str, path: &str, body: Value, access: &str) -> TestRequest {
     TestRequest::json(method, path, &body).bearer(access)
 }
 
 /// Signs up, enrols TOTP; returns (tokens, secret, backup codes).
-async fn with_totp(env: &Env, e: &str) -> (Value, Vec<u8>, Vec<String>) {
+pub(super) async fn with_totp(env: &Env, e: &str) -> (Value, Vec<u8>, Vec<String>) {
     let t = signup_verified(env, e).await;
     let access = token(&t, "accessToken");
     let r = env
@@ -91,7 +91,7 @@ async fn with_totp(env: &Env, e: &str) -> (Value, Vec<u8>, Vec<String>) {
     (t, secret, codes)
 }
 
-async fn answer(env: &Env, challenge: &Value, method: &str, code: &str) -> TestResponse {
+pub(super) async fn answer(env: &Env, challenge: &Value, method: &str, code: &str) -> TestResponse {
     env.post("/auth/respond-challenge", json!({"session": challenge["session"], "type": "MFA_REQUIRED", "method": method, "code": code})).await
 }
 
@@ -209,7 +209,9 @@ pub(super) async fn mfa_email_method_and_resend(door: &dyn Door, b: &Backend) {
             .expect("dest")
             .contains("***")
     );
-    let first = extract_code(&env.mail(&e, 3).await.text).expect("mfa code");
+    // Mail 3 is the notice that a factor was added.
+    assert!(env.mail(&e, 3).await.subject.contains("added"));
+    let first = extract_code(&env.mail(&e, 4).await.text).expect("mfa code");
     assert_error(
         &env.post("/auth/challenge/resend", json!({"session": c["session"]}))
             .await,
@@ -224,7 +226,7 @@ pub(super) async fn mfa_email_method_and_resend(door: &dyn Door, b: &Backend) {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.json());
-    let second = extract_code(&env.mail(&e, 4).await.text).expect("mfa code");
+    let second = extract_code(&env.mail(&e, 5).await.text).expect("mfa code");
     if first != second {
         assert_error(
             &answer(&env, &c, "email", &first).await,
@@ -360,15 +362,15 @@ pub(super) async fn mfa_device_management(door: &dyn Door, b: &Backend) {
     let e = email();
     let (t, secret, old_codes) = with_totp(&env, &e).await;
     let access = token(&t, "accessToken");
-    // Add email as a second method.
+    // Add email as a second method (MFA is on: the password is asked again).
     env.send(authed(
         "POST",
         "/auth/mfa/setup-data",
-        json!({"method": "email"}),
+        json!({"method": "email", "password": PW}),
         &access,
     ))
     .await;
-    let code = extract_code(&env.mail(&e, 2).await.text).expect("code");
+    let code = extract_code(&env.mail(&e, 3).await.text).expect("code");
     let r = env
         .send(authed(
             "POST",
@@ -649,10 +651,11 @@ pub(super) async fn mfa_sms_through_the_webhook(door: &dyn Door, b: &Backend) {
     let code = extract_code(body["message"].as_str().expect("message")).expect("code");
     let r = answer(&env, &c, "sms", &code).await;
     assert_eq!(r.status, 200, "{}", r.json());
-    assert_eq!(r.json()["user"]["phone"], phone.as_str());
+    // An SMS factor is not the account's phone (API.md §3.4).
+    assert_eq!(r.json()["user"]["phone"], Value::Null);
 }
 
-async fn sms_code_to(env: &Env, phone: &str, n: usize) -> String {
+pub(super) async fn sms_code_to(env: &Env, phone: &str, n: usize) -> String {
     for _ in 0..200 {
         let texts: Vec<_> = env
             .outbox
@@ -669,7 +672,7 @@ async fn sms_code_to(env: &Env, phone: &str, n: usize) -> String {
     panic!("no SMS #{n} to {phone}");
 }
 
-fn random_phone() -> String {
+pub(super) fn random_phone() -> String {
     format!("+33{}", super::random_digits(9))
 }
 

@@ -6,9 +6,11 @@
 //! adapter's 405/OPTIONS answers for them, and the JSON 404 fallback), on a loopback port.
 //! The suite then speaks real HTTP/1.1 to it, so all three doors are held to the same bytes.
 
+mod budget_cases;
 mod cases;
 mod client;
 mod edge_cases;
+mod erasure_cases;
 mod mfa_cases;
 pub mod wire;
 
@@ -293,7 +295,11 @@ macro_rules! conformance_tests {
 
 /// Every case, in order.
 fn all_cases() -> impl Iterator<Item = &'static (&'static str, CaseFn)> {
-    cases::CASES.iter().chain(edge_cases::EDGE_CASES.iter())
+    cases::CASES
+        .iter()
+        .chain(budget_cases::BUDGET_CASES.iter())
+        .chain(erasure_cases::ERASURE_CASES.iter())
+        .chain(edge_cases::EDGE_CASES.iter())
 }
 
 /// The names of every case, in order.

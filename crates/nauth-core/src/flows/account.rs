@@ -1,7 +1,7 @@
 //! The signed-in user's own account: profile, password, email, verification mail, deletion.
 
 use sea_orm::{
-    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set,
     sea_query::{Expr, ExprTrait},
 };
 use serde_json::json;
@@ -12,7 +12,7 @@ use crate::error::{AuthError, AuthResult, RateLimit};
 use crate::events::{Event, audit};
 use crate::input::{Identifier, Input, mask_email};
 use crate::store::entities::{
-    audit_log, challenges, password_history, refresh_tokens, sessions, users,
+    audit_log, challenges, mfa_devices, password_history, refresh_tokens, sessions, users,
     verification_tokens as vt,
 };
 use crate::store::is_unique_violation;
@@ -77,6 +77,8 @@ pub(crate) async fn change_password(ctx: &Ctx<'_>, mut input: Input) -> AuthResu
     let tx = ctx.inner.store.begin().await?;
     super::set_password(ctx, &tx, &user, hash).await?;
     super::revoke_sessions(&tx, &user.id, Some(&p.session_id), ctx.now).await?;
+    // A new password ends every trusted device: the next login proves the second factor.
+    super::forget_devices(&tx, &user.id, None).await?;
     // A new pair for this session; the old refresh tokens of the session stop working.
     refresh_tokens::Entity::update_many()
         .col_expr(
@@ -145,10 +147,7 @@ pub(crate) async fn change_email(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<
     let answer = json!({"success": true, "destination": mask_email(&new_email)});
     let db = &ctx.inner.store.db;
     if let Some(owner) = super::find_user(db, &Identifier::Email(new_email.clone())).await? {
-        if super::count_code_message(ctx, &owner.email, false)
-            .await
-            .is_ok()
-        {
+        if super::budget::spend_notice(ctx, &owner.email).await? {
             ctx.queue_mail(
                 &owner.email,
                 "Someone tried to use your email",
@@ -159,7 +158,7 @@ pub(crate) async fn change_email(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<
         }
         return Ok(Outcome::Json(200, answer));
     }
-    super::count_code_message(ctx, &new_email, false).await?;
+    super::count_code_message(ctx, &new_email, false, Some(&user.id)).await?;
     let code = codes::random_code();
     let tx = ctx.inner.store.begin().await?;
     vt::Entity::update_many()
@@ -213,16 +212,27 @@ pub(crate) async fn confirm_email_change(ctx: &Ctx<'_>, mut input: Input) -> Aut
     if token.expires_at <= ctx.now {
         return Err(AuthError::VerifyCodeExpired);
     }
-    if !ctx
+    // Counted before the code is compared: on the code (3 tries) and on the account's
+    // verification budget.
+    let attempt =
+        super::budget::reserve(ctx, super::budget::Budget::Verify, Some(&user.id), "").await?;
+    let reserved = vt::Entity::update_many()
+        .col_expr(vt::Column::Attempts, Expr::col(vt::Column::Attempts).add(1))
+        .filter(vt::Column::Id.eq(&token.id))
+        .filter(vt::Column::Attempts.lt(CODE_MAX_ATTEMPTS))
+        .exec(db)
+        .await?
+        .rows_affected;
+    if reserved == 0 {
+        attempt.unused(ctx).await?;
+        return Err(invalid(CODE_MAX_ATTEMPTS));
+    }
+    let right = ctx
         .inner
         .keys
-        .verify_code("change_email", &user.id, &code, &token.token_hash)
-    {
-        vt::Entity::update_many()
-            .col_expr(vt::Column::Attempts, Expr::col(vt::Column::Attempts).add(1))
-            .filter(vt::Column::Id.eq(&token.id))
-            .exec(db)
-            .await?;
+        .verify_code("change_email", &user.id, &code, &token.token_hash);
+    attempt.settle(ctx, &Ok(right)).await?;
+    if !right {
         return Err(invalid(token.attempts + 1));
     }
     let new_email = token.data.clone().unwrap_or_default();
@@ -249,7 +259,39 @@ pub(crate) async fn confirm_email_change(ctx: &Ctx<'_>, mut input: Input) -> Aut
         Err(e) => return Err(e.into()),
     }
     super::revoke_sessions(&tx, &user.id, Some(&p.session_id), ctx.now).await?;
+    // The old address stops being a channel: its reset codes and links end, and an email
+    // second factor now sends to the new address.
+    vt::Entity::update_many()
+        .col_expr(vt::Column::UsedAt, Expr::value(ctx.now))
+        .filter(vt::Column::UserId.eq(&user.id))
+        .filter(vt::Column::Purpose.is_in(["reset_code", "reset_link", "verify_email_link"]))
+        .filter(vt::Column::UsedAt.is_null())
+        .exec(&tx)
+        .await?;
+    mfa_devices::Entity::update_many()
+        .col_expr(
+            mfa_devices::Column::Destination,
+            Expr::value(new_email.clone()),
+        )
+        .col_expr(
+            mfa_devices::Column::Name,
+            Expr::value(mask_email(&new_email)),
+        )
+        .filter(mfa_devices::Column::UserId.eq(&user.id))
+        .filter(mfa_devices::Column::Kind.eq("email"))
+        .exec(&tx)
+        .await?;
+    challenges::Entity::update_many()
+        .col_expr(
+            challenges::Column::CodeHash,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(challenges::Column::UserId.eq(&user.id))
+        .filter(challenges::Column::Destination.eq(&user.email))
+        .exec(&tx)
+        .await?;
     tx.commit().await?;
+    ctx.inner.session_cache.invalidate();
     ctx.queue_mail(
         &user.email,
         "Your email was changed",
@@ -292,7 +334,7 @@ pub(crate) async fn resend_verification(ctx: &Ctx<'_>, input: Input) -> AuthResu
             retry_after: super::retry_after(n.expires_at, ctx.now),
         });
     }
-    super::count_code_message(ctx, &user.email, false).await?;
+    super::count_code_message(ctx, &user.email, false, Some(&user.id)).await?;
     kv.set(&last_key, 1, ctx.now + crate::clock::ms(cfg.resend_delay))
         .await?;
     let tx = ctx.inner.store.begin().await?;
@@ -311,51 +353,36 @@ pub(crate) async fn resend_verification(ctx: &Ctx<'_>, input: Input) -> AuthResu
     ))
 }
 
-/// `DELETE /account`: the user and every row of theirs, in one transaction.
+/// `DELETE /account`: the user and every row of theirs, in one transaction that first locks
+/// the user row (a concurrent login that locks it sees the account whole or not at all); then
+/// the account's kv rows; its access tokens stop at once on every instance (the deny set).
 pub(crate) async fn delete_account(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome> {
     let password = input.password("password");
     input.finish()?;
     let user = me(ctx).await?;
     super::confirm_password(ctx, &user, &password).await?;
-    let db = &ctx.inner.store.db;
-    let tx = db.begin().await?;
     let uid = user.id.clone();
-    let sids: Vec<String> = sessions::Entity::find()
-        .filter(sessions::Column::UserId.eq(&uid))
-        .all(&tx)
-        .await?
-        .into_iter()
-        .map(|s| s.id)
-        .collect();
-    if !sids.is_empty() {
-        refresh_tokens::Entity::delete_many()
-            .filter(refresh_tokens::Column::SessionId.is_in(sids))
-            .exec(&tx)
-            .await?;
+    // BEGIN IMMEDIATE on SQLite (serialises by itself); a row lock on the others.
+    let tx = ctx.inner.store.begin().await?;
+    {
+        use sea_orm::QuerySelect;
+        users::Entity::find_by_id(uid.clone())
+            .lock_exclusive()
+            .one(&tx)
+            .await?
+            // Deleted by a concurrent request since `me`.
+            .ok_or(AuthError::SessionNotFound)?;
     }
-    sessions::Entity::delete_many()
-        .filter(sessions::Column::UserId.eq(&uid))
-        .exec(&tx)
-        .await?;
-    challenges::Entity::delete_many()
-        .filter(challenges::Column::UserId.eq(&uid))
-        .exec(&tx)
-        .await?;
-    vt::Entity::delete_many()
-        .filter(vt::Column::UserId.eq(&uid))
-        .exec(&tx)
-        .await?;
-    password_history::Entity::delete_many()
-        .filter(password_history::Column::UserId.eq(&uid))
-        .exec(&tx)
-        .await?;
-    audit_log::Entity::delete_many()
-        .filter(audit_log::Column::UserId.eq(&uid))
-        .exec(&tx)
-        .await?;
-    users::Entity::delete_by_id(uid.clone()).exec(&tx).await?;
+    erase_user_rows(&tx, &uid).await?;
     tx.commit().await?;
-    super::clear_lockout(ctx, &uid).await?;
+    ctx.inner.session_cache.invalidate();
+    crate::deny::deny_subject(ctx.inner, &uid).await;
+    for key in super::budget::keys::of_account(&uid) {
+        // The account is gone already; a leftover counter only expires later.
+        if let Err(e) = ctx.inner.kv.del(&key).await {
+            tracing::warn!(error = %e, "could not delete a kv row of a deleted account");
+        }
+    }
     audit(
         ctx.inner,
         None,
@@ -369,6 +396,60 @@ pub(crate) async fn delete_account(ctx: &Ctx<'_>, mut input: Input) -> AuthResul
         body: json!({"success": true}),
         device: true,
     })
+}
+
+/// Deletes every row that belongs to a user, the user row last.
+async fn erase_user_rows(tx: &sea_orm::DatabaseTransaction, uid: &str) -> AuthResult<()> {
+    use crate::store::entities::{backup_codes, trusted_devices};
+    let sids: Vec<String> = sessions::Entity::find()
+        .filter(sessions::Column::UserId.eq(uid))
+        .all(tx)
+        .await?
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    for chunk in sids.chunks(500) {
+        refresh_tokens::Entity::delete_many()
+            .filter(refresh_tokens::Column::SessionId.is_in(chunk.iter().cloned()))
+            .exec(tx)
+            .await?;
+    }
+    sessions::Entity::delete_many()
+        .filter(sessions::Column::UserId.eq(uid))
+        .exec(tx)
+        .await?;
+    challenges::Entity::delete_many()
+        .filter(challenges::Column::UserId.eq(uid))
+        .exec(tx)
+        .await?;
+    vt::Entity::delete_many()
+        .filter(vt::Column::UserId.eq(uid))
+        .exec(tx)
+        .await?;
+    password_history::Entity::delete_many()
+        .filter(password_history::Column::UserId.eq(uid))
+        .exec(tx)
+        .await?;
+    audit_log::Entity::delete_many()
+        .filter(audit_log::Column::UserId.eq(uid))
+        .exec(tx)
+        .await?;
+    mfa_devices::Entity::delete_many()
+        .filter(mfa_devices::Column::UserId.eq(uid))
+        .exec(tx)
+        .await?;
+    backup_codes::Entity::delete_many()
+        .filter(backup_codes::Column::UserId.eq(uid))
+        .exec(tx)
+        .await?;
+    trusted_devices::Entity::delete_many()
+        .filter(trusted_devices::Column::UserId.eq(uid))
+        .exec(tx)
+        .await?;
+    users::Entity::delete_by_id(uid.to_string())
+        .exec(tx)
+        .await?;
+    Ok(())
 }
 
 /// The first administrator: a random one-time password that must be changed at first login.

@@ -1,11 +1,12 @@
 //! Signup, login, challenge answers and resends: everything that ends in a challenge or tokens.
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set,
-    sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, sea_query::Expr,
 };
 use serde_json::{Map, Value, json};
 
+use super::budget::{self, Budget};
 use super::{AuthOutcome, Ctx, Device, Outcome};
 use crate::challenge::{ChallengeName, Policy, Step, UserState, next_step};
 use crate::codes;
@@ -72,6 +73,12 @@ pub(crate) async fn next(
         ctx.cfg().mfa.enforcement != MfaEnforcement::Off && user.mfa_enabled && !carry.mfa_proven;
     let trusted = wants_mfa && super::mfa::trusted_device(ctx, db, &user.id).await?;
     match next_step(&user_state(ctx, user, &carry, trusted), &policy) {
+        Step::Challenge(ChallengeName::MfaRequired) => {
+            // Every answer would be refused while the second factor is locked: say so now,
+            // before a code is sent.
+            super::budget::check_spent(ctx, Budget::SecondFactor, &user.id).await?;
+            start_challenge(ctx, db, Some(user), ChallengeName::MfaRequired, &carry).await
+        }
         Step::Tokens => {
             let tokens =
                 super::create_session(ctx, db, user, &carry.auth_method, &carry.device).await?;
@@ -110,44 +117,41 @@ pub(crate) async fn start_challenge(
     let mut params = Map::new();
     let mut code_hash = None;
     let mut destination = None;
-    if name == ChallengeName::VerifyEmail {
-        if let Some(u) = user {
-            // Older codes of the same purpose stop working.
+    let mut method = None;
+    let mut sent_at = Some(ctx.now);
+    match (name, user) {
+        (ChallengeName::VerifyEmail, Some(u)) => {
+            let (hash, at) = issue_code(ctx, db, u, name, "email", &u.email, false).await?;
+            (code_hash, sent_at) = (Some(hash), Some(at));
+            destination = Some(u.email.clone());
+            params.insert(
+                "codeDeliveryDestination".into(),
+                json!(mask_email(&u.email)),
+            );
+        }
+        (ChallengeName::MfaRequired, Some(u)) => {
+            // One MFA challenge per user at a time: a new one ends the older sessions, so
+            // opening many sessions never multiplies the guesses.
             challenges::Entity::update_many()
-                .col_expr(
-                    challenges::Column::CodeHash,
-                    Expr::value(Option::<String>::None),
-                )
+                .col_expr(challenges::Column::ExpiresAt, Expr::value(ctx.now))
                 .filter(challenges::Column::UserId.eq(&u.id))
                 .filter(challenges::Column::Name.eq(name.as_str()))
                 .filter(challenges::Column::Completed.eq(false))
+                .filter(challenges::Column::ExpiresAt.gt(ctx.now))
                 .exec(db)
                 .await?;
-            let code = codes::random_code();
-            code_hash = Some(ctx.inner.keys.hash_code("challenge", &id_hash, &code));
-            let link = issue_verify_link(ctx, db, u).await?;
-            queue_code_mail(ctx, &u.email, &code, link.as_deref());
-            // Counted toward the hourly cap, but the first code of a flow is never held back.
-            ctx.count_later(&u.email);
-            destination = Some(u.email.clone());
-        }
-        if let Some(d) = &destination {
-            params.insert("codeDeliveryDestination".into(), json!(mask_email(d)));
-        }
-    }
-    let mut method = None;
-    match (name, user) {
-        (ChallengeName::MfaRequired, Some(u)) => {
-            let (p, hash, dest, m) = super::mfa::required_challenge(ctx, db, u, &id_hash).await?;
-            (params, code_hash, destination, method) = (p, hash, dest, m);
+            let r = super::mfa::required_challenge(ctx, db, u).await?;
+            (params, code_hash, destination, method) =
+                (r.params, r.code_hash, r.destination, r.method);
+            if let Some(at) = r.sent_at {
+                sent_at = Some(at);
+            }
         }
         (ChallengeName::MfaSetupRequired, _) => params = super::mfa::setup_params(ctx),
         (ChallengeName::VerifyPhone, Some(u)) => match &u.phone {
             Some(phone) => {
-                let code = codes::random_code();
-                code_hash = Some(ctx.inner.keys.hash_code("challenge", &id_hash, &code));
-                ctx.count_later(phone);
-                super::mfa::deliver_code(ctx, "sms", phone, &code);
+                let (hash, at) = issue_code(ctx, db, u, name, "sms", phone, false).await?;
+                (code_hash, sent_at) = (Some(hash), Some(at));
                 params.insert(
                     "codeDeliveryDestination".into(),
                     json!(crate::input::mask_phone(phone)),
@@ -179,7 +183,7 @@ pub(crate) async fn start_challenge(
         device_type: Set(carry.device.kind.clone()),
         ip_address: Set(carry.device.ip.clone()),
         user_agent: Set(carry.device.user_agent.clone()),
-        last_sent_at: Set(Some(ctx.now)),
+        last_sent_at: Set(sent_at),
         sends_in_window: Set(0),
         send_window_start: Set(ctx.now),
         created_at: Set(ctx.now),
@@ -193,6 +197,118 @@ pub(crate) async fn start_challenge(
         params,
         user_sub,
     })
+}
+
+/// The purpose and scope a challenge code is hashed under: bound to the user and the
+/// destination, not to one challenge session, so a later challenge can take over a code that
+/// is already in the user's inbox.
+pub(crate) fn code_scope(
+    name: ChallengeName,
+    kind: &str,
+    user_id: &str,
+    dest: &str,
+) -> (String, String) {
+    (
+        format!("{}:{kind}", name.as_str()),
+        format!("{user_id}|{dest}"),
+    )
+}
+
+/// Whether `code` is the live code of a challenge.
+pub(crate) fn challenge_code_matches(ctx: &Ctx<'_>, ch: &challenges::Model, code: &str) -> bool {
+    let (Some(uid), Some(hash), Some(dest)) = (&ch.user_id, &ch.code_hash, &ch.destination) else {
+        return false;
+    };
+    let name = ChallengeName::parse(&ch.name).unwrap_or(ChallengeName::VerifyEmail);
+    let kind = ch.method.as_deref().unwrap_or("email");
+    let (purpose, scope) = code_scope(name, kind, uid, dest);
+    ctx.inner.keys.verify_code(&purpose, &scope, code, hash)
+}
+
+/// The code of a new challenge that sends one (VERIFY_EMAIL, VERIFY_PHONE, an email or SMS
+/// MFA_REQUIRED), inside the challenge's transaction. Logins are serialised per user (the
+/// user's row is locked), and a code sent less than `resend_delay` ago, or any live code once
+/// the hourly cap is reached, is taken over instead of minting a new one: a burst of logins
+/// sends one message, not one each. `force_new` (a resend) always mints. Returns the code's
+/// hash and when it was sent; older codes of the purpose stop working.
+pub(crate) async fn issue_code(
+    ctx: &Ctx<'_>,
+    db: &impl ConnectionTrait,
+    user: &users::Model,
+    name: ChallengeName,
+    kind: &str,
+    destination: &str,
+    force_new: bool,
+) -> AuthResult<(String, i64)> {
+    users::Entity::find_by_id(user.id.clone())
+        .lock_exclusive()
+        .one(db)
+        .await?;
+    let sms = kind == "sms";
+    let live = if force_new {
+        None
+    } else {
+        challenges::Entity::find()
+            .filter(challenges::Column::UserId.eq(&user.id))
+            .filter(challenges::Column::Name.eq(name.as_str()))
+            .filter(challenges::Column::Completed.eq(false))
+            .filter(challenges::Column::CodeHash.is_not_null())
+            .filter(challenges::Column::Destination.eq(destination))
+            .filter(challenges::Column::CreatedAt.gt(ctx.now - CHALLENGE_TTL_MS))
+            .order_by_desc(challenges::Column::LastSentAt)
+            .one(db)
+            .await?
+    };
+    let allowed = super::budget::message_allowed(ctx, destination, sms, Some(&user.id)).await?;
+    let delay = crate::clock::ms(ctx.cfg().signup.resend_delay);
+    if let Some(l) = live
+        && let (Some(hash), Some(at)) = (l.code_hash.clone(), l.last_sent_at)
+        && (at + delay > ctx.now || !allowed)
+    {
+        // The same code answers this session too; it is still one code in one message.
+        return Ok((hash, at));
+    }
+    if !allowed {
+        return Err(AuthError::RateLimited {
+            limit: if sms {
+                RateLimit::Sms
+            } else {
+                RateLimit::Email
+            },
+            retry_after: 3600,
+        });
+    }
+    revoke_codes(db, &user.id, name).await?;
+    let code = codes::random_code();
+    let (purpose, scope) = code_scope(name, kind, &user.id, destination);
+    let hash = ctx.inner.keys.hash_code(&purpose, &scope, &code);
+    if name == ChallengeName::VerifyEmail {
+        let link = issue_verify_link(ctx, db, user).await?;
+        queue_code_mail(ctx, destination, &code, link.as_deref());
+    } else {
+        super::mfa::deliver_code(ctx, kind, destination, &code);
+    }
+    ctx.count_later(destination, sms, Some(&user.id));
+    Ok((hash, ctx.now))
+}
+
+/// Older codes of a purpose stop working.
+async fn revoke_codes(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    name: ChallengeName,
+) -> AuthResult<()> {
+    challenges::Entity::update_many()
+        .col_expr(
+            challenges::Column::CodeHash,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(challenges::Column::UserId.eq(user_id))
+        .filter(challenges::Column::Name.eq(name.as_str()))
+        .filter(challenges::Column::Completed.eq(false))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 /// A fresh verification link token (older ones stop working); `None` without `base_url`.
@@ -272,6 +388,7 @@ pub(crate) async fn signup(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
         return Err(AuthError::SignupDisabled);
     }
     crate::password::check_policy(&s.password, Some(&s.email), &cfg.password)?;
+    budget::spend_signup(ctx).await?;
     let db = &ctx.inner.store.db;
     let existing = super::find_user(db, &crate::input::Identifier::Email(s.email.clone())).await?;
     // Hash even for a duplicate, so both answers take the same time.
@@ -316,6 +433,7 @@ pub(crate) async fn signup(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
         created_at: ctx.now,
         updated_at: ctx.now,
     };
+    budget::prefetch(ctx, &user, &[]).await?;
     let tx = ctx.inner.store.begin().await?;
     let am: users::ActiveModel = user.clone().into();
     if let Err(e) = users::Entity::insert(am.reset_all()).exec(&tx).await {
@@ -376,11 +494,9 @@ async fn duplicate_signup(ctx: &Ctx<'_>, owner: &users::Model) -> AuthResult<Out
             json!(mask_email(&owner.email)),
         );
     }
-    // The decoy remembers the masked destination for resends.
-    if super::count_code_message(ctx, &owner.email, false)
-        .await
-        .is_ok()
-    {
+    // The decoy remembers the masked destination for resends. The notice has its own
+    // stricter cap and never spends the owner's code-message cap.
+    if budget::spend_notice(ctx, &owner.email).await? {
         ctx.queue_mail(
             &owner.email,
             "Someone tried to sign up with your email",
@@ -415,18 +531,28 @@ pub(crate) async fn login(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome
     };
     let db = &ctx.inner.store.db;
     let user = super::find_user(db, &ident).await?;
-    let subject = super::lock_subject(user.as_ref(), ident.as_str());
-    let has_failures = super::check_locked(ctx, &subject).await?;
+    // The attempt is counted before the password is compared: of any burst, at most the
+    // budget is ever compared (API.md §7).
+    let attempt = budget::reserve(
+        ctx,
+        Budget::Password,
+        user.as_ref().map(|u| u.id.as_str()),
+        ident.as_str(),
+    )
+    .await?;
     let ok = match &user {
-        Some(u) => ctx.inner.hasher.verify(&password, &u.password_hash).await?,
-        None => {
-            ctx.inner.hasher.verify_dummy(&password).await?;
-            false
-        }
+        Some(u) => ctx.inner.hasher.verify(&password, &u.password_hash).await,
+        None => ctx
+            .inner
+            .hasher
+            .verify_dummy(&password)
+            .await
+            .map(|()| false),
     };
+    attempt.settle(ctx, &ok).await?;
     let uid = user.as_ref().map(|u| u.id.clone());
-    let Some(user) = user.filter(|_| ok) else {
-        super::record_failure(ctx, &subject, uid.as_deref()).await?;
+    let Some(user) = user.filter(|_| matches!(ok, Ok(true))) else {
+        ok?;
         audit(
             ctx.inner,
             uid.as_deref(),
@@ -441,10 +567,6 @@ pub(crate) async fn login(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome
     if user.disabled {
         return Err(AuthError::AccountLocked);
     }
-    // A write only when there is a count to clear: most logins have none.
-    if has_failures {
-        ctx.inner.kv.del(&format!("fail:{subject}")).await?;
-    }
     if ctx.inner.hasher.needs_rehash(&user.password_hash) {
         let upgraded = ctx.inner.hasher.hash(&password).await?;
         users::Entity::update_many()
@@ -458,6 +580,7 @@ pub(crate) async fn login(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome
         device: device_from(ctx, device_name, device_type),
         ..Default::default()
     };
+    budget::prefetch(ctx, &user, &[]).await?;
     let tx = ctx.inner.store.begin().await?;
     let outcome = next(ctx, &tx, &user, carry).await?;
     // In the same commit as the session: one write per login instead of two.
@@ -580,11 +703,77 @@ pub(crate) async fn respond(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
         ),
         None => None,
     };
+    if user.as_ref().is_some_and(|u| u.disabled) {
+        return Err(AuthError::AccountLocked);
+    }
     let mut new_hash = None;
     if let (Some(pw), Some(u)) = (&new_password, &user) {
         super::check_new_password(ctx, Some(u), None, pw).await?;
         new_hash = Some(ctx.inner.hasher.hash(pw).await?);
     }
+    let answer = Answer {
+        session,
+        kind,
+        code,
+        method,
+        phone,
+        new_hash,
+    };
+    // A code answer is reserved on the account's budget before any code is compared: second
+    // factors and verification codes are counted per account, across sessions (API.md §7).
+    let budget = match kind {
+        ChallengeName::MfaRequired | ChallengeName::MfaSetupRequired => Some(Budget::SecondFactor),
+        ChallengeName::VerifyEmail => Some(Budget::Verify),
+        ChallengeName::VerifyPhone if answer.phone.is_none() => Some(Budget::Verify),
+        _ => None,
+    };
+    let attempt = match (budget, &user) {
+        (Some(b), Some(u)) => Some(budget::reserve(ctx, b, Some(&u.id), "").await?),
+        _ => None,
+    };
+    if let Some(u) = &user {
+        let extra: Vec<&str> = answer.phone.iter().map(String::as_str).collect();
+        budget::prefetch(ctx, u, &extra).await?;
+    }
+    let mut verdict = None;
+    let result = answer_in_tx(ctx, user, answer, &mut verdict).await;
+    if let Some(a) = attempt {
+        match verdict {
+            Some(true) => a.succeeded(ctx).await?,
+            Some(false) => a.failed(ctx).await?,
+            None => a.unused(ctx).await?,
+        }
+    }
+    result
+}
+
+/// A parsed challenge answer.
+struct Answer {
+    session: String,
+    kind: ChallengeName,
+    code: Option<String>,
+    method: Option<String>,
+    phone: Option<String>,
+    new_hash: Option<String>,
+}
+
+/// The answer's transaction: the challenge row is locked (BEGIN IMMEDIATE on SQLite), so its
+/// three attempts are counted before a code is compared. `verdict` says whether a code was
+/// compared and how it went.
+async fn answer_in_tx(
+    ctx: &Ctx<'_>,
+    user: Option<users::Model>,
+    a: Answer,
+    verdict: &mut Option<bool>,
+) -> AuthResult<Outcome> {
+    let Answer {
+        session,
+        kind,
+        code,
+        method,
+        phone,
+        new_hash,
+    } = a;
     let tx = ctx.inner.store.begin().await?;
     let ch = load_challenge(&tx, &session, ctx.now, true).await?;
     if ch.attempts >= MAX_ATTEMPTS {
@@ -599,13 +788,11 @@ pub(crate) async fn respond(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
         return collect_phone(ctx, tx, ch, &user, &session, p).await;
     }
     let code = code.unwrap_or_default();
+    let mut revoke_others = false;
     match kind {
         ChallengeName::VerifyPhone => {
-            let right = ch.code_hash.as_deref().is_some_and(|h| {
-                ctx.inner
-                    .keys
-                    .verify_code("challenge", &ch.id_hash, &code, h)
-            });
+            let right = challenge_code_matches(ctx, &ch, &code);
+            *verdict = Some(right);
             if !right {
                 return wrong_answer(ctx, tx, ch).await;
             }
@@ -634,13 +821,9 @@ pub(crate) async fn respond(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
                         .map(|d| d.kind.clone())
                 })
                 .unwrap_or_else(|| "totp".into());
-            let sent = (
-                ch.id_hash.as_str(),
-                ch.code_hash.as_deref(),
-                ch.method.as_deref(),
-            );
             let right =
-                super::mfa::check_answer(ctx, &tx, &user, Some(sent), &method, &code).await?;
+                super::mfa::check_answer(ctx, &tx, &user, Some(&ch), &method, &code).await?;
+            *verdict = Some(right);
             if !right {
                 ctx.audit_later(
                     Some(&user.id),
@@ -648,12 +831,7 @@ pub(crate) async fn respond(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
                     false,
                     json!({"method": method}),
                 );
-                // Wrong second factors lock the account like failed logins, on a counter
-                // that a correct password does not reset: guessing a 6-digit code is bounded
-                // across challenge sessions too.
-                let result = wrong_answer(ctx, tx, ch).await;
-                super::record_mfa_failure(ctx, &user.id).await?;
-                return result;
+                return wrong_answer(ctx, tx, ch).await;
             }
             ctx.audit_later(
                 Some(&user.id),
@@ -661,26 +839,26 @@ pub(crate) async fn respond(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
                 true,
                 json!({"method": method}),
             );
-            ctx.clear_mfa_failures_later(&user.id);
             carry.mfa_proven = true;
         }
         ChallengeName::MfaSetupRequired => {
             let method = method.unwrap_or_default();
             match super::mfa::verify_setup(ctx, &tx, &user, &method, &code).await {
                 Ok((_, codes)) => {
+                    *verdict = Some(true);
                     carry.mfa_proven = true;
                     carry.backup_codes = codes;
                 }
-                Err(AuthError::VerifyCodeInvalid { .. }) => return wrong_answer(ctx, tx, ch).await,
+                Err(AuthError::VerifyCodeInvalid { .. }) => {
+                    *verdict = Some(false);
+                    return wrong_answer(ctx, tx, ch).await;
+                }
                 Err(e) => return Err(e),
             }
         }
         ChallengeName::VerifyEmail => {
-            let right = ch.code_hash.as_deref().is_some_and(|h| {
-                ctx.inner
-                    .keys
-                    .verify_code("challenge", &ch.id_hash, &code, h)
-            });
+            let right = challenge_code_matches(ctx, &ch, &code);
+            *verdict = Some(right);
             if !right {
                 return wrong_answer(ctx, tx, ch).await;
             }
@@ -701,6 +879,11 @@ pub(crate) async fn respond(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
         ChallengeName::ForceChangePassword => {
             let hash = new_hash.ok_or_else(|| AuthError::Internal("missing hash".into()))?;
             super::set_password(ctx, &tx, &user, hash).await?;
+            // A forced change is a password change: every other session and every trusted
+            // device of the account ends (the new session is created below).
+            super::revoke_sessions(&tx, &user.id, None, ctx.now).await?;
+            super::forget_devices(&tx, &user.id, None).await?;
+            revoke_others = true;
         }
     }
     let mut am: challenges::ActiveModel = ch.clone().into();
@@ -710,6 +893,9 @@ pub(crate) async fn respond(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
     let user = super::user_by_id(&tx, &user.id).await?;
     let outcome = next(ctx, &tx, &user, carry).await?;
     tx.commit().await?;
+    if revoke_others {
+        ctx.inner.session_cache.invalidate();
+    }
     let event = match kind {
         ChallengeName::VerifyEmail => Event::EmailVerified,
         // Their events were recorded on the way.
@@ -758,20 +944,23 @@ async fn collect_phone(
     if taken.is_some() {
         return Err(AuthError::PhoneExists);
     }
-    let code = codes::random_code();
+    let (hash, sent_at) = issue_code(
+        ctx,
+        &tx,
+        user,
+        ChallengeName::VerifyPhone,
+        "sms",
+        &phone,
+        true,
+    )
+    .await?;
     let mut am: challenges::ActiveModel = ch.clone().into();
-    am.code_hash = Set(Some(ctx.inner.keys.hash_code(
-        "challenge",
-        &ch.id_hash,
-        &code,
-    )));
+    am.code_hash = Set(Some(hash));
     am.destination = Set(Some(phone.clone()));
     am.method = Set(Some("sms".into()));
-    am.last_sent_at = Set(Some(ctx.now));
+    am.last_sent_at = Set(Some(sent_at));
     am.update(&tx).await?;
     tx.commit().await?;
-    ctx.count_later(&phone);
-    super::mfa::deliver_code(ctx, "sms", &phone, &code);
     let mut params = Map::new();
     params.insert(
         "codeDeliveryDestination".into(),
@@ -810,44 +999,52 @@ pub(crate) async fn resend(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
     let method = input.one_of("method", &["totp", "email", "sms", "backup"], false);
     input.finish()?;
     let ch = load_challenge(&ctx.inner.store.db, &session, ctx.now, false).await?;
-    let mfa = ch.name == ChallengeName::MfaRequired.as_str();
-    // For MFA_REQUIRED: the email/sms device to send to (default: the preferred one).
-    let mut mfa_target = None;
-    if mfa {
-        let uid = ch.user_id.clone().unwrap_or_default();
-        let devices = super::mfa::devices(&ctx.inner.store.db, &uid).await?;
-        let wanted = method.clone().or_else(|| ch.method.clone()).or_else(|| {
-            devices
-                .iter()
-                .find(|d| d.is_preferred && d.kind != "totp")
-                .map(|d| d.kind.clone())
-        });
-        let device = devices
-            .into_iter()
-            .find(|d| Some(&d.kind) == wanted.as_ref() && d.kind != "totp")
-            .ok_or(AuthError::MfaMethodNotAllowed)?;
-        mfa_target = Some((
-            device.kind.clone(),
-            device.destination.clone().unwrap_or_default(),
-        ));
-    } else if ch.name == ChallengeName::VerifyPhone.as_str() {
-        let dest = ch
-            .destination
-            .clone()
-            .ok_or(AuthError::field("session", "no phone number was given yet"))?;
-        if matches!(method.as_deref(), Some(m) if m != "sms") {
-            return Err(AuthError::MfaMethodNotAllowed);
+    let name = ChallengeName::parse(&ch.name).ok_or(AuthError::ChallengeInvalid)?;
+    // The kind of code and where it goes.
+    let (kind, destination) = match name {
+        ChallengeName::MfaRequired => {
+            let uid = ch.user_id.clone().unwrap_or_default();
+            let devices = super::mfa::devices(&ctx.inner.store.db, &uid).await?;
+            let wanted = method.clone().or_else(|| ch.method.clone()).or_else(|| {
+                devices
+                    .iter()
+                    .find(|d| d.is_preferred && d.kind != "totp")
+                    .map(|d| d.kind.clone())
+            });
+            let device = devices
+                .into_iter()
+                .find(|d| Some(&d.kind) == wanted.as_ref() && d.kind != "totp")
+                .ok_or(AuthError::MfaMethodNotAllowed)?;
+            let dest = device.destination.clone().unwrap_or_default();
+            (device.kind, dest)
         }
-        mfa_target = Some(("sms".to_string(), dest));
-    } else if ch.name != ChallengeName::VerifyEmail.as_str() {
-        return Err(if method.is_some() {
-            AuthError::MfaMethodNotAllowed
-        } else {
-            AuthError::ChallengeTypeMismatch
-        });
-    } else if matches!(method.as_deref(), Some("totp" | "backup" | "sms")) {
-        return Err(AuthError::MfaMethodNotAllowed);
-    }
+        ChallengeName::VerifyPhone => {
+            let dest = ch
+                .destination
+                .clone()
+                .ok_or(AuthError::field("session", "no phone number was given yet"))?;
+            if matches!(method.as_deref(), Some(m) if m != "sms") {
+                return Err(AuthError::MfaMethodNotAllowed);
+            }
+            ("sms".to_string(), dest)
+        }
+        ChallengeName::VerifyEmail => {
+            if matches!(method.as_deref(), Some("totp" | "backup" | "sms")) {
+                return Err(AuthError::MfaMethodNotAllowed);
+            }
+            (
+                "email".to_string(),
+                ch.destination.clone().unwrap_or_default(),
+            )
+        }
+        _ => {
+            return Err(if method.is_some() {
+                AuthError::MfaMethodNotAllowed
+            } else {
+                AuthError::ChallengeTypeMismatch
+            });
+        }
+    };
     let cfg = &ctx.cfg().signup;
     let delay = crate::clock::ms(cfg.resend_delay);
     if let Some(last) = ch.last_sent_at
@@ -869,12 +1066,11 @@ pub(crate) async fn resend(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
             retry_after: super::retry_after(window_start + 3_600_000, ctx.now),
         });
     }
-    let destination = match &mfa_target {
-        Some((_, d)) => d.clone(),
-        None => ch.destination.clone().unwrap_or_default(),
-    };
-    let sms = mfa_target.as_ref().is_some_and(|(k, _)| k == "sms");
-    super::count_code_message(ctx, &destination, sms).await?;
+    let sms = kind == "sms";
+    // A decoy sends nothing, so it spends nobody's message cap.
+    if ch.user_id.is_some() {
+        super::count_code_message(ctx, &destination, sms, ch.user_id.as_deref()).await?;
+    }
     let tx = ctx.inner.store.begin().await?;
     // Re-read under the lock: a concurrent resend may have just sent.
     let ch = load_challenge(&tx, &session, ctx.now, true).await?;
@@ -888,26 +1084,20 @@ pub(crate) async fn resend(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
     am.last_sent_at = Set(Some(ctx.now));
     am.sends_in_window = Set(sends + 1);
     am.send_window_start = Set(window_start);
-    if let Some((kind, dest)) = &mfa_target {
-        let code = codes::random_code();
-        am.code_hash = Set(Some(ctx.inner.keys.hash_code(
-            "challenge",
-            &ch.id_hash,
-            &code,
-        )));
-        am.method = Set(Some(kind.clone()));
-        am.destination = Set(Some(dest.clone()));
-        super::mfa::deliver_code(ctx, kind, dest, &code);
-    } else if let Some(uid) = &ch.user_id {
+    if let Some(uid) = &ch.user_id {
         let user = super::user_by_id(&tx, uid).await?;
+        revoke_codes(&tx, uid, name).await?;
         let code = codes::random_code();
-        am.code_hash = Set(Some(ctx.inner.keys.hash_code(
-            "challenge",
-            &ch.id_hash,
-            &code,
-        )));
-        let link = issue_verify_link(ctx, &tx, &user).await?;
-        queue_code_mail(ctx, &user.email, &code, link.as_deref());
+        let (purpose, scope) = code_scope(name, &kind, uid, &destination);
+        am.code_hash = Set(Some(ctx.inner.keys.hash_code(&purpose, &scope, &code)));
+        am.method = Set(Some(kind.clone()));
+        am.destination = Set(Some(destination.clone()));
+        if name == ChallengeName::VerifyEmail {
+            let link = issue_verify_link(ctx, &tx, &user).await?;
+            queue_code_mail(ctx, &destination, &code, link.as_deref());
+        } else {
+            super::mfa::deliver_code(ctx, &kind, &destination, &code);
+        }
     }
     am.update(&tx).await?;
     tx.commit().await?;

@@ -2,8 +2,8 @@
 //! state machine, backup codes, device management and trusted devices.
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, Set, sea_query::Expr,
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
+    sea_query::{Expr, ExprTrait},
 };
 use serde_json::{Map, Value, json};
 
@@ -16,7 +16,7 @@ use crate::events::Event;
 use crate::input::{Input, mask_email, mask_phone};
 use crate::mfa;
 use crate::store::entities::{
-    backup_codes, mfa_devices, trusted_devices, users, verification_tokens as vt,
+    backup_codes, challenges, mfa_devices, trusted_devices, users, verification_tokens as vt,
 };
 
 const SETUP_TTL_MS: i64 = 15 * 60 * 1000;
@@ -95,19 +95,23 @@ pub(crate) fn deliver_code(ctx: &Ctx<'_>, kind: &str, destination: &str, code: &
     }
 }
 
+/// What an MFA_REQUIRED challenge starts with.
+pub(crate) struct RequiredChallenge {
+    pub params: Map<String, Value>,
+    /// The hash of the email/SMS code sent with it (preferred method `email` or `sms`).
+    pub code_hash: Option<String>,
+    pub destination: Option<String>,
+    pub method: Option<String>,
+    /// When that code was sent (earlier than now when a live code was taken over).
+    pub sent_at: Option<i64>,
+}
+
 /// The MFA_REQUIRED challenge: its parameters, and (for email/sms) the code sent with it.
-/// Returns `(params, code_hash, destination, method)`.
 pub(crate) async fn required_challenge(
     ctx: &Ctx<'_>,
     db: &impl ConnectionTrait,
     user: &users::Model,
-    id_hash: &str,
-) -> AuthResult<(
-    Map<String, Value>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-)> {
+) -> AuthResult<RequiredChallenge> {
     let devs = devices(db, &user.id).await?;
     let backups = backup_remaining(db, &user.id).await?;
     let mut params = Map::new();
@@ -122,18 +126,35 @@ pub(crate) async fn required_challenge(
     );
     if let Some(d) = pref.filter(|d| d.kind != "totp") {
         let dest = d.destination.clone().unwrap_or_default();
-        let code = codes::random_code();
+        let (hash, at) = super::auth::issue_code(
+            ctx,
+            db,
+            user,
+            crate::challenge::ChallengeName::MfaRequired,
+            &d.kind,
+            &dest,
+            false,
+        )
+        .await?;
         params.insert(
             "codeDeliveryDestination".into(),
             json!(mask(&d.kind, &dest)),
         );
-        // The first code of a flow is never held back by the hourly cap.
-        ctx.count_later(&dest);
-        deliver_code(ctx, &d.kind, &dest, &code);
-        let hash = ctx.inner.keys.hash_code("challenge", id_hash, &code);
-        return Ok((params, Some(hash), Some(dest), Some(d.kind.clone())));
+        return Ok(RequiredChallenge {
+            params,
+            code_hash: Some(hash),
+            destination: Some(dest),
+            method: Some(d.kind.clone()),
+            sent_at: Some(at),
+        });
     }
-    Ok((params, None, None, None))
+    Ok(RequiredChallenge {
+        params,
+        code_hash: None,
+        destination: None,
+        method: None,
+        sent_at: None,
+    })
 }
 
 /// MFA_SETUP_REQUIRED parameters.
@@ -156,7 +177,7 @@ pub(crate) async fn check_answer(
     ctx: &Ctx<'_>,
     db: &impl ConnectionTrait,
     user: &users::Model,
-    challenge: Option<(&str, Option<&str>, Option<&str>)>,
+    challenge: Option<&challenges::Model>,
     method: &str,
     code: &str,
 ) -> AuthResult<bool> {
@@ -200,13 +221,13 @@ pub(crate) async fn check_answer(
             {
                 return Err(AuthError::MfaMethodNotAllowed);
             }
-            let Some((id_hash, Some(hash), sent)) = challenge else {
+            let Some(ch) = challenge else {
                 return Ok(false);
             };
-            if sent != Some(method) {
+            if ch.method.as_deref() != Some(method) {
                 return Ok(false);
             }
-            let ok = ctx.inner.keys.verify_code("challenge", id_hash, code, hash);
+            let ok = super::auth::challenge_code_matches(ctx, ch, code);
             if ok {
                 mfa_devices::Entity::update_many()
                     .col_expr(mfa_devices::Column::LastUsedAt, Expr::value(ctx.now))
@@ -306,7 +327,7 @@ pub(crate) async fn setup_data(
         _ => return Err(AuthError::MfaMethodNotAllowed),
     };
     if let Some((dest, code)) = &send {
-        super::count_code_message(ctx, dest, method == "sms").await?;
+        super::count_code_message(ctx, dest, method == "sms", Some(&user.id)).await?;
         deliver_code(ctx, method, dest, code);
     }
     let tx = ctx.inner.store.begin().await?;
@@ -359,7 +380,16 @@ pub(crate) async fn verify_setup(
     if pending.expires_at <= ctx.now {
         return Err(AuthError::VerifyCodeExpired);
     }
-    if pending.attempts >= 3 {
+    // The attempt is counted before the code is compared (at most 3 per enrolment, whatever
+    // the concurrency).
+    let reserved = vt::Entity::update_many()
+        .col_expr(vt::Column::Attempts, Expr::col(vt::Column::Attempts).add(1))
+        .filter(vt::Column::Id.eq(&pending.id))
+        .filter(vt::Column::Attempts.lt(3))
+        .exec(db)
+        .await?
+        .rows_affected;
+    if reserved == 0 {
         return Err(AuthError::VerifyCodeInvalid {
             attempts_remaining: Some(0),
         });
@@ -381,9 +411,6 @@ pub(crate) async fn verify_setup(
     };
     if !right {
         let attempts = pending.attempts + 1;
-        let mut am: vt::ActiveModel = pending.into();
-        am.attempts = Set(attempts);
-        am.update(db).await?;
         ctx.audit_later(
             Some(&user.id),
             Event::MfaVerificationFailed,
@@ -391,12 +418,21 @@ pub(crate) async fn verify_setup(
             json!({"method": method, "phase": "setup"}),
         );
         return Err(AuthError::VerifyCodeInvalid {
-            attempts_remaining: Some((3 - attempts).max(0) as u32),
+            attempts_remaining: Some(Ord::max(3 - attempts, 0) as u32),
         });
     }
-    let mut am: vt::ActiveModel = pending.into();
-    am.used_at = Set(Some(ctx.now));
-    am.update(db).await?;
+    let used = vt::Entity::update_many()
+        .col_expr(vt::Column::UsedAt, Expr::value(ctx.now))
+        .filter(vt::Column::Id.eq(&pending.id))
+        .filter(vt::Column::UsedAt.is_null())
+        .exec(db)
+        .await?
+        .rows_affected;
+    if used == 0 {
+        return Err(AuthError::VerifyCodeInvalid {
+            attempts_remaining: None,
+        });
+    }
     let existing = devices(db, &user.id).await?;
     // One device per kind: enrolling TOTP again replaces the old authenticator.
     if let Some(old) = existing.iter().find(|d| d.kind == method) {
@@ -424,20 +460,15 @@ pub(crate) async fn verify_setup(
     })
     .exec(db)
     .await?;
-    if method == "sms" && user.phone.is_none() {
-        // The verified number becomes the account's phone, if nobody else has it.
-        let _ = users::Entity::update_many()
-            .col_expr(users::Column::Phone, Expr::value(destination.clone()))
-            .col_expr(users::Column::IsPhoneVerified, Expr::value(true))
-            .filter(users::Column::Id.eq(&user.id))
-            .exec(db)
-            .await;
-    }
-    let codes = if !user.mfa_enabled || first {
+    // Enrolment never touches the account's phone: an SMS factor is a second factor, not a
+    // recovery channel. Backup codes come with the first factor only; adding or replacing a
+    // later one never hands out (or invalidates) a set.
+    let codes = if !user.mfa_enabled {
         Some(regenerate_backup_codes(ctx, db, &user.id).await?)
     } else {
         None
     };
+    factor_notice(ctx, user, method, true);
     users::Entity::update_many()
         .col_expr(users::Column::MfaEnabled, Expr::value(true))
         .col_expr(users::Column::UpdatedAt, Expr::value(ctx.now))
@@ -459,6 +490,29 @@ pub(crate) async fn verify_setup(
         );
     }
     Ok((id, codes))
+}
+
+/// Mails the account's owner that a factor was added or removed: the one signal a user gets
+/// when someone else holds their session.
+fn factor_notice(ctx: &Ctx<'_>, user: &users::Model, method: &str, added: bool) {
+    let what = match method {
+        "totp" => "an authenticator app",
+        "email" => "email codes",
+        _ => "text-message codes",
+    };
+    let (subject, verb) = if added {
+        ("A sign-in method was added", "added to")
+    } else {
+        ("A sign-in method was removed", "removed from")
+    };
+    ctx.queue_mail(
+        &user.email,
+        subject,
+        format!(
+            "Two-step verification by {what} was {verb} your account.\n\nIf this was not you, \
+             reset your password now and review your sign-in methods.\n"
+        ),
+    );
 }
 
 async fn regenerate_backup_codes(
@@ -492,12 +546,9 @@ pub(crate) async fn trusted_device(
     db: &impl ConnectionTrait,
     user_id: &str,
 ) -> AuthResult<bool> {
-    let token = ctx
-        .req
-        .header("x-device-token")
-        .or_else(|| ctx.req.cookie(&ctx.inner.cookies.device))
-        .filter(|t| !t.is_empty());
-    let Some(token) = token else { return Ok(false) };
+    let Some(token) = presented_device_token(ctx) else {
+        return Ok(false);
+    };
     let n = trusted_devices::Entity::update_many()
         .col_expr(trusted_devices::Column::LastUsedAt, Expr::value(ctx.now))
         .filter(trusted_devices::Column::TokenHash.eq(codes::sha256_hex(token)))
@@ -507,6 +558,20 @@ pub(crate) async fn trusted_device(
         .await?
         .rows_affected;
     Ok(n > 0)
+}
+
+/// The trusted-device token a request carries: the `X-Device-Token` header, else the cookie.
+/// A device cookie sent twice is no device at all (MFA is asked).
+pub(crate) fn presented_device_token<'r>(ctx: &Ctx<'r>) -> Option<&'r str> {
+    ctx.req
+        .header("x-device-token")
+        .or_else(|| {
+            ctx.req
+                .unique_cookie(&ctx.inner.cookies.device)
+                .ok()
+                .flatten()
+        })
+        .filter(|t| !t.is_empty())
 }
 
 /// Creates a trusted device for the user; returns its token (shown once).
@@ -573,10 +638,69 @@ pub(crate) async fn status(ctx: &Ctx<'_>) -> AuthResult<Outcome> {
 pub(crate) async fn setup(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome> {
     let method = input.one_of("method", &["totp", "email", "sms"], true);
     let phone = input.phone("phone");
-    input.finish()?;
+    let password = input.text("password", crate::input::PASSWORD_HARD_MAX);
+    let code = input.text("code", 16);
     let user = me(ctx).await?;
+    // Adding or replacing a factor of an account that has one needs a fresh proof: a stolen
+    // access token alone must never become a permanent second factor.
+    if user.mfa_enabled && password.is_none() && code.is_none() {
+        input.error(
+            "password",
+            "password or code (a current second factor) is required once MFA is enabled",
+        );
+    }
+    input.finish()?;
+    if user.mfa_enabled {
+        step_up(ctx, &user, password, code).await?;
+    }
     let data = setup_data(ctx, &user, method.as_deref().unwrap_or(""), phone).await?;
     Ok(Outcome::Json(200, data))
+}
+
+/// A fresh proof from the signed-in user: the password (counted like a login) or a current
+/// TOTP or unused backup code (counted on the account's second-factor budget, reserved
+/// before it is compared).
+async fn step_up(
+    ctx: &Ctx<'_>,
+    user: &users::Model,
+    password: Option<String>,
+    code: Option<String>,
+) -> AuthResult<()> {
+    use super::budget::{Budget, reserve};
+    match (password, code) {
+        (Some(pw), _) => super::confirm_password(ctx, user, &pw).await,
+        (None, Some(c)) => {
+            let attempt = reserve(ctx, Budget::SecondFactor, Some(&user.id), "").await?;
+            let db = &ctx.inner.store.db;
+            let totp = match check_answer(ctx, db, user, None, "totp", &c).await {
+                Ok(ok) => Ok(ok),
+                Err(AuthError::MfaMethodNotAllowed) => Ok(false),
+                Err(e) => Err(e),
+            };
+            let ok = match totp {
+                Ok(false) => match check_answer(ctx, db, user, None, "backup", &c).await {
+                    Err(AuthError::MfaMethodNotAllowed) => Ok(false),
+                    other => other,
+                },
+                other => other,
+            };
+            attempt.settle(ctx, &ok).await?;
+            if ok? {
+                Ok(())
+            } else {
+                ctx.audit_later(
+                    Some(&user.id),
+                    Event::MfaVerificationFailed,
+                    false,
+                    json!({"phase": "step-up"}),
+                );
+                Err(AuthError::VerifyCodeInvalid {
+                    attempts_remaining: None,
+                })
+            }
+        }
+        (None, None) => Err(AuthError::field("password", "password or code is required")),
+    }
 }
 
 /// `POST /mfa/verify-setup`.
@@ -585,11 +709,19 @@ pub(crate) async fn verify(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
     let code = input.text_req("code", 16);
     input.finish()?;
     let user = me(ctx).await?;
+    let attempt =
+        super::budget::reserve(ctx, super::budget::Budget::SecondFactor, Some(&user.id), "")
+            .await?;
     let tx = ctx.inner.store.begin().await?;
     let result = verify_setup(ctx, &tx, &user, method.as_deref().unwrap_or(""), &code).await;
     // A wrong code is counted: its attempt update commits with the error.
     if matches!(result, Ok(_) | Err(AuthError::VerifyCodeInvalid { .. })) {
         tx.commit().await?;
+    }
+    match &result {
+        Ok(_) => attempt.succeeded(ctx).await?,
+        Err(AuthError::VerifyCodeInvalid { .. }) => attempt.failed(ctx).await?,
+        Err(_) => attempt.unused(ctx).await?,
     }
     let (id, codes) = result?;
     let mut body = json!({ "deviceId": id });
@@ -681,25 +813,7 @@ pub(crate) async fn remove_device(
     input.finish()?;
     let d = own_device(ctx, id).await?;
     let user = me(ctx).await?;
-    let db = &ctx.inner.store.db;
-    match (password, code) {
-        (Some(pw), _) => super::confirm_password(ctx, &user, &pw).await?,
-        (None, Some(c)) => {
-            // A current TOTP code or an unused backup code proves possession.
-            let ok = check_answer(ctx, db, &user, None, "totp", &c)
-                .await
-                .unwrap_or(false)
-                || check_answer(ctx, db, &user, None, "backup", &c).await?;
-            if !ok {
-                super::record_failure(ctx, &super::lock_subject(Some(&user), ""), Some(&user.id))
-                    .await?;
-                return Err(AuthError::VerifyCodeInvalid {
-                    attempts_remaining: None,
-                });
-            }
-        }
-        (None, None) => return Err(AuthError::field("password", "password or code is required")),
-    }
+    step_up(ctx, &user, password, code).await?;
     let tx = ctx.inner.store.begin().await?;
     mfa_devices::Entity::delete_by_id(d.id.clone())
         .exec(&tx)
@@ -724,6 +838,7 @@ pub(crate) async fn remove_device(
             .await?;
     }
     tx.commit().await?;
+    factor_notice(ctx, &user, &d.kind, false);
     ctx.audit_later(
         Some(&user.id),
         Event::MfaDeviceRemoved,

@@ -3,12 +3,13 @@
 
 pub(crate) mod account;
 pub(crate) mod auth;
+pub(crate) mod budget;
 pub(crate) mod mfa;
 pub(crate) mod recovery;
 pub(crate) mod session;
 
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
@@ -21,7 +22,7 @@ use crate::challenge::ChallengeName;
 use crate::clock::iso8601;
 use crate::codes;
 use crate::delivery::IssuedTokens;
-use crate::error::{AuthError, AuthResult, RateLimit};
+use crate::error::{AuthError, AuthResult};
 use crate::events::Origin;
 use crate::guard::Principal;
 use crate::http::Request;
@@ -32,6 +33,8 @@ use crate::store::entities::{password_history, refresh_tokens, sessions, users};
 /// Everything a flow needs about the request in hand.
 pub(crate) struct Ctx<'a> {
     pub inner: &'a Inner,
+    /// The engine itself, for work that goes on after the answer (see [`Ctx::detach`]).
+    pub shared: &'a Arc<Inner>,
     pub req: &'a Request,
     pub now: i64,
     pub ip: Option<IpAddr>,
@@ -42,17 +45,77 @@ pub(crate) struct Ctx<'a> {
     pub outbox: Mutex<Vec<EmailMessage>>,
     /// Text messages, sent like `outbox`.
     pub sms_outbox: Mutex<Vec<crate::notify::SmsMessage>>,
-    /// Code messages sent inside a transaction, counted toward the hourly cap after it (a
-    /// second write transaction inside the first would wait on itself under SQLite).
-    pub counted: Mutex<Vec<String>>,
-    /// kv keys to delete once the flow has succeeded.
-    pub cleared: Mutex<Vec<String>>,
+    /// Code messages sent inside a transaction, counted toward the hourly caps after it (a
+    /// second write transaction inside the first would wait on itself under SQLite); the
+    /// transaction checked the caps and serialised on the user's row.
+    pub counted: Mutex<Vec<Sent>>,
+    /// kv entries read before a transaction for the checks made inside it
+    /// ([`budget::prefetch`]): a second connection taken inside an open SQLite write
+    /// transaction can starve the pool under a burst.
+    pub kv_seen: Mutex<std::collections::HashMap<String, Option<crate::kv::Entry>>>,
     /// Audit rows written once the flow has finished (a write inside an open SQLite
     /// transaction would wait on that transaction).
-    pub audits: Mutex<Vec<(Option<String>, crate::events::Event, bool, Value)>>,
+    pub audits: Mutex<Vec<QueuedAudit>>,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// The context of one request.
+    pub fn new(
+        shared: &'a Arc<Inner>,
+        req: &'a Request,
+        now: i64,
+        ip: Option<IpAddr>,
+        principal: Option<Principal>,
+    ) -> Self {
+        Ctx {
+            inner: shared,
+            shared,
+            req,
+            now,
+            ip,
+            origin: Origin {
+                ip: ip.map(|i| i.to_string()),
+                user_agent: req
+                    .header("user-agent")
+                    .map(|u| u.chars().take(255).collect()),
+            },
+            principal,
+            outbox: Default::default(),
+            sms_outbox: Default::default(),
+            counted: Default::default(),
+            kv_seen: Default::default(),
+            audits: Default::default(),
+        }
+    }
+
+    /// Runs `work` after the answer, on its own task with a context of its own (same clock
+    /// reading, client and request), then writes its audit rows and sends its messages. For
+    /// work whose duration must not show in the answer's timing.
+    pub fn detach<F>(&self, work: F)
+    where
+        F: for<'c> FnOnce(
+                &'c Ctx<'c>,
+            ) -> std::pin::Pin<
+                Box<dyn std::future::Future<Output = AuthResult<()>> + Send + 'c>,
+            > + Send
+            + 'static,
+    {
+        let shared = self.shared.clone();
+        let req = self.req.clone();
+        let (now, ip) = (self.now, self.ip);
+        tokio::spawn(async move {
+            // Start once the answer is on its way: work that shares the CPU and the database
+            // with the request in hand would show in its timing.
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            let ctx = Ctx::new(&shared, &req, now, ip, None);
+            if let Err(e) = work(&ctx).await {
+                tracing::warn!(error = %e, "background work of a request failed");
+            }
+            crate::routes::write_audits(&ctx).await;
+            crate::routes::send_messages(&ctx).await;
+        });
+    }
+
     pub fn principal(&self) -> AuthResult<&Principal> {
         self.principal.as_ref().ok_or(AuthError::TokenMissing)
     }
@@ -76,16 +139,14 @@ impl Ctx<'_> {
         }
     }
 
-    /// A successful second factor clears the MFA failure counter (after the transaction).
-    pub fn clear_mfa_failures_later(&self, user_id: &str) {
-        if let Ok(mut c) = self.cleared.lock() {
-            c.push(format!("mfafail:{user_id}"));
-        }
-    }
-
-    pub fn count_later(&self, address: &str) {
+    /// Counts a message sent inside a transaction once the flow has succeeded.
+    pub fn count_later(&self, address: &str, sms: bool, user_id: Option<&str>) {
         if let Ok(mut c) = self.counted.lock() {
-            c.push(address.to_string());
+            c.push(Sent {
+                address: address.to_string(),
+                sms,
+                user_id: user_id.map(str::to_string),
+            });
         }
     }
 
@@ -108,6 +169,17 @@ impl Ctx<'_> {
     pub fn cfg(&self) -> &crate::NAuthConfig {
         &self.inner.cfg
     }
+}
+
+/// An audit row queued by a flow: user, event, success, details.
+pub(crate) type QueuedAudit = (Option<String>, crate::events::Event, bool, Value);
+
+/// A code message sent inside a transaction, to be counted after it.
+#[derive(Debug, Clone)]
+pub(crate) struct Sent {
+    pub address: String,
+    pub sms: bool,
+    pub user_id: Option<String>,
 }
 
 /// The body of a challenge-or-tokens answer (API.md §2).
@@ -192,10 +264,13 @@ pub(crate) async fn find_user(
         Identifier::Phone(_) => users::Column::Phone,
         Identifier::Username(_) => users::Column::Username,
     };
-    Ok(users::Entity::find()
-        .filter(col.eq(id.as_str()))
-        .one(db)
-        .await?)
+    let mut q = users::Entity::find().filter(col.eq(id.as_str()));
+    if matches!(id, Identifier::Phone(_)) {
+        // Only a verified phone names an account (API.md §1): an unverified one is anyone's
+        // claim, and must never become a login name or a reset channel.
+        q = q.filter(users::Column::IsPhoneVerified.eq(true));
+    }
+    Ok(q.one(db).await?)
 }
 
 pub(crate) async fn user_by_id(db: &impl ConnectionTrait, id: &str) -> AuthResult<users::Model> {
@@ -210,22 +285,15 @@ pub(crate) fn retry_after(until_ms: i64, now: i64) -> u64 {
     ((until_ms - now).max(0) as u64).div_ceil(1000).max(1)
 }
 
-/// Counts a code message to an address; more than 10 an hour is refused.
-pub(crate) async fn count_code_message(ctx: &Ctx<'_>, address: &str, sms: bool) -> AuthResult<()> {
-    let key = format!("msg:{address}");
-    let e = ctx.inner.kv.incr(&key, 3_600_000, ctx.now).await?;
-    if e.value > 10 {
-        let limit = if sms {
-            RateLimit::Sms
-        } else {
-            RateLimit::Email
-        };
-        return Err(AuthError::RateLimited {
-            limit,
-            retry_after: retry_after(e.expires_at, ctx.now),
-        });
-    }
-    Ok(())
+/// Counts a code message to an address (SMS: also per user and client IP) before sending;
+/// past a cap `429 RATE_LIMIT_EMAIL` / `RATE_LIMIT_SMS`.
+pub(crate) async fn count_code_message(
+    ctx: &Ctx<'_>,
+    address: &str,
+    sms: bool,
+    user_id: Option<&str>,
+) -> AuthResult<()> {
+    budget::spend_message(ctx, address, sms, user_id).await
 }
 
 /// The link to a path with a token, when `base_url` is set.
@@ -415,141 +483,42 @@ pub(crate) async fn check_new_password(
     Ok(())
 }
 
-/// Lockout keys: the account's when the identifier names one, else the identifier's.
-pub(crate) fn lock_subject(user: Option<&users::Model>, ident: &str) -> String {
-    match user {
-        Some(u) => format!("acct:{}", u.id),
-        None => format!("ident:{ident}"),
-    }
-}
-
-/// `429 RATE_LIMIT_LOGIN` while the subject or the client IP is locked.
-/// Returns whether the subject has a failure count to clear on success (read in the same
-/// round trip as the locks).
-pub(crate) async fn check_locked(ctx: &Ctx<'_>, subject: &str) -> AuthResult<bool> {
-    if !ctx.cfg().lockout.enabled {
-        return Ok(false);
-    }
-    let mut keys = vec![format!("fail:{subject}"), format!("lock:{subject}")];
-    if let Some(ip) = ctx.ip {
-        keys.push(format!("lock:ip:{ip}"));
-    }
-    let entries = ctx.inner.kv.get_many(&keys, ctx.now).await?;
-    if let Some(e) = entries.iter().skip(1).flatten().next() {
-        return Err(AuthError::RateLimited {
-            limit: RateLimit::Login,
-            retry_after: retry_after(e.expires_at, ctx.now),
-        });
-    }
-    Ok(entries.first().is_some_and(Option::is_some))
-}
-
-/// Counts a failed login (or wrong password on an authenticated request); locks at the limit.
-pub(crate) async fn record_failure(
-    ctx: &Ctx<'_>,
-    subject: &str,
-    user_id: Option<&str>,
-) -> AuthResult<()> {
-    let lo = &ctx.cfg().lockout;
-    if !lo.enabled {
-        return Ok(());
-    }
-    let window = crate::clock::ms(lo.window);
-    let until = ctx.now + crate::clock::ms(lo.duration);
-    let e = ctx
-        .inner
-        .kv
-        .incr(&format!("fail:{subject}"), window, ctx.now)
-        .await?;
-    if e.value >= i64::from(lo.max_attempts) {
-        ctx.inner
-            .kv
-            .set(&format!("lock:{subject}"), 1, until)
-            .await?;
-        ctx.inner.kv.del(&format!("fail:{subject}")).await?;
-        crate::events::audit(
-            ctx.inner,
-            user_id,
-            crate::events::Event::LoginLocked,
-            false,
-            &ctx.origin,
-            json!({"scope": "identifier"}),
-        )
-        .await;
-    }
-    if let Some(ip) = ctx.ip {
-        let e = ctx
-            .inner
-            .kv
-            .incr(&format!("fail:ip:{ip}"), window, ctx.now)
-            .await?;
-        if e.value >= i64::from(lo.ip_max_attempts) {
-            ctx.inner.kv.set(&format!("lock:ip:{ip}"), 1, until).await?;
-            ctx.inner.kv.del(&format!("fail:ip:{ip}")).await?;
-        }
-    }
-    Ok(())
-}
-
-/// Counts a wrong second factor; at `lockout.max_attempts` within the window the account is
-/// locked as for failed logins.
-pub(crate) async fn record_mfa_failure(ctx: &Ctx<'_>, user_id: &str) -> AuthResult<()> {
-    let lo = &ctx.cfg().lockout;
-    if !lo.enabled {
-        return Ok(());
-    }
-    let e = ctx
-        .inner
-        .kv
-        .incr(
-            &format!("mfafail:{user_id}"),
-            crate::clock::ms(lo.window),
-            ctx.now,
-        )
-        .await?;
-    if e.value >= i64::from(lo.max_attempts) {
-        let until = ctx.now + crate::clock::ms(lo.duration);
-        ctx.inner
-            .kv
-            .set(&format!("lock:acct:{user_id}"), 1, until)
-            .await?;
-        ctx.inner.kv.del(&format!("mfafail:{user_id}")).await?;
-        crate::events::audit(
-            ctx.inner,
-            Some(user_id),
-            crate::events::Event::LoginLocked,
-            false,
-            &ctx.origin,
-            json!({"scope": "mfa"}),
-        )
-        .await;
-    }
-    Ok(())
-}
-
-/// Clears an account's failure counter and lock.
-pub(crate) async fn clear_lockout(ctx: &Ctx<'_>, user_id: &str) -> AuthResult<()> {
-    ctx.inner.kv.del(&format!("fail:acct:{user_id}")).await?;
-    ctx.inner.kv.del(&format!("lock:acct:{user_id}")).await
-}
-
-/// Verifies the password of an authenticated user; a wrong one counts toward lockout.
+/// Verifies the password of an authenticated user. The attempt is reserved first and a
+/// wrong one counts toward the account's lockout, like a failed login.
 pub(crate) async fn confirm_password(
     ctx: &Ctx<'_>,
     user: &users::Model,
     password: &str,
 ) -> AuthResult<()> {
-    let subject = lock_subject(Some(user), "");
-    let _ = check_locked(ctx, &subject).await?;
-    if ctx
-        .inner
-        .hasher
-        .verify(password, &user.password_hash)
-        .await?
-    {
+    let attempt = budget::reserve(ctx, budget::Budget::Password, Some(&user.id), "").await?;
+    let ok = ctx.inner.hasher.verify(password, &user.password_hash).await;
+    attempt.settle(ctx, &ok).await?;
+    if ok? {
         Ok(())
     } else {
-        record_failure(ctx, &subject, Some(&user.id)).await?;
+        crate::events::audit(
+            ctx.inner,
+            Some(&user.id),
+            crate::events::Event::LoginFailed,
+            false,
+            &ctx.origin,
+            json!({"reason": "password_confirmation"}),
+        )
+        .await;
         Err(AuthError::PasswordIncorrect)
     }
+}
+
+/// Revokes every trusted device of a user (or the one whose token is given); returns how many.
+pub(crate) async fn forget_devices(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    token: Option<&str>,
+) -> AuthResult<u64> {
+    use crate::store::entities::trusted_devices as td;
+    let mut q = td::Entity::delete_many().filter(td::Column::UserId.eq(user_id));
+    if let Some(t) = token {
+        q = q.filter(td::Column::TokenHash.eq(codes::sha256_hex(t)));
+    }
+    Ok(q.exec(db).await?.rows_affected)
 }

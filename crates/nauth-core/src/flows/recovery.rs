@@ -29,7 +29,11 @@ pub(crate) async fn forgot(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
         let e = ctx
             .inner
             .kv
-            .incr(&format!("pwreset:ip:{ip}"), HOUR_MS, ctx.now)
+            .incr(
+                &format!("pwreset:ip:{}", super::budget::ip_bucket(ip)),
+                HOUR_MS,
+                ctx.now,
+            )
             .await?;
         if e.value > i64::from(cfg.password.reset_ip_max_per_hour) {
             return Err(AuthError::RateLimited {
@@ -45,9 +49,25 @@ pub(crate) async fn forgot(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
         "expiresIn": cfg.password.reset_code_ttl.as_secs(),
     });
     let db = &ctx.inner.store.db;
-    let Some(user) = super::find_user(db, &ident).await?.filter(|u| !u.disabled) else {
-        return Ok(Outcome::Json(200, answer));
-    };
+    let user = super::find_user(db, &ident).await?.filter(|u| !u.disabled);
+    // Whatever the identifier, a new request gives its wrong-code counter a fresh start, so
+    // the confirm answers of unknown and known identifiers stay alike.
+    ctx.inner
+        .kv
+        .del(&format!("pwreset:fail:{}", ident.as_str()))
+        .await?;
+    if let Some(user) = user {
+        // The account's work (counters, token rows, audit, message) runs after the answer:
+        // known and unknown identifiers take the same time (API.md §3.1).
+        ctx.detach(move |ctx| Box::pin(send_reset(ctx, user, sms)));
+    }
+    Ok(Outcome::Json(200, answer))
+}
+
+/// Issues a reset code (and link) for an account and queues its message; silent past the
+/// account's hourly limit or the address's message cap.
+async fn send_reset(ctx: &Ctx<'_>, user: users::Model, sms: bool) -> AuthResult<()> {
+    let cfg = ctx.cfg();
     let per_account = ctx
         .inner
         .kv
@@ -58,8 +78,12 @@ pub(crate) async fn forgot(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
     } else {
         user.email.clone()
     };
-    if per_account.value > 3 || super::count_code_message(ctx, &address, sms).await.is_err() {
-        return Ok(Outcome::Json(200, answer));
+    if per_account.value > 3
+        || super::count_code_message(ctx, &address, sms, Some(&user.id))
+            .await
+            .is_err()
+    {
+        return Ok(());
     }
     let code = codes::random_code();
     let link_token = codes::random_token();
@@ -124,16 +148,13 @@ pub(crate) async fn forgot(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
         );
         ctx.queue_mail(&address, "Reset your password", text);
     }
-    audit(
-        ctx.inner,
+    ctx.audit_later(
         Some(&user.id),
         Event::PasswordResetRequested,
         true,
-        &ctx.origin,
         json!({"medium": medium}),
-    )
-    .await;
-    Ok(Outcome::Json(200, answer))
+    );
+    Ok(())
 }
 
 /// Applies a new password after a proven reset: every session revoked, lockout cleared, and
@@ -170,8 +191,9 @@ async fn apply_reset(
             .await?;
     }
     super::revoke_sessions(&tx, &user.id, None, ctx.now).await?;
+    super::forget_devices(&tx, &user.id, None).await?;
     tx.commit().await?;
-    super::clear_lockout(ctx, &user.id).await?;
+    super::budget::clear_account(ctx, &user.id).await?;
     audit(
         ctx.inner,
         Some(&user.id),
@@ -207,39 +229,52 @@ pub(crate) async fn confirm(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
         }
         None => None,
     };
-    let (Some(user), Some(token)) = (user, token) else {
-        // No account or no live code: the same answers, counted per identifier.
-        let key = format!("pwreset:fail:{}", ident.as_str());
-        let e = ctx.inner.kv.incr(&key, HOUR_MS, ctx.now).await?;
-        return Err(if e.value > i64::from(RESET_MAX_ATTEMPTS as u8) {
-            AuthError::PasswordResetMaxAttempts
-        } else {
-            AuthError::PasswordResetCodeInvalid
-        });
+    let live = match (user, token) {
+        (Some(u), Some(t)) if t.expires_at > ctx.now => Ok((u, t)),
+        (Some(u), Some(t)) => Err(Some((u, t))),
+        _ => Err(None),
     };
-    if token.attempts >= RESET_MAX_ATTEMPTS {
+    let (user, token) = match live {
+        Ok(pair) => pair,
+        Err(expired) => {
+            // No account, no code, or an expired one: the same answers, counted per
+            // identifier before anything is compared. Only the right (expired) code learns
+            // that it has expired.
+            let key = format!("pwreset:fail:{}", ident.as_str());
+            let e = ctx.inner.kv.incr(&key, HOUR_MS, ctx.now).await?;
+            if e.value > i64::from(RESET_MAX_ATTEMPTS) {
+                return Err(AuthError::PasswordResetMaxAttempts);
+            }
+            let right = expired.is_some_and(|(u, t)| {
+                ctx.inner
+                    .keys
+                    .verify_code("reset_code", &u.id, &code, &t.token_hash)
+            });
+            return Err(if right {
+                AuthError::PasswordResetCodeExpired
+            } else {
+                AuthError::PasswordResetCodeInvalid
+            });
+        }
+    };
+    // The attempt is counted on the code before it is compared: at most 3 comparisons per
+    // code, whatever the concurrency.
+    let reserved = vt::Entity::update_many()
+        .col_expr(vt::Column::Attempts, Expr::col(vt::Column::Attempts).add(1))
+        .filter(vt::Column::Id.eq(&token.id))
+        .filter(vt::Column::Attempts.lt(RESET_MAX_ATTEMPTS))
+        .exec(db)
+        .await?
+        .rows_affected;
+    if reserved == 0 {
         return Err(AuthError::PasswordResetMaxAttempts);
-    }
-    if token.expires_at <= ctx.now {
-        return Err(AuthError::PasswordResetCodeExpired);
     }
     if !ctx
         .inner
         .keys
         .verify_code("reset_code", &user.id, &code, &token.token_hash)
     {
-        let n = vt::Entity::update_many()
-            .col_expr(vt::Column::Attempts, Expr::col(vt::Column::Attempts).add(1))
-            .filter(vt::Column::Id.eq(&token.id))
-            .filter(vt::Column::Attempts.lt(RESET_MAX_ATTEMPTS))
-            .exec(db)
-            .await?
-            .rows_affected;
-        return Err(if n == 0 {
-            AuthError::PasswordResetMaxAttempts
-        } else {
-            AuthError::PasswordResetCodeInvalid
-        });
+        return Err(AuthError::PasswordResetCodeInvalid);
     }
     apply_reset(ctx, &user, token, &new_password).await
 }

@@ -15,25 +15,31 @@ use crate::events::{Event, audit};
 use crate::input::Input;
 use crate::store::entities::{refresh_tokens, sessions};
 
-/// The refresh token a request presents: the body's, else (outside json mode) the cookie.
-fn presented_refresh(ctx: &Ctx<'_>, input: &mut Input) -> Option<String> {
+/// The refresh token a request presents: the body's, else (outside json mode) the cookie. A
+/// refresh cookie sent twice (cookie tossing from a sibling domain) is `401 AUTH_TOKEN_INVALID`.
+fn presented_refresh(ctx: &Ctx<'_>, input: &mut Input) -> AuthResult<Option<String>> {
     let body = input.text("refreshToken", 512).filter(|t| !t.is_empty());
-    body.or_else(|| {
-        (ctx.cfg().token_delivery.mode != crate::config::DeliveryMode::Json)
-            .then(|| {
-                ctx.req
-                    .cookie(&ctx.inner.cookies.refresh)
-                    .map(str::to_string)
-            })
-            .flatten()
-            .filter(|t| !t.is_empty())
-    })
+    if body.is_some() || ctx.cfg().token_delivery.mode == crate::config::DeliveryMode::Json {
+        return Ok(body);
+    }
+    refresh_cookie(ctx)
+}
+
+/// The refresh cookie, refusing a duplicated one.
+fn refresh_cookie(ctx: &Ctx<'_>) -> AuthResult<Option<String>> {
+    Ok(ctx
+        .req
+        .unique_cookie(&ctx.inner.cookies.refresh)
+        .map_err(|_| AuthError::TokenInvalid)?
+        .filter(|t| !t.is_empty())
+        .map(str::to_string))
 }
 
 /// `POST /refresh`: rotates the pair atomically (API.md §5).
 pub(crate) async fn refresh(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome> {
     let token = presented_refresh(ctx, &mut input);
     input.finish()?;
+    let token = token?;
     let token = token.ok_or(AuthError::TokenMissing)?;
     let hash = codes::sha256_hex(&token);
     let db = &ctx.inner.store.db;
@@ -185,11 +191,10 @@ pub(crate) async fn logout(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
     let sid_user = match sid_user {
         Some(s) => Some(s),
         None => {
-            let token = refresh.or_else(|| {
-                ctx.req
-                    .cookie(&ctx.inner.cookies.refresh)
-                    .map(str::to_string)
-            });
+            let token = match refresh {
+                Some(t) => Some(t),
+                None => refresh_cookie(ctx)?,
+            };
             match token.filter(|t| !t.is_empty()) {
                 Some(t) => session_of_refresh(ctx, &t)
                     .await?
@@ -203,18 +208,27 @@ pub(crate) async fn logout(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
             }
         }
     };
-    if let Some((sid, uid)) = sid_user
-        && revoke_session(ctx, &sid).await?
+    if let Some((sid, uid)) = &sid_user
+        && revoke_session(ctx, sid).await?
     {
         audit(
             ctx.inner,
-            Some(&uid),
+            Some(uid),
             Event::Logout,
             true,
             &ctx.origin,
             json!({"sessionId": sid}),
         )
         .await;
+    }
+    // `forgetDevice`: the trusted device this request presents ends on the server too, not
+    // only its cookie.
+    if forget
+        && let Some((_, uid)) = &sid_user
+        && let Some(token) = super::mfa::presented_device_token(ctx)
+        && super::forget_devices(&ctx.inner.store.db, uid, Some(token)).await? > 0
+    {
+        ctx.audit_later(Some(uid), Event::DeviceUntrusted, true, json!({"count": 1}));
     }
     Ok(Outcome::JsonClearing {
         body: json!({"success": true}),
@@ -227,7 +241,22 @@ pub(crate) async fn logout_all(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Ou
     let forget = input.bool("forgetDevices").unwrap_or(false);
     input.finish()?;
     let p = ctx.principal()?;
-    let n = super::revoke_sessions(&ctx.inner.store.db, &p.sub, None, ctx.now).await?;
+    let tx = ctx.inner.store.begin().await?;
+    let n = super::revoke_sessions(&tx, &p.sub, None, ctx.now).await?;
+    let forgotten = if forget {
+        super::forget_devices(&tx, &p.sub, None).await?
+    } else {
+        0
+    };
+    tx.commit().await?;
+    if forgotten > 0 {
+        ctx.audit_later(
+            Some(&p.sub),
+            Event::DeviceUntrusted,
+            true,
+            json!({"count": forgotten}),
+        );
+    }
     audit(
         ctx.inner,
         Some(&p.sub),
