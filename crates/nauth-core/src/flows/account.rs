@@ -1,9 +1,6 @@
 //! The signed-in user's own account: profile, password, email, verification mail, deletion.
 
-use sea_orm::{
-    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set,
-    sea_query::{Expr, ExprTrait},
-};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, sea_query::Expr};
 use serde_json::json;
 
 use super::{Ctx, Outcome};
@@ -216,24 +213,18 @@ pub(crate) async fn confirm_email_change(ctx: &Ctx<'_>, mut input: Input) -> Aut
     // verification budget.
     let attempt =
         super::budget::reserve(ctx, super::budget::Budget::Verify, Some(&user.id), "").await?;
-    let reserved = vt::Entity::update_many()
-        .col_expr(vt::Column::Attempts, Expr::col(vt::Column::Attempts).add(1))
-        .filter(vt::Column::Id.eq(&token.id))
-        .filter(vt::Column::Attempts.lt(CODE_MAX_ATTEMPTS))
-        .exec(db)
-        .await?
-        .rows_affected;
-    if reserved == 0 {
+    let Some(slot) = super::budget::reserve_code_attempt(db, &token.id, CODE_MAX_ATTEMPTS).await?
+    else {
         attempt.unused(ctx).await?;
         return Err(invalid(CODE_MAX_ATTEMPTS));
-    }
+    };
     let right = ctx
         .inner
         .keys
         .verify_code("change_email", &user.id, &code, &token.token_hash);
     attempt.settle(ctx, &Ok(right)).await?;
     if !right {
-        return Err(invalid(token.attempts + 1));
+        return Err(invalid(slot));
     }
     let new_email = token.data.clone().unwrap_or_default();
     let tx = ctx.inner.store.begin().await?;

@@ -12,6 +12,13 @@ use crate::error::{AuthError, AuthResult, RateLimit};
 use crate::events::Event;
 
 const HOUR_MS: i64 = 3_600_000;
+/// The value a counter is raised to when its budget is spent: far above any count, so a
+/// locked counter is told apart from one whose last slots are merely in flight.
+const LOCKED: i64 = 1 << 40;
+
+fn is_locked(value: i64) -> bool {
+    value >= LOCKED / 2
+}
 /// Code messages to one address or number per hour (API.md §7).
 pub(crate) const CODE_MESSAGES_PER_HOUR: i64 = 10;
 /// Notices (duplicate signup, taken email) to one address per hour: stricter than codes, so
@@ -103,7 +110,8 @@ fn limited(limit: RateLimit, until_ms: i64, now: i64) -> AuthError {
 }
 
 /// Reserves one attempt of `budget` for an account (`user_id`) or, for passwords, an
-/// identifier that names none. `429 RATE_LIMIT_LOGIN` when the budget is spent or locked.
+/// identifier that names none. `429 RATE_LIMIT_LOGIN` when the budget is locked, or when its
+/// last slots are all being compared right now (see [`over`]).
 pub(crate) async fn reserve(
     ctx: &Ctx<'_>,
     budget: Budget,
@@ -125,8 +133,8 @@ pub(crate) async fn reserve(
     if let (Budget::Password, Some(ip)) = (budget, ctx.ip) {
         let key = format!("pwip:{}", ip_bucket(ip));
         let e = kv.incr(&key, window, ctx.now).await?;
-        if e.value > i64::from(lo.ip_max_attempts) {
-            return Err(limited(RateLimit::Login, e.expires_at, ctx.now));
+        if let Some(err) = over(ctx, &key, e, lo.ip_max_attempts).await? {
+            return Err(err);
         }
         attempt.ip = Some((key, e.value));
     }
@@ -135,15 +143,38 @@ pub(crate) async fn reserve(
         None => keys::identifier(ident),
     };
     let e = kv.incr(&key, window, ctx.now).await?;
-    if e.value > i64::from(lo.max_attempts) {
-        // Locked, or the last slots are being compared right now: nothing is compared.
+    if let Some(err) = over(ctx, &key, e, lo.max_attempts).await? {
+        // Nothing is compared; the IP's slot is given back.
         if let Some((ip_key, _)) = attempt.ip.take() {
             kv.decr(&ip_key, ctx.now).await?;
         }
-        return Err(limited(RateLimit::Login, e.expires_at, ctx.now));
+        return Err(err);
     }
     attempt.key = Some((key, e.value));
     Ok(attempt)
+}
+
+/// The answer for a slot beyond the budget, if it is: a locked counter is `429` until the lock
+/// ends; a counter whose last slots are still being compared (a burst, or several clients of
+/// one account logging in at the same instant) is `429` with `Retry-After: 1`, and the slot
+/// is given back.
+async fn over(
+    ctx: &Ctx<'_>,
+    key: &str,
+    e: crate::kv::Entry,
+    max: u32,
+) -> AuthResult<Option<AuthError>> {
+    if is_locked(e.value) {
+        return Ok(Some(limited(RateLimit::Login, e.expires_at, ctx.now)));
+    }
+    if e.value > i64::from(max) {
+        ctx.inner.kv.decr(key, ctx.now).await?;
+        return Ok(Some(AuthError::RateLimited {
+            limit: RateLimit::Login,
+            retry_after: 1,
+        }));
+    }
+    Ok(None)
 }
 
 /// Reads, before a transaction opens, the kv entries that the checks inside it may need for
@@ -223,7 +254,7 @@ pub(crate) async fn check_spent(ctx: &Ctx<'_>, budget: Budget, user_id: &str) ->
         .into_iter()
         .next()
         .flatten()
-        && e.value >= i64::from(lo.max_attempts)
+        && is_locked(e.value)
     {
         return Err(limited(RateLimit::Login, e.expires_at, ctx.now));
     }
@@ -239,9 +270,8 @@ impl Attempt {
         let until = ctx.now + crate::clock::ms(lo.duration);
         let kv = &ctx.inner.kv;
         if let Some((key, value)) = &self.key {
-            let max = i64::from(lo.max_attempts);
-            if *value >= max {
-                kv.raise(key, max, until, ctx.now).await?;
+            if *value >= i64::from(lo.max_attempts) {
+                kv.raise(key, LOCKED, until, ctx.now).await?;
                 crate::events::audit(
                     ctx.inner,
                     self.user_id.as_deref(),
@@ -258,9 +288,8 @@ impl Attempt {
             }
         }
         if let Some((key, value)) = &self.ip {
-            let max = i64::from(lo.ip_max_attempts);
-            if *value >= max {
-                kv.raise(key, max, until, ctx.now).await?;
+            if *value >= i64::from(lo.ip_max_attempts) {
+                kv.raise(key, LOCKED, until, ctx.now).await?;
             }
         }
         Ok(())
@@ -414,4 +443,34 @@ pub(crate) async fn spend_signup(ctx: &Ctx<'_>) -> AuthResult<()> {
         return Err(limited(RateLimit::Signup, e.expires_at, ctx.now));
     }
     Ok(())
+}
+
+/// Reserves one of a stored code's `max` attempts (reset, change-email and enrolment codes)
+/// before it is compared: a compare-and-set on the row's counter, so each caller learns its
+/// own attempt number, and at most `max` callers ever get one. `None`: the attempts are spent.
+pub(crate) async fn reserve_code_attempt(
+    db: &impl sea_orm::ConnectionTrait,
+    token_id: &str,
+    max: i32,
+) -> AuthResult<Option<i32>> {
+    use crate::store::entities::verification_tokens as vt;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    loop {
+        let Some(row) = vt::Entity::find_by_id(token_id.to_string()).one(db).await? else {
+            return Ok(None);
+        };
+        if row.attempts >= max {
+            return Ok(None);
+        }
+        let won = vt::Entity::update_many()
+            .col_expr(vt::Column::Attempts, Expr::value(row.attempts + 1))
+            .filter(vt::Column::Id.eq(token_id))
+            .filter(vt::Column::Attempts.eq(row.attempts))
+            .exec(db)
+            .await?
+            .rows_affected;
+        if won == 1 {
+            return Ok(Some(row.attempts + 1));
+        }
+    }
 }

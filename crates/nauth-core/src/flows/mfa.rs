@@ -3,7 +3,7 @@
 
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
-    sea_query::{Expr, ExprTrait},
+    sea_query::Expr,
 };
 use serde_json::{Map, Value, json};
 
@@ -382,18 +382,11 @@ pub(crate) async fn verify_setup(
     }
     // The attempt is counted before the code is compared (at most 3 per enrolment, whatever
     // the concurrency).
-    let reserved = vt::Entity::update_many()
-        .col_expr(vt::Column::Attempts, Expr::col(vt::Column::Attempts).add(1))
-        .filter(vt::Column::Id.eq(&pending.id))
-        .filter(vt::Column::Attempts.lt(3))
-        .exec(db)
-        .await?
-        .rows_affected;
-    if reserved == 0 {
+    let Some(slot) = super::budget::reserve_code_attempt(db, &pending.id, 3).await? else {
         return Err(AuthError::VerifyCodeInvalid {
             attempts_remaining: Some(0),
         });
-    }
+    };
     let data = pending.data.clone().unwrap_or_default();
     let (right, sealed, destination, step) = if method == "totp" {
         let secret = mfa::open(ctx.inner.keys.mfa_key(), &user.id, &data)?;
@@ -410,7 +403,7 @@ pub(crate) async fn verify_setup(
         )
     };
     if !right {
-        let attempts = pending.attempts + 1;
+        let attempts = slot;
         ctx.audit_later(
             Some(&user.id),
             Event::MfaVerificationFailed,

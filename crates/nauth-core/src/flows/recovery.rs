@@ -2,7 +2,7 @@
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    sea_query::{Expr, ExprTrait},
+    sea_query::Expr,
 };
 use serde_json::json;
 
@@ -48,20 +48,26 @@ pub(crate) async fn forgot(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
         "deliveryMedium": if sms { "sms" } else { "email" },
         "expiresIn": cfg.password.reset_code_ttl.as_secs(),
     });
-    let db = &ctx.inner.store.db;
-    let user = super::find_user(db, &ident).await?.filter(|u| !u.disabled);
+    // Everything that depends on the identifier (the lookup, counters, token rows, audit,
+    // message) runs after the answer, on its own task: the request path is the same for
+    // known and unknown identifiers (API.md §3.1).
+    ctx.detach(move |ctx| Box::pin(after_forgot(ctx, ident, sms)));
+    Ok(Outcome::Json(200, answer))
+}
+
+/// The work of a `/forgot-password` after its answer.
+async fn after_forgot(ctx: &Ctx<'_>, ident: Identifier, sms: bool) -> AuthResult<()> {
     // Whatever the identifier, a new request gives its wrong-code counter a fresh start, so
     // the confirm answers of unknown and known identifiers stay alike.
     ctx.inner
         .kv
         .del(&format!("pwreset:fail:{}", ident.as_str()))
         .await?;
-    if let Some(user) = user {
-        // The account's work (counters, token rows, audit, message) runs after the answer:
-        // known and unknown identifiers take the same time (API.md §3.1).
-        ctx.detach(move |ctx| Box::pin(send_reset(ctx, user, sms)));
+    let db = &ctx.inner.store.db;
+    match super::find_user(db, &ident).await? {
+        Some(user) if !user.disabled => send_reset(ctx, user, sms).await,
+        _ => Ok(()),
     }
-    Ok(Outcome::Json(200, answer))
 }
 
 /// Issues a reset code (and link) for an account and queues its message; silent past the
@@ -259,14 +265,10 @@ pub(crate) async fn confirm(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
     };
     // The attempt is counted on the code before it is compared: at most 3 comparisons per
     // code, whatever the concurrency.
-    let reserved = vt::Entity::update_many()
-        .col_expr(vt::Column::Attempts, Expr::col(vt::Column::Attempts).add(1))
-        .filter(vt::Column::Id.eq(&token.id))
-        .filter(vt::Column::Attempts.lt(RESET_MAX_ATTEMPTS))
-        .exec(db)
+    if super::budget::reserve_code_attempt(db, &token.id, RESET_MAX_ATTEMPTS)
         .await?
-        .rows_affected;
-    if reserved == 0 {
+        .is_none()
+    {
         return Err(AuthError::PasswordResetMaxAttempts);
     }
     if !ctx
