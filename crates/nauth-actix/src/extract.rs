@@ -16,6 +16,8 @@ type Extracting<T> = Pin<Box<dyn Future<Output = Result<T, NAuthRejection>>>>;
 
 /// Answers at once when the core can (no I/O needed: no task, no engine clone), else
 /// returns the engine and request for the asynchronous path.
+// The `Err` side carries the request on to the slow path by value, once per request.
+#[allow(clippy::result_large_err)]
 fn fast<T: 'static>(
     req: &HttpRequest,
     now: impl FnOnce(&NAuth, &nauth_core::Request) -> Option<Result<T, AuthError>>,

@@ -12,6 +12,9 @@ use nauth_core::{NAuth, Principal};
 use crate::response::NAuthRejection;
 use crate::router::{core_request, missing_extension};
 
+// The error is the finished rejection, returned as it is; boxing it would cost an
+// allocation on every rejected request for nothing.
+#[allow(clippy::result_large_err)]
 fn engine(parts: &Parts) -> Result<&NAuth, Response> {
     parts
         .extensions

@@ -140,9 +140,11 @@ async fn serve(app: Router) -> SocketAddr {
 }
 
 fn config(validation: SessionValidation, db: &str) -> NAuthConfig {
-    let mut cfg = NAuthConfig::default();
-    cfg.database_url = format!("sqlite://{db}?mode=rwc");
-    cfg.secret = "benchmark-secret-0123456789abcdef-xyz".into();
+    let mut cfg = NAuthConfig {
+        database_url: format!("sqlite://{db}?mode=rwc"),
+        secret: "benchmark-secret-0123456789abcdef-xyz".into(),
+        ..NAuthConfig::default()
+    };
     cfg.session.validation = validation;
     cfg.signup.verification = Verification::None;
     // A benchmark logs in many times from one address.

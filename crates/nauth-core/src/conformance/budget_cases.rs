@@ -72,6 +72,18 @@ fn compared(rs: &[TestResponse], allowed: &[(u16, &str)]) -> usize {
     rs.iter().filter(|r| r.status != 429).count()
 }
 
+/// How many answers of a burst were `compared_code` (the secret was compared), after checking
+/// that the others are all `spent_code` (refused without comparing).
+fn count_codes(rs: &[TestResponse], compared_code: &str, spent_code: &str) -> usize {
+    assert!(
+        rs.iter()
+            .all(|r| r.code() == compared_code || r.code() == spent_code),
+        "{:?}",
+        statuses(rs)
+    );
+    rs.iter().filter(|r| r.code() == compared_code).count()
+}
+
 async fn burst(env: &Env, reqs: Vec<TestRequest>) -> Vec<TestResponse> {
     futures_join(reqs.into_iter().map(|r| env.send(r)).collect()).await
 }
@@ -265,18 +277,7 @@ async fn challenge_session_burst_compares_three(door: &dyn Door, b: &Backend) {
         .map(|_| TestRequest::json("POST", "/auth/respond-challenge", &body))
         .collect();
     let rs = burst(&env, reqs).await;
-    let wrong = rs
-        .iter()
-        .filter(|r| r.code() == "VERIFY_CODE_INVALID")
-        .count();
-    assert!(
-        rs.iter().all(|r| matches!(
-            r.code().as_str(),
-            "VERIFY_CODE_INVALID" | "CHALLENGE_MAX_ATTEMPTS"
-        )),
-        "{:?}",
-        statuses(&rs)
-    );
+    let wrong = count_codes(&rs, "VERIFY_CODE_INVALID", "CHALLENGE_MAX_ATTEMPTS");
     assert_eq!(wrong, 3, "{:?}", statuses(&rs));
 }
 
@@ -293,17 +294,10 @@ async fn reset_code_burst_compares_three(door: &dyn Door, b: &Backend) {
         .map(|_| TestRequest::json("POST", "/auth/forgot-password/confirm", &body))
         .collect();
     let rs = burst(&env, reqs).await;
-    let invalid = rs
-        .iter()
-        .filter(|r| r.code() == "PASSWORD_RESET_CODE_INVALID")
-        .count();
-    assert!(
-        rs.iter().all(|r| matches!(
-            r.code().as_str(),
-            "PASSWORD_RESET_CODE_INVALID" | "PASSWORD_RESET_MAX_ATTEMPTS"
-        )),
-        "{:?}",
-        statuses(&rs)
+    let invalid = count_codes(
+        &rs,
+        "PASSWORD_RESET_CODE_INVALID",
+        "PASSWORD_RESET_MAX_ATTEMPTS",
     );
     assert_eq!(invalid, 3, "{:?}", statuses(&rs));
     // Even the right code is refused now, until a new /forgot-password.
@@ -1026,19 +1020,7 @@ async fn long_identifiers_and_taken_phones_are_4xx(door: &dyn Door, b: &Backend)
         .await;
     assert_eq!(r.status, 201);
     update_user(&env, &owner, users::Column::IsPhoneVerified, true.into()).await;
-    let e = email();
-    let r = env
-        .post("/auth/signup", json!({"email": e, "password": PW}))
-        .await;
-    let code = extract_code(&env.mail(&e, 1).await.text).expect("code");
-    let c = env
-        .post(
-            "/auth/respond-challenge",
-            json!({"session": r.json()["session"], "type": "VERIFY_EMAIL", "code": code}),
-        )
-        .await
-        .json();
-    assert_eq!(c["challengeName"], "VERIFY_PHONE", "{c}");
+    let c = super::mfa_cases::signup_to_verify_phone(&env, &email()).await;
     let r = env
         .post(
             "/auth/respond-challenge",

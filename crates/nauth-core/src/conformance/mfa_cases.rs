@@ -672,6 +672,24 @@ pub(super) async fn sms_code_to(env: &Env, phone: &str, n: usize) -> String {
     panic!("no SMS #{n} to {phone}");
 }
 
+/// Signs up (verification `both`, no phone) and answers VERIFY_EMAIL; returns the
+/// VERIFY_PHONE challenge that follows.
+pub(super) async fn signup_to_verify_phone(env: &Env, e: &str) -> Value {
+    let r = env
+        .post("/auth/signup", json!({"email": e, "password": PW}))
+        .await;
+    let code = extract_code(&env.mail(e, 1).await.text).expect("code");
+    let c = env
+        .post(
+            "/auth/respond-challenge",
+            json!({"session": r.json()["session"], "type": "VERIFY_EMAIL", "code": code}),
+        )
+        .await
+        .json();
+    assert_eq!(c["challengeName"], "VERIFY_PHONE", "{c}");
+    c
+}
+
 pub(super) fn random_phone() -> String {
     format!("+33{}", super::random_digits(9))
 }
@@ -682,18 +700,7 @@ pub(super) async fn verify_phone_with_collection(door: &dyn Door, b: &Backend) {
     })
     .await;
     let e = email();
-    let r = env
-        .post("/auth/signup", json!({"email": e, "password": PW}))
-        .await;
-    let code = extract_code(&env.mail(&e, 1).await.text).expect("code");
-    let c = env
-        .post(
-            "/auth/respond-challenge",
-            json!({"session": r.json()["session"], "type": "VERIFY_EMAIL", "code": code}),
-        )
-        .await
-        .json();
-    assert_eq!(c["challengeName"], "VERIFY_PHONE", "{c}");
+    let c = signup_to_verify_phone(&env, &e).await;
     assert_eq!(c["challengeParameters"]["requiresPhoneCollection"], "true");
     let ans = |body: Value| env.post("/auth/respond-challenge", body);
     assert_error(

@@ -60,10 +60,12 @@ pub fn random_digits(n: usize) -> String {
 
 /// A configuration for tests: cheap Argon2, a fixed secret, the given database.
 pub fn test_config(database_url: &str) -> NAuthConfig {
-    let mut cfg = NAuthConfig::default();
-    cfg.database_url = database_url.to_string();
-    cfg.secret = "conformance-secret-0123456789abcdef-xyz".into();
-    cfg.base_url = "http://app.test".into();
+    let mut cfg = NAuthConfig {
+        database_url: database_url.to_string(),
+        secret: "conformance-secret-0123456789abcdef-xyz".into(),
+        base_url: "http://app.test".into(),
+        ..NAuthConfig::default()
+    };
     cfg.password.argon2_memory_kib = 64;
     cfg.password.argon2_iterations = 1;
     cfg.trusted_proxies = vec![

@@ -269,28 +269,29 @@ impl Attempt {
         let lo = &ctx.cfg().lockout;
         let until = ctx.now + crate::clock::ms(lo.duration);
         let kv = &ctx.inner.kv;
-        if let Some((key, value)) = &self.key {
-            if *value >= i64::from(lo.max_attempts) {
-                kv.raise(key, LOCKED, until, ctx.now).await?;
-                crate::events::audit(
-                    ctx.inner,
-                    self.user_id.as_deref(),
-                    Event::LoginLocked,
-                    false,
-                    &ctx.origin,
-                    json!({"scope": match self.budget {
-                        Budget::Password => "identifier",
-                        Budget::SecondFactor => "mfa",
-                        Budget::Verify => "verification",
-                    }}),
-                )
-                .await;
-            }
+        if let Some((key, value)) = &self.key
+            && *value >= i64::from(lo.max_attempts)
+        {
+            kv.raise(key, LOCKED, until, ctx.now).await?;
+            let scope = match self.budget {
+                Budget::Password => "identifier",
+                Budget::SecondFactor => "mfa",
+                Budget::Verify => "verification",
+            };
+            crate::events::audit(
+                ctx.inner,
+                self.user_id.as_deref(),
+                Event::LoginLocked,
+                false,
+                &ctx.origin,
+                json!({ "scope": scope }),
+            )
+            .await;
         }
-        if let Some((key, value)) = &self.ip {
-            if *value >= i64::from(lo.ip_max_attempts) {
-                kv.raise(key, LOCKED, until, ctx.now).await?;
-            }
+        if let Some((key, value)) = &self.ip
+            && *value >= i64::from(lo.ip_max_attempts)
+        {
+            kv.raise(key, LOCKED, until, ctx.now).await?;
         }
         Ok(())
     }
