@@ -43,6 +43,7 @@ cases!(
     disabled_user_cannot_answer_challenges,
     two_instances_share_the_login_budget,
     change_email_code_burst_compares_three,
+    step_up_code_burst_compares_the_budget,
     long_identifiers_and_taken_phones_are_4xx,
 );
 
@@ -97,7 +98,15 @@ fn login_req(identifier: &str, password: &str) -> TestRequest {
 }
 
 async fn login_burst_compares_at_most_the_budget(door: &dyn Door, b: &Backend) {
-    let env = Env::start(door, &b.url(), |c| c.lockout.ip_max_attempts = 1000).await;
+    // Hashes that take milliseconds, as real ones do, so the burst is in flight together (with
+    // the tests' microsecond hashes a right password could finish, and rightly clear the
+    // count, before the rest of the burst has even arrived).
+    let env = Env::start(door, &b.url(), |c| {
+        c.lockout.ip_max_attempts = 1000;
+        c.password.argon2_memory_kib = 4096;
+        c.password.argon2_iterations = 2;
+    })
+    .await;
     let e = email();
     signup_verified(&env, &e).await;
     // 25 wrong passwords at the same instant: at most 5 are compared.
@@ -671,9 +680,30 @@ async fn email_change_ends_old_channels(door: &dyn Door, b: &Backend) {
     let e = email();
     let t = signup_verified(&env, &e).await;
     let access = token(&t, "accessToken");
+    // An email second factor on the old address.
+    let r = env
+        .send(authed(
+            "POST",
+            "/auth/mfa/setup-data",
+            json!({"method": "email"}),
+            &access,
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.json());
+    let code = extract_code(&env.mail(&e, 2).await.text).expect("setup code");
+    let r = env
+        .send(authed(
+            "POST",
+            "/auth/mfa/verify-setup",
+            json!({"method": "email", "code": code}),
+            &access,
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.json());
+    assert!(env.mail(&e, 3).await.subject.contains("added"));
     env.post("/auth/forgot-password", json!({"identifier": e}))
         .await;
-    let reset = extract_code(&env.mail(&e, 2).await.text).expect("reset code");
+    let reset = extract_code(&env.mail(&e, 4).await.text).expect("reset code");
     let new = email();
     let r = env
         .send(authed(
@@ -702,7 +732,16 @@ async fn email_change_ends_old_channels(door: &dyn Door, b: &Backend) {
         )
         .await;
     assert_error(&r, 400, "PASSWORD_RESET_CODE_INVALID");
-    assert_eq!(login(&env, &new, PW).await.status, 200);
+    // The email second factor now sends its codes to the new address.
+    let c = login(&env, &new, PW).await.json();
+    assert_eq!(c["challengeName"], "MFA_REQUIRED", "{c}");
+    assert_eq!(
+        c["challengeParameters"]["codeDeliveryDestination"],
+        crate::input::mask_email(&new)
+    );
+    let code = extract_code(&env.mail(&new, 2).await.text).expect("MFA code to the new address");
+    let r = answer(&env, &c, "email", &code).await;
+    assert_eq!(r.status, 200, "{}", r.json());
 }
 
 async fn messages_cost_the_sender(door: &dyn Door, b: &Backend) {
@@ -778,6 +817,28 @@ async fn messages_cost_the_sender(door: &dyn Door, b: &Backend) {
         env.clock.advance(Duration::from_secs(2));
     }
     assert_error(&collect().await, 429, "RATE_LIMIT_SMS");
+    // SMS per client IP: two users behind one address share `sms.ip_max_per_hour`.
+    let env = Env::start(door, &b.url(), |c| {
+        c.signup.verification = Verification::Phone;
+        c.sms.ip_max_per_hour = 2;
+    })
+    .await;
+    let mut sent = Vec::new();
+    for _ in 0..3 {
+        let c = env
+            .post("/auth/signup", json!({"email": email(), "password": PW}))
+            .await
+            .json();
+        let r = env
+            .post(
+                "/auth/respond-challenge",
+                json!({"session": c["session"], "type": "VERIFY_PHONE", "phone": random_phone()}),
+            )
+            .await;
+        sent.push(r);
+    }
+    assert_eq!((sent[0].status, sent[1].status), (200, 200));
+    assert_error(&sent[2], 429, "RATE_LIMIT_SMS");
 }
 
 /// A burst of logins of an unverified account lands on VERIFY_EMAIL each time, but sends no
@@ -1028,4 +1089,42 @@ async fn long_identifiers_and_taken_phones_are_4xx(door: &dyn Door, b: &Backend)
         )
         .await;
     assert_error(&r, 409, "SIGNUP_PHONE_EXISTS");
+}
+
+/// 20 simultaneous `/mfa/setup-data` step-ups with a wrong code: at most the account's
+/// second-factor budget is compared, and the right code is refused afterwards.
+async fn step_up_code_burst_compares_the_budget(door: &dyn Door, b: &Backend) {
+    let env = Env::start(door, &b.url(), |_| {}).await;
+    let e = email();
+    let (t, secret, _) = with_totp(&env, &e).await;
+    let access = token(&t, "accessToken");
+    env.clock.advance(Duration::from_secs(30));
+    let right = code_at(&env, &secret);
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let reqs = (0..20)
+        .map(|_| {
+            authed(
+                "POST",
+                "/auth/mfa/setup-data",
+                json!({"method": "totp", "code": wrong}),
+                &access,
+            )
+        })
+        .collect();
+    let rs = burst(&env, reqs).await;
+    let n = compared(&rs, &[(400, "VERIFY_CODE_INVALID"), (429, "")]);
+    assert!((1..=5).contains(&n), "{n} compared: {:?}", statuses(&rs));
+    let r = env
+        .send(authed(
+            "POST",
+            "/auth/mfa/setup-data",
+            json!({"method": "totp", "code": right}),
+            &access,
+        ))
+        .await;
+    assert_error(&r, 429, "RATE_LIMIT_LOGIN");
 }
