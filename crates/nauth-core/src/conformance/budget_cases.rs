@@ -44,6 +44,7 @@ cases!(
     two_instances_share_the_login_budget,
     change_email_code_burst_compares_three,
     step_up_code_burst_compares_the_budget,
+    resend_burst_sends_one_message,
     long_identifiers_and_taken_phones_are_4xx,
 );
 
@@ -1127,4 +1128,37 @@ async fn step_up_code_burst_compares_the_budget(door: &dyn Door, b: &Backend) {
         ))
         .await;
     assert_error(&r, 429, "RATE_LIMIT_LOGIN");
+}
+
+/// 20 simultaneous resends of one challenge: one message goes out, and only it is counted
+/// toward the address's hourly cap.
+async fn resend_burst_sends_one_message(door: &dyn Door, b: &Backend) {
+    let env = Env::start(door, &b.url(), |_| {}).await;
+    let e = email();
+    let r = env
+        .post("/auth/signup", json!({"email": e, "password": PW}))
+        .await;
+    let session = r.json()["session"].clone();
+    env.mail(&e, 1).await;
+    env.clock.advance(Duration::from_secs(61));
+    let reqs = (0..20)
+        .map(|_| {
+            TestRequest::json(
+                "POST",
+                "/auth/challenge/resend",
+                &json!({"session": session}),
+            )
+        })
+        .collect();
+    let rs = burst(&env, reqs).await;
+    let sent = count_codes(&rs, "", "RATE_LIMIT_RESEND");
+    assert_eq!(sent, 1, "{:?}", statuses(&rs));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(env.outbox.emails_to(&e).len(), 2, "one resend went out");
+    let row = crate::store::entities::kv::Entity::find_by_id(format!("msg:{e}"))
+        .one(&env.nauth.store().db)
+        .await
+        .expect("query")
+        .expect("the message counter");
+    assert_eq!(row.value, 2, "the signup code and one resend");
 }

@@ -1067,23 +1067,33 @@ pub(crate) async fn resend(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
         });
     }
     let sms = kind == "sms";
+    // The send is claimed on the row (compare-and-set on the last send) before any message
+    // is counted: of a burst of resends exactly one goes on, and only it spends the caps.
+    let mut claim = challenges::Entity::update_many()
+        .col_expr(challenges::Column::LastSentAt, Expr::value(ctx.now))
+        .col_expr(challenges::Column::SendsInWindow, Expr::value(sends + 1))
+        .col_expr(
+            challenges::Column::SendWindowStart,
+            Expr::value(window_start),
+        )
+        .filter(challenges::Column::IdHash.eq(&ch.id_hash));
+    claim = match ch.last_sent_at {
+        Some(t) => claim.filter(challenges::Column::LastSentAt.eq(t)),
+        None => claim.filter(challenges::Column::LastSentAt.is_null()),
+    };
+    if claim.exec(&ctx.inner.store.db).await?.rows_affected == 0 {
+        return Err(AuthError::RateLimited {
+            limit: RateLimit::Resend,
+            retry_after: super::retry_after(ctx.now + delay, ctx.now),
+        });
+    }
     // A decoy sends nothing, so it spends nobody's message cap.
     if ch.user_id.is_some() {
         super::count_code_message(ctx, &destination, sms, ch.user_id.as_deref()).await?;
     }
     let tx = ctx.inner.store.begin().await?;
-    // Re-read under the lock: a concurrent resend may have just sent.
     let ch = load_challenge(&tx, &session, ctx.now, true).await?;
-    if ch.last_sent_at.is_some_and(|last| last + delay > ctx.now) {
-        return Err(AuthError::RateLimited {
-            limit: RateLimit::Resend,
-            retry_after: super::retry_after(ch.last_sent_at.unwrap_or(ctx.now) + delay, ctx.now),
-        });
-    }
     let mut am: challenges::ActiveModel = ch.clone().into();
-    am.last_sent_at = Set(Some(ctx.now));
-    am.sends_in_window = Set(sends + 1);
-    am.send_window_start = Set(window_start);
     if let Some(uid) = &ch.user_id {
         let user = super::user_by_id(&tx, uid).await?;
         revoke_codes(&tx, uid, name).await?;
