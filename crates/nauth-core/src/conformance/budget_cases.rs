@@ -1161,4 +1161,27 @@ async fn resend_burst_sends_one_message(door: &dyn Door, b: &Backend) {
         .expect("query")
         .expect("the message counter");
     assert_eq!(row.value, 2, "the signup code and one resend");
+    // The same for /resend-verification of a signed-in, unverified user.
+    let env = Env::start(door, &b.url(), |c| {
+        c.signup.verification = Verification::None
+    })
+    .await;
+    let e = email();
+    let t = env
+        .post("/auth/signup", json!({"email": e, "password": PW}))
+        .await
+        .json();
+    let access = token(&t, "accessToken");
+    let reqs = (0..20)
+        .map(|_| authed("POST", "/auth/resend-verification", json!({}), &access))
+        .collect();
+    let rs = burst(&env, reqs).await;
+    assert_eq!(
+        count_codes(&rs, "", "RATE_LIMIT_RESEND"),
+        1,
+        "{:?}",
+        statuses(&rs)
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(env.outbox.emails_to(&e).len(), 1, "one message");
 }

@@ -309,11 +309,15 @@ pub(crate) async fn resend_verification(ctx: &Ctx<'_>, input: Input) -> AuthResu
     }
     let cfg = &ctx.cfg().signup;
     let kv = &ctx.inner.kv;
+    // The send is claimed with one atomic increment whose window is the resend delay: of a
+    // burst, exactly one goes on.
     let last_key = format!("resendv:last:{}", user.id);
-    if let Some(e) = kv.get(&last_key, ctx.now).await? {
+    let delay = crate::clock::ms(cfg.resend_delay).max(1);
+    let claim = kv.incr(&last_key, delay, ctx.now).await?;
+    if claim.value > 1 {
         return Err(AuthError::RateLimited {
             limit: RateLimit::Resend,
-            retry_after: super::retry_after(e.expires_at, ctx.now),
+            retry_after: super::retry_after(claim.expires_at, ctx.now),
         });
     }
     let n = kv
@@ -326,8 +330,6 @@ pub(crate) async fn resend_verification(ctx: &Ctx<'_>, input: Input) -> AuthResu
         });
     }
     super::count_code_message(ctx, &user.email, false, Some(&user.id)).await?;
-    kv.set(&last_key, 1, ctx.now + crate::clock::ms(cfg.resend_delay))
-        .await?;
     let tx = ctx.inner.store.begin().await?;
     let link = super::auth::issue_verify_link(ctx, &tx, &user).await?;
     tx.commit().await?;
