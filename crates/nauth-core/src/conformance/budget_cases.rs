@@ -45,6 +45,7 @@ cases!(
     change_email_code_burst_compares_three,
     step_up_code_burst_compares_the_budget,
     resend_burst_sends_one_message,
+    ip_and_signup_bursts_hold,
     long_identifiers_and_taken_phones_are_4xx,
 );
 
@@ -1184,4 +1185,33 @@ async fn resend_burst_sends_one_message(door: &dyn Door, b: &Backend) {
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(env.outbox.emails_to(&e).len(), 1, "one message");
+}
+
+/// The per-IP budgets under bursts: 30 wrong logins for 30 different identifiers from one
+/// address compare at most `lockout.ip_max_attempts`; 20 simultaneous signups from one
+/// address create at most `signup.ip_max_per_hour` accounts.
+async fn ip_and_signup_bursts_hold(door: &dyn Door, b: &Backend) {
+    let env = Env::start(door, &b.url(), |c| {
+        c.lockout.ip_max_attempts = 10;
+        c.signup.ip_max_per_hour = 5;
+    })
+    .await;
+    let rs = burst(&env, (0..30).map(|_| login_req(&email(), WRONG)).collect()).await;
+    let n = compared(&rs, &[(401, "AUTH_INVALID_CREDENTIALS"), (429, "")]);
+    assert!((1..=10).contains(&n), "{n} compared: {:?}", statuses(&rs));
+    let reqs = (0..20)
+        .map(|_| {
+            TestRequest::json(
+                "POST",
+                "/auth/signup",
+                &json!({"email": email(), "password": PW}),
+            )
+        })
+        .collect();
+    let rs = burst(&env, reqs).await;
+    let created = rs.iter().filter(|r| r.status == 201).count();
+    for r in rs.iter().filter(|r| r.status != 201) {
+        assert_error(r, 429, "RATE_LIMIT_SIGNUP");
+    }
+    assert_eq!(created, 5, "{:?}", statuses(&rs));
 }
