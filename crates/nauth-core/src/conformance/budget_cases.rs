@@ -905,7 +905,6 @@ async fn forgot_password_takes_the_same_time(door: &dyn Door, b: &Backend) {
     // Each known request goes out together with an unknown one, so both meet the same load
     // (the other cases of the suite run beside this one); pauses let the account's
     // background work finish between pairs.
-    let (mut known, mut unknown) = (Vec::new(), Vec::new());
     let timed = async |ident: &str| {
         let start = std::time::Instant::now();
         let r = env
@@ -914,29 +913,37 @@ async fn forgot_password_takes_the_same_time(door: &dyn Door, b: &Backend) {
         assert_eq!(r.status, 200);
         start.elapsed()
     };
-    for i in 0..50usize {
-        let (k, u) = (&accounts[i % 5], &ghosts[i % 5]);
-        // Which of the two goes out first alternates.
-        let (tk, tu) = if i % 2 == 0 {
-            futures_util::future::join(timed(k), timed(u)).await
-        } else {
-            let (tu, tk) = futures_util::future::join(timed(u), timed(k)).await;
-            (tk, tu)
-        };
-        known.push(tk);
-        unknown.push(tu);
-        tokio::time::sleep(Duration::from_millis(60)).await;
+    // Up to three rounds of 60 pairs: the other cases of the suite load the same two cores, and
+    // one round can land on a burst of theirs. A real difference (a database write on the path
+    // of known identifiers costs a quarter of the request or more) fails every round.
+    let mut rounds = Vec::new();
+    for _ in 0..3 {
+        let (mut known, mut unknown) = (Vec::new(), Vec::new());
+        for i in 0..60usize {
+            let (k, u) = (&accounts[i % 5], &ghosts[i % 5]);
+            // Which of the two goes out first alternates.
+            let (tk, tu) = if i % 2 == 0 {
+                futures_util::future::join(timed(k), timed(u)).await
+            } else {
+                let (tu, tk) = futures_util::future::join(timed(u), timed(k)).await;
+                (tk, tu)
+            };
+            known.push(tk);
+            unknown.push(tu);
+            tokio::time::sleep(Duration::from_millis(60)).await;
+        }
+        let (k, u) = (median(known), median(unknown));
+        let ratio = k.as_secs_f64() / u.as_secs_f64();
+        eprintln!(
+            "forgot-password medians on {}: known {k:?}, unknown {u:?} ({ratio:.3})",
+            b.name
+        );
+        rounds.push(ratio);
+        if (0.85..=1.18).contains(&ratio) {
+            return;
+        }
     }
-    let (k, u) = (median(known), median(unknown));
-    let ratio = k.as_secs_f64() / u.as_secs_f64();
-    eprintln!(
-        "forgot-password medians on {}: known {k:?}, unknown {u:?}",
-        b.name
-    );
-    assert!(
-        (0.85..=1.18).contains(&ratio),
-        "known {k:?} vs unknown {u:?} ({ratio:.2})"
-    );
+    panic!("known/unknown median ratios out of 0.85–1.18 in every round: {rounds:?}");
 }
 
 async fn disabled_user_cannot_answer_challenges(door: &dyn Door, b: &Backend) {
