@@ -126,7 +126,7 @@ impl CookieSpec {
 }
 
 /// A freshly issued token pair and its session.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct IssuedTokens {
     /// The JWT.
     pub access_token: String,
@@ -140,6 +140,20 @@ pub struct IssuedTokens {
     pub session_id: String,
     /// The session-bound CSRF token.
     pub csrf_token: String,
+}
+
+/// Never prints the tokens themselves: a `{:?}` in a log line must not leak a credential.
+impl std::fmt::Debug for IssuedTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedTokens")
+            .field("access_token", &"<redacted>")
+            .field("refresh_token", &"<redacted>")
+            .field("access_expires_at", &self.access_expires_at)
+            .field("refresh_expires_at", &self.refresh_expires_at)
+            .field("session_id", &self.session_id)
+            .field("csrf_token", &"<redacted>")
+            .finish()
+    }
 }
 
 impl IssuedTokens {
@@ -225,6 +239,23 @@ mod tests {
                 .all(|c| c.contains("=; ") && c.contains("Max-Age=0"))
         );
         assert!(cleared[1].contains("Path=/auth"));
+    }
+
+    #[test]
+    fn debug_never_prints_a_token() {
+        let t = IssuedTokens {
+            access_token: "eyJ.secret.sig".into(),
+            refresh_token: "refresh-secret".into(),
+            access_expires_at: 1,
+            refresh_expires_at: 2,
+            session_id: "s".into(),
+            csrf_token: "csrf-secret".into(),
+        };
+        let shown = format!("{t:?}");
+        assert!(
+            !shown.contains("secret") && shown.contains("redacted"),
+            "{shown}"
+        );
     }
 
     #[test]
