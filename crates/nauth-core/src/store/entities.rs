@@ -60,6 +60,8 @@ pub mod sessions {
         pub access_jti: String,
         pub created_at: i64,
         pub last_activity_at: i64,
+        /// Indexed for the background purge.
+        #[sea_orm(indexed)]
         pub expires_at: i64,
         pub absolute_expires_at: i64,
         pub revoked_at: Option<i64>,
@@ -119,6 +121,8 @@ pub mod challenges {
         pub sends_in_window: i32,
         pub send_window_start: i64,
         pub created_at: i64,
+        /// Indexed for the background purge.
+        #[sea_orm(indexed)]
         pub expires_at: i64,
     }
     no_relations!();
@@ -140,6 +144,8 @@ pub mod verification_tokens {
         pub data: Option<String>,
         pub attempts: i32,
         pub created_at: i64,
+        /// Indexed for the background purge.
+        #[sea_orm(indexed)]
         pub expires_at: i64,
         pub used_at: Option<i64>,
     }
@@ -171,6 +177,8 @@ pub mod kv {
         #[sea_orm(primary_key, auto_increment = false)]
         pub key: String,
         pub value: i64,
+        /// Indexed for the background purge.
+        #[sea_orm(indexed)]
         pub expires_at: i64,
     }
     no_relations!();
@@ -258,6 +266,8 @@ pub mod trusted_devices {
         pub ip_address: Option<String>,
         pub created_at: i64,
         pub last_used_at: Option<i64>,
+        /// Indexed for the background purge.
+        #[sea_orm(indexed)]
         pub expires_at: i64,
     }
     no_relations!();

@@ -15,8 +15,9 @@ use sea_orm::{
 use crate::error::AuthError;
 use entities::*;
 
-/// The schema version this build creates.
-pub const SCHEMA_VERSION: i32 = 2;
+/// The schema version this build creates. v3 adds the `expires_at` indexes the background
+/// purge uses (created on upgrade by the idempotent create step).
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// A handle on the database; cheap to clone.
 #[derive(Clone, Debug)]
