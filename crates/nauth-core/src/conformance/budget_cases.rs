@@ -46,6 +46,7 @@ cases!(
     step_up_code_burst_compares_the_budget,
     resend_burst_sends_one_message,
     ip_and_signup_bursts_hold,
+    login_verify_email_obeys_the_hourly_cap,
     long_identifiers_and_taken_phones_are_4xx,
 );
 
@@ -1221,4 +1222,43 @@ async fn ip_and_signup_bursts_hold(door: &dyn Door, b: &Backend) {
         assert_error(r, 429, "RATE_LIMIT_SIGNUP");
     }
     assert_eq!(created, 5, "{:?}", statuses(&rs));
+}
+
+/// Logins of an unverified account send at most 10 codes an hour to its address: past the
+/// cap a login takes over the live code, and with none left it answers `429 RATE_LIMIT_EMAIL`
+/// until the hour is over.
+async fn login_verify_email_obeys_the_hourly_cap(door: &dyn Door, b: &Backend) {
+    let env = Env::start(door, &b.url(), |_| {}).await;
+    let e = email();
+    let r = env
+        .post("/auth/signup", json!({"email": e, "password": PW}))
+        .await;
+    assert_eq!(r.status, 201);
+    for n in 2..=10 {
+        env.clock.advance(Duration::from_secs(61));
+        let r = login(&env, &e, PW).await;
+        assert_eq!(r.json()["challengeName"], "VERIFY_EMAIL", "{}", r.json());
+        env.mail(&e, n).await;
+    }
+    // The cap is spent; the last code is still live: a login takes it over.
+    env.clock.advance(Duration::from_secs(61));
+    let r = login(&env, &e, PW).await;
+    assert_eq!(r.json()["challengeName"], "VERIFY_EMAIL", "{}", r.json());
+    // Once no code is live any more, a login has nothing to send within the cap.
+    env.clock.advance(Duration::from_secs(16 * 60));
+    let r = login(&env, &e, PW).await;
+    assert_error(&r, 429, "RATE_LIMIT_EMAIL");
+    let wait = r.json()["details"]["retryAfter"]
+        .as_u64()
+        .expect("retryAfter");
+    assert!(
+        wait < 3600 - 16 * 60,
+        "the hour that began with the first code: {wait}"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(env.outbox.emails_to(&e).len(), 10);
+    env.clock.advance(Duration::from_secs(wait + 1));
+    let r = login(&env, &e, PW).await;
+    assert_eq!(r.json()["challengeName"], "VERIFY_EMAIL", "{}", r.json());
+    env.mail(&e, 11).await;
 }

@@ -263,21 +263,12 @@ pub(crate) async fn issue_code(
     let delay = crate::clock::ms(ctx.cfg().signup.resend_delay);
     if let Some(l) = live
         && let (Some(hash), Some(at)) = (l.code_hash.clone(), l.last_sent_at)
-        && (at + delay > ctx.now || !allowed)
+        && (at + delay > ctx.now || allowed.is_err())
     {
         // The same code answers this session too; it is still one code in one message.
         return Ok((hash, at));
     }
-    if !allowed {
-        return Err(AuthError::RateLimited {
-            limit: if sms {
-                RateLimit::Sms
-            } else {
-                RateLimit::Email
-            },
-            retry_after: 3600,
-        });
-    }
+    allowed?;
     revoke_codes(db, &user.id, name).await?;
     let code = codes::random_code();
     let (purpose, scope) = code_scope(name, kind, &user.id, destination);

@@ -370,14 +370,14 @@ pub(crate) async fn spend_message(
 }
 
 /// Whether a code message to `address` (SMS: for this user and client IP) is still within
-/// its hourly caps, without spending: inside a transaction, which serialises the user's
+/// its hourly caps (else the `429` to answer), without spending: inside a transaction, which serialises the user's
 /// sends; the send is counted right after the commit ([`count_sent`]).
 pub(crate) async fn message_allowed(
     ctx: &Ctx<'_>,
     address: &str,
     sms: bool,
     user_id: Option<&str>,
-) -> AuthResult<bool> {
+) -> AuthResult<Result<(), AuthError>> {
     let mut checks = vec![(keys::messages(address), CODE_MESSAGES_PER_HOUR)];
     if sms {
         let cfg = &ctx.cfg().sms;
@@ -390,10 +390,22 @@ pub(crate) async fn message_allowed(
     }
     let keys: Vec<String> = checks.iter().map(|(k, _)| k.clone()).collect();
     let entries = lookup(ctx, &keys).await?;
-    Ok(entries
+    let limit = if sms {
+        RateLimit::Sms
+    } else {
+        RateLimit::Email
+    };
+    // The cap that ends last decides when a message may go again.
+    let spent = entries
         .iter()
         .zip(&checks)
-        .all(|(e, (_, max))| e.is_none_or(|e| e.value < *max)))
+        .filter_map(|(e, (_, max))| e.filter(|e| e.value >= *max))
+        .map(|e| e.expires_at)
+        .max();
+    Ok(match spent {
+        Some(until) => Err(limited(limit, until, ctx.now)),
+        None => Ok(()),
+    })
 }
 
 /// Counts messages that a transaction sent (see [`message_allowed`]); best effort, the
