@@ -50,7 +50,7 @@ static AS_SENT: LazyLock<Quoter> = LazyLock::new(|| {
     Quoter::new(b"", &ascii)
 });
 
-/// App-wide middleware that holds the app's own routes to the framework-level rules of API.md
+/// App-wide middleware that holds the app's own routes to the framework-level rules of docs/api.md
 /// §1, as the routes under the prefix are:
 ///
 /// - paths match as sent: actix-web decodes escaped characters before routing (so

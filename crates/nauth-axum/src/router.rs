@@ -37,7 +37,7 @@ pub async fn fallback(req: Request) -> Response {
 }
 
 /// Wraps the finished app so its own routes answer a method they lack as the routes under the
-/// mount prefix do (API.md §1): the contract's `405 METHOD_NOT_ALLOWED` JSON with `Allow`
+/// mount prefix do (docs/api.md §1): the contract's `405 METHOD_NOT_ALLOWED` JSON with `Allow`
 /// (the route's methods, then `OPTIONS`), and `204` with that `Allow` for `OPTIONS`.
 ///
 /// ```no_run

@@ -1,4 +1,4 @@
-//! The challenge state machine (API.md §2.1), as a pure function: given what is known about
+//! The challenge state machine (docs/api.md §2.1), as a pure function: given what is known about
 //! the user and the policy, which challenge comes next, or tokens. No I/O here.
 
 use crate::config::{MfaEnforcement, Verification};
@@ -82,7 +82,7 @@ pub enum Step {
     Tokens,
 }
 
-/// The first rule that holds, in the order of API.md §2.1, with one rule ahead of them: a
+/// The first rule that holds, in the order of docs/api.md §2.1, with one rule ahead of them: a
 /// user who has MFA proves the second factor before anything else, so that a password alone
 /// never reaches FORCE_CHANGE_PASSWORD (which would set a new password and revoke the owner's
 /// sessions) or VERIFY_PHONE (which can name a new phone number).

@@ -1,4 +1,4 @@
-//! Configuration (API.md §9): [`NAuthConfig`] with its defaults, loading from TOML plus `NAUTH_*`
+//! Configuration (docs/api.md §9): [`NAuthConfig`] with its defaults, loading from TOML plus `NAUTH_*`
 //! environment overrides ([`load`], [`from_sources`]), duration strings ([`parse_duration`]) and
 //! startup validation with one [`ConfigError`] per bad key. `Debug` never shows the secret or the
 //! credentials inside URLs.
@@ -55,7 +55,7 @@ str_enum! {
     SessionValidation { Database = "database", Token = "token" }
 }
 str_enum! {
-    /// `token_delivery.mode`: tokens in the body, in cookies, or chosen per request (API.md §4).
+    /// `token_delivery.mode`: tokens in the body, in cookies, or chosen per request (docs/api.md §4).
     DeliveryMode { Json = "json", Cookies = "cookies", Hybrid = "hybrid" }
 }
 str_enum! {
@@ -112,7 +112,7 @@ const fn days(n: u64) -> Duration {
 }
 
 section! {
-    /// The whole nauth configuration (API.md §9). `Debug` redacts the secret and URL passwords.
+    /// The whole nauth configuration (docs/api.md §9). `Debug` redacts the secret and URL passwords.
     NAuthConfig {
         /// sea-orm database URL: SQLite, PostgreSQL or MySQL/MariaDB.
         database_url: String = "sqlite://nauth.db?mode=rwc".into(),
@@ -187,7 +187,7 @@ section! {
     }
 }
 section! {
-    /// `[token_delivery]`: how tokens reach the client (API.md §4).
+    /// `[token_delivery]`: how tokens reach the client (docs/api.md §4).
     #[derive(Debug)]
     TokenDeliveryConfig {
         /// `json`, `cookies` or `hybrid`.
@@ -259,7 +259,7 @@ section! {
     }
 }
 section! {
-    /// `[lockout]`: login throttling (API.md §7).
+    /// `[lockout]`: login throttling (docs/api.md §7).
     #[derive(Debug)]
     LockoutConfig {
         /// Whether throttling is on.
@@ -803,7 +803,7 @@ fn is_scope(s: &str) -> bool {
 }
 
 impl NAuthConfig {
-    /// Checks every rule of API.md §9; the first failure names its key. [`from_sources`] calls
+    /// Checks every rule of docs/api.md §9; the first failure names its key. [`from_sources`] calls
     /// it; call it yourself on a configuration built in code.
     #[rustfmt::skip] // one rule a line reads better than rustfmt's vertical tuples
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -944,7 +944,7 @@ mod tests {
 
     const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
-    /// Every key of API.md §9 with its documented default (short sections as inline tables).
+    /// Every key of docs/api.md §9 with its documented default (short sections as inline tables).
     const SPEC: &str = r#"
 database_url = "sqlite://nauth.db?mode=rwc"
 base_url = ""

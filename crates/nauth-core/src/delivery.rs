@@ -1,4 +1,4 @@
-//! Token delivery (API.md §4): whether a request gets its tokens as JSON or cookies, the exact
+//! Token delivery (docs/api.md §4): whether a request gets its tokens as JSON or cookies, the exact
 //! `Set-Cookie` bytes (built once here so every adapter sends the same), and the signed,
 //! session-bound CSRF token.
 

@@ -1,4 +1,4 @@
-//! The one error type of nauth and its one table of codes and statuses (API.md §8).
+//! The one error type of nauth and its one table of codes and statuses (docs/api.md §8).
 //!
 //! Adapters never match on variants: they render [`AuthError::to_reply`] as it is.
 
@@ -28,7 +28,7 @@ pub enum RateLimit {
 
 /// Every error nauth answers with. `code()` and `status()` come from one table.
 #[derive(Debug, Clone, thiserror::Error)]
-#[allow(missing_docs)] // each variant is named after its code in API.md §8
+#[allow(missing_docs)] // each variant is named after its code in docs/api.md §8
 pub enum AuthError {
     #[error("validation failed")]
     ValidationFailed(FieldErrors),
@@ -268,7 +268,7 @@ impl AuthError {
         d
     }
 
-    /// The JSON body of API.md §1, with `timestamp` given by the caller's clock.
+    /// The JSON body of docs/api.md §1, with `timestamp` given by the caller's clock.
     pub fn body(&self, timestamp: &str) -> Value {
         let (_, code, message) = self.row();
         let mut body = Map::new();

@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::Inner;
 use crate::store::entities::audit_log;
 
-/// Audit event types (API.md §3.7).
+/// Audit event types (docs/api.md §3.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(missing_docs)]
 pub enum Event {

@@ -1,4 +1,4 @@
-//! What the three example apps share, so they stay the same app (API.md §10): the layered
+//! What the three example apps share, so they stay the same app (docs/api.md §10): the layered
 //! configuration with development defaults, the demo pages, and the first-admin helper.
 
 use crate::config::{ConfigError, NAuthConfig, from_layers};

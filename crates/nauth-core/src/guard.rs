@@ -80,7 +80,7 @@ pub(crate) fn access_token<'r>(inner: &Inner, req: &'r Request) -> AuthResult<(&
         return Err(AuthError::ApiKeyInvalid);
     }
     let cookie = match bearer {
-        // The bearer alone authenticates (API.md §5); the cookies are not read.
+        // The bearer alone authenticates (docs/api.md §5); the cookies are not read.
         Some(_) => None,
         None => req
             .unique_cookie(&inner.cookies.access)

@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 
-/// The largest request body nauth reads (API.md §1): 64 KiB.
+/// The largest request body nauth reads (docs/api.md §1): 64 KiB.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The headers [`crate::NAuth::authenticate`] reads; an adapter's extractor may copy just these.
@@ -128,7 +128,7 @@ impl Request {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DuplicateCookie;
 
-/// The `Allow` value of a path that serves `methods` (API.md §1): each method once, upper-case,
+/// The `Allow` value of a path that serves `methods` (docs/api.md §1): each method once, upper-case,
 /// in the order given, then `OPTIONS`. An item may itself be a list (a framework's own `Allow`
 /// value, `GET,HEAD` or `GET, HEAD`): every door then sends the same bytes.
 pub fn allow_value<'a>(methods: impl IntoIterator<Item = &'a str>) -> String {

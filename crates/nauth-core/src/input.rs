@@ -1,5 +1,5 @@
 //! Request bodies and fields: JSON parsing, typed field access with collected errors, and the
-//! normalisation rules of API.md §1 (emails, usernames, phones, identifiers).
+//! normalisation rules of docs/api.md §1 (emails, usernames, phones, identifiers).
 
 use serde_json::{Map, Value};
 
@@ -15,7 +15,7 @@ pub struct Input {
     errors: FieldErrors,
 }
 
-/// What an identifier names (API.md §1: `@` → email, E.164 → phone, else username).
+/// What an identifier names (docs/api.md §1: `@` → email, E.164 → phone, else username).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Identifier {
     /// A normalised email.

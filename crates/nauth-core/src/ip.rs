@@ -1,4 +1,4 @@
-//! The client's address (API.md §7 "Client IP"): the socket peer, or, behind a trusted proxy,
+//! The client's address (docs/api.md §7 "Client IP"): the socket peer, or, behind a trusted proxy,
 //! the right-most untrusted `X-Forwarded-For` hop; and the key per-IP counters use, so that
 //! one IPv6 client cannot spread its attempts over the 2^64 addresses of its own network.
 //!

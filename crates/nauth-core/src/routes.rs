@@ -1,4 +1,4 @@
-//! The routing of requests under the mount prefix, the fixed order of checks (API.md §1:
+//! The routing of requests under the mount prefix, the fixed order of checks (docs/api.md §1:
 //! route/method, size, authentication, CSRF, content type, body, flow) and the rendering of
 //! outcomes per the delivery mode.
 
@@ -174,7 +174,7 @@ pub(crate) fn error_reply(inner: &Inner, err: &AuthError) -> Reply {
     reply
 }
 
-/// The client's address (API.md §7): see [`crate::ip::client_ip`].
+/// The client's address (docs/api.md §7): see [`crate::ip::client_ip`].
 pub(crate) fn client_ip(inner: &Inner, req: &Request) -> Option<IpAddr> {
     crate::ip::client_ip(
         req.peer_ip,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::codes::sha256_hex;
 use crate::error::{AuthError, AuthResult};
 
-/// Clock leeway for `exp` and a future `iat` or `nbf` (API.md §5).
+/// Clock leeway for `exp` and a future `iat` or `nbf` (docs/api.md §5).
 pub const LEEWAY_SECS: i64 = 30;
 
 /// `401 AUTH_TOKEN_INVALID` for a token not valid yet (`not_before`, the later of `iat` and

@@ -31,7 +31,7 @@ pub fn fallback(
 }
 
 /// The methods of one of the app's paths, like poem's [`RouteMethod`], answering a method the
-/// path lacks as the routes under the prefix do (API.md §1): the contract's
+/// path lacks as the routes under the prefix do (docs/api.md §1): the contract's
 /// `405 METHOD_NOT_ALLOWED` JSON with `Allow` (the path's methods, `HEAD` with `GET`, then
 /// `OPTIONS`), and `204` with that `Allow` for `OPTIONS`. poem's own `MethodNotAllowedError`
 /// does not say which methods the path has, hence this list of them.

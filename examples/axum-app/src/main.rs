@@ -1,4 +1,4 @@
-//! The nauth example app on axum (API.md §10): `/auth/*`, three protected routes, a health
+//! The nauth example app on axum (docs/api.md §10): `/auth/*`, three protected routes, a health
 //! check and a small HTML page that walks through signup → verify → login → profile.
 //!
 //! `cargo run -p axum-app` needs no configuration: SQLite `nauth.db`, codes on the console.

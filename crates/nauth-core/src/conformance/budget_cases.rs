@@ -1,4 +1,4 @@
-//! Budgets under attack (API.md §7, issue 9): real parallel bursts against every budget,
+//! Budgets under attack (docs/api.md §7, issue 9): real parallel bursts against every budget,
 //! second factors counted per account across sessions, step-up before a factor changes,
 //! verified channels only, trusted devices that die, and what messages cost the sender.
 //! "Compared" is read from outside: a 401/400 answer means the secret was compared, a 429

@@ -536,7 +536,7 @@ async fn verification_none_signup_and_conflicts(door: &dyn Door, b: &Backend) {
         )
         .await;
     assert_error(&r, 409, "SIGNUP_PHONE_EXISTS");
-    // An unverified phone names no account (API.md §1); a verified one does.
+    // An unverified phone names no account (docs/api.md §1); a verified one does.
     assert_error(
         &login(&env, &phone, PW).await,
         401,

@@ -651,7 +651,7 @@ pub(super) async fn mfa_sms_through_the_webhook(door: &dyn Door, b: &Backend) {
     let code = extract_code(body["message"].as_str().expect("message")).expect("code");
     let r = answer(&env, &c, "sms", &code).await;
     assert_eq!(r.status, 200, "{}", r.json());
-    // An SMS factor is not the account's phone (API.md §3.4).
+    // An SMS factor is not the account's phone (docs/api.md §3.4).
     assert_eq!(r.json()["user"]["phone"], Value::Null);
 }
 

@@ -523,7 +523,7 @@ pub(crate) async fn login(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome
     let db = &ctx.inner.store.db;
     let user = super::find_user(db, &ident).await?;
     // The attempt is counted before the password is compared: of any burst, at most the
-    // budget is ever compared (API.md §7).
+    // budget is ever compared (docs/api.md §7).
     let attempt = budget::reserve(
         ctx,
         Budget::Password,
@@ -711,7 +711,7 @@ pub(crate) async fn respond(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
         new_hash,
     };
     // A code answer is reserved on the account's budget before any code is compared: second
-    // factors and verification codes are counted per account, across sessions (API.md §7).
+    // factors and verification codes are counted per account, across sessions (docs/api.md §7).
     let budget = match kind {
         ChallengeName::MfaRequired | ChallengeName::MfaSetupRequired => Some(Budget::SecondFactor),
         ChallengeName::VerifyEmail => Some(Budget::Verify),

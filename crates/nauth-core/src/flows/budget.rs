@@ -1,4 +1,4 @@
-//! Budgets that hold under attack (API.md §7): every attempt is *reserved* in the kv store
+//! Budgets that hold under attack (docs/api.md §7): every attempt is *reserved* in the kv store
 //! before its secret is compared, so of any number of simultaneous wrong answers at most the
 //! budget is ever compared, on every back end and across instances. Also the message caps
 //! (codes, notices, SMS) and the signup cap. The kv key of every counter is built here.
@@ -19,7 +19,7 @@ const LOCKED: i64 = 1 << 40;
 fn is_locked(value: i64) -> bool {
     value >= LOCKED / 2
 }
-/// Code messages to one address or number per hour (API.md §7).
+/// Code messages to one address or number per hour (docs/api.md §7).
 pub(crate) const CODE_MESSAGES_PER_HOUR: i64 = 10;
 /// Notices (duplicate signup, taken email) to one address per hour: stricter than codes, so
 /// strangers cannot use nauth to fill someone's inbox, and on their own counter, so they

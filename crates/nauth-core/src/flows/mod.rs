@@ -182,7 +182,7 @@ pub(crate) struct Sent {
     pub user_id: Option<String>,
 }
 
-/// The body of a challenge-or-tokens answer (API.md §2).
+/// The body of a challenge-or-tokens answer (docs/api.md §2).
 pub(crate) enum AuthOutcome {
     Challenge {
         name: ChallengeName,
@@ -266,7 +266,7 @@ pub(crate) async fn find_user(
     };
     let mut q = users::Entity::find().filter(col.eq(id.as_str()));
     if matches!(id, Identifier::Phone(_)) {
-        // Only a verified phone names an account (API.md §1): an unverified one is anyone's
+        // Only a verified phone names an account (docs/api.md §1): an unverified one is anyone's
         // claim, and must never become a login name or a reset channel.
         q = q.filter(users::Column::IsPhoneVerified.eq(true));
     }

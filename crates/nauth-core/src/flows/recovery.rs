@@ -50,7 +50,7 @@ pub(crate) async fn forgot(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
     });
     // Everything that depends on the identifier (the lookup, counters, token rows, audit,
     // message) runs after the answer, on its own task: the request path is the same for
-    // known and unknown identifiers (API.md §3.1).
+    // known and unknown identifiers (docs/api.md §3.1).
     ctx.detach(move |ctx| Box::pin(after_forgot(ctx, ident, sms)));
     Ok(Outcome::Json(200, answer))
 }

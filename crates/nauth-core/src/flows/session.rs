@@ -35,7 +35,7 @@ fn refresh_cookie(ctx: &Ctx<'_>) -> AuthResult<Option<String>> {
         .map(str::to_string))
 }
 
-/// `POST /refresh`: rotates the pair atomically (API.md §5).
+/// `POST /refresh`: rotates the pair atomically (docs/api.md §5).
 pub(crate) async fn refresh(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome> {
     let token = presented_refresh(ctx, &mut input);
     input.finish()?;
