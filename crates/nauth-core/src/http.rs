@@ -11,8 +11,9 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The headers [`crate::NAuth::authenticate`] reads; an adapter's extractor may copy just these.
 pub const AUTH_HEADERS: &[&str] = &["authorization", "cookie", "origin", "x-csrf-token"];
 
-/// A request body as the adapter read it.
-#[derive(Debug, Clone, Default)]
+/// A request body as the adapter read it. `Debug` shows its length, never its bytes (it may
+/// hold a password).
+#[derive(Clone, Default)]
 pub enum Body {
     /// The whole body, at most [`MAX_BODY_BYTES`].
     Bytes(Vec<u8>),
@@ -23,8 +24,9 @@ pub enum Body {
     Empty,
 }
 
-/// A request in the core's terms.
-#[derive(Debug, Clone, Default)]
+/// A request in the core's terms. `Debug` shows header names but redacts the values of the
+/// headers that carry credentials.
+#[derive(Clone, Default)]
 pub struct Request {
     /// Upper-case method, e.g. `POST`.
     pub method: String,
@@ -38,6 +40,63 @@ pub struct Request {
     pub body: Body,
     /// The socket's peer address, when the framework knows it.
     pub peer_ip: Option<IpAddr>,
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Body::Bytes(b) => write!(f, "Bytes([{} bytes redacted])", b.len()),
+            Body::TooLarge => f.write_str("TooLarge"),
+            Body::Empty => f.write_str("Empty"),
+        }
+    }
+}
+
+/// Headers whose values are credentials.
+const SECRET_HEADERS: &[&str] = &[
+    "authorization",
+    "cookie",
+    "set-cookie",
+    "x-csrf-token",
+    "x-device-token",
+    "x-api-key",
+];
+
+/// Header pairs for `Debug`, with the values of credential headers redacted.
+fn shown_headers(headers: &[(String, String)]) -> Vec<(&str, &str)> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            let secret = SECRET_HEADERS.iter().any(|s| k.eq_ignore_ascii_case(s));
+            (k.as_str(), if secret { "[redacted]" } else { v.as_str() })
+        })
+        .collect()
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("query", &self.query.as_ref().map(|_| "[redacted]"))
+            .field("headers", &shown_headers(&self.headers))
+            .field("body", &self.body)
+            .field("peer_ip", &self.peer_ip)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reply")
+            .field("status", &self.status)
+            .field("headers", &shown_headers(&self.headers))
+            .field(
+                "body",
+                &format_args!("[{} bytes redacted]", self.body.len()),
+            )
+            .finish()
+    }
 }
 
 impl Request {
@@ -194,8 +253,9 @@ pub fn percent_encode(s: &str) -> String {
     out
 }
 
-/// A response in the core's terms; the adapter copies it to the wire as it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A response in the core's terms; the adapter copies it to the wire as it is. `Debug` shows
+/// the status, the header names and the body's length: bodies and cookies may carry tokens.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Reply {
     /// The HTTP status.
     pub status: u16,
@@ -253,6 +313,27 @@ impl Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_redacts_credentials_and_bodies() {
+        let mut r = Request::new("POST", "/auth/login?token=secret-link");
+        r.headers
+            .push(("authorization".into(), "Bearer secret-jwt".into()));
+        r.headers.push(("user-agent".into(), "curl".into()));
+        r.body = Body::Bytes(br#"{"password":"secret-pw"}"#.to_vec());
+        let shown = format!("{r:?}");
+        assert!(
+            !shown.contains("secret") && shown.contains("curl"),
+            "{shown}"
+        );
+        let reply = Reply::json(200, &serde_json::json!({"accessToken": "secret-at"}))
+            .with_header("set-cookie", "nauth_access_token=secret-at");
+        let shown = format!("{reply:?}");
+        assert!(
+            !shown.contains("secret") && shown.contains("200"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn cookies_query_and_bearer() {

@@ -22,8 +22,8 @@ use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-/// A plain-text mail.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A plain-text mail. `Debug` shows the recipient and subject, never the body.
+#[derive(Clone, PartialEq, Eq)]
 pub struct EmailMessage {
     /// The recipient's address, e.g. `jane@example.com`.
     pub to: String,
@@ -33,13 +33,32 @@ pub struct EmailMessage {
     pub text: String,
 }
 
-/// A text message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A text message. `Debug` shows the recipient, never the text.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SmsMessage {
     /// The recipient's number in E.164 form, e.g. `+15551234567`.
     pub to: String,
     /// The message text. It may carry a code: never log it.
     pub text: String,
+}
+
+impl fmt::Debug for EmailMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmailMessage")
+            .field("to", &self.to)
+            .field("subject", &self.subject)
+            .field("text", &"[redacted]")
+            .finish()
+    }
+}
+
+impl fmt::Debug for SmsMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmsMessage")
+            .field("to", &self.to)
+            .field("text", &"[redacted]")
+            .finish()
+    }
 }
 
 /// Why a mail or a text message could not be sent.
