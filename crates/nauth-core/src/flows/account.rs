@@ -311,7 +311,7 @@ pub(crate) async fn resend_verification(ctx: &Ctx<'_>, input: Input) -> AuthResu
     let kv = &ctx.inner.kv;
     // The send is claimed with one atomic increment whose window is the resend delay: of a
     // burst, exactly one goes on.
-    let last_key = format!("resendv:last:{}", user.id);
+    let last_key = super::budget::keys::resend_claim(&user.id);
     let delay = crate::clock::ms(cfg.resend_delay).max(1);
     let claim = kv.incr(&last_key, delay, ctx.now).await?;
     if claim.value > 1 {
@@ -321,7 +321,11 @@ pub(crate) async fn resend_verification(ctx: &Ctx<'_>, input: Input) -> AuthResu
         });
     }
     let n = kv
-        .incr(&format!("resendv:count:{}", user.id), 3_600_000, ctx.now)
+        .incr(
+            &super::budget::keys::resend_count(&user.id),
+            3_600_000,
+            ctx.now,
+        )
         .await?;
     if n.value > i64::from(cfg.resend_max_per_hour) {
         return Err(AuthError::RateLimited {

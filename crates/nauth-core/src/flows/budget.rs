@@ -53,15 +53,21 @@ pub(crate) fn ip_bucket(ip: IpAddr) -> String {
     crate::ip::ip_bucket(ip)
 }
 
-/// The kv keys, in one place.
+/// The kv keys, in one place: every counter, lock and claim the engine keeps.
 pub(crate) mod keys {
+    use super::{Budget, IpAddr, ip_bucket};
+
     /// A budget's counter for an account.
-    pub fn account(budget: super::Budget, user_id: &str) -> String {
+    pub fn account(budget: Budget, user_id: &str) -> String {
         format!("{}:acct:{user_id}", budget.prefix())
     }
     /// The password counter of an identifier that names no account.
     pub fn identifier(ident: &str) -> String {
         format!("pw:ident:{ident}")
+    }
+    /// The password counter of a client address.
+    pub fn password_ip(ip: IpAddr) -> String {
+        format!("pwip:{}", ip_bucket(ip))
     }
     /// Code messages to an address or number.
     pub fn messages(address: &str) -> String {
@@ -75,16 +81,44 @@ pub(crate) mod keys {
     pub fn sms_user(user_id: &str) -> String {
         format!("smsu:{user_id}")
     }
+    /// SMS sent from a client address.
+    pub fn sms_ip(ip: IpAddr) -> String {
+        format!("smsip:{}", ip_bucket(ip))
+    }
+    /// Signups from a client address.
+    pub fn signups_ip(ip: IpAddr) -> String {
+        format!("signup:ip:{}", ip_bucket(ip))
+    }
+    /// `/forgot-password` requests from a client address.
+    pub fn reset_ip(ip: IpAddr) -> String {
+        format!("pwreset:ip:{}", ip_bucket(ip))
+    }
+    /// Reset messages for an account.
+    pub fn reset_account(user_id: &str) -> String {
+        format!("pwreset:acct:{user_id}")
+    }
+    /// Wrong reset codes for an identifier without a live code.
+    pub fn reset_failures(ident: &str) -> String {
+        format!("pwreset:fail:{ident}")
+    }
+    /// The claim of a `/resend-verification` send (lives `resend_delay`).
+    pub fn resend_claim(user_id: &str) -> String {
+        format!("resendv:last:{user_id}")
+    }
+    /// `/resend-verification` sends in the hour.
+    pub fn resend_count(user_id: &str) -> String {
+        format!("resendv:count:{user_id}")
+    }
     /// Every kv key that belongs to an account (removed with it).
     pub fn of_account(user_id: &str) -> Vec<String> {
         vec![
-            account(super::Budget::Password, user_id),
-            account(super::Budget::SecondFactor, user_id),
-            account(super::Budget::Verify, user_id),
+            account(Budget::Password, user_id),
+            account(Budget::SecondFactor, user_id),
+            account(Budget::Verify, user_id),
             sms_user(user_id),
-            format!("resendv:last:{user_id}"),
-            format!("resendv:count:{user_id}"),
-            format!("pwreset:acct:{user_id}"),
+            resend_claim(user_id),
+            resend_count(user_id),
+            reset_account(user_id),
         ]
     }
 }
@@ -131,7 +165,7 @@ pub(crate) async fn reserve(
     let kv = &ctx.inner.kv;
     let window = crate::clock::ms(lo.window);
     if let (Budget::Password, Some(ip)) = (budget, ctx.ip) {
-        let key = format!("pwip:{}", ip_bucket(ip));
+        let key = keys::password_ip(ip);
         let e = kv.incr(&key, window, ctx.now).await?;
         if let Some(err) = over(ctx, &key, e, lo.ip_max_attempts).await? {
             return Err(err);
@@ -239,7 +273,7 @@ async fn lookup(ctx: &Ctx<'_>, wanted: &[String]) -> AuthResult<Vec<Option<crate
 }
 
 fn sms_ip_key(ip: IpAddr) -> String {
-    format!("smsip:{}", ip_bucket(ip))
+    keys::sms_ip(ip)
 }
 
 /// `429 RATE_LIMIT_LOGIN` when the account's budget is spent (without reserving): a login
@@ -450,7 +484,7 @@ pub(crate) async fn spend_signup(ctx: &Ctx<'_>) -> AuthResult<()> {
     let e = ctx
         .inner
         .kv
-        .incr(&format!("signup:ip:{}", ip_bucket(ip)), HOUR_MS, ctx.now)
+        .incr(&keys::signups_ip(ip), HOUR_MS, ctx.now)
         .await?;
     if e.value > i64::from(ctx.cfg().signup.ip_max_per_hour) {
         return Err(limited(RateLimit::Signup, e.expires_at, ctx.now));

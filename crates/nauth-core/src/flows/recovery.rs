@@ -29,11 +29,7 @@ pub(crate) async fn forgot(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
         let e = ctx
             .inner
             .kv
-            .incr(
-                &format!("pwreset:ip:{}", super::budget::ip_bucket(ip)),
-                HOUR_MS,
-                ctx.now,
-            )
+            .incr(&super::budget::keys::reset_ip(ip), HOUR_MS, ctx.now)
             .await?;
         if e.value > i64::from(cfg.password.reset_ip_max_per_hour) {
             return Err(AuthError::RateLimited {
@@ -61,7 +57,7 @@ async fn after_forgot(ctx: &Ctx<'_>, ident: Identifier, sms: bool) -> AuthResult
     // the confirm answers of unknown and known identifiers stay alike.
     ctx.inner
         .kv
-        .del(&format!("pwreset:fail:{}", ident.as_str()))
+        .del(&super::budget::keys::reset_failures(ident.as_str()))
         .await?;
     let db = &ctx.inner.store.db;
     match super::find_user(db, &ident).await? {
@@ -77,7 +73,11 @@ async fn send_reset(ctx: &Ctx<'_>, user: users::Model, sms: bool) -> AuthResult<
     let per_account = ctx
         .inner
         .kv
-        .incr(&format!("pwreset:acct:{}", user.id), HOUR_MS, ctx.now)
+        .incr(
+            &super::budget::keys::reset_account(&user.id),
+            HOUR_MS,
+            ctx.now,
+        )
         .await?;
     let address = if sms {
         user.phone.clone().unwrap_or_default()
@@ -246,7 +246,7 @@ pub(crate) async fn confirm(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
             // No account, no code, or an expired one: the same answers, counted per
             // identifier before anything is compared. Only the right (expired) code learns
             // that it has expired.
-            let key = format!("pwreset:fail:{}", ident.as_str());
+            let key = super::budget::keys::reset_failures(ident.as_str());
             let e = ctx.inner.kv.incr(&key, HOUR_MS, ctx.now).await?;
             if e.value > i64::from(RESET_MAX_ATTEMPTS) {
                 return Err(AuthError::PasswordResetMaxAttempts);
