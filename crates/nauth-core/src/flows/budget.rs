@@ -19,6 +19,7 @@ const LOCKED: i64 = 1 << 40;
 fn is_locked(value: i64) -> bool {
     value >= LOCKED / 2
 }
+
 /// Code messages to one address or number per hour (docs/api.md §7).
 pub(crate) const CODE_MESSAGES_PER_HOUR: i64 = 10;
 /// Notices (duplicate signup, taken email) to one address per hour: stricter than codes, so
