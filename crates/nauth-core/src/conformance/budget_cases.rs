@@ -903,9 +903,9 @@ async fn forgot_password_takes_the_same_time(door: &dyn Door, b: &Backend) {
         accounts.push(e);
     }
     let ghosts: Vec<String> = (0..5).map(|_| email()).collect();
-    // Each known request goes out together with an unknown one, so both meet the same load
-    // (the other cases of the suite run beside this one); pauses let the account's
-    // background work finish between pairs.
+    // Each known request goes out together with an unknown one, so both meet the same load;
+    // the case runs alone in the test process (see `ALONE` in the runner), and pauses let the
+    // account's background work finish between pairs.
     let timed = async |ident: &str| {
         let start = std::time::Instant::now();
         let r = env
@@ -914,9 +914,9 @@ async fn forgot_password_takes_the_same_time(door: &dyn Door, b: &Backend) {
         assert_eq!(r.status, 200);
         start.elapsed()
     };
-    // Up to three rounds of 60 pairs: the other cases of the suite load the same two cores, and
-    // one round can land on a burst of theirs. A real difference (a database write on the path
-    // of known identifiers costs a quarter of the request or more) fails every round.
+    // Up to three rounds of 60 pairs: the database servers and the machine are shared, and one
+    // round can land on a burst of someone else's work. A real difference (a database write on
+    // the path of known identifiers costs a quarter of the request or more) fails every round.
     let mut rounds = Vec::new();
     for _ in 0..3 {
         let (mut known, mut unknown) = (Vec::new(), Vec::new());
