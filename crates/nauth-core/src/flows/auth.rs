@@ -729,11 +729,7 @@ pub(crate) async fn respond(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
     let mut verdict = None;
     let result = answer_in_tx(ctx, user, answer, &mut verdict).await;
     if let Some(a) = attempt {
-        match verdict {
-            Some(true) => a.succeeded(ctx).await?,
-            Some(false) => a.failed(ctx).await?,
-            None => a.unused(ctx).await?,
-        }
+        a.end(ctx, verdict).await?;
     }
     result
 }

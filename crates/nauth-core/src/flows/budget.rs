@@ -360,10 +360,16 @@ impl Attempt {
     /// Ends the attempt by the outcome of a comparison and passes the outcome on: `Ok(true)`
     /// succeeded, `Ok(false)` failed, an error before any comparison is `unused`.
     pub(crate) async fn settle(self, ctx: &Ctx<'_>, outcome: &AuthResult<bool>) -> AuthResult<()> {
-        match outcome {
-            Ok(true) => self.succeeded(ctx).await,
-            Ok(false) => self.failed(ctx).await,
-            Err(_) => self.unused(ctx).await,
+        self.end(ctx, outcome.as_ref().ok().copied()).await
+    }
+
+    /// Ends the attempt by a verdict: `Some(true)` succeeded, `Some(false)` failed, `None`
+    /// nothing was compared.
+    pub(crate) async fn end(self, ctx: &Ctx<'_>, verdict: Option<bool>) -> AuthResult<()> {
+        match verdict {
+            Some(true) => self.succeeded(ctx).await,
+            Some(false) => self.failed(ctx).await,
+            None => self.unused(ctx).await,
         }
     }
 }

@@ -711,11 +711,12 @@ pub(crate) async fn verify(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
     if matches!(result, Ok(_) | Err(AuthError::VerifyCodeInvalid { .. })) {
         tx.commit().await?;
     }
-    match &result {
-        Ok(_) => attempt.succeeded(ctx).await?,
-        Err(AuthError::VerifyCodeInvalid { .. }) => attempt.failed(ctx).await?,
-        Err(_) => attempt.unused(ctx).await?,
-    }
+    let verdict = match &result {
+        Ok(_) => Some(true),
+        Err(AuthError::VerifyCodeInvalid { .. }) => Some(false),
+        Err(_) => None,
+    };
+    attempt.end(ctx, verdict).await?;
     let (id, codes) = result?;
     let mut body = json!({ "deviceId": id });
     if let Some(c) = codes {
