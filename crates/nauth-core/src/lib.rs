@@ -241,6 +241,12 @@ impl NAuth {
         &self.inner.store
     }
 
+    /// Closes the database pool (graceful shutdown; tests that start many engines). The engine
+    /// answers `503` afterwards.
+    pub async fn close(&self) {
+        let _ = self.inner.store.db.close_by_ref().await;
+    }
+
     /// Answers one request under the mount prefix.
     pub async fn handle(&self, req: Request) -> Reply {
         routes::handle(&self.inner, req).await
