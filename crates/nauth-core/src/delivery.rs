@@ -2,7 +2,7 @@
 //! `Set-Cookie` bytes (built once here so every adapter sends the same), and the signed,
 //! session-bound CSRF token.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::config::{DeliveryMode, NAuthConfig, SameSite};
 use crate::http::Request;
@@ -159,15 +159,39 @@ impl std::fmt::Debug for IssuedTokens {
 impl IssuedTokens {
     /// The four token fields of a JSON body.
     pub fn json_fields(&self) -> Map<String, Value> {
-        let mut m = Map::new();
-        m.insert("accessToken".into(), json!(self.access_token));
-        m.insert("refreshToken".into(), json!(self.refresh_token));
-        m.insert("accessTokenExpiresAt".into(), json!(self.access_expires_at));
-        m.insert(
-            "refreshTokenExpiresAt".into(),
-            json!(self.refresh_expires_at),
-        );
-        m
+        match serde_json::to_value(self.fields()) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        }
+    }
+
+    /// The token fields of a json-delivery body.
+    pub(crate) fn fields(&self) -> TokenFields {
+        TokenFields {
+            access_token: self.access_token.clone(),
+            refresh_token: self.refresh_token.clone(),
+            access_token_expires_at: self.access_expires_at,
+            refresh_token_expires_at: self.refresh_expires_at,
+        }
+    }
+}
+
+/// The token fields of a json-delivery body (docs/api.md §5).
+#[derive(Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct TokenFields {
+    access_token: String,
+    refresh_token: String,
+    access_token_expires_at: i64,
+    refresh_token_expires_at: i64,
+}
+
+impl std::fmt::Debug for TokenFields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenFields")
+            .field("access_token", &"[redacted]")
+            .field("refresh_token", &"[redacted]")
+            .finish_non_exhaustive()
     }
 }
 

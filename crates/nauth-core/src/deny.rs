@@ -175,7 +175,7 @@ mod tests {
         urls.extend(std::env::var("NAUTH_TEST_POSTGRES_URL").ok());
         urls.extend(std::env::var("NAUTH_TEST_MYSQL_URL").ok());
         for url in urls {
-            let mut cfg = crate::purge::tests::config(&url);
+            let mut cfg = crate::store::purge::tests::config(&url);
             cfg.session.validation = crate::config::SessionValidation::Token;
             let a = crate::NAuth::new(cfg.clone()).await.expect("engine a");
             let b = crate::NAuth::new(cfg).await.expect("engine b");

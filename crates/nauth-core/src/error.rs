@@ -299,12 +299,6 @@ impl AuthError {
     }
 }
 
-impl From<sea_orm::DbErr> for AuthError {
-    fn from(e: sea_orm::DbErr) -> Self {
-        crate::store::db_error(e)
-    }
-}
-
 /// Result alias used across the core.
 pub type AuthResult<T> = Result<T, AuthError>;
 

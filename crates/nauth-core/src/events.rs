@@ -1,11 +1,11 @@
 //! The audit log: one row per security event. Writing it never fails the request: a failed
 //! write is logged (without secrets) and the flow goes on.
 
-use sea_orm::{EntityTrait, Set};
 use serde_json::Value;
 
 use crate::Inner;
-use crate::store::entities::audit_log;
+use crate::store::Conn;
+use crate::store::audit::AuditRow;
 
 /// Audit event types (docs/api.md §3.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +78,7 @@ pub struct Origin {
     pub user_agent: Option<String>,
 }
 
-/// Writes one audit row; errors are logged and swallowed.
+/// Writes one audit row on the pool; errors are logged and swallowed.
 pub(crate) async fn audit(
     inner: &Inner,
     user_id: Option<&str>,
@@ -87,41 +87,28 @@ pub(crate) async fn audit(
     origin: &Origin,
     details: Value,
 ) {
-    audit_in(
-        inner,
-        &inner.store.db,
-        user_id,
-        event,
-        success,
-        origin,
-        details,
-    )
-    .await;
+    audit_in(&inner.store, inner, user_id, event, success, origin, details).await;
 }
 
-/// Writes one audit row on a given connection or transaction; errors are logged and
-/// swallowed. Inside a PostgreSQL transaction a failed insert would poison it, so callers use
-/// this only for rows whose insert cannot conflict (a fresh UUID key).
+/// Writes one audit row on a given connection or transaction (the change it records commits
+/// with it); errors are logged and swallowed.
 pub(crate) async fn audit_in(
+    db: &impl Conn,
     inner: &Inner,
-    db: &impl sea_orm::ConnectionTrait,
     user_id: Option<&str>,
     event: Event,
     success: bool,
     origin: &Origin,
     details: Value,
 ) {
-    let row = audit_log::ActiveModel {
-        id: Set(uuid::Uuid::new_v4().to_string()),
-        user_id: Set(user_id.map(str::to_string)),
-        event_type: Set(event.as_str().to_string()),
-        event_status: Set(if success { "SUCCESS" } else { "FAILURE" }.to_string()),
-        ip_address: Set(origin.ip.clone()),
-        user_agent: Set(origin.user_agent.clone()),
-        details: Set(details.to_string()),
-        created_at: Set(inner.clock.now_ms()),
+    let row = AuditRow {
+        user_id: user_id.map(str::to_string),
+        event: event.as_str(),
+        success,
+        ip: origin.ip.clone(),
+        user_agent: origin.user_agent.clone(),
+        details: details.to_string(),
+        created_at: inner.clock.now_ms(),
     };
-    if let Err(e) = audit_log::Entity::insert(row).exec(db).await {
-        tracing::warn!(event = event.as_str(), error = %e, "audit write failed");
-    }
+    crate::store::audit::insert(db, row).await;
 }

@@ -7,9 +7,8 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
-
 use crate::Inner;
+use crate::cache::LiveSession;
 use crate::config::{DeliveryMode, SessionValidation};
 use crate::error::{AuthError, AuthResult};
 use crate::http::Request;
@@ -96,9 +95,7 @@ pub(crate) fn access_token<'r>(inner: &Inner, req: &'r Request) -> AuthResult<(&
     }
 }
 
-type SessionRow = (String, String, String, i64, i64);
-
-/// Entries per thread in each of the per-thread caches below.
+/// Entries per thread in the verified-token cache.
 const LOCAL_CACHE_MAX: usize = 4096;
 
 /// A verified token, its claims, and the time it is valid from (the later of `iat` and `nbf`).
@@ -113,8 +110,6 @@ thread_local! {
     /// times are still checked on every use. Keyed by engine and the token's last 16 bytes
     /// (its HMAC, uniformly random).
     static TOKENS: RefCell<HashMap<(u64, u64), CachedToken>> = RefCell::new(HashMap::new());
-    /// Live SQLite sessions, per worker thread, stamped with the engine's generation.
-    static SESSIONS: RefCell<HashMap<(u64, String), (u64, SessionRow)>> = RefCell::new(HashMap::new());
 }
 
 fn cache_key(token: &str) -> u64 {
@@ -124,42 +119,21 @@ fn cache_key(token: &str) -> u64 {
     })
 }
 
-/// The engine's share of the per-thread caches, and the generation that invalidates its
-/// cached sessions.
+/// The engine's share of the per-thread verified-token cache.
 #[derive(Debug)]
-pub(crate) struct SessionCache {
+pub(crate) struct TokenCache {
     instance: u64,
-    /// Cached sessions are used only with SQLite (see [`SessionCache::new`]).
-    enabled: bool,
-    generation: std::sync::atomic::AtomicU64,
 }
 
-impl SessionCache {
-    /// SQLite's file belongs to one nauth process, and every session write of that process
-    /// goes through [`SessionCache::invalidate`] after its commit, so a revocation is seen by
-    /// the very next request. With PostgreSQL or MySQL (several instances may share them)
-    /// sessions are not cached and every request reads the database.
-    pub(crate) fn new(enabled: bool) -> Self {
-        SessionCache {
+impl Default for TokenCache {
+    fn default() -> Self {
+        TokenCache {
             instance: NEXT_INSTANCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            enabled,
-            generation: std::sync::atomic::AtomicU64::new(0),
         }
     }
+}
 
-    /// Called after any transaction that changed sessions committed: every cached session of
-    /// this engine, on every thread, is stale from now on. A reader that read the old row
-    /// before the commit cannot store it afterwards: it stores only if the generation did not
-    /// move while it read.
-    pub(crate) fn invalidate(&self) {
-        self.generation
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    fn generation(&self) -> u64 {
-        self.generation.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
+impl TokenCache {
     /// The verified claims of a token: from this thread's cache, or checked and cached.
     fn claims(&self, inner: &Inner, token: &str, now_s: i64) -> AuthResult<Rc<Claims>> {
         let key = (self.instance, cache_key(token));
@@ -182,74 +156,33 @@ impl SessionCache {
         });
         Ok(claims)
     }
-
-    fn cached_session(&self, sid: &str) -> Option<SessionRow> {
-        if !self.enabled {
-            return None;
-        }
-        let generation = self.generation();
-        SESSIONS.with_borrow(|m| {
-            m.get(&(self.instance, sid.to_string()))
-                .filter(|(g, _)| *g == generation)
-                .map(|(_, r)| r.clone())
-        })
-    }
-
-    async fn load_session(&self, inner: &Inner, sid: &str) -> AuthResult<Option<SessionRow>> {
-        let generation = self.generation();
-        let row = live_session(inner, sid).await?;
-        if let (true, Some(r)) = (self.enabled, &row)
-            && self.generation() == generation
-        {
-            SESSIONS.with_borrow_mut(|m| {
-                if m.len() >= LOCAL_CACHE_MAX {
-                    m.clear();
-                }
-                m.insert((self.instance, sid.to_string()), (generation, r.clone()));
-            });
-        }
-        Ok(row)
-    }
 }
 
-/// The columns the per-request session check needs, read with one fixed statement.
-async fn live_session(inner: &Inner, sid: &str) -> AuthResult<Option<SessionRow>> {
-    let backend = inner.store.backend();
-    let sql = if backend == DbBackend::Postgres {
-        "SELECT user_id, access_jti, auth_method, expires_at, absolute_expires_at \
-         FROM nauth_sessions WHERE id = $1 AND revoked_at IS NULL"
-    } else {
-        "SELECT user_id, access_jti, auth_method, expires_at, absolute_expires_at \
-         FROM nauth_sessions WHERE id = ? AND revoked_at IS NULL"
-    };
-    let stmt = Statement::from_sql_and_values(backend, sql, [sid.into()]);
-    let Some(r) = inner.store.db.query_one_raw(stmt).await? else {
-        return Ok(None);
-    };
-    Ok(Some((
-        r.try_get("", "user_id")?,
-        r.try_get("", "access_jti")?,
-        r.try_get("", "auth_method")?,
-        r.try_get("", "expires_at")?,
-        r.try_get("", "absolute_expires_at")?,
-    )))
+/// The live session row: from the liveness cache, else the database (then cached).
+async fn load_session(inner: &Inner, sid: &str) -> AuthResult<Option<LiveSession>> {
+    let stamp = inner.session_cache.stamp();
+    let row = crate::store::sessions::live(&inner.store, sid).await?;
+    if let Some(r) = &row {
+        inner.session_cache.put(sid, r, stamp);
+    }
+    Ok(row)
 }
 
 fn build(
     claims: &Claims,
-    row: Option<&SessionRow>,
+    row: Option<&LiveSession>,
     via_cookie: bool,
     now_ms: i64,
 ) -> AuthResult<Principal> {
     let auth_method = match row {
-        Some((user_id, jti, method, expires, absolute)) => {
-            if *user_id != claims.sub || *jti != claims.jti {
+        Some(s) => {
+            if s.user_id != claims.sub || s.access_jti != claims.jti {
                 return Err(AuthError::TokenInvalid);
             }
-            if *absolute <= now_ms || *expires <= now_ms {
+            if s.absolute_expires_at <= now_ms || s.expires_at <= now_ms {
                 return Err(AuthError::SessionExpired);
             }
-            method.clone()
+            s.auth_method.clone()
         }
         None => claims.amr.clone().unwrap_or_else(|| "password".into()),
     };
@@ -270,7 +203,7 @@ pub(crate) fn principal_now(inner: &Inner, req: &Request) -> Option<AuthResult<P
         Ok(t) => t,
         Err(e) => return Some(Err(e)),
     };
-    let claims = match inner.session_cache.claims(inner, token, now_ms / 1000) {
+    let claims = match inner.tokens.claims(inner, token, now_ms / 1000) {
         Ok(c) => c,
         Err(e) => return Some(Err(e)),
     };
@@ -280,7 +213,7 @@ pub(crate) fn principal_now(inner: &Inner, req: &Request) -> Option<AuthResult<P
         return Some(Err(AuthError::SessionNotFound));
     }
     if inner.cfg.session.validation == SessionValidation::Database {
-        let row = inner.session_cache.cached_session(&claims.sid)?;
+        let row = inner.session_cache.get(&claims.sid)?;
         return Some(build(&claims, Some(&row), via_cookie, now_ms));
     }
     Some(build(&claims, None, via_cookie, now_ms))
@@ -295,10 +228,8 @@ pub(crate) async fn principal(inner: &Inner, req: &Request) -> AuthResult<Princi
     let (token, via_cookie) = access_token(inner, req)?;
     let now_ms = inner.clock.now_ms();
     // Owned, not the thread's shared copy: the future may resume on another thread.
-    let claims: Claims = (*inner.session_cache.claims(inner, token, now_ms / 1000)?).clone();
-    let row = inner
-        .session_cache
-        .load_session(inner, &claims.sid)
+    let claims: Claims = (*inner.tokens.claims(inner, token, now_ms / 1000)?).clone();
+    let row = load_session(inner, &claims.sid)
         .await?
         .ok_or(AuthError::SessionNotFound)?;
     build(&claims, Some(&row), via_cookie, now_ms)

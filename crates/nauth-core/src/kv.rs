@@ -6,11 +6,12 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Set, Statement};
 
-use crate::error::{AuthError, AuthResult};
-use crate::store::entities::kv;
-use crate::store::{Store, is_unique_violation};
+pub use crate::store::StoreError;
+pub(crate) use crate::store::kv::DatabaseKv;
+
+/// The result of a kv operation.
+pub type KvResult<T> = Result<T, StoreError>;
 
 /// A live entry: its value and when it expires (Unix ms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,11 +27,11 @@ pub struct Entry {
 pub trait Kv: Send + Sync + 'static {
     /// Adds one to a counter whose window starts at its first increment and lasts
     /// `window_ms`; returns the entry after the increment.
-    async fn incr(&self, key: &str, window_ms: i64, now: i64) -> AuthResult<Entry>;
+    async fn incr(&self, key: &str, window_ms: i64, now: i64) -> KvResult<Entry>;
     /// The live entry under `key`, if any.
-    async fn get(&self, key: &str, now: i64) -> AuthResult<Option<Entry>>;
+    async fn get(&self, key: &str, now: i64) -> KvResult<Option<Entry>>;
     /// The live entries under several keys, in order (one round trip where the back end can).
-    async fn get_many(&self, keys: &[String], now: i64) -> AuthResult<Vec<Option<Entry>>> {
+    async fn get_many(&self, keys: &[String], now: i64) -> KvResult<Vec<Option<Entry>>> {
         let mut out = Vec::with_capacity(keys.len());
         for k in keys {
             out.push(self.get(k, now).await?);
@@ -38,26 +39,26 @@ pub trait Kv: Send + Sync + 'static {
         Ok(out)
     }
     /// Sets `key` to `value` until `expires_at`.
-    async fn set(&self, key: &str, value: i64, expires_at: i64) -> AuthResult<()>;
+    async fn set(&self, key: &str, value: i64, expires_at: i64) -> KvResult<()>;
     /// Removes `key`.
-    async fn del(&self, key: &str) -> AuthResult<()>;
+    async fn del(&self, key: &str) -> KvResult<()>;
     /// Gives back one unit of a live counter (a reservation that was not used, or a success
     /// that must not count); never below zero, never revives an expired entry.
-    async fn decr(&self, key: &str, now: i64) -> AuthResult<()>;
+    async fn decr(&self, key: &str, now: i64) -> KvResult<()>;
     /// Removes `key` only while it still holds `value` (nobody counted since); whether it did.
-    async fn clear_if(&self, key: &str, value: i64) -> AuthResult<bool>;
+    async fn clear_if(&self, key: &str, value: i64) -> KvResult<bool>;
     /// Raises a counter to at least `floor` and keeps it alive until at least `until`, in one
     /// atomic step: concurrent increments are never lost (a lock that a racing `incr` cannot
     /// undo). An expired entry starts again at `floor`.
-    async fn raise(&self, key: &str, floor: i64, until: i64, now: i64) -> AuthResult<()>;
+    async fn raise(&self, key: &str, floor: i64, until: i64, now: i64) -> KvResult<()>;
     /// Every live entry whose key starts with `prefix` (at most 10,000; keys longer than
     /// [`MAX_KEY_LEN`] come back in their bounded form). For small families of keys, such as
     /// the deny set that each instance copies into memory.
-    async fn live_entries(&self, prefix: &str, now: i64) -> AuthResult<Vec<(String, Entry)>>;
+    async fn live_entries(&self, prefix: &str, now: i64) -> KvResult<Vec<(String, Entry)>>;
 }
 
 /// The most entries [`Kv::live_entries`] returns.
-const LIVE_ENTRIES_MAX: usize = 10_000;
+pub(crate) const LIVE_ENTRIES_MAX: usize = 10_000;
 
 /// The longest kv key stored as it is; longer keys (long identifiers) keep their prefix up to
 /// the first `:` and replace the rest by its SHA-256, so every back end accepts them.
@@ -85,16 +86,16 @@ pub struct MemoryKv {
 }
 
 impl MemoryKv {
-    fn lock(&self) -> AuthResult<std::sync::MutexGuard<'_, HashMap<String, Entry>>> {
+    fn lock(&self) -> KvResult<std::sync::MutexGuard<'_, HashMap<String, Entry>>> {
         self.map
             .lock()
-            .map_err(|_| AuthError::Internal("kv lock poisoned".into()))
+            .map_err(|_| StoreError::Other)
     }
 }
 
 #[async_trait]
 impl Kv for MemoryKv {
-    async fn incr(&self, key: &str, window_ms: i64, now: i64) -> AuthResult<Entry> {
+    async fn incr(&self, key: &str, window_ms: i64, now: i64) -> KvResult<Entry> {
         let mut map = self.lock()?;
         if map.len() > 100_000 {
             map.retain(|_, e| e.expires_at > now);
@@ -113,7 +114,7 @@ impl Kv for MemoryKv {
         Ok(*e)
     }
 
-    async fn get(&self, key: &str, now: i64) -> AuthResult<Option<Entry>> {
+    async fn get(&self, key: &str, now: i64) -> KvResult<Option<Entry>> {
         Ok(self
             .lock()?
             .get(key)
@@ -121,18 +122,18 @@ impl Kv for MemoryKv {
             .filter(|e| e.expires_at > now))
     }
 
-    async fn set(&self, key: &str, value: i64, expires_at: i64) -> AuthResult<()> {
+    async fn set(&self, key: &str, value: i64, expires_at: i64) -> KvResult<()> {
         self.lock()?
             .insert(key.to_string(), Entry { value, expires_at });
         Ok(())
     }
 
-    async fn del(&self, key: &str) -> AuthResult<()> {
+    async fn del(&self, key: &str) -> KvResult<()> {
         self.lock()?.remove(key);
         Ok(())
     }
 
-    async fn clear_if(&self, key: &str, value: i64) -> AuthResult<bool> {
+    async fn clear_if(&self, key: &str, value: i64) -> KvResult<bool> {
         let mut map = self.lock()?;
         if map.get(key).is_some_and(|e| e.value == value) {
             map.remove(key);
@@ -141,7 +142,7 @@ impl Kv for MemoryKv {
         Ok(false)
     }
 
-    async fn decr(&self, key: &str, now: i64) -> AuthResult<()> {
+    async fn decr(&self, key: &str, now: i64) -> KvResult<()> {
         if let Some(e) = self.lock()?.get_mut(key)
             && e.expires_at > now
             && e.value > 0
@@ -151,7 +152,7 @@ impl Kv for MemoryKv {
         Ok(())
     }
 
-    async fn raise(&self, key: &str, floor: i64, until: i64, now: i64) -> AuthResult<()> {
+    async fn raise(&self, key: &str, floor: i64, until: i64, now: i64) -> KvResult<()> {
         let mut map = self.lock()?;
         let e = map.entry(key.to_string()).or_insert(Entry {
             value: 0,
@@ -168,247 +169,13 @@ impl Kv for MemoryKv {
         }
         Ok(())
     }
-    async fn live_entries(&self, prefix: &str, now: i64) -> AuthResult<Vec<(String, Entry)>> {
+    async fn live_entries(&self, prefix: &str, now: i64) -> KvResult<Vec<(String, Entry)>> {
         Ok(self
             .lock()?
             .iter()
             .filter(|(k, e)| k.starts_with(prefix) && e.expires_at > now)
             .take(LIVE_ENTRIES_MAX)
             .map(|(k, e)| (k.clone(), *e))
-            .collect())
-    }
-}
-
-/// The `nauth_kv` table: shared by every instance using the database.
-#[derive(Debug, Clone)]
-pub struct DatabaseKv {
-    store: Store,
-}
-
-impl DatabaseKv {
-    /// A kv over the store's database.
-    pub fn new(store: Store) -> Self {
-        DatabaseKv { store }
-    }
-}
-
-#[async_trait]
-impl Kv for DatabaseKv {
-    async fn incr(&self, key: &str, window_ms: i64, now: i64) -> AuthResult<Entry> {
-        // One atomic upsert per back end: no read-then-write race between instances, and no
-        // gap locks for InnoDB to deadlock on.
-        let backend = self.store.backend();
-        let exp = now + window_ms;
-        let upsert = match backend {
-            DbBackend::MySql => {
-                "INSERT INTO nauth_kv (`key`, `value`, expires_at) VALUES (?, 1, ?) \
-                 ON DUPLICATE KEY UPDATE `value` = IF(expires_at <= ?, 1, `value` + 1), \
-                 expires_at = IF(expires_at <= ?, ?, expires_at)"
-            }
-            DbBackend::Postgres => {
-                "INSERT INTO nauth_kv (key, value, expires_at) VALUES ($1, 1, $2) \
-                 ON CONFLICT (key) DO UPDATE SET \
-                 value = CASE WHEN nauth_kv.expires_at <= $3 THEN 1 ELSE nauth_kv.value + 1 END, \
-                 expires_at = CASE WHEN nauth_kv.expires_at <= $4 THEN $5 ELSE nauth_kv.expires_at END"
-            }
-            _ => {
-                "INSERT INTO nauth_kv (key, value, expires_at) VALUES (?, 1, ?) \
-                 ON CONFLICT (key) DO UPDATE SET \
-                 value = CASE WHEN nauth_kv.expires_at <= ? THEN 1 ELSE nauth_kv.value + 1 END, \
-                 expires_at = CASE WHEN nauth_kv.expires_at <= ? THEN ? ELSE nauth_kv.expires_at END"
-            }
-        };
-        let key = bounded_key(key);
-        let values: Vec<sea_orm::Value> = vec![
-            key.as_ref().into(),
-            exp.into(),
-            now.into(),
-            now.into(),
-            exp.into(),
-        ];
-        let tx = self.store.begin().await?;
-        tx.execute_raw(Statement::from_sql_and_values(backend, upsert, values))
-            .await?;
-        let row = kv::Entity::find_by_id(key.into_owned())
-            .one(&tx)
-            .await?
-            .ok_or_else(|| AuthError::Internal("kv row vanished".into()))?;
-        tx.commit().await?;
-        Ok(Entry {
-            value: row.value,
-            expires_at: row.expires_at,
-        })
-    }
-
-    async fn get(&self, key: &str, now: i64) -> AuthResult<Option<Entry>> {
-        let row = kv::Entity::find_by_id(bounded_key(key).into_owned())
-            .one(&self.store.db)
-            .await?;
-        Ok(row
-            .map(|r| Entry {
-                value: r.value,
-                expires_at: r.expires_at,
-            })
-            .filter(|e| e.expires_at > now))
-    }
-
-    async fn get_many(&self, keys: &[String], now: i64) -> AuthResult<Vec<Option<Entry>>> {
-        let keys: Vec<String> = keys.iter().map(|k| bounded_key(k).into_owned()).collect();
-        let rows = kv::Entity::find()
-            .filter(kv::Column::Key.is_in(keys.iter().cloned()))
-            .all(&self.store.db)
-            .await?;
-        Ok(keys
-            .iter()
-            .map(|k| {
-                rows.iter()
-                    .find(|r| &r.key == k)
-                    .map(|r| Entry {
-                        value: r.value,
-                        expires_at: r.expires_at,
-                    })
-                    .filter(|e| e.expires_at > now)
-            })
-            .collect())
-    }
-
-    async fn set(&self, key: &str, value: i64, expires_at: i64) -> AuthResult<()> {
-        let key = bounded_key(key).into_owned();
-        let tx = self.store.begin().await?;
-        kv::Entity::delete_by_id(key.clone()).exec(&tx).await?;
-        let am = kv::ActiveModel {
-            key: Set(key),
-            value: Set(value),
-            expires_at: Set(expires_at),
-        };
-        match kv::Entity::insert(am).exec(&tx).await {
-            Ok(_) => {}
-            // A concurrent set won; either value is acceptable for a lock.
-            Err(e) if is_unique_violation(&e) => return Ok(()),
-            Err(e) => return Err(e.into()),
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn del(&self, key: &str) -> AuthResult<()> {
-        kv::Entity::delete_by_id(bounded_key(key).into_owned())
-            .exec(&self.store.db)
-            .await?;
-        Ok(())
-    }
-
-    async fn clear_if(&self, key: &str, value: i64) -> AuthResult<bool> {
-        let n = kv::Entity::delete_many()
-            .filter(kv::Column::Key.eq(bounded_key(key).into_owned()))
-            .filter(kv::Column::Value.eq(value))
-            .exec(&self.store.db)
-            .await?
-            .rows_affected;
-        Ok(n > 0)
-    }
-
-    async fn decr(&self, key: &str, now: i64) -> AuthResult<()> {
-        let backend = self.store.backend();
-        let sql = match backend {
-            DbBackend::MySql => {
-                "UPDATE nauth_kv SET `value` = `value` - 1 \
-                 WHERE `key` = ? AND `value` > 0 AND expires_at > ?"
-            }
-            DbBackend::Postgres => {
-                "UPDATE nauth_kv SET value = value - 1 \
-                 WHERE key = $1 AND value > 0 AND expires_at > $2"
-            }
-            _ => {
-                "UPDATE nauth_kv SET value = value - 1 \
-                 WHERE key = ? AND value > 0 AND expires_at > ?"
-            }
-        };
-        let values: Vec<sea_orm::Value> = vec![bounded_key(key).into_owned().into(), now.into()];
-        self.store
-            .db
-            .execute_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?;
-        Ok(())
-    }
-
-    async fn raise(&self, key: &str, floor: i64, until: i64, now: i64) -> AuthResult<()> {
-        let backend = self.store.backend();
-        // Every SET expression reads the old row (MySQL assigns left to right, so `value` is
-        // computed before `expires_at` changes).
-        let sql = match backend {
-            DbBackend::MySql => {
-                "INSERT INTO nauth_kv (`key`, `value`, expires_at) VALUES (?, ?, ?) \
-                 ON DUPLICATE KEY UPDATE \
-                 `value` = IF(expires_at <= ?, ?, GREATEST(`value`, ?)), \
-                 expires_at = IF(expires_at <= ?, ?, GREATEST(expires_at, ?))"
-            }
-            DbBackend::Postgres => {
-                "INSERT INTO nauth_kv (key, value, expires_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (key) DO UPDATE SET \
-                 value = CASE WHEN nauth_kv.expires_at <= $4 THEN $5 \
-                   ELSE GREATEST(nauth_kv.value, $6) END, \
-                 expires_at = CASE WHEN nauth_kv.expires_at <= $7 THEN $8 \
-                   ELSE GREATEST(nauth_kv.expires_at, $9) END"
-            }
-            _ => {
-                "INSERT INTO nauth_kv (key, value, expires_at) VALUES (?, ?, ?) \
-                 ON CONFLICT (key) DO UPDATE SET \
-                 value = CASE WHEN nauth_kv.expires_at <= ? THEN ? \
-                   ELSE MAX(nauth_kv.value, ?) END, \
-                 expires_at = CASE WHEN nauth_kv.expires_at <= ? THEN ? \
-                   ELSE MAX(nauth_kv.expires_at, ?) END"
-            }
-        };
-        let values: Vec<sea_orm::Value> = vec![
-            bounded_key(key).into_owned().into(),
-            floor.into(),
-            until.into(),
-            now.into(),
-            floor.into(),
-            floor.into(),
-            now.into(),
-            until.into(),
-            until.into(),
-        ];
-        self.store
-            .db
-            .execute_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?;
-        Ok(())
-    }
-
-    async fn live_entries(&self, prefix: &str, now: i64) -> AuthResult<Vec<(String, Entry)>> {
-        use sea_orm::sea_query::LikeExpr;
-        use sea_orm::{ColumnTrait, QueryFilter, QuerySelect};
-        // `!` escapes LIKE's wildcards in the prefix; it needs no escaping in any SQL dialect.
-        let mut pattern = String::with_capacity(prefix.len() + 1);
-        for c in prefix.chars() {
-            if matches!(c, '%' | '_' | '!') {
-                pattern.push('!');
-            }
-            pattern.push(c);
-        }
-        pattern.push('%');
-        let rows = kv::Entity::find()
-            .filter(kv::Column::Key.like(LikeExpr::new(pattern).escape('!')))
-            .filter(kv::Column::ExpiresAt.gt(now))
-            .limit(LIVE_ENTRIES_MAX as u64)
-            .all(&self.store.db)
-            .await?;
-        Ok(rows
-            .into_iter()
-            // MySQL's default collation compares case-insensitively.
-            .filter(|r| r.key.starts_with(prefix))
-            .map(|r| {
-                (
-                    r.key,
-                    Entry {
-                        value: r.value,
-                        expires_at: r.expires_at,
-                    },
-                )
-            })
             .collect())
     }
 }
@@ -533,8 +300,7 @@ mod tests {
     }
 
     async fn database(url: &str) -> Arc<dyn Kv> {
-        let store = Store::connect(url).await.expect("connect");
-        store.migrate().await.expect("migrate");
+        let store = crate::store::tests::connect(url).await;
         Arc::new(DatabaseKv::new(store))
     }
 

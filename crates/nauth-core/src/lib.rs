@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod cache;
 pub mod challenge;
 pub mod clock;
 pub mod codes;
@@ -20,9 +21,8 @@ pub mod notify;
 #[cfg(any(test, feature = "conformance"))]
 pub mod notify_testing;
 pub mod password;
-mod purge;
 mod routes;
-pub mod store;
+mod store;
 pub mod tokens;
 
 #[cfg(feature = "conformance")]
@@ -81,7 +81,10 @@ pub(crate) struct Inner {
     pub(crate) signer: tokens::TokenSigner,
     pub(crate) hasher: password::Hasher,
     pub(crate) cookies: delivery::CookieSpec,
-    pub(crate) session_cache: guard::SessionCache,
+    /// The liveness cache of `database` validation (shared with the store, which invalidates it).
+    pub(crate) session_cache: Arc<dyn cache::SessionCache>,
+    /// This engine's share of the per-thread verified-token cache.
+    pub(crate) tokens: guard::TokenCache,
     /// Subjects whose tokens stop at once (deleted accounts), checked without I/O.
     pub(crate) deny: deny::DenySet,
 }
@@ -92,6 +95,8 @@ pub struct NAuthBuilder {
     clock: Option<Arc<dyn Clock>>,
     email: Option<Arc<dyn EmailSender>>,
     sms: Option<Arc<dyn SmsSender>>,
+    kv: Option<Arc<dyn Kv>>,
+    session_cache: Option<Arc<dyn cache::SessionCache>>,
 }
 
 impl NAuthBuilder {
@@ -113,21 +118,46 @@ impl NAuthBuilder {
         self
     }
 
+    /// Keeps counters, lockouts and the deny set in this store instead of the configured
+    /// `kv.backend` (another back end shared by several instances, or a test double).
+    pub fn kv(mut self, kv: impl Kv) -> Self {
+        self.kv = Some(Arc::new(kv));
+        self
+    }
+
+    /// Uses this session-liveness cache under `session.validation = "database"` instead of
+    /// the default (per-thread maps with SQLite, none with PostgreSQL or MySQL). It must be
+    /// invalidated across instances if several share the database.
+    pub fn session_cache(mut self, cache: impl cache::SessionCache) -> Self {
+        self.session_cache = Some(Arc::new(cache));
+        self
+    }
+
     /// Validates the configuration, connects, migrates and returns the engine.
     pub async fn build(self) -> Result<NAuth, StartError> {
         let cfg = self.cfg;
         cfg.validate()?;
-        let store = Store::connect(&cfg.database_url)
+        let session_cache: Arc<dyn cache::SessionCache> = match self.session_cache {
+            Some(c) => c,
+            // SQLite's file belongs to one nauth process, whose every session write
+            // invalidates the cache after its commit; a shared database is read every time.
+            None if store::is_sqlite_url(&cfg.database_url) => {
+                Arc::new(cache::ThreadLocalSessionCache::default())
+            }
+            None => Arc::new(cache::NoSessionCache),
+        };
+        let store = Store::connect(&cfg.database_url, session_cache.clone())
             .await
             .map_err(|e| StartError::Database(e.to_string()))?;
         store
             .migrate()
             .await
             .map_err(|e| StartError::Database(e.to_string()))?;
-        let kv: Arc<dyn Kv> = match cfg.kv.backend {
-            KvBackend::Memory => Arc::new(kv::MemoryKv::default()),
-            KvBackend::Database => Arc::new(kv::DatabaseKv::new(store.clone())),
-            KvBackend::Redis => unreachable_backend()?,
+        let kv: Arc<dyn Kv> = match (self.kv, cfg.kv.backend) {
+            (Some(kv), _) => kv,
+            (None, KvBackend::Memory) => Arc::new(kv::MemoryKv::default()),
+            (None, KvBackend::Database) => Arc::new(kv::DatabaseKv::new(store.clone())),
+            (None, KvBackend::Redis) => unreachable_backend()?,
         };
         let email: Arc<dyn EmailSender> = match (self.email, cfg.email.provider) {
             (Some(e), _) => e,
@@ -156,7 +186,6 @@ impl NAuthBuilder {
             })
         })?;
         let cookies = delivery::CookieSpec::from_config(&cfg);
-        let session_cache = guard::SessionCache::new(store.backend() == sea_orm::DbBackend::Sqlite);
         let inner = Arc::new(Inner {
             cfg,
             store,
@@ -169,10 +198,11 @@ impl NAuthBuilder {
             hasher,
             cookies,
             session_cache,
+            tokens: guard::TokenCache::default(),
             deny: deny::DenySet::default(),
         });
         // Background work holds the engine weakly, so it ends when the last clone is dropped.
-        purge::spawn(Arc::downgrade(&inner), inner.cfg.kv.purge_interval);
+        store::purge::spawn(Arc::downgrade(&inner), inner.cfg.kv.purge_interval);
         if inner.cfg.session.validation == config::SessionValidation::Token
             && inner.cfg.kv.backend == KvBackend::Database
         {
@@ -218,6 +248,8 @@ impl NAuth {
             clock: None,
             email: None,
             sms: None,
+            kv: None,
+            session_cache: None,
         }
     }
 
@@ -236,15 +268,10 @@ impl NAuth {
         &self.inner.cfg.mount_prefix
     }
 
-    /// The database handle (for the app's own queries and for tests).
-    pub fn store(&self) -> &Store {
-        &self.inner.store
-    }
-
     /// Closes the database pool (graceful shutdown; tests that start many engines). The engine
     /// answers `503` afterwards.
     pub async fn close(&self) {
-        let _ = self.inner.store.db.close_by_ref().await;
+        self.inner.store.close().await;
     }
 
     /// Answers one request under the mount prefix.

@@ -62,25 +62,6 @@ enum Route {
 }
 
 impl Route {
-    /// Flows that update or revoke existing sessions (creating one needs no invalidation).
-    /// Every future flow that changes `nauth_sessions` rows must be listed here.
-    fn writes_sessions(&self) -> bool {
-        use Route::*;
-        matches!(
-            self,
-            Refresh
-                | Logout
-                | LogoutAll
-                | Revoke
-                | ForgotConfirm
-                | ResetPassword
-                | ChangePassword
-                | ChangeEmailConfirm
-                | DeleteAccount
-                | DeleteSession(_)
-        )
-    }
-
     fn access(&self) -> Access {
         use Route::*;
         match self {
@@ -254,32 +235,12 @@ async fn route_and_run(inner: &Arc<Inner>, req: &Request) -> Result<Reply, AuthE
     drop(input);
     let json_delivery = wants_json(inner.cfg.token_delivery.mode, req, refresh_from);
     let ip = client_ip(inner, req);
-    let mut attempt = 0;
-    let (ctx, outcome) = loop {
-        let ctx = Ctx::new(inner, req, inner.clock.now_ms(), ip, principal.clone());
-        // Every flow's writes are transactions that roll back whole, so a flow that lost a
-        // lock race (InnoDB deadlock, SQLite busy) is simply run again.
-        let result = run(&ctx, route.clone(), Input::parse(body)?).await;
-        if route.writes_sessions() {
-            // Whatever the result: a flow may commit a revocation and still answer an error
-            // (refresh-token reuse).
-            inner.session_cache.invalidate();
-        }
-        let retry = matches!(result, Err(AuthError::Contention)) && attempt < 4;
-        if !retry {
-            write_audits(&ctx).await;
-        }
-        match result {
-            Err(AuthError::Contention) if attempt < 4 => {
-                attempt += 1;
-                let jitter = 5 + u64::from(crate::codes::random_below(20)) * attempt;
-                tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
-            }
-            Err(e) => return Err(e),
-            Ok(outcome) => break (ctx, outcome),
-        }
-    };
-    send_messages(&ctx).await;
+    let ctx = Ctx::new(inner, req, inner.clock.now_ms(), ip, principal);
+    // A transaction that lost a lock race was already run again by `Store::write`; the
+    // session cache was invalidated after every commit that wrote sessions.
+    let result = run(&ctx, route, Input::parse(body)?).await;
+    flows::effects::run(&ctx, result.is_ok()).await;
+    let outcome = result?;
     Ok(render(inner, &ctx, outcome, json_delivery))
 }
 
@@ -322,66 +283,29 @@ async fn run(ctx: &Ctx<'_>, route: Route, input: Input) -> Result<Outcome, AuthE
     }
 }
 
-/// The audit rows a flow queued.
-pub(crate) async fn write_audits(ctx: &Ctx<'_>) {
-    let audits = ctx
-        .audits
-        .lock()
-        .map(|mut a| std::mem::take(&mut *a))
-        .unwrap_or_default();
-    for (user, event, success, details) in audits {
-        crate::events::audit(
-            ctx.inner,
-            user.as_deref(),
-            event,
-            success,
-            &ctx.origin,
-            details,
-        )
-        .await;
-    }
+/// A challenge answer (docs/api.md §2).
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ChallengeBody {
+    challenge_name: &'static str,
+    session: String,
+    challenge_parameters: serde_json::Map<String, Value>,
+    user_sub: String,
 }
 
-/// Counts the messages a flow sent inside its transactions, then sends every queued message.
-pub(crate) async fn send_messages(ctx: &Ctx<'_>) {
-    let counted = ctx
-        .counted
-        .lock()
-        .map(|mut c| std::mem::take(&mut *c))
-        .unwrap_or_default();
-    flows::budget::count_sent(ctx, &counted).await;
-    flush_mail(ctx);
-}
-
-/// Mail goes out after the answer is decided, off the request path: a slow or failing relay
-/// never changes the answer or its timing.
-fn flush_mail(ctx: &Ctx<'_>) {
-    let mails = ctx
-        .outbox
-        .lock()
-        .map(|mut o| std::mem::take(&mut *o))
-        .unwrap_or_default();
-    let texts = ctx
-        .sms_outbox
-        .lock()
-        .map(|mut o| std::mem::take(&mut *o))
-        .unwrap_or_default();
-    for sms in texts {
-        let sender = ctx.inner.sms.clone();
-        tokio::spawn(async move {
-            if let Err(e) = sender.send(&sms).await {
-                tracing::warn!(error = %e, "SMS delivery failed");
-            }
-        });
-    }
-    for mail in mails {
-        let sender = ctx.inner.email.clone();
-        tokio::spawn(async move {
-            if let Err(e) = sender.send(&mail).await {
-                tracing::warn!(error = %e, subject = %mail.subject, "mail delivery failed");
-            }
-        });
-    }
+/// A tokens answer (docs/api.md §2): the token fields only for json delivery.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TokensBody {
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    tokens: Option<crate::delivery::TokenFields>,
+    auth_method: String,
+    trusted: bool,
+    user: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backup_codes: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_token: Option<String>,
 }
 
 fn device_cookie(inner: &Inner, token: &str) -> String {
@@ -426,13 +350,13 @@ fn render(inner: &Inner, ctx: &Ctx<'_>, outcome: Outcome, json_delivery: bool) -
                 user_sub,
             },
         ) => {
-            let body = json!({
-                "challengeName": name.as_str(),
-                "session": session,
-                "challengeParameters": Value::Object(params),
-                "userSub": user_sub,
-            });
-            Reply::json(status, &body)
+            let body = ChallengeBody {
+                challenge_name: name.as_str(),
+                session,
+                challenge_parameters: params,
+                user_sub,
+            };
+            Reply::json(status, &flows::body(&body))
         }
         Outcome::Auth(
             status,
@@ -445,20 +369,15 @@ fn render(inner: &Inner, ctx: &Ctx<'_>, outcome: Outcome, json_delivery: bool) -
                 device_token,
             },
         ) => {
-            let mut body = serde_json::Map::new();
-            if json_delivery {
-                body.extend(tokens.json_fields());
-            }
-            body.insert("authMethod".into(), json!(auth_method));
-            body.insert("trusted".into(), json!(trusted));
-            body.insert("user".into(), user);
-            if let Some(codes) = backup_codes {
-                body.insert("backupCodes".into(), json!(codes));
-            }
-            if let (Some(t), true) = (&device_token, json_delivery) {
-                body.insert("deviceToken".into(), json!(t));
-            }
-            let mut r = Reply::json(status, &Value::Object(body));
+            let body = TokensBody {
+                tokens: json_delivery.then(|| tokens.fields()),
+                auth_method,
+                trusted,
+                user,
+                backup_codes,
+                device_token: device_token.clone().filter(|_| json_delivery),
+            };
+            let mut r = Reply::json(status, &flows::body(&body));
             if !json_delivery {
                 for c in inner.cookies.set_tokens(&tokens, now_s) {
                     r.headers.push(("set-cookie".into(), c));

@@ -1,6 +1,5 @@
 //! The signed-in user's own account: profile, password, email, verification mail, deletion.
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, sea_query::Expr};
 use serde_json::json;
 
 use super::{Ctx, Outcome};
@@ -8,16 +7,13 @@ use crate::codes;
 use crate::error::{AuthError, AuthResult, RateLimit};
 use crate::events::{Event, audit};
 use crate::input::{Identifier, Input, mask_email};
-use crate::store::entities::{
-    audit_log, challenges, mfa_devices, password_history, refresh_tokens, sessions, users,
-    verification_tokens as vt,
-};
-use crate::store::is_unique_violation;
+use crate::store::users::UserPatch;
+use crate::store::{self, StoreError, User, VerificationToken};
 
 const CODE_MAX_ATTEMPTS: i32 = 3;
 
-async fn me(ctx: &Ctx<'_>) -> AuthResult<users::Model> {
-    super::user_by_id(&ctx.inner.store.db, &ctx.principal()?.sub).await
+async fn me(ctx: &Ctx<'_>) -> AuthResult<User> {
+    super::user_by_id(&ctx.inner.store, &ctx.principal()?.sub).await
 }
 
 /// `GET /profile`.
@@ -35,26 +31,22 @@ pub(crate) async fn update_profile(ctx: &Ctx<'_>, mut input: Input) -> AuthResul
         .then(|| input.object("metadata", 4096));
     input.finish()?;
     let user = me(ctx).await?;
-    let mut am: users::ActiveModel = user.clone().into();
-    if let Some(v) = first {
-        am.first_name = Set(v);
-    }
-    if let Some(v) = last {
-        am.last_name = Set(v);
-    }
-    if let Some(v) = username {
-        am.username = Set(v);
-    }
-    if let Some(v) = metadata {
-        am.metadata = Set(v.map(|m| m.to_string()));
-    }
-    am.updated_at = Set(ctx.now);
-    let res = users::Entity::update(am).exec(&ctx.inner.store.db).await;
-    let updated = match res {
-        Ok(u) => u,
-        Err(e) if is_unique_violation(&e) => return Err(AuthError::UsernameExists),
-        Err(e) => return Err(e.into()),
+    let patch = UserPatch {
+        first_name: first,
+        last_name: last,
+        username,
+        metadata: metadata.map(|v| v.map(|m| m.to_string())),
+        updated_at: Some(ctx.now),
+        ..Default::default()
     };
+    let store = &ctx.inner.store;
+    match store::users::update(store, &user.id, patch).await {
+        Ok(_) => {}
+        // Only the username of these columns is unique.
+        Err(StoreError::Conflict(_)) => return Err(AuthError::UsernameExists),
+        Err(e) => return Err(e.into()),
+    }
+    let updated = super::user_by_id(store, &user.id).await?;
     Ok(Outcome::Json(200, super::profile_json(&updated)))
 }
 
@@ -71,51 +63,33 @@ pub(crate) async fn change_password(ctx: &Ctx<'_>, mut input: Input) -> AuthResu
         return Err(AuthError::PasswordReused);
     }
     let hash = ctx.inner.hasher.hash(&new).await?;
-    let tx = ctx.inner.store.begin().await?;
-    super::set_password(ctx, &tx, &user, hash).await?;
-    super::revoke_sessions(&tx, &user.id, Some(&p.session_id), ctx.now).await?;
-    // A new password ends every trusted device: the next login proves the second factor.
-    super::forget_devices(&tx, &user.id, None).await?;
-    // A new pair for this session; the old refresh tokens of the session stop working.
-    refresh_tokens::Entity::update_many()
-        .col_expr(
-            refresh_tokens::Column::State,
-            Expr::value(refresh_tokens::DISCARDED),
-        )
-        .filter(refresh_tokens::Column::SessionId.eq(&p.session_id))
-        .exec(&tx)
-        .await?;
-    let session = sessions::Entity::find_by_id(p.session_id.clone())
-        .one(&tx)
-        .await?
-        .ok_or(AuthError::SessionNotFound)?;
-    let refresh = codes::random_token();
-    refresh_tokens::Entity::insert(refresh_tokens::ActiveModel {
-        token_hash: Set(codes::sha256_hex(&refresh)),
-        session_id: Set(session.id.clone()),
-        state: Set(refresh_tokens::CURRENT),
-        created_at: Set(ctx.now),
-        rotated_at: Set(None),
-    })
-    .exec(&tx)
-    .await?;
-    let jti = uuid::Uuid::new_v4().to_string();
-    sessions::Entity::update_many()
-        .col_expr(sessions::Column::AccessJti, Expr::value(jti.clone()))
-        .filter(sessions::Column::Id.eq(&session.id))
-        .exec(&tx)
-        .await?;
-    let user = super::user_by_id(&tx, &user.id).await?;
-    let tokens = super::mint(
-        ctx,
-        &user,
-        &session.id,
-        jti,
-        refresh,
-        session.expires_at,
-        &session.auth_method,
-    )?;
-    tx.commit().await?;
+    let (user, tokens) = transaction!(ctx, |tx| {
+            super::set_password(ctx, tx, &user, hash.clone()).await?;
+            super::revoke_sessions(tx, &user.id, Some(&p.session_id), ctx.now).await?;
+            // A new password ends every trusted device: the next login proves the second factor.
+            super::forget_devices(tx, &user.id, None).await?;
+            // A new pair for this session; the old refresh tokens of the session stop working.
+            store::sessions::discard_all_refresh(tx, &p.session_id).await?;
+            let session = store::sessions::get(tx, &p.session_id, false)
+                .await?
+                .ok_or(AuthError::SessionNotFound)?;
+            let refresh = codes::random_token();
+            store::sessions::add_refresh(tx, &session.id, codes::sha256_hex(&refresh), ctx.now)
+                .await?;
+            let jti = uuid::Uuid::new_v4().to_string();
+            store::sessions::set_access_jti(tx, &session.id, &jti).await?;
+            let user = super::user_by_id(tx, &user.id).await?;
+            let tokens = super::mint(
+                ctx,
+                &user,
+                &session.id,
+                jti,
+                refresh,
+                session.expires_at,
+                &session.auth_method,
+            )?;
+            Ok((user, tokens))
+        })?;
     audit(
         ctx.inner,
         Some(&user.id),
@@ -142,7 +116,7 @@ pub(crate) async fn change_email(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<
         ));
     }
     let answer = json!({"success": true, "destination": mask_email(&new_email)});
-    let db = &ctx.inner.store.db;
+    let db = &ctx.inner.store;
     if let Some(owner) = super::find_user(db, &Identifier::Email(new_email.clone())).await? {
         if super::budget::spend_notice(ctx, &owner.email).await? {
             ctx.queue_mail(
@@ -157,28 +131,22 @@ pub(crate) async fn change_email(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<
     }
     super::count_code_message(ctx, &new_email, false, Some(&user.id)).await?;
     let code = codes::random_code();
-    let tx = ctx.inner.store.begin().await?;
-    vt::Entity::update_many()
-        .col_expr(vt::Column::UsedAt, Expr::value(ctx.now))
-        .filter(vt::Column::UserId.eq(&user.id))
-        .filter(vt::Column::Purpose.eq("change_email"))
-        .filter(vt::Column::UsedAt.is_null())
-        .exec(&tx)
-        .await?;
-    vt::Entity::insert(vt::ActiveModel {
-        id: Set(uuid::Uuid::new_v4().to_string()),
-        user_id: Set(user.id.clone()),
-        purpose: Set("change_email".into()),
-        token_hash: Set(ctx.inner.keys.hash_code("change_email", &user.id, &code)),
-        data: Set(Some(new_email.clone())),
-        attempts: Set(0),
-        created_at: Set(ctx.now),
-        expires_at: Set(ctx.now + crate::clock::ms(ctx.cfg().signup.code_ttl)),
-        used_at: Set(None),
-    })
-    .exec(&tx)
-    .await?;
-    tx.commit().await?;
+    transaction!(ctx, |tx| {
+        store::verification::end_purpose(tx, &user.id, "change_email", ctx.now).await?;
+        let token = VerificationToken {
+            id: uuid::Uuid::new_v4().to_string(),
+            user_id: user.id.clone(),
+            purpose: "change_email".into(),
+            token_hash: ctx.inner.keys.hash_code("change_email", &user.id, &code),
+            data: Some(new_email.clone()),
+            attempts: 0,
+            created_at: ctx.now,
+            expires_at: ctx.now + crate::clock::ms(ctx.cfg().signup.code_ttl),
+            used_at: None,
+        };
+        store::verification::insert(tx, token).await?;
+        Ok(())
+    })?;
     ctx.queue_mail(
         &new_email,
         "Confirm your new email",
@@ -193,16 +161,11 @@ pub(crate) async fn confirm_email_change(ctx: &Ctx<'_>, mut input: Input) -> Aut
     input.finish()?;
     let p = ctx.principal()?;
     let user = me(ctx).await?;
-    let db = &ctx.inner.store.db;
+    let db = &ctx.inner.store;
     let invalid = |n: i32| AuthError::VerifyCodeInvalid {
         attempts_remaining: Some(Ord::max(CODE_MAX_ATTEMPTS - n, 0) as u32),
     };
-    let token = vt::Entity::find()
-        .filter(vt::Column::UserId.eq(&user.id))
-        .filter(vt::Column::Purpose.eq("change_email"))
-        .filter(vt::Column::UsedAt.is_null())
-        .order_by_desc(vt::Column::CreatedAt)
-        .one(db)
+    let token = store::verification::latest_pending(db, &user.id, "change_email")
         .await?
         .filter(|t| t.attempts < CODE_MAX_ATTEMPTS)
         .ok_or(invalid(CODE_MAX_ATTEMPTS))?;
@@ -227,62 +190,32 @@ pub(crate) async fn confirm_email_change(ctx: &Ctx<'_>, mut input: Input) -> Aut
         return Err(invalid(slot));
     }
     let new_email = token.data.clone().unwrap_or_default();
-    let tx = ctx.inner.store.begin().await?;
-    let used = vt::Entity::update_many()
-        .col_expr(vt::Column::UsedAt, Expr::value(ctx.now))
-        .filter(vt::Column::Id.eq(&token.id))
-        .filter(vt::Column::UsedAt.is_null())
-        .exec(&tx)
-        .await?;
-    if used.rows_affected == 0 {
-        return Err(invalid(CODE_MAX_ATTEMPTS));
-    }
-    let res = users::Entity::update_many()
-        .col_expr(users::Column::Email, Expr::value(new_email.clone()))
-        .col_expr(users::Column::IsEmailVerified, Expr::value(true))
-        .col_expr(users::Column::UpdatedAt, Expr::value(ctx.now))
-        .filter(users::Column::Id.eq(&user.id))
-        .exec(&tx)
-        .await;
-    match res {
-        Ok(_) => {}
-        Err(e) if is_unique_violation(&e) => return Err(AuthError::EmailExists),
-        Err(e) => return Err(e.into()),
-    }
-    super::revoke_sessions(&tx, &user.id, Some(&p.session_id), ctx.now).await?;
-    // The old address stops being a channel: its reset codes and links end, and an email
-    // second factor now sends to the new address.
-    vt::Entity::update_many()
-        .col_expr(vt::Column::UsedAt, Expr::value(ctx.now))
-        .filter(vt::Column::UserId.eq(&user.id))
-        .filter(vt::Column::Purpose.is_in(["reset_code", "reset_link", "verify_email_link"]))
-        .filter(vt::Column::UsedAt.is_null())
-        .exec(&tx)
-        .await?;
-    mfa_devices::Entity::update_many()
-        .col_expr(
-            mfa_devices::Column::Destination,
-            Expr::value(new_email.clone()),
-        )
-        .col_expr(
-            mfa_devices::Column::Name,
-            Expr::value(mask_email(&new_email)),
-        )
-        .filter(mfa_devices::Column::UserId.eq(&user.id))
-        .filter(mfa_devices::Column::Kind.eq("email"))
-        .exec(&tx)
-        .await?;
-    challenges::Entity::update_many()
-        .col_expr(
-            challenges::Column::CodeHash,
-            Expr::value(Option::<String>::None),
-        )
-        .filter(challenges::Column::UserId.eq(&user.id))
-        .filter(challenges::Column::Destination.eq(&user.email))
-        .exec(&tx)
-        .await?;
-    tx.commit().await?;
-    ctx.inner.session_cache.invalidate();
+    transaction!(ctx, |tx| {
+        if !store::verification::mark_used(tx, &token.id, ctx.now).await? {
+            return Err(invalid(CODE_MAX_ATTEMPTS));
+        }
+        let patch = UserPatch {
+            email: Some(new_email.clone()),
+            is_email_verified: Some(true),
+            updated_at: Some(ctx.now),
+            ..Default::default()
+        };
+        match store::users::update(tx, &user.id, patch).await {
+            Ok(_) => {}
+            // Only the email of these columns is unique.
+            Err(StoreError::Conflict(_)) => return Err(AuthError::EmailExists),
+            Err(e) => return Err(e.into()),
+        }
+        super::revoke_sessions(tx, &user.id, Some(&p.session_id), ctx.now).await?;
+        // The old address stops being a channel: its reset codes and links end, and an email
+        // second factor now sends to the new address.
+        let old_channels = ["reset_code", "reset_link", "verify_email_link"];
+        store::verification::end_purposes(tx, &user.id, &old_channels, ctx.now).await?;
+        let name = mask_email(&new_email);
+        store::mfa::readdress_email_devices(tx, &user.id, &new_email, &name).await?;
+        store::challenges::drop_codes_to(tx, &user.id, &user.email).await?;
+        Ok(())
+    })?;
     ctx.queue_mail(
         &user.email,
         "Your email was changed",
@@ -334,9 +267,7 @@ pub(crate) async fn resend_verification(ctx: &Ctx<'_>, input: Input) -> AuthResu
         });
     }
     super::count_code_message(ctx, &user.email, false, Some(&user.id)).await?;
-    let tx = ctx.inner.store.begin().await?;
-    let link = super::auth::issue_verify_link(ctx, &tx, &user).await?;
-    tx.commit().await?;
+    let link = transaction!(ctx, |tx| { super::auth::issue_verify_link(ctx, tx, &user).await })?;
     let text = match link {
         Some(l) => format!(
             "Open this link to verify your email:\n{l}\n\nIf you did not ask for this, ignore this message.\n"
@@ -360,19 +291,14 @@ pub(crate) async fn delete_account(ctx: &Ctx<'_>, mut input: Input) -> AuthResul
     super::confirm_password(ctx, &user, &password).await?;
     let uid = user.id.clone();
     // BEGIN IMMEDIATE on SQLite (serialises by itself); a row lock on the others.
-    let tx = ctx.inner.store.begin().await?;
-    {
-        use sea_orm::QuerySelect;
-        users::Entity::find_by_id(uid.clone())
-            .lock_exclusive()
-            .one(&tx)
+    transaction!(ctx, |tx| {
+        store::users::lock(tx, &uid)
             .await?
             // Deleted by a concurrent request since `me`.
             .ok_or(AuthError::SessionNotFound)?;
-    }
-    erase_user_rows(&tx, &uid).await?;
-    tx.commit().await?;
-    ctx.inner.session_cache.invalidate();
+        store::users::erase(tx, &uid).await?;
+        Ok(())
+    })?;
     crate::deny::deny_subject(ctx.inner, &uid).await;
     for key in super::budget::keys::of_account(&uid) {
         // The account is gone already; a leftover counter only expires later.
@@ -395,60 +321,6 @@ pub(crate) async fn delete_account(ctx: &Ctx<'_>, mut input: Input) -> AuthResul
     })
 }
 
-/// Deletes every row that belongs to a user, the user row last.
-async fn erase_user_rows(tx: &sea_orm::DatabaseTransaction, uid: &str) -> AuthResult<()> {
-    use crate::store::entities::{backup_codes, trusted_devices};
-    let sids: Vec<String> = sessions::Entity::find()
-        .filter(sessions::Column::UserId.eq(uid))
-        .all(tx)
-        .await?
-        .into_iter()
-        .map(|s| s.id)
-        .collect();
-    for chunk in sids.chunks(500) {
-        refresh_tokens::Entity::delete_many()
-            .filter(refresh_tokens::Column::SessionId.is_in(chunk.iter().cloned()))
-            .exec(tx)
-            .await?;
-    }
-    sessions::Entity::delete_many()
-        .filter(sessions::Column::UserId.eq(uid))
-        .exec(tx)
-        .await?;
-    challenges::Entity::delete_many()
-        .filter(challenges::Column::UserId.eq(uid))
-        .exec(tx)
-        .await?;
-    vt::Entity::delete_many()
-        .filter(vt::Column::UserId.eq(uid))
-        .exec(tx)
-        .await?;
-    password_history::Entity::delete_many()
-        .filter(password_history::Column::UserId.eq(uid))
-        .exec(tx)
-        .await?;
-    audit_log::Entity::delete_many()
-        .filter(audit_log::Column::UserId.eq(uid))
-        .exec(tx)
-        .await?;
-    mfa_devices::Entity::delete_many()
-        .filter(mfa_devices::Column::UserId.eq(uid))
-        .exec(tx)
-        .await?;
-    backup_codes::Entity::delete_many()
-        .filter(backup_codes::Column::UserId.eq(uid))
-        .exec(tx)
-        .await?;
-    trusted_devices::Entity::delete_many()
-        .filter(trusted_devices::Column::UserId.eq(uid))
-        .exec(tx)
-        .await?;
-    users::Entity::delete_by_id(uid.to_string())
-        .exec(tx)
-        .await?;
-    Ok(())
-}
-
 /// The first administrator: a random one-time password that must be changed at first login.
 pub(crate) async fn create_admin(inner: &crate::Inner, email: &str) -> AuthResult<String> {
     let email = crate::input::normalize_email(email).map_err(|m| AuthError::field("email", m))?;
@@ -456,28 +328,28 @@ pub(crate) async fn create_admin(inner: &crate::Inner, email: &str) -> AuthResul
     let password = codes::random_string(alphabet, 20);
     let hash = inner.hasher.hash(&password).await?;
     let now = inner.clock.now_ms();
-    let user = users::ActiveModel {
-        id: Set(uuid::Uuid::new_v4().to_string()),
-        email: Set(email),
-        username: Set(None),
-        phone: Set(None),
-        password_hash: Set(hash),
-        first_name: Set(None),
-        last_name: Set(None),
-        metadata: Set(None),
-        roles: Set("user,admin".into()),
-        is_email_verified: Set(true),
-        is_phone_verified: Set(false),
-        must_change_password: Set(true),
-        password_changed_at: Set(now),
-        disabled: Set(false),
-        mfa_enabled: Set(false),
-        created_at: Set(now),
-        updated_at: Set(now),
+    let user = User {
+        id: uuid::Uuid::new_v4().to_string(),
+        email,
+        username: None,
+        phone: None,
+        password_hash: hash,
+        first_name: None,
+        last_name: None,
+        metadata: None,
+        roles: "user,admin".into(),
+        is_email_verified: true,
+        is_phone_verified: false,
+        must_change_password: true,
+        password_changed_at: now,
+        disabled: false,
+        mfa_enabled: false,
+        created_at: now,
+        updated_at: now,
     };
-    match users::Entity::insert(user).exec(&inner.store.db).await {
-        Ok(_) => Ok(password),
-        Err(e) if is_unique_violation(&e) => Err(AuthError::EmailExists),
+    match store::users::insert(&inner.store, user).await {
+        Ok(()) => Ok(password),
+        Err(StoreError::Conflict(_)) => Err(AuthError::EmailExists),
         Err(e) => Err(e.into()),
     }
 }

@@ -1,9 +1,5 @@
 //! Signup, login, challenge answers and resends: everything that ends in a challenge or tokens.
 
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, sea_query::Expr,
-};
 use serde_json::{Map, Value, json};
 
 use super::budget::{self, Budget};
@@ -13,8 +9,8 @@ use crate::codes;
 use crate::error::{AuthError, AuthResult, RateLimit};
 use crate::events::{Event, audit};
 use crate::input::{Input, mask_email};
-use crate::store::entities::{challenges, users, verification_tokens};
-use crate::store::is_unique_violation;
+use crate::store::users::{Lookup, UserPatch};
+use crate::store::{self, Challenge, Conn, StoreError, Tx, User, VerificationToken};
 
 /// A challenge session lives 15 minutes and allows 3 wrong answers.
 const CHALLENGE_TTL_MS: i64 = 15 * 60 * 1000;
@@ -39,7 +35,7 @@ fn device_from(ctx: &Ctx<'_>, name: Option<String>, kind: Option<String>) -> Dev
     }
 }
 
-fn user_state(ctx: &Ctx<'_>, u: &users::Model, carry: &Carry, trusted: bool) -> UserState {
+fn user_state(ctx: &Ctx<'_>, u: &User, carry: &Carry, trusted: bool) -> UserState {
     let expired = ctx
         .cfg()
         .password
@@ -60,8 +56,8 @@ fn user_state(ctx: &Ctx<'_>, u: &users::Model, carry: &Carry, trusted: bool) -> 
 /// Runs the state machine and acts on its answer: a new challenge or a new session.
 pub(crate) async fn next(
     ctx: &Ctx<'_>,
-    db: &impl ConnectionTrait,
-    user: &users::Model,
+    db: &impl Conn,
+    user: &User,
     carry: Carry,
 ) -> AuthResult<AuthOutcome> {
     let policy = Policy {
@@ -107,8 +103,8 @@ pub(crate) async fn next(
 /// code is wrong.
 pub(crate) async fn start_challenge(
     ctx: &Ctx<'_>,
-    db: &impl ConnectionTrait,
-    user: Option<&users::Model>,
+    db: &impl Conn,
+    user: Option<&User>,
     name: ChallengeName,
     carry: &Carry,
 ) -> AuthResult<AuthOutcome> {
@@ -132,14 +128,7 @@ pub(crate) async fn start_challenge(
         (ChallengeName::MfaRequired, Some(u)) => {
             // One MFA challenge per user at a time: a new one ends the older sessions, so
             // opening many sessions never multiplies the guesses.
-            challenges::Entity::update_many()
-                .col_expr(challenges::Column::ExpiresAt, Expr::value(ctx.now))
-                .filter(challenges::Column::UserId.eq(&u.id))
-                .filter(challenges::Column::Name.eq(name.as_str()))
-                .filter(challenges::Column::Completed.eq(false))
-                .filter(challenges::Column::ExpiresAt.gt(ctx.now))
-                .exec(db)
-                .await?;
+            store::challenges::expire_open(db, &u.id, name.as_str(), ctx.now).await?;
             let r = super::mfa::required_challenge(ctx, db, u).await?;
             (params, code_hash, destination, method) =
                 (r.params, r.code_hash, r.destination, r.method);
@@ -168,29 +157,28 @@ pub(crate) async fn start_challenge(
     let user_sub = user
         .map(|u| u.id.clone())
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    challenges::Entity::insert(challenges::ActiveModel {
-        id_hash: Set(id_hash),
-        user_id: Set(user.map(|u| u.id.clone())),
-        name: Set(name.as_str().into()),
-        code_hash: Set(code_hash),
-        destination: Set(destination),
-        method: Set(method),
-        attempts: Set(0),
-        completed: Set(false),
-        mfa_proven: Set(carry.mfa_proven),
-        auth_method: Set(carry.auth_method.clone()),
-        device_name: Set(carry.device.name.clone()),
-        device_type: Set(carry.device.kind.clone()),
-        ip_address: Set(carry.device.ip.clone()),
-        user_agent: Set(carry.device.user_agent.clone()),
-        last_sent_at: Set(sent_at),
-        sends_in_window: Set(0),
-        send_window_start: Set(ctx.now),
-        created_at: Set(ctx.now),
-        expires_at: Set(ctx.now + CHALLENGE_TTL_MS),
-    })
-    .exec(db)
-    .await?;
+    let row = Challenge {
+        id_hash,
+        user_id: user.map(|u| u.id.clone()),
+        name: name.as_str().into(),
+        code_hash,
+        destination,
+        method,
+        attempts: 0,
+        completed: false,
+        mfa_proven: carry.mfa_proven,
+        auth_method: carry.auth_method.clone(),
+        device_name: carry.device.name.clone(),
+        device_type: carry.device.kind.clone(),
+        ip_address: carry.device.ip.clone(),
+        user_agent: carry.device.user_agent.clone(),
+        last_sent_at: sent_at,
+        sends_in_window: 0,
+        send_window_start: ctx.now,
+        created_at: ctx.now,
+        expires_at: ctx.now + CHALLENGE_TTL_MS,
+    };
+    store::challenges::insert(db, row).await?;
     Ok(AuthOutcome::Challenge {
         name,
         session,
@@ -215,7 +203,7 @@ pub(crate) fn code_scope(
 }
 
 /// Whether `code` is the live code of a challenge.
-pub(crate) fn challenge_code_matches(ctx: &Ctx<'_>, ch: &challenges::Model, code: &str) -> bool {
+pub(crate) fn challenge_code_matches(ctx: &Ctx<'_>, ch: &Challenge, code: &str) -> bool {
     let (Some(uid), Some(hash), Some(dest)) = (&ch.user_id, &ch.code_hash, &ch.destination) else {
         return false;
     };
@@ -233,31 +221,20 @@ pub(crate) fn challenge_code_matches(ctx: &Ctx<'_>, ch: &challenges::Model, code
 /// hash and when it was sent; older codes of the purpose stop working.
 pub(crate) async fn issue_code(
     ctx: &Ctx<'_>,
-    db: &impl ConnectionTrait,
-    user: &users::Model,
+    db: &impl Conn,
+    user: &User,
     name: ChallengeName,
     kind: &str,
     destination: &str,
     force_new: bool,
 ) -> AuthResult<(String, i64)> {
-    users::Entity::find_by_id(user.id.clone())
-        .lock_exclusive()
-        .one(db)
-        .await?;
+    store::users::lock(db, &user.id).await?;
     let sms = kind == "sms";
     let live = if force_new {
         None
     } else {
-        challenges::Entity::find()
-            .filter(challenges::Column::UserId.eq(&user.id))
-            .filter(challenges::Column::Name.eq(name.as_str()))
-            .filter(challenges::Column::Completed.eq(false))
-            .filter(challenges::Column::CodeHash.is_not_null())
-            .filter(challenges::Column::Destination.eq(destination))
-            .filter(challenges::Column::CreatedAt.gt(ctx.now - CHALLENGE_TTL_MS))
-            .order_by_desc(challenges::Column::LastSentAt)
-            .one(db)
-            .await?
+        let since = ctx.now - CHALLENGE_TTL_MS;
+        store::challenges::latest_code(db, &user.id, name.as_str(), destination, since).await?
     };
     let allowed = super::budget::message_allowed(ctx, destination, sms, Some(&user.id)).await?;
     let delay = crate::clock::ms(ctx.cfg().signup.resend_delay);
@@ -285,57 +262,40 @@ pub(crate) async fn issue_code(
 
 /// Older codes of a purpose stop working.
 async fn revoke_codes(
-    db: &impl ConnectionTrait,
+    db: &impl Conn,
     user_id: &str,
     name: ChallengeName,
 ) -> AuthResult<()> {
-    challenges::Entity::update_many()
-        .col_expr(
-            challenges::Column::CodeHash,
-            Expr::value(Option::<String>::None),
-        )
-        .filter(challenges::Column::UserId.eq(user_id))
-        .filter(challenges::Column::Name.eq(name.as_str()))
-        .filter(challenges::Column::Completed.eq(false))
-        .exec(db)
-        .await?;
-    Ok(())
+    Ok(store::challenges::drop_codes(db, user_id, name.as_str()).await?)
 }
 
 /// A fresh verification link token (older ones stop working); `None` without `base_url`.
 pub(crate) async fn issue_verify_link(
     ctx: &Ctx<'_>,
-    db: &impl ConnectionTrait,
-    u: &users::Model,
+    db: &impl Conn,
+    u: &User,
 ) -> AuthResult<Option<String>> {
-    verification_tokens::Entity::update_many()
-        .col_expr(verification_tokens::Column::UsedAt, Expr::value(ctx.now))
-        .filter(verification_tokens::Column::UserId.eq(&u.id))
-        .filter(verification_tokens::Column::Purpose.eq("verify_email_link"))
-        .filter(verification_tokens::Column::UsedAt.is_null())
-        .exec(db)
-        .await?;
+    store::verification::end_purpose(db, &u.id, "verify_email_link", ctx.now).await?;
     let path = format!("{}/verify-email", ctx.cfg().mount_prefix);
     let token = codes::random_token();
     let Some(url) = super::link(ctx, &path, &token) else {
         return Ok(None);
     };
-    verification_tokens::Entity::insert(verification_tokens::ActiveModel {
-        id: Set(uuid::Uuid::new_v4().to_string()),
-        user_id: Set(u.id.clone()),
-        purpose: Set("verify_email_link".into()),
-        token_hash: Set(ctx
+    let row = VerificationToken {
+        id: uuid::Uuid::new_v4().to_string(),
+        user_id: u.id.clone(),
+        purpose: "verify_email_link".into(),
+        token_hash: ctx
             .inner
             .keys
-            .hash_code("link", "verify_email_link", &token)),
-        data: Set(None),
-        attempts: Set(0),
-        created_at: Set(ctx.now),
-        expires_at: Set(ctx.now + crate::clock::ms(ctx.cfg().signup.code_ttl)),
-        used_at: Set(None),
-    })
-    .exec(db)
-    .await?;
+            .hash_code("link", "verify_email_link", &token),
+        data: None,
+        attempts: 0,
+        created_at: ctx.now,
+        expires_at: ctx.now + crate::clock::ms(ctx.cfg().signup.code_ttl),
+        used_at: None,
+    };
+    store::verification::insert(db, row).await?;
     Ok(Some(url))
 }
 
@@ -380,7 +340,7 @@ pub(crate) async fn signup(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
     }
     crate::password::check_policy(&s.password, Some(&s.email), &cfg.password)?;
     budget::spend_signup(ctx).await?;
-    let db = &ctx.inner.store.db;
+    let db = &ctx.inner.store;
     let existing = super::find_user(db, &crate::input::Identifier::Email(s.email.clone())).await?;
     // Hash even for a duplicate, so both answers take the same time.
     let hash = ctx.inner.hasher.hash(&s.password).await?;
@@ -388,24 +348,16 @@ pub(crate) async fn signup(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
         return duplicate_signup(ctx, &owner).await;
     }
     if let Some(u) = &s.username {
-        let taken = users::Entity::find()
-            .filter(users::Column::Username.eq(u))
-            .one(db)
-            .await?;
-        if taken.is_some() {
+        if store::users::find(db, Lookup::Username(u)).await?.is_some() {
             return Err(AuthError::UsernameExists);
         }
     }
     if let Some(p) = &s.phone {
-        let taken = users::Entity::find()
-            .filter(users::Column::Phone.eq(p))
-            .one(db)
-            .await?;
-        if taken.is_some() {
+        if store::users::find(db, Lookup::AnyPhone(p)).await?.is_some() {
             return Err(AuthError::PhoneExists);
         }
     }
-    let user = users::Model {
+    let user = User {
         id: uuid::Uuid::new_v4().to_string(),
         email: s.email.clone(),
         username: s.username.clone(),
@@ -425,15 +377,20 @@ pub(crate) async fn signup(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
         updated_at: ctx.now,
     };
     budget::prefetch(ctx, &user, &[]).await?;
-    let tx = ctx.inner.store.begin().await?;
-    let am: users::ActiveModel = user.clone().into();
-    if let Err(e) = users::Entity::insert(am.reset_all()).exec(&tx).await {
-        tx.rollback().await.ok();
-        if !is_unique_violation(&e) {
-            return Err(e.into());
-        }
-        // Lost a race: decide which unique key it was.
-        let db = &ctx.inner.store.db;
+    let created = transaction!(ctx, |tx| {
+            match store::users::insert(tx, user.clone()).await {
+                // Lost a race on a unique key: decided below, after the rollback.
+                Err(StoreError::Conflict(_)) => return Ok(None),
+                r => r?,
+            }
+            let carry = Carry {
+                auth_method: "password".into(),
+                device: device_from(ctx, None, None),
+                ..Default::default()
+            };
+            Ok(Some(next(ctx, tx, &user, carry).await?))
+        })?;
+    let Some(outcome) = created else {
         if let Some(owner) = super::find_user(db, &crate::input::Identifier::Email(s.email)).await?
         {
             return duplicate_signup(ctx, &owner).await;
@@ -443,14 +400,7 @@ pub(crate) async fn signup(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
         } else {
             AuthError::PhoneExists
         });
-    }
-    let carry = Carry {
-        auth_method: "password".into(),
-        device: device_from(ctx, None, None),
-        ..Default::default()
     };
-    let outcome = next(ctx, &tx, &user, carry).await?;
-    tx.commit().await?;
     audit(
         ctx.inner,
         Some(&user.id),
@@ -465,7 +415,7 @@ pub(crate) async fn signup(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
 
 /// An email that already has an account: under email verification, the same `201
 /// VERIFY_EMAIL` shape with a decoy session, and a notice to the owner; otherwise `409`.
-async fn duplicate_signup(ctx: &Ctx<'_>, owner: &users::Model) -> AuthResult<Outcome> {
+async fn duplicate_signup(ctx: &Ctx<'_>, owner: &User) -> AuthResult<Outcome> {
     use crate::config::Verification;
     if !matches!(
         ctx.cfg().signup.verification,
@@ -473,7 +423,7 @@ async fn duplicate_signup(ctx: &Ctx<'_>, owner: &users::Model) -> AuthResult<Out
     ) {
         return Err(AuthError::EmailExists);
     }
-    let db = &ctx.inner.store.db;
+    let db = &ctx.inner.store;
     let carry = Carry {
         auth_method: "password".into(),
         ..Default::default()
@@ -498,14 +448,7 @@ async fn duplicate_signup(ctx: &Ctx<'_>, owner: &users::Model) -> AuthResult<Out
         );
     }
     if let AuthOutcome::Challenge { session, .. } = &outcome {
-        challenges::Entity::update_many()
-            .col_expr(
-                challenges::Column::Destination,
-                Expr::value(owner.email.clone()),
-            )
-            .filter(challenges::Column::IdHash.eq(codes::sha256_hex(session)))
-            .exec(db)
-            .await?;
+        store::challenges::set_destination(db, &codes::sha256_hex(session), &owner.email).await?;
     }
     Ok(Outcome::Auth(201, outcome))
 }
@@ -520,7 +463,7 @@ pub(crate) async fn login(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome
     let Some(ident) = ident else {
         return Err(AuthError::field("identifier", "is required"));
     };
-    let db = &ctx.inner.store.db;
+    let db = &ctx.inner.store;
     let user = super::find_user(db, &ident).await?;
     // The attempt is counted before the password is compared: of any burst, at most the
     // budget is ever compared (docs/api.md §7).
@@ -560,11 +503,11 @@ pub(crate) async fn login(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome
     }
     if ctx.inner.hasher.needs_rehash(&user.password_hash) {
         let upgraded = ctx.inner.hasher.hash(&password).await?;
-        users::Entity::update_many()
-            .col_expr(users::Column::PasswordHash, Expr::value(upgraded))
-            .filter(users::Column::Id.eq(&user.id))
-            .exec(db)
-            .await?;
+        let patch = UserPatch {
+            password_hash: Some(upgraded),
+            ..Default::default()
+        };
+        store::users::update(db, &user.id, patch).await?;
     }
     let carry = Carry {
         auth_method: "password".into(),
@@ -572,36 +515,35 @@ pub(crate) async fn login(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome
         ..Default::default()
     };
     budget::prefetch(ctx, &user, &[]).await?;
-    let tx = ctx.inner.store.begin().await?;
-    let outcome = next(ctx, &tx, &user, carry).await?;
-    // In the same commit as the session: one write per login instead of two.
-    let details = json!({"method": "password"});
-    crate::events::audit_in(
-        ctx.inner,
-        &tx,
-        Some(&user.id),
-        Event::LoginSuccess,
-        true,
-        &ctx.origin,
-        details,
-    )
-    .await;
-    tx.commit().await?;
+    let outcome = transaction!(ctx, |tx| {
+            let outcome = next(ctx, tx, &user, carry.clone()).await?;
+            // In the same commit as the session: one write per login instead of two.
+            let details = json!({"method": "password"});
+            crate::events::audit_in(
+                tx,
+                ctx.inner,
+                Some(&user.id),
+                Event::LoginSuccess,
+                true,
+                &ctx.origin,
+                details,
+            )
+            .await;
+            Ok(outcome)
+        })?;
     Ok(Outcome::Auth(200, outcome))
 }
 
 /// Loads a challenge by its session string and checks it is answerable.
 async fn load_challenge(
-    db: &impl ConnectionTrait,
+    db: &impl Conn,
     session: &str,
     now: i64,
     lock: bool,
-) -> AuthResult<challenges::Model> {
-    let mut q = challenges::Entity::find_by_id(codes::sha256_hex(session));
-    if lock {
-        q = q.lock_exclusive();
-    }
-    let ch = q.one(db).await?.ok_or(AuthError::ChallengeInvalid)?;
+) -> AuthResult<Challenge> {
+    let ch = store::challenges::get(db, &codes::sha256_hex(session), lock)
+        .await?
+        .ok_or(AuthError::ChallengeInvalid)?;
     if ch.completed {
         return Err(AuthError::ChallengeAlreadyCompleted);
     }
@@ -611,7 +553,7 @@ async fn load_challenge(
     Ok(ch)
 }
 
-fn carry_of(ch: &challenges::Model) -> Carry {
+fn carry_of(ch: &Challenge) -> Carry {
     Carry {
         auth_method: ch.auth_method.clone(),
         device: Device {
@@ -676,7 +618,7 @@ pub(crate) async fn respond(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
     let Some(kind) = kind else {
         return Err(AuthError::field("type", "is required"));
     };
-    let db = &ctx.inner.store.db;
+    let db = &ctx.inner.store;
     // A first look without a lock: type and state errors, and the slow password work, happen
     // outside the write transaction.
     let ch = load_challenge(db, &session, ctx.now, false).await?;
@@ -746,175 +688,189 @@ struct Answer {
 
 /// The answer's transaction: the challenge row is locked (BEGIN IMMEDIATE on SQLite), so its
 /// three attempts are counted before a code is compared. `verdict` says whether a code was
-/// compared and how it went.
+/// compared and how it went. A wrong code commits the counted attempt and answers `400`.
 async fn answer_in_tx(
     ctx: &Ctx<'_>,
-    user: Option<users::Model>,
+    user: Option<User>,
     a: Answer,
     verdict: &mut Option<bool>,
 ) -> AuthResult<Outcome> {
-    let Answer {
-        session,
-        kind,
-        code,
-        method,
-        phone,
-        new_hash,
-    } = a;
-    let tx = ctx.inner.store.begin().await?;
-    let ch = load_challenge(&tx, &session, ctx.now, true).await?;
-    if ch.attempts >= MAX_ATTEMPTS {
-        return Err(AuthError::ChallengeMaxAttempts);
-    }
-    let Some(user) = user else {
-        // The decoy: every answer is wrong.
-        return wrong_answer(ctx, tx, ch).await;
-    };
-    let mut carry = carry_of(&ch);
-    if let (ChallengeName::VerifyPhone, Some(p)) = (kind, phone) {
-        return collect_phone(ctx, tx, ch, &user, &session, p).await;
-    }
-    let code = code.unwrap_or_default();
-    let mut revoke_others = false;
-    match kind {
-        ChallengeName::VerifyPhone => {
-            let right = challenge_code_matches(ctx, &ch, &code);
-            *verdict = Some(right);
-            if !right {
-                return wrong_answer(ctx, tx, ch).await;
+    let outcome = transaction!(ctx, |tx| {
+            *verdict = None;
+            let mut ch = load_challenge(tx, &a.session, ctx.now, true).await?;
+            if ch.attempts >= MAX_ATTEMPTS {
+                return Err(AuthError::ChallengeMaxAttempts);
             }
-            let res = users::Entity::update_many()
-                .col_expr(users::Column::Phone, Expr::value(ch.destination.clone()))
-                .col_expr(users::Column::IsPhoneVerified, Expr::value(true))
-                .col_expr(users::Column::UpdatedAt, Expr::value(ctx.now))
-                .filter(users::Column::Id.eq(&user.id))
-                .exec(&tx)
-                .await;
-            match res {
-                Ok(_) => {}
-                Err(e) if is_unique_violation(&e) => return Err(AuthError::PhoneExists),
-                Err(e) => return Err(e.into()),
+            let Some(user) = &user else {
+                // The decoy: every answer is wrong.
+                return wrong_answer(tx, ch).await;
+            };
+            if let (ChallengeName::VerifyPhone, Some(p)) = (a.kind, &a.phone) {
+                let asked = collect_phone(ctx, tx, &ch, user, &a.session, p).await?;
+                return Ok(Ok(asked));
             }
-            ctx.audit_later(Some(&user.id), Event::PhoneVerified, true, json!({}));
-        }
-        ChallengeName::MfaRequired => {
-            let devices = super::mfa::devices(&tx, &user.id).await?;
-            let method = method
-                .or_else(|| ch.method.clone())
-                .or_else(|| {
-                    devices
-                        .iter()
-                        .find(|d| d.is_preferred)
-                        .map(|d| d.kind.clone())
-                })
-                .unwrap_or_else(|| "totp".into());
-            let right =
-                super::mfa::check_answer(ctx, &tx, &user, Some(&ch), &method, &code).await?;
-            *verdict = Some(right);
-            if !right {
-                ctx.audit_later(
-                    Some(&user.id),
-                    Event::MfaVerificationFailed,
-                    false,
-                    json!({"method": method}),
-                );
-                return wrong_answer(ctx, tx, ch).await;
-            }
-            ctx.audit_later(
-                Some(&user.id),
-                Event::MfaVerificationSuccess,
-                true,
-                json!({"method": method}),
-            );
-            carry.mfa_proven = true;
-        }
-        ChallengeName::MfaSetupRequired => {
-            let method = method.unwrap_or_default();
-            match super::mfa::verify_setup(ctx, &tx, &user, &method, &code).await {
-                Ok((_, codes)) => {
-                    *verdict = Some(true);
-                    carry.mfa_proven = true;
-                    carry.backup_codes = codes;
+            let mut carry = carry_of(&ch);
+            let code = a.code.as_deref().unwrap_or_default();
+            let right = match a.kind {
+                ChallengeName::VerifyEmail => verify_email(ctx, tx, &ch, user, code).await?,
+                ChallengeName::VerifyPhone => verify_phone(ctx, tx, &ch, user, code).await?,
+                ChallengeName::MfaRequired => {
+                    let method = a.method.clone();
+                    mfa_required(ctx, tx, &ch, user, method, code, &mut carry).await?
                 }
-                Err(AuthError::VerifyCodeInvalid { .. }) => {
-                    *verdict = Some(false);
-                    return wrong_answer(ctx, tx, ch).await;
+                ChallengeName::MfaSetupRequired => {
+                    let method = a.method.as_deref().unwrap_or_default();
+                    mfa_setup(ctx, tx, user, method, code, &mut carry).await?
                 }
-                Err(e) => return Err(e),
+                ChallengeName::ForceChangePassword => {
+                    force_change(ctx, tx, user, a.new_hash.clone()).await?;
+                    None
+                }
+            };
+            *verdict = right;
+            if right == Some(false) {
+                return wrong_answer(tx, ch).await;
             }
-        }
-        ChallengeName::VerifyEmail => {
-            let right = challenge_code_matches(ctx, &ch, &code);
-            *verdict = Some(right);
-            if !right {
-                return wrong_answer(ctx, tx, ch).await;
-            }
-            users::Entity::update_many()
-                .col_expr(users::Column::IsEmailVerified, Expr::value(true))
-                .col_expr(users::Column::UpdatedAt, Expr::value(ctx.now))
-                .filter(users::Column::Id.eq(&user.id))
-                .exec(&tx)
-                .await?;
-            verification_tokens::Entity::update_many()
-                .col_expr(verification_tokens::Column::UsedAt, Expr::value(ctx.now))
-                .filter(verification_tokens::Column::UserId.eq(&user.id))
-                .filter(verification_tokens::Column::Purpose.eq("verify_email_link"))
-                .filter(verification_tokens::Column::UsedAt.is_null())
-                .exec(&tx)
-                .await?;
-        }
-        ChallengeName::ForceChangePassword => {
-            let hash = new_hash.ok_or_else(|| AuthError::Internal("missing hash".into()))?;
-            super::set_password(ctx, &tx, &user, hash).await?;
-            // A forced change is a password change: every other session and every trusted
-            // device of the account ends (the new session is created below).
-            super::revoke_sessions(&tx, &user.id, None, ctx.now).await?;
-            super::forget_devices(&tx, &user.id, None).await?;
-            revoke_others = true;
-        }
-    }
-    let mut am: challenges::ActiveModel = ch.clone().into();
-    am.completed = Set(true);
-    am.code_hash = Set(None);
-    am.update(&tx).await?;
-    let user = super::user_by_id(&tx, &user.id).await?;
-    let outcome = next(ctx, &tx, &user, carry).await?;
-    tx.commit().await?;
-    if revoke_others {
-        ctx.inner.session_cache.invalidate();
-    }
-    let event = match kind {
-        ChallengeName::VerifyEmail => Event::EmailVerified,
-        // Their events were recorded on the way.
-        ChallengeName::MfaRequired
-        | ChallengeName::MfaSetupRequired
-        | ChallengeName::VerifyPhone => {
-            return Ok(Outcome::Auth(200, outcome));
-        }
-        _ => Event::PasswordChanged,
-    };
-    audit(
-        ctx.inner,
-        Some(&user.id),
-        event,
-        true,
-        &ctx.origin,
-        json!({}),
-    )
-    .await;
+            ch.completed = true;
+            ch.code_hash = None;
+            store::challenges::save(tx, &ch).await?;
+            let user = super::user_by_id(tx, &user.id).await?;
+            Ok(Ok(next(ctx, tx, &user, carry).await?))
+        })??;
     Ok(Outcome::Auth(200, outcome))
+}
+
+/// VERIFY_EMAIL: the code marks the email verified and ends the verification links.
+async fn verify_email(
+    ctx: &Ctx<'_>,
+    tx: &Tx,
+    ch: &Challenge,
+    user: &User,
+    code: &str,
+) -> AuthResult<Option<bool>> {
+    if !challenge_code_matches(ctx, ch, code) {
+        return Ok(Some(false));
+    }
+    let patch = UserPatch {
+        is_email_verified: Some(true),
+        updated_at: Some(ctx.now),
+        ..Default::default()
+    };
+    store::users::update(tx, &user.id, patch).await?;
+    store::verification::end_purpose(tx, &user.id, "verify_email_link", ctx.now).await?;
+    audit_in(tx, ctx, user, Event::EmailVerified).await;
+    Ok(Some(true))
+}
+
+/// VERIFY_PHONE with a code: the phone the code went to becomes the user's, verified.
+async fn verify_phone(
+    ctx: &Ctx<'_>,
+    tx: &Tx,
+    ch: &Challenge,
+    user: &User,
+    code: &str,
+) -> AuthResult<Option<bool>> {
+    if !challenge_code_matches(ctx, ch, code) {
+        return Ok(Some(false));
+    }
+    let patch = UserPatch {
+        phone: Some(ch.destination.clone()),
+        is_phone_verified: Some(true),
+        updated_at: Some(ctx.now),
+        ..Default::default()
+    };
+    match store::users::update(tx, &user.id, patch).await {
+        Err(StoreError::Conflict(_)) => return Err(AuthError::PhoneExists),
+        r => r?,
+    };
+    audit_in(tx, ctx, user, Event::PhoneVerified).await;
+    Ok(Some(true))
+}
+
+/// MFA_REQUIRED: a code of the chosen (or the challenge's, or the preferred) factor.
+async fn mfa_required(
+    ctx: &Ctx<'_>,
+    tx: &Tx,
+    ch: &Challenge,
+    user: &User,
+    method: Option<String>,
+    code: &str,
+    carry: &mut Carry,
+) -> AuthResult<Option<bool>> {
+    let devices = super::mfa::devices(tx, &user.id).await?;
+    let method = method
+        .or_else(|| ch.method.clone())
+        .or_else(|| {
+            devices
+                .iter()
+                .find(|d| d.is_preferred)
+                .map(|d| d.kind.clone())
+        })
+        .unwrap_or_else(|| "totp".into());
+    let right = super::mfa::check_answer(ctx, tx, user, Some(ch), &method, code).await?;
+    let (event, details) = if right {
+        (Event::MfaVerificationSuccess, json!({"method": method}))
+    } else {
+        (Event::MfaVerificationFailed, json!({"method": method}))
+    };
+    // Outside the transaction: a failure is recorded although its attempt is all that commits.
+    ctx.audit_later(Some(&user.id), event, right, details);
+    carry.mfa_proven = right;
+    Ok(Some(right))
+}
+
+/// MFA_SETUP_REQUIRED: the first factor is enrolled by its first code.
+async fn mfa_setup(
+    ctx: &Ctx<'_>,
+    tx: &Tx,
+    user: &User,
+    method: &str,
+    code: &str,
+    carry: &mut Carry,
+) -> AuthResult<Option<bool>> {
+    match super::mfa::verify_setup(ctx, tx, user, method, code).await {
+        Ok((_, codes)) => {
+            carry.mfa_proven = true;
+            carry.backup_codes = codes;
+            Ok(Some(true))
+        }
+        Err(AuthError::VerifyCodeInvalid { .. }) => Ok(Some(false)),
+        Err(e) => Err(e),
+    }
+}
+
+/// FORCE_CHANGE_PASSWORD: a password change, so every other session and every trusted device
+/// of the account ends (the new session is created after).
+async fn force_change(
+    ctx: &Ctx<'_>,
+    tx: &Tx,
+    user: &User,
+    new_hash: Option<String>,
+) -> AuthResult<()> {
+    let hash = new_hash.ok_or_else(|| AuthError::Internal("missing hash".into()))?;
+    super::set_password(ctx, tx, user, hash).await?;
+    super::revoke_sessions(tx, &user.id, None, ctx.now).await?;
+    super::forget_devices(tx, &user.id, None).await?;
+    audit_in(tx, ctx, user, Event::PasswordChanged).await;
+    Ok(())
+}
+
+/// The audit row of a challenge's change, in its transaction.
+async fn audit_in(tx: &Tx, ctx: &Ctx<'_>, user: &User, event: Event) {
+    let origin = &ctx.origin;
+    crate::events::audit_in(tx, ctx.inner, Some(&user.id), event, true, origin, json!({})).await;
 }
 
 /// VERIFY_PHONE without a phone on file: the client names the number, a code goes to it, and
 /// the same challenge session waits for that code.
 async fn collect_phone(
     ctx: &Ctx<'_>,
-    tx: sea_orm::DatabaseTransaction,
-    ch: challenges::Model,
-    user: &users::Model,
+    tx: &Tx,
+    ch: &Challenge,
+    user: &User,
     session: &str,
-    phone: String,
-) -> AuthResult<Outcome> {
+    phone: &str,
+) -> AuthResult<AuthOutcome> {
     let delay = crate::clock::ms(ctx.cfg().signup.resend_delay);
     if ch.destination.is_some() && ch.last_sent_at.is_some_and(|t| t + delay > ctx.now) {
         let until = ch.last_sent_at.unwrap_or(ctx.now) + delay;
@@ -923,61 +879,38 @@ async fn collect_phone(
             retry_after: super::retry_after(until, ctx.now),
         });
     }
-    let taken = users::Entity::find()
-        .filter(users::Column::Phone.eq(&phone))
-        .filter(users::Column::Id.ne(&user.id))
-        .one(&tx)
-        .await?;
-    if taken.is_some() {
+    if store::users::phone_taken(tx, phone, &user.id).await? {
         return Err(AuthError::PhoneExists);
     }
-    let (hash, sent_at) = issue_code(
-        ctx,
-        &tx,
-        user,
-        ChallengeName::VerifyPhone,
-        "sms",
-        &phone,
-        true,
-    )
-    .await?;
-    let mut am: challenges::ActiveModel = ch.clone().into();
-    am.code_hash = Set(Some(hash));
-    am.destination = Set(Some(phone.clone()));
-    am.method = Set(Some("sms".into()));
-    am.last_sent_at = Set(Some(sent_at));
-    am.update(&tx).await?;
-    tx.commit().await?;
+    let (hash, sent_at) =
+        issue_code(ctx, tx, user, ChallengeName::VerifyPhone, "sms", phone, true).await?;
+    let mut ch = ch.clone();
+    ch.code_hash = Some(hash);
+    ch.destination = Some(phone.to_string());
+    ch.method = Some("sms".into());
+    ch.last_sent_at = Some(sent_at);
+    store::challenges::save(tx, &ch).await?;
     let mut params = Map::new();
     params.insert(
         "codeDeliveryDestination".into(),
-        json!(crate::input::mask_phone(&phone)),
+        json!(crate::input::mask_phone(phone)),
     );
     params.insert("requiresPhoneCollection".into(), json!("false"));
-    Ok(Outcome::Auth(
-        200,
-        AuthOutcome::Challenge {
-            name: ChallengeName::VerifyPhone,
-            session: session.to_string(),
-            params,
-            user_sub: user.id.clone(),
-        },
-    ))
+    Ok(AuthOutcome::Challenge {
+        name: ChallengeName::VerifyPhone,
+        session: session.to_string(),
+        params,
+        user_sub: user.id.clone(),
+    })
 }
 
-async fn wrong_answer(
-    _ctx: &Ctx<'_>,
-    tx: sea_orm::DatabaseTransaction,
-    ch: challenges::Model,
-) -> AuthResult<Outcome> {
-    let attempts = ch.attempts + 1;
-    let mut am: challenges::ActiveModel = ch.into();
-    am.attempts = Set(attempts);
-    am.update(&tx).await?;
-    tx.commit().await?;
-    Err(AuthError::VerifyCodeInvalid {
-        attempts_remaining: Some((MAX_ATTEMPTS - attempts).max(0) as u32),
-    })
+/// A wrong answer: the attempt is counted, and that commits although the answer is `400`.
+async fn wrong_answer(tx: &Tx, mut ch: Challenge) -> AuthResult<AuthResult<AuthOutcome>> {
+    ch.attempts += 1;
+    store::challenges::save(tx, &ch).await?;
+    Ok(Err(AuthError::VerifyCodeInvalid {
+        attempts_remaining: Some((MAX_ATTEMPTS - ch.attempts).max(0) as u32),
+    }))
 }
 
 /// `POST /challenge/resend`.
@@ -985,13 +918,13 @@ pub(crate) async fn resend(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
     let session = input.text_req("session", 512);
     let method = input.one_of("method", &["totp", "email", "sms", "backup"], false);
     input.finish()?;
-    let ch = load_challenge(&ctx.inner.store.db, &session, ctx.now, false).await?;
+    let ch = load_challenge(&ctx.inner.store, &session, ctx.now, false).await?;
     let name = ChallengeName::parse(&ch.name).ok_or(AuthError::ChallengeInvalid)?;
     // The kind of code and where it goes.
     let (kind, destination) = match name {
         ChallengeName::MfaRequired => {
             let uid = ch.user_id.clone().unwrap_or_default();
-            let devices = super::mfa::devices(&ctx.inner.store.db, &uid).await?;
+            let devices = super::mfa::devices(&ctx.inner.store, &uid).await?;
             let wanted = method.clone().or_else(|| ch.method.clone()).or_else(|| {
                 devices
                     .iter()
@@ -1056,19 +989,10 @@ pub(crate) async fn resend(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
     let sms = kind == "sms";
     // The send is claimed on the row (compare-and-set on the last send) before any message
     // is counted: of a burst of resends exactly one goes on, and only it spends the caps.
-    let mut claim = challenges::Entity::update_many()
-        .col_expr(challenges::Column::LastSentAt, Expr::value(ctx.now))
-        .col_expr(challenges::Column::SendsInWindow, Expr::value(sends + 1))
-        .col_expr(
-            challenges::Column::SendWindowStart,
-            Expr::value(window_start),
-        )
-        .filter(challenges::Column::IdHash.eq(&ch.id_hash));
-    claim = match ch.last_sent_at {
-        Some(t) => claim.filter(challenges::Column::LastSentAt.eq(t)),
-        None => claim.filter(challenges::Column::LastSentAt.is_null()),
-    };
-    if claim.exec(&ctx.inner.store.db).await?.rows_affected == 0 {
+    let claimed =
+        store::challenges::claim_send(&ctx.inner.store, &ch, sends + 1, window_start, ctx.now)
+            .await?;
+    if !claimed {
         return Err(AuthError::RateLimited {
             limit: RateLimit::Resend,
             retry_after: super::retry_after(ctx.now + delay, ctx.now),
@@ -1078,26 +1002,26 @@ pub(crate) async fn resend(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
     if ch.user_id.is_some() {
         super::count_code_message(ctx, &destination, sms, ch.user_id.as_deref()).await?;
     }
-    let tx = ctx.inner.store.begin().await?;
-    let ch = load_challenge(&tx, &session, ctx.now, true).await?;
-    let mut am: challenges::ActiveModel = ch.clone().into();
-    if let Some(uid) = &ch.user_id {
-        let user = super::user_by_id(&tx, uid).await?;
-        revoke_codes(&tx, uid, name).await?;
-        let code = codes::random_code();
-        let (purpose, scope) = code_scope(name, &kind, uid, &destination);
-        am.code_hash = Set(Some(ctx.inner.keys.hash_code(&purpose, &scope, &code)));
-        am.method = Set(Some(kind.clone()));
-        am.destination = Set(Some(destination.clone()));
-        if name == ChallengeName::VerifyEmail {
-            let link = issue_verify_link(ctx, &tx, &user).await?;
-            queue_code_mail(ctx, &destination, &code, link.as_deref());
-        } else {
-            super::mfa::deliver_code(ctx, &kind, &destination, &code);
+    transaction!(ctx, |tx| {
+        let mut ch = load_challenge(tx, &session, ctx.now, true).await?;
+        if let Some(uid) = ch.user_id.clone() {
+            let user = super::user_by_id(tx, &uid).await?;
+            revoke_codes(tx, &uid, name).await?;
+            let code = codes::random_code();
+            let (purpose, scope) = code_scope(name, &kind, &uid, &destination);
+            ch.code_hash = Some(ctx.inner.keys.hash_code(&purpose, &scope, &code));
+            ch.method = Some(kind.clone());
+            ch.destination = Some(destination.clone());
+            if name == ChallengeName::VerifyEmail {
+                let link = issue_verify_link(ctx, tx, &user).await?;
+                queue_code_mail(ctx, &destination, &code, link.as_deref());
+            } else {
+                super::mfa::deliver_code(ctx, &kind, &destination, &code);
+            }
         }
-    }
-    am.update(&tx).await?;
-    tx.commit().await?;
+        // Only the columns the claim left alone change: the row is re-read under its lock.
+        Ok(store::challenges::save(tx, &ch).await?)
+    })?;
     let masked = if sms {
         crate::input::mask_phone(&destination)
     } else {
@@ -1112,7 +1036,7 @@ pub(crate) async fn challenge_setup_data(ctx: &Ctx<'_>, mut input: Input) -> Aut
     let method = input.one_of("method", &["totp", "email", "sms"], true);
     let phone = input.phone("phone");
     input.finish()?;
-    let db = &ctx.inner.store.db;
+    let db = &ctx.inner.store;
     let ch = load_challenge(db, &session, ctx.now, false).await?;
     if ch.name != ChallengeName::MfaSetupRequired.as_str() {
         return Err(AuthError::ChallengeTypeMismatch);

@@ -217,7 +217,7 @@ async fn over(
 /// destinations (a phone being collected).
 pub(crate) async fn prefetch(
     ctx: &Ctx<'_>,
-    user: &crate::store::entities::users::Model,
+    user: &crate::store::User,
     extra: &[&str],
 ) -> AuthResult<()> {
     let mut wanted = vec![
@@ -231,7 +231,7 @@ pub(crate) async fn prefetch(
         wanted.push(sms_ip_key(ip));
     }
     if user.mfa_enabled {
-        let devices = super::mfa::devices(&ctx.inner.store.db, &user.id).await?;
+        let devices = super::mfa::devices(&ctx.inner.store, &user.id).await?;
         wanted.extend(
             devices
                 .iter()
@@ -503,28 +503,9 @@ pub(crate) async fn spend_signup(ctx: &Ctx<'_>) -> AuthResult<()> {
 /// before it is compared: a compare-and-set on the row's counter, so each caller learns its
 /// own attempt number, and at most `max` callers ever get one. `None`: the attempts are spent.
 pub(crate) async fn reserve_code_attempt(
-    db: &impl sea_orm::ConnectionTrait,
+    db: &impl crate::store::Conn,
     token_id: &str,
     max: i32,
 ) -> AuthResult<Option<i32>> {
-    use crate::store::entities::verification_tokens as vt;
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
-    loop {
-        let Some(row) = vt::Entity::find_by_id(token_id.to_string()).one(db).await? else {
-            return Ok(None);
-        };
-        if row.attempts >= max {
-            return Ok(None);
-        }
-        let won = vt::Entity::update_many()
-            .col_expr(vt::Column::Attempts, Expr::value(row.attempts + 1))
-            .filter(vt::Column::Id.eq(token_id))
-            .filter(vt::Column::Attempts.eq(row.attempts))
-            .exec(db)
-            .await?
-            .rows_affected;
-        if won == 1 {
-            return Ok(Some(row.attempts + 1));
-        }
-    }
+    Ok(crate::store::verification::reserve_attempt(db, token_id, max).await?)
 }

@@ -1,10 +1,6 @@
 //! Multi-factor authentication: enrolment (TOTP, email and SMS codes), the MFA answers of the
 //! state machine, backup codes, device management and trusted devices.
 
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
-    sea_query::Expr,
-};
 use serde_json::{Map, Value, json};
 
 use super::{Ctx, Outcome};
@@ -15,8 +11,9 @@ use crate::error::{AuthError, AuthResult};
 use crate::events::Event;
 use crate::input::{Input, mask_email, mask_phone};
 use crate::mfa;
-use crate::store::entities::{
-    backup_codes, challenges, mfa_devices, trusted_devices, users, verification_tokens as vt,
+use crate::store::users::UserPatch;
+use crate::store::{
+    self, BackupCode, Challenge, Conn, MfaDevice, TrustedDevice, User, VerificationToken,
 };
 
 const SETUP_TTL_MS: i64 = 15 * 60 * 1000;
@@ -37,30 +34,20 @@ fn allowed(ctx: &Ctx<'_>, method: &str) -> bool {
         .any(|m| method_name(*m) == method)
 }
 
-pub(crate) async fn devices(
-    db: &impl ConnectionTrait,
-    user_id: &str,
-) -> AuthResult<Vec<mfa_devices::Model>> {
-    Ok(mfa_devices::Entity::find()
-        .filter(mfa_devices::Column::UserId.eq(user_id))
-        .order_by_asc(mfa_devices::Column::CreatedAt)
-        .all(db)
-        .await?)
+/// The user's MFA devices, oldest first.
+pub(crate) async fn devices(db: &impl Conn, user_id: &str) -> AuthResult<Vec<MfaDevice>> {
+    Ok(store::mfa::devices(db, user_id).await?)
 }
 
-async fn backup_remaining(db: &impl ConnectionTrait, user_id: &str) -> AuthResult<u64> {
-    Ok(backup_codes::Entity::find()
-        .filter(backup_codes::Column::UserId.eq(user_id))
-        .filter(backup_codes::Column::UsedAt.is_null())
-        .count(db)
-        .await?)
+async fn backup_remaining(db: &impl Conn, user_id: &str) -> AuthResult<u64> {
+    Ok(store::mfa::backup_codes_left(db, user_id).await?)
 }
 
-fn preferred(devs: &[mfa_devices::Model]) -> Option<&mfa_devices::Model> {
+fn preferred(devs: &[MfaDevice]) -> Option<&MfaDevice> {
     devs.iter().find(|d| d.is_preferred).or(devs.first())
 }
 
-fn available(devs: &[mfa_devices::Model], backups: u64) -> Vec<&'static str> {
+fn available(devs: &[MfaDevice], backups: u64) -> Vec<&'static str> {
     let mut v = Vec::new();
     for m in ["totp", "email", "sms"] {
         if devs.iter().any(|d| d.kind == m) {
@@ -109,8 +96,8 @@ pub(crate) struct RequiredChallenge {
 /// The MFA_REQUIRED challenge: its parameters, and (for email/sms) the code sent with it.
 pub(crate) async fn required_challenge(
     ctx: &Ctx<'_>,
-    db: &impl ConnectionTrait,
-    user: &users::Model,
+    db: &impl Conn,
+    user: &User,
 ) -> AuthResult<RequiredChallenge> {
     let devs = devices(db, &user.id).await?;
     let backups = backup_remaining(db, &user.id).await?;
@@ -175,9 +162,9 @@ pub(crate) fn setup_params(ctx: &Ctx<'_>) -> Map<String, Value> {
 /// consumed so they never work twice.
 pub(crate) async fn check_answer(
     ctx: &Ctx<'_>,
-    db: &impl ConnectionTrait,
-    user: &users::Model,
-    challenge: Option<&challenges::Model>,
+    db: &impl Conn,
+    user: &User,
+    challenge: Option<&Challenge>,
     method: &str,
     code: &str,
 ) -> AuthResult<bool> {
@@ -200,18 +187,7 @@ pub(crate) async fn check_answer(
                 return Ok(false);
             };
             // Conditional on the old step, so two racing requests cannot both use one code.
-            let n = mfa_devices::Entity::update_many()
-                .col_expr(mfa_devices::Column::LastStep, Expr::value(step))
-                .col_expr(mfa_devices::Column::LastUsedAt, Expr::value(ctx.now))
-                .filter(mfa_devices::Column::Id.eq(&d.id))
-                .filter(match d.last_step {
-                    Some(s) => mfa_devices::Column::LastStep.eq(s),
-                    None => mfa_devices::Column::LastStep.is_null(),
-                })
-                .exec(db)
-                .await?
-                .rows_affected;
-            Ok(n == 1)
+            Ok(store::mfa::use_totp_step(db, &d.id, d.last_step, step, ctx.now).await?)
         }
         "email" | "sms" => {
             if !devices(db, &user.id)
@@ -229,12 +205,7 @@ pub(crate) async fn check_answer(
             }
             let ok = super::auth::challenge_code_matches(ctx, ch, code);
             if ok {
-                mfa_devices::Entity::update_many()
-                    .col_expr(mfa_devices::Column::LastUsedAt, Expr::value(ctx.now))
-                    .filter(mfa_devices::Column::UserId.eq(&user.id))
-                    .filter(mfa_devices::Column::Kind.eq(method))
-                    .exec(db)
-                    .await?;
+                store::mfa::touch_kind(db, &user.id, method, ctx.now).await?;
             }
             Ok(ok)
         }
@@ -243,11 +214,7 @@ pub(crate) async fn check_answer(
                 return Err(AuthError::MfaMethodNotAllowed);
             }
             let typed = mfa::normalize_backup_code(code);
-            let unused = backup_codes::Entity::find()
-                .filter(backup_codes::Column::UserId.eq(&user.id))
-                .filter(backup_codes::Column::UsedAt.is_null())
-                .all(db)
-                .await?;
+            let unused = store::mfa::unused_backup_codes(db, &user.id).await?;
             let mut hit = None;
             for c in &unused {
                 // Every candidate is compared, so the time does not tell which one matched.
@@ -260,17 +227,11 @@ pub(crate) async fn check_answer(
                 }
             }
             let Some(id) = hit else { return Ok(false) };
-            let n = backup_codes::Entity::update_many()
-                .col_expr(backup_codes::Column::UsedAt, Expr::value(ctx.now))
-                .filter(backup_codes::Column::Id.eq(&id))
-                .filter(backup_codes::Column::UsedAt.is_null())
-                .exec(db)
-                .await?
-                .rows_affected;
-            if n == 1 {
+            let won = store::mfa::use_backup_code(db, &id, ctx.now).await?;
+            if won {
                 ctx.audit_later(Some(&user.id), Event::BackupCodeUsed, true, json!({}));
             }
-            Ok(n == 1)
+            Ok(won)
         }
         _ => Err(AuthError::MfaMethodNotAllowed),
     }
@@ -280,7 +241,7 @@ pub(crate) async fn check_answer(
 /// and SMS get a code. Shared by `/mfa/setup-data` and `/challenge/setup-data`.
 pub(crate) async fn setup_data(
     ctx: &Ctx<'_>,
-    user: &users::Model,
+    user: &User,
     method: &str,
     phone: Option<String>,
 ) -> AuthResult<Value> {
@@ -330,28 +291,22 @@ pub(crate) async fn setup_data(
         super::count_code_message(ctx, dest, method == "sms", Some(&user.id)).await?;
         deliver_code(ctx, method, dest, code);
     }
-    let tx = ctx.inner.store.begin().await?;
-    vt::Entity::update_many()
-        .col_expr(vt::Column::UsedAt, Expr::value(ctx.now))
-        .filter(vt::Column::UserId.eq(&user.id))
-        .filter(vt::Column::Purpose.eq(&purpose))
-        .filter(vt::Column::UsedAt.is_null())
-        .exec(&tx)
-        .await?;
-    vt::Entity::insert(vt::ActiveModel {
-        id: Set(uuid::Uuid::new_v4().to_string()),
-        user_id: Set(user.id.clone()),
-        purpose: Set(purpose),
-        token_hash: Set(hash),
-        data: Set(Some(data)),
-        attempts: Set(0),
-        created_at: Set(ctx.now),
-        expires_at: Set(ctx.now + SETUP_TTL_MS),
-        used_at: Set(None),
-    })
-    .exec(&tx)
-    .await?;
-    tx.commit().await?;
+    transaction!(ctx, |tx| {
+        store::verification::end_purpose(tx, &user.id, &purpose, ctx.now).await?;
+        let pending = VerificationToken {
+            id: uuid::Uuid::new_v4().to_string(),
+            user_id: user.id.clone(),
+            purpose: purpose.clone(),
+            token_hash: hash.clone(),
+            data: Some(data.clone()),
+            attempts: 0,
+            created_at: ctx.now,
+            expires_at: ctx.now + SETUP_TTL_MS,
+            used_at: None,
+        };
+        store::verification::insert(tx, pending).await?;
+        Ok(())
+    })?;
     Ok(answer)
 }
 
@@ -359,20 +314,15 @@ pub(crate) async fn setup_data(
 /// for a user's first method, freshly generated backup codes (shown once).
 pub(crate) async fn verify_setup(
     ctx: &Ctx<'_>,
-    db: &impl ConnectionTrait,
-    user: &users::Model,
+    db: &impl Conn,
+    user: &User,
     method: &str,
     code: &str,
 ) -> AuthResult<(String, Option<Vec<String>>)> {
     if !allowed(ctx, method) {
         return Err(AuthError::MfaMethodNotAllowed);
     }
-    let pending = vt::Entity::find()
-        .filter(vt::Column::UserId.eq(&user.id))
-        .filter(vt::Column::Purpose.eq(format!("mfa_setup_{method}")))
-        .filter(vt::Column::UsedAt.is_null())
-        .order_by_desc(vt::Column::CreatedAt)
-        .one(db)
+    let pending = store::verification::latest_pending(db, &user.id, &format!("mfa_setup_{method}"))
         .await?
         .ok_or(AuthError::VerifyCodeInvalid {
             attempts_remaining: None,
@@ -414,14 +364,7 @@ pub(crate) async fn verify_setup(
             attempts_remaining: Some(Ord::max(3 - attempts, 0) as u32),
         });
     }
-    let used = vt::Entity::update_many()
-        .col_expr(vt::Column::UsedAt, Expr::value(ctx.now))
-        .filter(vt::Column::Id.eq(&pending.id))
-        .filter(vt::Column::UsedAt.is_null())
-        .exec(db)
-        .await?
-        .rows_affected;
-    if used == 0 {
+    if !store::verification::mark_used(db, &pending.id, ctx.now).await? {
         return Err(AuthError::VerifyCodeInvalid {
             attempts_remaining: None,
         });
@@ -429,9 +372,7 @@ pub(crate) async fn verify_setup(
     let existing = devices(db, &user.id).await?;
     // One device per kind: enrolling TOTP again replaces the old authenticator.
     if let Some(old) = existing.iter().find(|d| d.kind == method) {
-        mfa_devices::Entity::delete_by_id(old.id.clone())
-            .exec(db)
-            .await?;
+        store::mfa::remove_device(db, &old.id).await?;
     }
     let first = existing.iter().all(|d| d.kind == method);
     let id = uuid::Uuid::new_v4().to_string();
@@ -439,20 +380,19 @@ pub(crate) async fn verify_setup(
         "totp" => "Authenticator app".to_string(),
         _ => mask(method, destination.as_deref().unwrap_or("")),
     };
-    mfa_devices::Entity::insert(mfa_devices::ActiveModel {
-        id: Set(id.clone()),
-        user_id: Set(user.id.clone()),
-        kind: Set(method.to_string()),
-        name: Set(name),
-        secret_sealed: Set(sealed),
-        destination: Set(destination.clone()),
-        is_preferred: Set(first || existing.iter().any(|d| d.kind == method && d.is_preferred)),
-        last_step: Set(step),
-        created_at: Set(ctx.now),
-        last_used_at: Set(Some(ctx.now)),
-    })
-    .exec(db)
-    .await?;
+    let device = MfaDevice {
+        id: id.clone(),
+        user_id: user.id.clone(),
+        kind: method.to_string(),
+        name,
+        secret_sealed: sealed,
+        destination: destination.clone(),
+        is_preferred: first || existing.iter().any(|d| d.kind == method && d.is_preferred),
+        last_step: step,
+        created_at: ctx.now,
+        last_used_at: Some(ctx.now),
+    };
+    store::mfa::add_device(db, device).await?;
     // Enrolment never touches the account's phone: an SMS factor is a second factor, not a
     // recovery channel. Backup codes come with the first factor only; adding or replacing a
     // later one never hands out (or invalidates) a set.
@@ -462,12 +402,12 @@ pub(crate) async fn verify_setup(
         None
     };
     factor_notice(ctx, user, method, true);
-    users::Entity::update_many()
-        .col_expr(users::Column::MfaEnabled, Expr::value(true))
-        .col_expr(users::Column::UpdatedAt, Expr::value(ctx.now))
-        .filter(users::Column::Id.eq(&user.id))
-        .exec(db)
-        .await?;
+    let patch = UserPatch {
+        mfa_enabled: Some(true),
+        updated_at: Some(ctx.now),
+        ..Default::default()
+    };
+    store::users::update(db, &user.id, patch).await?;
     ctx.audit_later(
         Some(&user.id),
         Event::MfaDeviceAdded,
@@ -487,7 +427,7 @@ pub(crate) async fn verify_setup(
 
 /// Mails the account's owner that a factor was added or removed: the one signal a user gets
 /// when someone else holds their session.
-fn factor_notice(ctx: &Ctx<'_>, user: &users::Model, method: &str, added: bool) {
+fn factor_notice(ctx: &Ctx<'_>, user: &User, method: &str, added: bool) {
     let what = match method {
         "totp" => "an authenticator app",
         "email" => "email codes",
@@ -510,24 +450,20 @@ fn factor_notice(ctx: &Ctx<'_>, user: &users::Model, method: &str, added: bool) 
 
 async fn regenerate_backup_codes(
     ctx: &Ctx<'_>,
-    db: &impl ConnectionTrait,
+    db: &impl Conn,
     user_id: &str,
 ) -> AuthResult<Vec<String>> {
-    backup_codes::Entity::delete_many()
-        .filter(backup_codes::Column::UserId.eq(user_id))
-        .exec(db)
-        .await?;
+    store::mfa::delete_backup_codes(db, user_id).await?;
     let list = mfa::backup_codes(ctx.cfg().mfa.backup_code_count as usize);
     for c in &list {
-        backup_codes::Entity::insert(backup_codes::ActiveModel {
-            id: Set(uuid::Uuid::new_v4().to_string()),
-            user_id: Set(user_id.to_string()),
-            code_hash: Set(ctx.inner.keys.hash_code("backup", user_id, c)),
-            used_at: Set(None),
-            created_at: Set(ctx.now),
-        })
-        .exec(db)
-        .await?;
+        let code = BackupCode {
+            id: uuid::Uuid::new_v4().to_string(),
+            user_id: user_id.to_string(),
+            code_hash: ctx.inner.keys.hash_code("backup", user_id, c),
+            used_at: None,
+            created_at: ctx.now,
+        };
+        store::mfa::add_backup_code(db, code).await?;
     }
     Ok(list)
 }
@@ -536,21 +472,14 @@ async fn regenerate_backup_codes(
 /// this user; marks it used.
 pub(crate) async fn trusted_device(
     ctx: &Ctx<'_>,
-    db: &impl ConnectionTrait,
+    db: &impl Conn,
     user_id: &str,
 ) -> AuthResult<bool> {
     let Some(token) = presented_device_token(ctx) else {
         return Ok(false);
     };
-    let n = trusted_devices::Entity::update_many()
-        .col_expr(trusted_devices::Column::LastUsedAt, Expr::value(ctx.now))
-        .filter(trusted_devices::Column::TokenHash.eq(codes::sha256_hex(token)))
-        .filter(trusted_devices::Column::UserId.eq(user_id))
-        .filter(trusted_devices::Column::ExpiresAt.gt(ctx.now))
-        .exec(db)
-        .await?
-        .rows_affected;
-    Ok(n > 0)
+    let hash = codes::sha256_hex(token);
+    Ok(store::devices::recognise(db, user_id, &hash, ctx.now).await?)
 }
 
 /// The trusted-device token a request carries: the `X-Device-Token` header, else the cookie.
@@ -570,37 +499,36 @@ pub(crate) fn presented_device_token<'r>(ctx: &Ctx<'r>) -> Option<&'r str> {
 /// Creates a trusted device for the user; returns its token (shown once).
 pub(crate) async fn trust(
     ctx: &Ctx<'_>,
-    db: &impl ConnectionTrait,
+    db: &impl Conn,
     user_id: &str,
     name: Option<String>,
     kind: Option<String>,
 ) -> AuthResult<String> {
     let token = codes::random_token();
-    trusted_devices::Entity::insert(trusted_devices::ActiveModel {
-        id: Set(uuid::Uuid::new_v4().to_string()),
-        user_id: Set(user_id.to_string()),
-        token_hash: Set(codes::sha256_hex(&token)),
-        device_name: Set(name),
-        device_type: Set(kind),
-        ip_address: Set(ctx.origin.ip.clone()),
-        created_at: Set(ctx.now),
-        last_used_at: Set(None),
-        expires_at: Set(ctx.now + crate::clock::ms(ctx.cfg().mfa.remember_device_ttl)),
-    })
-    .exec(db)
-    .await?;
+    let device = TrustedDevice {
+        id: uuid::Uuid::new_v4().to_string(),
+        user_id: user_id.to_string(),
+        token_hash: codes::sha256_hex(&token),
+        device_name: name,
+        device_type: kind,
+        ip_address: ctx.origin.ip.clone(),
+        created_at: ctx.now,
+        last_used_at: None,
+        expires_at: ctx.now + crate::clock::ms(ctx.cfg().mfa.remember_device_ttl),
+    };
+    store::devices::trust(db, device).await?;
     ctx.audit_later(Some(user_id), Event::DeviceTrusted, true, json!({}));
     Ok(token)
 }
 
-async fn me(ctx: &Ctx<'_>) -> AuthResult<users::Model> {
-    super::user_by_id(&ctx.inner.store.db, &ctx.principal()?.sub).await
+async fn me(ctx: &Ctx<'_>) -> AuthResult<User> {
+    super::user_by_id(&ctx.inner.store, &ctx.principal()?.sub).await
 }
 
 /// `GET /mfa/status`.
 pub(crate) async fn status(ctx: &Ctx<'_>) -> AuthResult<Outcome> {
     let user = me(ctx).await?;
-    let db = &ctx.inner.store.db;
+    let db = &ctx.inner.store;
     let devs = devices(db, &user.id).await?;
     let backups = backup_remaining(db, &user.id).await?;
     let configured: Vec<&str> = ["totp", "email", "sms"]
@@ -655,7 +583,7 @@ pub(crate) async fn setup(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome
 /// before it is compared).
 async fn step_up(
     ctx: &Ctx<'_>,
-    user: &users::Model,
+    user: &User,
     password: Option<String>,
     code: Option<String>,
 ) -> AuthResult<()> {
@@ -664,7 +592,7 @@ async fn step_up(
         (Some(pw), _) => super::confirm_password(ctx, user, &pw).await,
         (None, Some(c)) => {
             let attempt = reserve(ctx, Budget::SecondFactor, Some(&user.id), "").await?;
-            let db = &ctx.inner.store.db;
+            let db = &ctx.inner.store;
             let totp = match check_answer(ctx, db, user, None, "totp", &c).await {
                 Ok(ok) => Ok(ok),
                 Err(AuthError::MfaMethodNotAllowed) => Ok(false),
@@ -705,12 +633,13 @@ pub(crate) async fn verify(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
     let attempt =
         super::budget::reserve(ctx, super::budget::Budget::SecondFactor, Some(&user.id), "")
             .await?;
-    let tx = ctx.inner.store.begin().await?;
-    let result = verify_setup(ctx, &tx, &user, method.as_deref().unwrap_or(""), &code).await;
+    let method = method.as_deref().unwrap_or("");
     // A wrong code is counted: its attempt update commits with the error.
-    if matches!(result, Ok(_) | Err(AuthError::VerifyCodeInvalid { .. })) {
-        tx.commit().await?;
-    }
+    let result = transaction!(ctx, |tx| { match verify_setup(ctx, tx, &user, method, &code).await {
+                r @ (Ok(_) | Err(AuthError::VerifyCodeInvalid { .. })) => Ok(r),
+                Err(e) => Err(e),
+            } })
+        .and_then(|r| r);
     let verdict = match &result {
         Ok(_) => Some(true),
         Err(AuthError::VerifyCodeInvalid { .. }) => Some(false),
@@ -734,9 +663,7 @@ pub(crate) async fn new_backup_codes(ctx: &Ctx<'_>, mut input: Input) -> AuthRes
     if !user.mfa_enabled {
         return Err(AuthError::MfaMethodNotAllowed);
     }
-    let tx = ctx.inner.store.begin().await?;
-    let codes = regenerate_backup_codes(ctx, &tx, &user.id).await?;
-    tx.commit().await?;
+    let codes = transaction!(ctx, |tx| { regenerate_backup_codes(ctx, tx, &user.id).await })?;
     ctx.audit_later(
         Some(&user.id),
         Event::BackupCodesRegenerated,
@@ -749,7 +676,7 @@ pub(crate) async fn new_backup_codes(ctx: &Ctx<'_>, mut input: Input) -> AuthRes
 /// `GET /mfa/devices`.
 pub(crate) async fn list_devices(ctx: &Ctx<'_>) -> AuthResult<Outcome> {
     let p = ctx.principal()?;
-    let devs = devices(&ctx.inner.store.db, &p.sub).await?;
+    let devs = devices(&ctx.inner.store, &p.sub).await?;
     let pref = preferred(&devs).map(|d| d.id.clone());
     let list: Vec<Value> = devs
         .iter()
@@ -765,10 +692,9 @@ pub(crate) async fn list_devices(ctx: &Ctx<'_>) -> AuthResult<Outcome> {
     Ok(Outcome::Json(200, json!({ "devices": list })))
 }
 
-async fn own_device(ctx: &Ctx<'_>, id: &str) -> AuthResult<mfa_devices::Model> {
+async fn own_device(ctx: &Ctx<'_>, id: &str) -> AuthResult<MfaDevice> {
     let p = ctx.principal()?;
-    mfa_devices::Entity::find_by_id(id.to_string())
-        .one(&ctx.inner.store.db)
+    store::mfa::device(&ctx.inner.store, id)
         .await?
         .filter(|d| d.user_id == p.sub)
         .ok_or(AuthError::NotFound)
@@ -777,18 +703,11 @@ async fn own_device(ctx: &Ctx<'_>, id: &str) -> AuthResult<mfa_devices::Model> {
 /// `POST /mfa/devices/{id}/preferred`.
 pub(crate) async fn set_preferred(ctx: &Ctx<'_>, id: &str) -> AuthResult<Outcome> {
     let d = own_device(ctx, id).await?;
-    let tx = ctx.inner.store.begin().await?;
-    mfa_devices::Entity::update_many()
-        .col_expr(mfa_devices::Column::IsPreferred, Expr::value(false))
-        .filter(mfa_devices::Column::UserId.eq(&d.user_id))
-        .exec(&tx)
-        .await?;
-    mfa_devices::Entity::update_many()
-        .col_expr(mfa_devices::Column::IsPreferred, Expr::value(true))
-        .filter(mfa_devices::Column::Id.eq(&d.id))
-        .exec(&tx)
-        .await?;
-    tx.commit().await?;
+    transaction!(ctx, |tx| {
+        store::mfa::clear_preferred(tx, &d.user_id).await?;
+        store::mfa::mark_preferred(tx, &d.id).await?;
+        Ok(())
+    })?;
     Ok(Outcome::Json(200, json!({ "success": true })))
 }
 
@@ -808,30 +727,22 @@ pub(crate) async fn remove_device(
     let d = own_device(ctx, id).await?;
     let user = me(ctx).await?;
     step_up(ctx, &user, password, code).await?;
-    let tx = ctx.inner.store.begin().await?;
-    mfa_devices::Entity::delete_by_id(d.id.clone())
-        .exec(&tx)
-        .await?;
-    let left = devices(&tx, &user.id).await?;
-    let disabled = left.is_empty();
-    if disabled {
-        backup_codes::Entity::delete_many()
-            .filter(backup_codes::Column::UserId.eq(&user.id))
-            .exec(&tx)
-            .await?;
-        users::Entity::update_many()
-            .col_expr(users::Column::MfaEnabled, Expr::value(false))
-            .filter(users::Column::Id.eq(&user.id))
-            .exec(&tx)
-            .await?;
-    } else if d.is_preferred {
-        mfa_devices::Entity::update_many()
-            .col_expr(mfa_devices::Column::IsPreferred, Expr::value(true))
-            .filter(mfa_devices::Column::Id.eq(&left[0].id))
-            .exec(&tx)
-            .await?;
-    }
-    tx.commit().await?;
+    let disabled = transaction!(ctx, |tx| {
+            store::mfa::remove_device(tx, &d.id).await?;
+            let left = devices(tx, &user.id).await?;
+            let disabled = left.is_empty();
+            if disabled {
+                store::mfa::delete_backup_codes(tx, &user.id).await?;
+                let patch = UserPatch {
+                    mfa_enabled: Some(false),
+                    ..Default::default()
+                };
+                store::users::update(tx, &user.id, patch).await?;
+            } else if d.is_preferred {
+                store::mfa::mark_preferred(tx, &left[0].id).await?;
+            }
+            Ok(disabled)
+        })?;
     factor_notice(ctx, &user, &d.kind, false);
     ctx.audit_later(
         Some(&user.id),
@@ -856,19 +767,14 @@ pub(crate) async fn trust_device(ctx: &Ctx<'_>, input: Input) -> AuthResult<Outc
         return Err(AuthError::Forbidden);
     }
     let p = ctx.principal()?;
-    let token = trust(ctx, &ctx.inner.store.db, &p.sub, None, None).await?;
+    let token = trust(ctx, &ctx.inner.store, &p.sub, None, None).await?;
     Ok(Outcome::DeviceToken(token))
 }
 
 /// `GET /trusted-devices`.
 pub(crate) async fn list_trusted(ctx: &Ctx<'_>) -> AuthResult<Outcome> {
     let p = ctx.principal()?;
-    let rows = trusted_devices::Entity::find()
-        .filter(trusted_devices::Column::UserId.eq(&p.sub))
-        .filter(trusted_devices::Column::ExpiresAt.gt(ctx.now))
-        .order_by_desc(trusted_devices::Column::CreatedAt)
-        .all(&ctx.inner.store.db)
-        .await?;
+    let rows = store::devices::live(&ctx.inner.store, &p.sub, ctx.now).await?;
     let list: Vec<Value> = rows
         .iter()
         .map(|t| {
@@ -885,12 +791,7 @@ pub(crate) async fn list_trusted(ctx: &Ctx<'_>) -> AuthResult<Outcome> {
 /// `DELETE /trusted-devices` (all) and `DELETE /trusted-devices/{id}`.
 pub(crate) async fn untrust(ctx: &Ctx<'_>, id: Option<&str>) -> AuthResult<Outcome> {
     let p = ctx.principal()?;
-    let mut q =
-        trusted_devices::Entity::delete_many().filter(trusted_devices::Column::UserId.eq(&p.sub));
-    if let Some(id) = id {
-        q = q.filter(trusted_devices::Column::Id.eq(id));
-    }
-    let n = q.exec(&ctx.inner.store.db).await?.rows_affected;
+    let n = store::devices::remove(&ctx.inner.store, &p.sub, id).await?;
     if n > 0 {
         ctx.audit_later(
             Some(&p.sub),

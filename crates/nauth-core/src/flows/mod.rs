@@ -1,9 +1,39 @@
 //! The flows: each a function over a [`Ctx`] and the parsed input, returning an [`Outcome`]
 //! that `routes` renders per the delivery mode. Helpers shared by several flows live here.
 
+/// Runs a block as one write transaction and evaluates to its `AuthResult`:
+/// `transaction!(ctx, |tx| { … Ok(v) })`. Inside, `tx` is the open [`Tx`] and `?` or `return`
+/// leave the block (an `Err` rolls back). The store commits, invalidates the session cache
+/// after a commit that wrote sessions, and asks for a rerun after a lost lock race; effects
+/// queued by a rerun attempt are dropped first. A flow that must commit and still answer an
+/// error returns `Ok(Err(e))`. (A macro rather than a closure: the block stays part of the
+/// flow's own future, which must be `Send` for every framework.)
+macro_rules! transaction {
+    ($ctx:expr, |$tx:ident| $body:block) => {{
+        let ctx: &$crate::flows::Ctx<'_> = $ctx;
+        let mark = ctx.marks();
+        let mut attempt = 0;
+        loop {
+            let tx = match ctx.inner.store.begin_write().await {
+                Ok(tx) => tx,
+                Err(e) => break Err(e),
+            };
+            let work: $crate::error::AuthResult<_> = {
+                let $tx = &tx;
+                async { $body }.await
+            };
+            match ctx.inner.store.end_write(tx, work, &mut attempt).await {
+                $crate::store::Written::Done(result) => break result,
+                $crate::store::Written::Again => ctx.rewind(mark),
+            }
+        }
+    }};
+}
+
 pub(crate) mod account;
 pub(crate) mod auth;
 pub(crate) mod budget;
+pub(crate) mod effects;
 pub(crate) mod mfa;
 pub(crate) mod recovery;
 pub(crate) mod session;
@@ -11,10 +41,6 @@ pub(crate) mod session;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    sea_query::Expr,
-};
 use serde_json::{Map, Value, json};
 
 use crate::Inner;
@@ -28,7 +54,9 @@ use crate::guard::Principal;
 use crate::http::Request;
 use crate::input::Identifier;
 use crate::notify::EmailMessage;
-use crate::store::entities::{password_history, refresh_tokens, sessions, users};
+pub(crate) use effects::Effect;
+use crate::store::users::{Lookup, UserPatch};
+use crate::store::{self, Conn, Session, User};
 
 /// Everything a flow needs about the request in hand.
 pub(crate) struct Ctx<'a> {
@@ -40,22 +68,12 @@ pub(crate) struct Ctx<'a> {
     pub ip: Option<IpAddr>,
     pub origin: Origin,
     pub principal: Option<Principal>,
-    /// Mails to send once the flow has succeeded (never on an error, so a rolled-back code
-    /// is never mailed).
-    pub outbox: Mutex<Vec<EmailMessage>>,
-    /// Text messages, sent like `outbox`.
-    pub sms_outbox: Mutex<Vec<crate::notify::SmsMessage>>,
-    /// Code messages sent inside a transaction, counted toward the hourly caps after it (a
-    /// second write transaction inside the first would wait on itself under SQLite); the
-    /// transaction checked the caps and serialised on the user's row.
-    pub counted: Mutex<Vec<Sent>>,
+    /// What the flow leaves to do once it has answered ([`effects::run`]).
+    pub effects: Mutex<Vec<Effect>>,
     /// kv entries read before a transaction for the checks made inside it
     /// ([`budget::prefetch`]): a second connection taken inside an open SQLite write
     /// transaction can starve the pool under a burst.
     pub kv_seen: Mutex<std::collections::HashMap<String, Option<crate::kv::Entry>>>,
-    /// Audit rows written once the flow has finished (a write inside an open SQLite
-    /// transaction would wait on that transaction).
-    pub audits: Mutex<Vec<QueuedAudit>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -80,11 +98,8 @@ impl<'a> Ctx<'a> {
                     .map(|u| u.chars().take(255).collect()),
             },
             principal,
-            outbox: Default::default(),
-            sms_outbox: Default::default(),
-            counted: Default::default(),
+            effects: Default::default(),
             kv_seen: Default::default(),
-            audits: Default::default(),
         }
     }
 
@@ -108,48 +123,63 @@ impl<'a> Ctx<'a> {
             // with the request in hand would show in its timing.
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             let ctx = Ctx::new(&shared, &req, now, ip, None);
-            if let Err(e) = work(&ctx).await {
+            let result = work(&ctx).await;
+            if let Err(e) = &result {
                 tracing::warn!(error = %e, "background work of a request failed");
             }
-            crate::routes::write_audits(&ctx).await;
-            crate::routes::send_messages(&ctx).await;
+            effects::run(&ctx, result.is_ok()).await;
         });
+    }
+
+    /// How many effects are queued, to rewind to.
+    pub(crate) fn marks(&self) -> usize {
+        self.effects.lock().map(|v| v.len()).unwrap_or(0)
+    }
+
+    pub(crate) fn rewind(&self, mark: usize) {
+        if let Ok(mut v) = self.effects.lock() {
+            v.truncate(mark);
+        }
+    }
+
+    /// Queues an effect.
+    pub fn then(&self, effect: Effect) {
+        if let Ok(mut v) = self.effects.lock() {
+            v.push(effect);
+        }
     }
 
     pub fn principal(&self) -> AuthResult<&Principal> {
         self.principal.as_ref().ok_or(AuthError::TokenMissing)
     }
 
+    /// Queues a mail, sent once the flow has succeeded.
     pub fn queue_mail(&self, to: &str, subject: &str, text: String) {
-        if let Ok(mut o) = self.outbox.lock() {
-            o.push(EmailMessage {
-                to: to.into(),
-                subject: subject.into(),
-                text,
-            });
-        }
+        self.then(Effect::Mail(EmailMessage {
+            to: to.into(),
+            subject: subject.into(),
+            text,
+        }));
     }
 
+    /// Queues a text message, sent once the flow has succeeded.
     pub fn queue_sms(&self, to: &str, text: String) {
-        if let Ok(mut o) = self.sms_outbox.lock() {
-            o.push(crate::notify::SmsMessage {
-                to: to.into(),
-                text,
-            });
-        }
+        self.then(Effect::Sms(crate::notify::SmsMessage {
+            to: to.into(),
+            text,
+        }));
     }
 
     /// Counts a message sent inside a transaction once the flow has succeeded.
     pub fn count_later(&self, address: &str, sms: bool, user_id: Option<&str>) {
-        if let Ok(mut c) = self.counted.lock() {
-            c.push(Sent {
-                address: address.to_string(),
-                sms,
-                user_id: user_id.map(str::to_string),
-            });
-        }
+        self.then(Effect::CountSent(Sent {
+            address: address.to_string(),
+            sms,
+            user_id: user_id.map(str::to_string),
+        }));
     }
 
+    /// Queues an audit row, written after the flow whether it succeeded or not.
     pub fn audit_later(
         &self,
         user: Option<&str>,
@@ -157,9 +187,12 @@ impl<'a> Ctx<'a> {
         success: bool,
         details: Value,
     ) {
-        if let Ok(mut a) = self.audits.lock() {
-            a.push((user.map(str::to_string), event, success, details));
-        }
+        self.then(Effect::Audit {
+            user: user.map(str::to_string),
+            event,
+            success,
+            details,
+        });
     }
 
     pub fn now_s(&self) -> i64 {
@@ -170,9 +203,6 @@ impl<'a> Ctx<'a> {
         &self.inner.cfg
     }
 }
-
-/// An audit row queued by a flow: user, event, success, details.
-pub(crate) type QueuedAudit = (Option<String>, crate::events::Event, bool, Value);
 
 /// A code message sent inside a transaction, to be counted after it.
 #[derive(Debug, Clone)]
@@ -219,35 +249,75 @@ pub(crate) enum Outcome {
     DeviceToken(String),
 }
 
+/// The user object of a tokens response (docs/api.md §2).
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct UserBody {
+    sub: String,
+    email: String,
+    username: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    phone: Option<String>,
+    is_email_verified: bool,
+    is_phone_verified: bool,
+    roles: Vec<String>,
+}
+
+impl UserBody {
+    pub(crate) fn of(u: &User) -> Self {
+        UserBody {
+            sub: u.id.clone(),
+            email: u.email.clone(),
+            username: u.username.clone(),
+            first_name: u.first_name.clone(),
+            last_name: u.last_name.clone(),
+            phone: u.phone.clone(),
+            is_email_verified: u.is_email_verified,
+            is_phone_verified: u.is_phone_verified,
+            roles: roles(u),
+        }
+    }
+}
+
+/// The profile object of `/profile`: the user object and more.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ProfileBody {
+    #[serde(flatten)]
+    user: UserBody,
+    mfa_enabled: bool,
+    created_at: String,
+    updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<Value>,
+}
+
+/// A body as JSON (its keys sorted, like every body of the contract).
+pub(crate) fn body(b: &impl serde::Serialize) -> Value {
+    serde_json::to_value(b).unwrap_or(Value::Null)
+}
+
 /// The user object of a tokens response.
-pub(crate) fn user_json(u: &users::Model) -> Value {
-    json!({
-        "sub": u.id, "email": u.email, "username": u.username,
-        "firstName": u.first_name, "lastName": u.last_name, "phone": u.phone,
-        "isEmailVerified": u.is_email_verified, "isPhoneVerified": u.is_phone_verified,
-        "roles": roles(u),
-    })
+pub(crate) fn user_json(u: &User) -> Value {
+    body(&UserBody::of(u))
 }
 
 /// The profile object of `/profile`.
-pub(crate) fn profile_json(u: &users::Model) -> Value {
-    let mut v = user_json(u);
-    if let Some(m) = v.as_object_mut() {
-        m.insert("mfaEnabled".into(), json!(u.mfa_enabled));
-        m.insert("createdAt".into(), json!(iso8601(u.created_at)));
-        m.insert("updatedAt".into(), json!(iso8601(u.updated_at)));
-        if let Some(meta) = u
+pub(crate) fn profile_json(u: &User) -> Value {
+    body(&ProfileBody {
+        user: UserBody::of(u),
+        mfa_enabled: u.mfa_enabled,
+        created_at: iso8601(u.created_at),
+        updated_at: iso8601(u.updated_at),
+        metadata: u
             .metadata
             .as_deref()
-            .and_then(|s| serde_json::from_str::<Value>(s).ok())
-        {
-            m.insert("metadata".into(), meta);
-        }
-    }
-    v
+            .and_then(|s| serde_json::from_str::<Value>(s).ok()),
+    })
 }
 
-pub(crate) fn roles(u: &users::Model) -> Vec<String> {
+pub(crate) fn roles(u: &User) -> Vec<String> {
     u.roles
         .split(',')
         .filter(|r| !r.is_empty())
@@ -255,27 +325,19 @@ pub(crate) fn roles(u: &users::Model) -> Vec<String> {
         .collect()
 }
 
-pub(crate) async fn find_user(
-    db: &impl ConnectionTrait,
-    id: &Identifier,
-) -> AuthResult<Option<users::Model>> {
-    let col = match id {
-        Identifier::Email(_) => users::Column::Email,
-        Identifier::Phone(_) => users::Column::Phone,
-        Identifier::Username(_) => users::Column::Username,
-    };
-    let mut q = users::Entity::find().filter(col.eq(id.as_str()));
-    if matches!(id, Identifier::Phone(_)) {
+pub(crate) async fn find_user(db: &impl Conn, id: &Identifier) -> AuthResult<Option<User>> {
+    let by = match id {
+        Identifier::Email(e) => Lookup::Email(e),
+        Identifier::Username(u) => Lookup::Username(u),
         // Only a verified phone names an account (docs/api.md §1): an unverified one is anyone's
         // claim, and must never become a login name or a reset channel.
-        q = q.filter(users::Column::IsPhoneVerified.eq(true));
-    }
-    Ok(q.one(db).await?)
+        Identifier::Phone(p) => Lookup::VerifiedPhone(p),
+    };
+    Ok(store::users::find(db, by).await?)
 }
 
-pub(crate) async fn user_by_id(db: &impl ConnectionTrait, id: &str) -> AuthResult<users::Model> {
-    users::Entity::find_by_id(id.to_string())
-        .one(db)
+pub(crate) async fn user_by_id(db: &impl Conn, id: &str) -> AuthResult<User> {
+    store::users::get(db, id)
         .await?
         .ok_or(AuthError::SessionNotFound)
 }
@@ -305,8 +367,8 @@ pub(crate) fn link(ctx: &Ctx<'_>, path: &str, token: &str) -> Option<String> {
 /// Creates a session and its first refresh token; returns the token pair.
 pub(crate) async fn create_session(
     ctx: &Ctx<'_>,
-    db: &impl ConnectionTrait,
-    user: &users::Model,
+    db: &impl Conn,
+    user: &User,
     auth_method: &str,
     device: &Device,
 ) -> AuthResult<IssuedTokens> {
@@ -316,39 +378,29 @@ pub(crate) async fn create_session(
     let jti = uuid::Uuid::new_v4().to_string();
     let absolute = ctx.now + crate::clock::ms(cfg.refresh.absolute_lifetime);
     let expires = (ctx.now + crate::clock::ms(cfg.refresh.ttl)).min(absolute);
-    sessions::Entity::insert(sessions::ActiveModel {
-        id: Set(session_id.clone()),
-        user_id: Set(user.id.clone()),
-        auth_method: Set(auth_method.to_string()),
-        device_name: Set(device.name.clone()),
-        device_type: Set(device.kind.clone()),
-        ip_address: Set(device.ip.clone()),
-        user_agent: Set(device.user_agent.clone()),
-        access_jti: Set(jti.clone()),
-        created_at: Set(ctx.now),
-        last_activity_at: Set(ctx.now),
-        expires_at: Set(expires),
-        absolute_expires_at: Set(absolute),
-        revoked_at: Set(None),
-    })
-    .exec(db)
-    .await?;
-    refresh_tokens::Entity::insert(refresh_tokens::ActiveModel {
-        token_hash: Set(codes::sha256_hex(&refresh)),
-        session_id: Set(session_id.clone()),
-        state: Set(refresh_tokens::CURRENT),
-        created_at: Set(ctx.now),
-        rotated_at: Set(None),
-    })
-    .exec(db)
-    .await?;
+    let session = Session {
+        id: session_id.clone(),
+        user_id: user.id.clone(),
+        auth_method: auth_method.to_string(),
+        device_name: device.name.clone(),
+        device_type: device.kind.clone(),
+        ip_address: device.ip.clone(),
+        user_agent: device.user_agent.clone(),
+        access_jti: jti.clone(),
+        created_at: ctx.now,
+        last_activity_at: ctx.now,
+        expires_at: expires,
+        absolute_expires_at: absolute,
+        revoked_at: None,
+    };
+    store::sessions::create(db, session, codes::sha256_hex(&refresh)).await?;
     mint(ctx, user, &session_id, jti, refresh, expires, auth_method)
 }
 
 /// Signs an access token for a session and packs the pair.
 pub(crate) fn mint(
     ctx: &Ctx<'_>,
-    user: &users::Model,
+    user: &User,
     session_id: &str,
     jti: String,
     refresh: String,
@@ -391,25 +443,18 @@ pub(crate) struct Device {
 
 /// Revokes the user's live sessions, except one; returns how many.
 pub(crate) async fn revoke_sessions(
-    db: &impl ConnectionTrait,
+    db: &impl Conn,
     user_id: &str,
     except: Option<&str>,
     now: i64,
 ) -> AuthResult<u64> {
-    let mut q = sessions::Entity::update_many()
-        .col_expr(sessions::Column::RevokedAt, Expr::value(now))
-        .filter(sessions::Column::UserId.eq(user_id))
-        .filter(sessions::Column::RevokedAt.is_null());
-    if let Some(keep) = except {
-        q = q.filter(sessions::Column::Id.ne(keep));
-    }
-    Ok(q.exec(db).await?.rows_affected)
+    Ok(store::sessions::revoke_all(db, user_id, except, now).await?)
 }
 
 /// Whether `candidate` matches the current hash or one of the last `history_count`.
 pub(crate) async fn in_history(
     ctx: &Ctx<'_>,
-    user: &users::Model,
+    user: &User,
     candidate: &str,
 ) -> AuthResult<bool> {
     let n = ctx.cfg().password.history_count;
@@ -424,14 +469,10 @@ pub(crate) async fn in_history(
     {
         return Ok(true);
     }
-    let old = password_history::Entity::find()
-        .filter(password_history::Column::UserId.eq(&user.id))
-        .order_by_desc(password_history::Column::CreatedAt)
-        .limit(u64::from(n.saturating_sub(1)))
-        .all(&ctx.inner.store.db)
-        .await?;
+    let old =
+        store::users::history(&ctx.inner.store, &user.id, u64::from(n.saturating_sub(1))).await?;
     for h in old {
-        if ctx.inner.hasher.verify(candidate, &h.password_hash).await? {
+        if ctx.inner.hasher.verify(candidate, &h).await? {
             return Ok(true);
         }
     }
@@ -441,35 +482,28 @@ pub(crate) async fn in_history(
 /// Stores a new password hash and keeps the old one in the history.
 pub(crate) async fn set_password(
     ctx: &Ctx<'_>,
-    db: &impl ConnectionTrait,
-    user: &users::Model,
+    db: &impl Conn,
+    user: &User,
     new_hash: String,
 ) -> AuthResult<()> {
     if ctx.cfg().password.history_count > 0 {
-        password_history::Entity::insert(password_history::ActiveModel {
-            id: Set(uuid::Uuid::new_v4().to_string()),
-            user_id: Set(user.id.clone()),
-            password_hash: Set(user.password_hash.clone()),
-            created_at: Set(ctx.now),
-        })
-        .exec(db)
-        .await?;
+        store::users::add_history(db, &user.id, &user.password_hash, ctx.now).await?;
     }
-    users::Entity::update_many()
-        .col_expr(users::Column::PasswordHash, Expr::value(new_hash))
-        .col_expr(users::Column::PasswordChangedAt, Expr::value(ctx.now))
-        .col_expr(users::Column::MustChangePassword, Expr::value(false))
-        .col_expr(users::Column::UpdatedAt, Expr::value(ctx.now))
-        .filter(users::Column::Id.eq(&user.id))
-        .exec(db)
-        .await?;
+    let patch = UserPatch {
+        password_hash: Some(new_hash),
+        password_changed_at: Some(ctx.now),
+        must_change_password: Some(false),
+        updated_at: Some(ctx.now),
+        ..Default::default()
+    };
+    store::users::update(db, &user.id, patch).await?;
     Ok(())
 }
 
 /// Policy, then history: the checks every new password goes through.
 pub(crate) async fn check_new_password(
     ctx: &Ctx<'_>,
-    user: Option<&users::Model>,
+    user: Option<&User>,
     email_hint: Option<&str>,
     candidate: &str,
 ) -> AuthResult<()> {
@@ -487,7 +521,7 @@ pub(crate) async fn check_new_password(
 /// wrong one counts toward the account's lockout, like a failed login.
 pub(crate) async fn confirm_password(
     ctx: &Ctx<'_>,
-    user: &users::Model,
+    user: &User,
     password: &str,
 ) -> AuthResult<()> {
     let attempt = budget::reserve(ctx, budget::Budget::Password, Some(&user.id), "").await?;
@@ -511,14 +545,10 @@ pub(crate) async fn confirm_password(
 
 /// Revokes every trusted device of a user (or the one whose token is given); returns how many.
 pub(crate) async fn forget_devices(
-    db: &impl ConnectionTrait,
+    db: &impl Conn,
     user_id: &str,
     token: Option<&str>,
 ) -> AuthResult<u64> {
-    use crate::store::entities::trusted_devices as td;
-    let mut q = td::Entity::delete_many().filter(td::Column::UserId.eq(user_id));
-    if let Some(t) = token {
-        q = q.filter(td::Column::TokenHash.eq(codes::sha256_hex(t)));
-    }
-    Ok(q.exec(db).await?.rows_affected)
+    let hash = token.map(codes::sha256_hex);
+    Ok(store::devices::forget(db, user_id, hash.as_deref()).await?)
 }

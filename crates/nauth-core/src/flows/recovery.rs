@@ -1,9 +1,5 @@
 //! Password reset (code and link) and email verification by link.
 
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    sea_query::Expr,
-};
 use serde_json::json;
 
 use super::{Ctx, Outcome};
@@ -11,10 +7,13 @@ use crate::codes;
 use crate::error::{AuthError, AuthResult, RateLimit};
 use crate::events::{Event, audit};
 use crate::input::{Identifier, Input};
-use crate::store::entities::{users, verification_tokens as vt};
+use crate::store::users::UserPatch;
+use crate::store::{self, User, VerificationToken};
 
 const RESET_MAX_ATTEMPTS: i32 = 3;
 const HOUR_MS: i64 = 3_600_000;
+/// The purposes of a password reset's code and link.
+const RESET_PURPOSES: &[&str] = &["reset_code", "reset_link"];
 
 /// `POST /forgot-password`: the same answer, and the same work on the request path, whether
 /// or not the account exists; delivery happens after the answer.
@@ -59,7 +58,7 @@ async fn after_forgot(ctx: &Ctx<'_>, ident: Identifier, sms: bool) -> AuthResult
         .kv
         .del(&super::budget::keys::reset_failures(ident.as_str()))
         .await?;
-    let db = &ctx.inner.store.db;
+    let db = &ctx.inner.store;
     match super::find_user(db, &ident).await? {
         Some(user) if !user.disabled => send_reset(ctx, user, sms).await,
         _ => Ok(()),
@@ -68,7 +67,7 @@ async fn after_forgot(ctx: &Ctx<'_>, ident: Identifier, sms: bool) -> AuthResult
 
 /// Issues a reset code (and link) for an account and queues its message; silent past the
 /// account's hourly limit or the address's message cap.
-async fn send_reset(ctx: &Ctx<'_>, user: users::Model, sms: bool) -> AuthResult<()> {
+async fn send_reset(ctx: &Ctx<'_>, user: User, sms: bool) -> AuthResult<()> {
     let cfg = ctx.cfg();
     let per_account = ctx
         .inner
@@ -94,14 +93,6 @@ async fn send_reset(ctx: &Ctx<'_>, user: users::Model, sms: bool) -> AuthResult<
     let code = codes::random_code();
     let link_token = codes::random_token();
     let expires = ctx.now + crate::clock::ms(cfg.password.reset_code_ttl);
-    let tx = ctx.inner.store.begin().await?;
-    vt::Entity::update_many()
-        .col_expr(vt::Column::UsedAt, Expr::value(ctx.now))
-        .filter(vt::Column::UserId.eq(&user.id))
-        .filter(vt::Column::Purpose.is_in(["reset_code", "reset_link"]))
-        .filter(vt::Column::UsedAt.is_null())
-        .exec(&tx)
-        .await?;
     let medium = if sms { "sms" } else { "email" };
     let mut rows = vec![(
         "reset_code",
@@ -122,22 +113,24 @@ async fn send_reset(ctx: &Ctx<'_>, user: users::Model, sms: bool) -> AuthResult<
             ctx.inner.keys.hash_code("link", "reset_link", &link_token),
         ));
     }
-    for (purpose, hash) in rows {
-        vt::Entity::insert(vt::ActiveModel {
-            id: Set(uuid::Uuid::new_v4().to_string()),
-            user_id: Set(user.id.clone()),
-            purpose: Set(purpose.into()),
-            token_hash: Set(hash),
-            data: Set(Some(medium.into())),
-            attempts: Set(0),
-            created_at: Set(ctx.now),
-            expires_at: Set(expires),
-            used_at: Set(None),
-        })
-        .exec(&tx)
-        .await?;
-    }
-    tx.commit().await?;
+    transaction!(ctx, |tx| {
+        store::verification::end_purposes(tx, &user.id, RESET_PURPOSES, ctx.now).await?;
+        for (purpose, hash) in &rows {
+            let token = VerificationToken {
+                id: uuid::Uuid::new_v4().to_string(),
+                user_id: user.id.clone(),
+                purpose: purpose.to_string(),
+                token_hash: hash.clone(),
+                data: Some(medium.to_string()),
+                attempts: 0,
+                created_at: ctx.now,
+                expires_at: expires,
+                used_at: None,
+            };
+            store::verification::insert(tx, token).await?;
+        }
+        Ok(())
+    })?;
     let minutes = cfg.password.reset_code_ttl.as_secs() / 60;
     if sms {
         ctx.queue_sms(&address, format!("Your password reset code is {code}"));
@@ -167,38 +160,30 @@ async fn send_reset(ctx: &Ctx<'_>, user: users::Model, sms: bool) -> AuthResult<
 /// (for an emailed code or link) the email marked verified.
 async fn apply_reset(
     ctx: &Ctx<'_>,
-    user: &users::Model,
-    token: vt::Model,
+    user: &User,
+    token: VerificationToken,
     new_password: &str,
 ) -> AuthResult<Outcome> {
     super::check_new_password(ctx, Some(user), None, new_password).await?;
     let hash = ctx.inner.hasher.hash(new_password).await?;
-    let tx = ctx.inner.store.begin().await?;
-    let fresh = vt::Entity::find_by_id(token.id.clone())
-        .lock_exclusive()
-        .one(&tx)
-        .await?;
-    if fresh.is_none_or(|t| t.used_at.is_some()) {
-        return Err(AuthError::PasswordResetCodeInvalid);
-    }
-    vt::Entity::update_many()
-        .col_expr(vt::Column::UsedAt, Expr::value(ctx.now))
-        .filter(vt::Column::UserId.eq(&user.id))
-        .filter(vt::Column::Purpose.is_in(["reset_code", "reset_link"]))
-        .filter(vt::Column::UsedAt.is_null())
-        .exec(&tx)
-        .await?;
-    super::set_password(ctx, &tx, user, hash).await?;
-    if token.data.as_deref() != Some("sms") {
-        users::Entity::update_many()
-            .col_expr(users::Column::IsEmailVerified, Expr::value(true))
-            .filter(users::Column::Id.eq(&user.id))
-            .exec(&tx)
-            .await?;
-    }
-    super::revoke_sessions(&tx, &user.id, None, ctx.now).await?;
-    super::forget_devices(&tx, &user.id, None).await?;
-    tx.commit().await?;
+    transaction!(ctx, |tx| {
+        let fresh = store::verification::get_for_update(tx, &token.id).await?;
+        if fresh.is_none_or(|t| t.used_at.is_some()) {
+            return Err(AuthError::PasswordResetCodeInvalid);
+        }
+        store::verification::end_purposes(tx, &user.id, RESET_PURPOSES, ctx.now).await?;
+        super::set_password(ctx, tx, user, hash.clone()).await?;
+        if token.data.as_deref() != Some("sms") {
+            let patch = UserPatch {
+                is_email_verified: Some(true),
+                ..Default::default()
+            };
+            store::users::update(tx, &user.id, patch).await?;
+        }
+        super::revoke_sessions(tx, &user.id, None, ctx.now).await?;
+        super::forget_devices(tx, &user.id, None).await?;
+        Ok(())
+    })?;
     super::budget::clear_account(ctx, &user.id).await?;
     audit(
         ctx.inner,
@@ -221,18 +206,10 @@ pub(crate) async fn confirm(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
     let Some(ident) = ident else {
         return Err(AuthError::field("identifier", "is required"));
     };
-    let db = &ctx.inner.store.db;
+    let db = &ctx.inner.store;
     let user = super::find_user(db, &ident).await?;
     let token = match &user {
-        Some(u) => {
-            vt::Entity::find()
-                .filter(vt::Column::UserId.eq(&u.id))
-                .filter(vt::Column::Purpose.eq("reset_code"))
-                .filter(vt::Column::UsedAt.is_null())
-                .order_by_desc(vt::Column::CreatedAt)
-                .one(db)
-                .await?
-        }
+        Some(u) => store::verification::latest_pending(db, &u.id, "reset_code").await?,
         None => None,
     };
     let live = match (user, token) {
@@ -286,12 +263,9 @@ pub(crate) async fn reset_with_link(ctx: &Ctx<'_>, mut input: Input) -> AuthResu
     let token = input.text_req("token", 512);
     let new_password = input.password("newPassword");
     input.finish()?;
-    let db = &ctx.inner.store.db;
+    let db = &ctx.inner.store;
     let hash = ctx.inner.keys.hash_code("link", "reset_link", &token);
-    let row = vt::Entity::find()
-        .filter(vt::Column::TokenHash.eq(hash))
-        .filter(vt::Column::Purpose.eq("reset_link"))
-        .one(db)
+    let row = store::verification::by_hash(db, "reset_link", &hash)
         .await?
         .filter(|t| t.used_at.is_none())
         .ok_or(AuthError::PasswordResetCodeInvalid)?;
@@ -329,31 +303,25 @@ async fn verify_link_inner(ctx: &Ctx<'_>) -> AuthResult<()> {
         .inner
         .keys
         .hash_code("link", "verify_email_link", &token);
-    let tx = ctx.inner.store.begin().await?;
-    let row = vt::Entity::find()
-        .filter(vt::Column::TokenHash.eq(hash))
-        .filter(vt::Column::Purpose.eq("verify_email_link"))
-        .lock_exclusive()
-        .one(&tx)
-        .await?
-        .filter(|t| t.used_at.is_none())
-        .ok_or(AuthError::VerifyCodeInvalid {
-            attempts_remaining: None,
+    let user_id = transaction!(ctx, |tx| {
+            let row = store::verification::by_hash_for_update(tx, "verify_email_link", &hash)
+                .await?
+                .filter(|t| t.used_at.is_none())
+                .ok_or(AuthError::VerifyCodeInvalid {
+                    attempts_remaining: None,
+                })?;
+            if row.expires_at <= ctx.now {
+                return Err(AuthError::VerifyCodeExpired);
+            }
+            store::verification::mark_used(tx, &row.id, ctx.now).await?;
+            let patch = UserPatch {
+                is_email_verified: Some(true),
+                updated_at: Some(ctx.now),
+                ..Default::default()
+            };
+            store::users::update(tx, &row.user_id, patch).await?;
+            Ok(row.user_id)
         })?;
-    if row.expires_at <= ctx.now {
-        return Err(AuthError::VerifyCodeExpired);
-    }
-    let user_id = row.user_id.clone();
-    let mut am: vt::ActiveModel = row.into();
-    am.used_at = Set(Some(ctx.now));
-    am.update(&tx).await?;
-    users::Entity::update_many()
-        .col_expr(users::Column::IsEmailVerified, Expr::value(true))
-        .col_expr(users::Column::UpdatedAt, Expr::value(ctx.now))
-        .filter(users::Column::Id.eq(&user_id))
-        .exec(&tx)
-        .await?;
-    tx.commit().await?;
     audit(
         ctx.inner,
         Some(&user_id),

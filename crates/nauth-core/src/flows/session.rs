@@ -1,10 +1,6 @@
 //! Sessions: refresh-token rotation with reuse detection, logout, revocation and the
 //! session list.
 
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    sea_query::Expr,
-};
 use serde_json::json;
 
 use super::{AuthOutcome, Ctx, Outcome};
@@ -13,7 +9,8 @@ use crate::codes;
 use crate::error::{AuthError, AuthResult};
 use crate::events::{Event, audit};
 use crate::input::Input;
-use crate::store::entities::{refresh_tokens, sessions};
+use crate::store::sessions::{self as sessions, RefreshState};
+use crate::store::{Session, User};
 
 /// The refresh token a request presents: the body's, else (outside json mode) the cookie. A
 /// refresh cookie sent twice (cookie tossing from a sibling domain) is `401 AUTH_TOKEN_INVALID`.
@@ -42,52 +39,67 @@ pub(crate) async fn refresh(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
     let token = token?;
     let token = token.ok_or(AuthError::TokenMissing)?;
     let hash = codes::sha256_hex(&token);
-    let db = &ctx.inner.store.db;
+    let store = &ctx.inner.store;
     // Cheap rejection of unknown tokens before taking a write transaction.
-    let row = refresh_tokens::Entity::find_by_id(hash.clone())
-        .one(db)
+    sessions::refresh_token(store, &hash)
         .await?
         .ok_or(AuthError::TokenInvalid)?;
-    let tx = ctx.inner.store.begin().await?;
-    // Locking the session row serialises every exchange of one family.
-    let session = sessions::Entity::find_by_id(row.session_id.clone())
-        .lock_exclusive()
-        .one(&tx)
-        .await?
-        .filter(|s| s.revoked_at.is_none())
-        .ok_or(AuthError::TokenInvalid)?;
-    let row = refresh_tokens::Entity::find_by_id(hash)
-        .one(&tx)
-        .await?
-        .ok_or(AuthError::TokenInvalid)?;
-    if session.absolute_expires_at <= ctx.now || session.expires_at <= ctx.now {
-        return Err(AuthError::SessionExpired);
-    }
-    let reuse_ms = crate::clock::ms(ctx.cfg().refresh.reuse_interval);
-    match row.state {
-        refresh_tokens::CURRENT => {
-            let mut am: refresh_tokens::ActiveModel = row.into();
-            am.state = Set(refresh_tokens::ROTATED);
-            am.rotated_at = Set(Some(ctx.now));
-            am.update(&tx).await?;
-        }
-        refresh_tokens::ROTATED if row.rotated_at.is_some_and(|t| ctx.now - t <= reuse_ms) => {
-            // A benign race (two tabs): the pair from the earlier exchange stops working.
-            refresh_tokens::Entity::update_many()
-                .col_expr(
-                    refresh_tokens::Column::State,
-                    Expr::value(refresh_tokens::DISCARDED),
-                )
-                .filter(refresh_tokens::Column::SessionId.eq(&session.id))
-                .filter(refresh_tokens::Column::State.eq(refresh_tokens::CURRENT))
-                .exec(&tx)
+    let rotated = transaction!(ctx, |tx| {
+            let row = sessions::refresh_token(tx, &hash)
+                .await?
+                .ok_or(AuthError::TokenInvalid)?;
+            // Locking the session row serialises every exchange of one family.
+            let session = sessions::get(tx, &row.session_id, true)
+                .await?
+                .filter(|s| s.revoked_at.is_none())
+                .ok_or(AuthError::TokenInvalid)?;
+            if session.absolute_expires_at <= ctx.now || session.expires_at <= ctx.now {
+                return Err(AuthError::SessionExpired);
+            }
+            let reuse_ms = crate::clock::ms(ctx.cfg().refresh.reuse_interval);
+            match RefreshState::of(&row) {
+                Some(RefreshState::Current) => sessions::mark_rotated(tx, &hash, ctx.now).await?,
+                Some(RefreshState::Rotated)
+                    if row.rotated_at.is_some_and(|t| ctx.now - t <= reuse_ms) =>
+                {
+                    // A benign race (two tabs): the pair from the earlier exchange stops working.
+                    sessions::discard_current(tx, &session.id).await?;
+                }
+                Some(RefreshState::Rotated) => {
+                    // Reuse: the whole family ends, and that commits although the answer is
+                    // an error.
+                    sessions::revoke(tx, &session.id, ctx.now).await?;
+                    return Ok(Err(session));
+                }
+                _ => return Err(AuthError::TokenInvalid),
+            }
+            let user = super::user_by_id(tx, &session.user_id)
+                .await
+                .map_err(|_| AuthError::TokenInvalid)?;
+            if user.disabled {
+                return Err(AuthError::AccountLocked);
+            }
+            let new_refresh = codes::random_token();
+            sessions::add_refresh(tx, &session.id, codes::sha256_hex(&new_refresh), ctx.now)
                 .await?;
-        }
-        refresh_tokens::ROTATED => {
-            let mut am: sessions::ActiveModel = session.clone().into();
-            am.revoked_at = Set(Some(ctx.now));
-            am.update(&tx).await?;
-            tx.commit().await?;
+            let jti = uuid::Uuid::new_v4().to_string();
+            let expires = (ctx.now + crate::clock::ms(ctx.cfg().refresh.ttl))
+                .min(session.absolute_expires_at);
+            sessions::rotate(tx, &session.id, &jti, expires, ctx.now).await?;
+            let tokens = super::mint(
+                ctx,
+                &user,
+                &session.id,
+                jti,
+                new_refresh,
+                expires,
+                &session.auth_method,
+            )?;
+            Ok(Ok((session, user, tokens)))
+        })?;
+    let (session, user, tokens): (Session, User, _) = match rotated {
+        Ok(r) => r,
+        Err(session) => {
             tracing::warn!(session = %session.id, "refresh token reuse detected; session revoked");
             audit(
                 ctx.inner,
@@ -100,42 +112,7 @@ pub(crate) async fn refresh(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
             .await;
             return Err(AuthError::TokenReuseDetected);
         }
-        _ => return Err(AuthError::TokenInvalid),
-    }
-    let user = super::user_by_id(&tx, &session.user_id)
-        .await
-        .map_err(|_| AuthError::TokenInvalid)?;
-    if user.disabled {
-        return Err(AuthError::AccountLocked);
-    }
-    let new_refresh = codes::random_token();
-    refresh_tokens::Entity::insert(refresh_tokens::ActiveModel {
-        token_hash: Set(codes::sha256_hex(&new_refresh)),
-        session_id: Set(session.id.clone()),
-        state: Set(refresh_tokens::CURRENT),
-        created_at: Set(ctx.now),
-        rotated_at: Set(None),
-    })
-    .exec(&tx)
-    .await?;
-    let jti = uuid::Uuid::new_v4().to_string();
-    let expires =
-        (ctx.now + crate::clock::ms(ctx.cfg().refresh.ttl)).min(session.absolute_expires_at);
-    let mut am: sessions::ActiveModel = session.clone().into();
-    am.access_jti = Set(jti.clone());
-    am.expires_at = Set(expires);
-    am.last_activity_at = Set(ctx.now);
-    am.update(&tx).await?;
-    let tokens = super::mint(
-        ctx,
-        &user,
-        &session.id,
-        jti,
-        new_refresh,
-        expires,
-        &session.auth_method,
-    )?;
-    tx.commit().await?;
+    };
     Ok(Outcome::Auth(
         200,
         AuthOutcome::Tokens {
@@ -150,26 +127,15 @@ pub(crate) async fn refresh(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
 }
 
 async fn revoke_session(ctx: &Ctx<'_>, session_id: &str) -> AuthResult<bool> {
-    let n = sessions::Entity::update_many()
-        .col_expr(sessions::Column::RevokedAt, Expr::value(ctx.now))
-        .filter(sessions::Column::Id.eq(session_id))
-        .filter(sessions::Column::RevokedAt.is_null())
-        .exec(&ctx.inner.store.db)
-        .await?
-        .rows_affected;
-    Ok(n > 0)
+    Ok(sessions::revoke(&ctx.inner.store, session_id, ctx.now).await?)
 }
 
-async fn session_of_refresh(ctx: &Ctx<'_>, token: &str) -> AuthResult<Option<sessions::Model>> {
-    let Some(row) = refresh_tokens::Entity::find_by_id(codes::sha256_hex(token))
-        .one(&ctx.inner.store.db)
-        .await?
-    else {
+async fn session_of_refresh(ctx: &Ctx<'_>, token: &str) -> AuthResult<Option<Session>> {
+    let store = &ctx.inner.store;
+    let Some(row) = sessions::refresh_token(store, &codes::sha256_hex(token)).await? else {
         return Ok(None);
     };
-    Ok(sessions::Entity::find_by_id(row.session_id)
-        .one(&ctx.inner.store.db)
-        .await?)
+    Ok(sessions::get(store, &row.session_id, false).await?)
 }
 
 /// `POST /logout`: revokes this session; idempotent.
@@ -226,7 +192,7 @@ pub(crate) async fn logout(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
     if forget
         && let Some((_, uid)) = &sid_user
         && let Some(token) = super::mfa::presented_device_token(ctx)
-        && super::forget_devices(&ctx.inner.store.db, uid, Some(token)).await? > 0
+        && super::forget_devices(&ctx.inner.store, uid, Some(token)).await? > 0
     {
         ctx.audit_later(Some(uid), Event::DeviceUntrusted, true, json!({"count": 1}));
     }
@@ -241,14 +207,15 @@ pub(crate) async fn logout_all(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Ou
     let forget = input.bool("forgetDevices").unwrap_or(false);
     input.finish()?;
     let p = ctx.principal()?;
-    let tx = ctx.inner.store.begin().await?;
-    let n = super::revoke_sessions(&tx, &p.sub, None, ctx.now).await?;
-    let forgotten = if forget {
-        super::forget_devices(&tx, &p.sub, None).await?
-    } else {
-        0
-    };
-    tx.commit().await?;
+    let (n, forgotten) = transaction!(ctx, |tx| {
+            let n = super::revoke_sessions(tx, &p.sub, None, ctx.now).await?;
+            let forgotten = if forget {
+                super::forget_devices(tx, &p.sub, None).await?
+            } else {
+                0
+            };
+            Ok((n, forgotten))
+        })?;
     if forgotten > 0 {
         ctx.audit_later(
             Some(&p.sub),
@@ -292,36 +259,54 @@ pub(crate) async fn revoke(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
     Ok(Outcome::Json(200, json!({"success": true})))
 }
 
+/// One session of `GET /sessions`.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionBody {
+    session_id: String,
+    device_name: Option<String>,
+    device_type: Option<String>,
+    ip_address: Option<String>,
+    user_agent: Option<String>,
+    auth_method: String,
+    created_at: String,
+    last_activity_at: String,
+    expires_at: String,
+    is_current: bool,
+}
+
+/// The body of `GET /sessions`.
+#[derive(Debug, serde::Serialize)]
+struct SessionList {
+    sessions: Vec<SessionBody>,
+}
+
 /// `GET /sessions`.
 pub(crate) async fn list(ctx: &Ctx<'_>) -> AuthResult<Outcome> {
     let p = ctx.principal()?;
-    let rows = sessions::Entity::find()
-        .filter(sessions::Column::UserId.eq(&p.sub))
-        .filter(sessions::Column::RevokedAt.is_null())
-        .filter(sessions::Column::ExpiresAt.gt(ctx.now))
-        .order_by_desc(sessions::Column::CreatedAt)
-        .limit(1000)
-        .all(&ctx.inner.store.db)
-        .await?;
-    let list: Vec<_> = rows
-        .iter()
-        .map(|s| {
-            json!({
-                "sessionId": s.id, "deviceName": s.device_name, "deviceType": s.device_type,
-                "ipAddress": s.ip_address, "userAgent": s.user_agent, "authMethod": s.auth_method,
-                "createdAt": iso8601(s.created_at), "lastActivityAt": iso8601(s.last_activity_at),
-                "expiresAt": iso8601(s.expires_at), "isCurrent": s.id == p.session_id,
-            })
+    let rows = sessions::list_live(&ctx.inner.store, &p.sub, ctx.now).await?;
+    let sessions = rows
+        .into_iter()
+        .map(|s| SessionBody {
+            is_current: s.id == p.session_id,
+            session_id: s.id,
+            device_name: s.device_name,
+            device_type: s.device_type,
+            ip_address: s.ip_address,
+            user_agent: s.user_agent,
+            auth_method: s.auth_method,
+            created_at: iso8601(s.created_at),
+            last_activity_at: iso8601(s.last_activity_at),
+            expires_at: iso8601(s.expires_at),
         })
         .collect();
-    Ok(Outcome::Json(200, json!({ "sessions": list })))
+    Ok(Outcome::Json(200, super::body(&SessionList { sessions })))
 }
 
 /// `DELETE /sessions/{id}`: only the caller's own sessions; others are `404`.
 pub(crate) async fn delete(ctx: &Ctx<'_>, id: &str) -> AuthResult<Outcome> {
     let p = ctx.principal()?;
-    let s = sessions::Entity::find_by_id(id.to_string())
-        .one(&ctx.inner.store.db)
+    let s = sessions::get(&ctx.inner.store, id, false)
         .await?
         .filter(|s| s.user_id == p.sub && s.revoked_at.is_none())
         .ok_or(AuthError::NotFound)?;

@@ -1,8 +1,21 @@
-//! Storage: connecting to SQLite, PostgreSQL or MySQL/MariaDB from one URL, creating the
-//! schema (idempotently) and the transaction helpers the flows use.
+//! Storage: the only module that speaks to the database. It connects to SQLite, PostgreSQL or
+//! MySQL/MariaDB from one URL, creates the schema (idempotently) and offers named operations,
+//! one file per area; [`Store::begin_write`] and [`Store::end_write`] own every write
+//! transaction.
 
-pub mod entities;
+pub(crate) mod audit;
+pub(crate) mod challenges;
+pub(crate) mod devices;
+mod entities;
+pub(crate) mod kv;
+pub(crate) mod mfa;
+pub(crate) mod purge;
+pub(crate) mod sessions;
+pub(crate) mod users;
+pub(crate) mod verification;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sea_orm::sea_query::Index;
@@ -12,23 +25,57 @@ use sea_orm::{
     TransactionTrait,
 };
 
-use crate::error::AuthError;
-use entities::*;
+use crate::cache::SessionCache;
+use crate::error::{AuthError, AuthResult};
+use entities::schema_version;
+
+pub(crate) use entities::{
+    backup_codes::Model as BackupCode, challenges::Model as Challenge,
+    mfa_devices::Model as MfaDevice, refresh_tokens::Model as RefreshToken,
+    sessions::Model as Session, trusted_devices::Model as TrustedDevice, users::Model as User,
+    verification_tokens::Model as VerificationToken,
+};
 
 /// The schema version this build creates. v3 adds the `expires_at` indexes the background
 /// purge uses (created on upgrade by the idempotent create step).
-pub const SCHEMA_VERSION: i32 = 3;
+pub(crate) const SCHEMA_VERSION: i32 = 3;
 
-/// A handle on the database; cheap to clone.
-#[derive(Clone, Debug)]
-pub struct Store {
-    /// The sea-orm connection pool.
-    pub db: DatabaseConnection,
+/// Why a storage operation failed. The cause goes to the log, never to the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A unique value is already taken (`email`, `username`, `phone`, …).
+    #[error("{0} is already taken")]
+    Conflict(&'static str),
+    /// The transaction lost a lock race; running it again resolves it.
+    #[error("lost a lock race")]
+    Contention,
+    /// The back end cannot be reached (`503`).
+    #[error("{0} unavailable")]
+    Unavailable(&'static str),
+    /// Anything else (`500`).
+    #[error("storage error")]
+    Other,
 }
+
+impl From<StoreError> for AuthError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict("phone") => AuthError::PhoneExists,
+            StoreError::Conflict(f) => AuthError::Internal(format!("unexpected conflict on {f}")),
+            StoreError::Contention => AuthError::Contention,
+            StoreError::Unavailable(what) => AuthError::Unavailable(what.into()),
+            StoreError::Other => AuthError::Internal("storage".into()),
+        }
+    }
+}
+
+/// Result of a storage operation.
+pub(crate) type R<T> = Result<T, StoreError>;
 
 /// Whether the error is a lost lock race that a retry of the whole transaction resolves:
 /// a MySQL/InnoDB or PostgreSQL deadlock or serialisation failure, or SQLite's busy lock.
-pub fn is_contention(e: &DbErr) -> bool {
+fn is_contention(e: &DbErr) -> bool {
     let (DbErr::Exec(sea_orm::RuntimeErr::SqlxError(s))
     | DbErr::Query(sea_orm::RuntimeErr::SqlxError(s))) = e
     else {
@@ -46,13 +93,13 @@ pub fn is_contention(e: &DbErr) -> bool {
     }
 }
 
-/// Maps a database error: connection trouble is `503`, everything else `500`. The cause
-/// goes to the log, never to the client.
-pub fn db_error(e: DbErr) -> AuthError {
+/// Maps a database error: connection trouble is `Unavailable`, a lock race `Contention`,
+/// everything else `Other` (logged here, without values).
+fn db_error(e: DbErr) -> StoreError {
     use sea_orm::sqlx::Error as S;
     if is_contention(&e) {
         tracing::debug!(error = %e, "transaction lost a lock race; retrying");
-        return AuthError::Contention;
+        return StoreError::Contention;
     }
     let unavailable = match &e {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
@@ -65,20 +112,114 @@ pub fn db_error(e: DbErr) -> AuthError {
     };
     tracing::error!(error = %e, "database error");
     if unavailable {
-        AuthError::Unavailable("database".into())
+        StoreError::Unavailable("database")
     } else {
-        AuthError::Internal("database".into())
+        StoreError::Other
+    }
+}
+
+impl From<DbErr> for StoreError {
+    fn from(e: DbErr) -> Self {
+        db_error(e)
     }
 }
 
 /// Whether the error is a unique-key violation (a lost race on an insert).
-pub fn is_unique_violation(e: &DbErr) -> bool {
+fn is_unique_violation(e: &DbErr) -> bool {
     matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// The unique column a violation names, from the database's message (`email` when unsure:
+/// the caller decides what a conflict means).
+fn conflict(e: DbErr, fields: &[&'static str]) -> StoreError {
+    if !is_unique_violation(&e) {
+        return db_error(e);
+    }
+    let msg = e.to_string().to_ascii_lowercase();
+    fields
+        .iter()
+        .find(|f| msg.contains(*f))
+        .or(fields.first())
+        .map(|f| StoreError::Conflict(f))
+        .unwrap_or(StoreError::Other)
+}
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Store {
+    db: DatabaseConnection,
+    /// The session-liveness cache every session write invalidates after its commit.
+    cache: Arc<dyn SessionCache>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.db.get_database_backend())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Something the named operations run on: the pool (one statement, autocommit) or a [`Tx`].
+pub(crate) trait Conn: Sync {
+    /// The sea-orm connection underneath.
+    type C: ConnectionTrait;
+    /// The connection.
+    fn c(&self) -> &Self::C;
+    /// The back end.
+    fn backend(&self) -> DbBackend {
+        self.c().get_database_backend()
+    }
+    /// Records that sessions were written: the liveness cache is invalidated after the
+    /// commit (at once for the pool).
+    fn sessions_changed(&self);
+}
+
+impl Conn for Store {
+    type C = DatabaseConnection;
+    fn c(&self) -> &DatabaseConnection {
+        &self.db
+    }
+    fn sessions_changed(&self) {
+        self.cache.invalidate();
+    }
+}
+
+/// An open write transaction (see [`Store::begin_write`]).
+pub(crate) struct Tx {
+    tx: DatabaseTransaction,
+    sessions_changed: AtomicBool,
+}
+
+impl Conn for Tx {
+    type C = DatabaseTransaction;
+    fn c(&self) -> &DatabaseTransaction {
+        &self.tx
+    }
+    fn sessions_changed(&self) {
+        self.sessions_changed.store(true, Ordering::Relaxed);
+    }
+}
+
+/// How often a write transaction that lost a lock race is run.
+const WRITE_TRIES: u32 = 5;
+
+/// How a write transaction ended (see [`Store::end_write`]).
+pub(crate) enum Written<T> {
+    /// Committed (`Ok`) or rolled back (`Err`): this is the answer.
+    Done(AuthResult<T>),
+    /// Lost a lock race and rolled back: run the whole transaction again.
+    Again,
+}
+
+/// Whether a `database_url` names SQLite.
+pub(crate) fn is_sqlite_url(url: &str) -> bool {
+    url.starts_with("sqlite:")
 }
 
 impl Store {
     /// Connects from a `database_url` (`sqlite://…`, `postgres://…`, `mysql://…`).
-    pub async fn connect(url: &str) -> Result<Store, DbErr> {
+    pub(crate) async fn connect(url: &str, cache: Arc<dyn SessionCache>) -> Result<Store, DbErr> {
         let mut opts = ConnectOptions::new(url.to_string());
         opts.sqlx_logging(false)
             .connect_timeout(Duration::from_secs(5))
@@ -113,18 +254,23 @@ impl Store {
                 other => break other?,
             }
         };
-        Ok(Store { db })
+        Ok(Store { db, cache })
     }
 
-    /// The back end in use.
-    pub fn backend(&self) -> DbBackend {
-        self.db.get_database_backend()
+    /// Whether the database is SQLite (one process owns the file).
+    pub(crate) fn is_sqlite(&self) -> bool {
+        self.db.get_database_backend() == DbBackend::Sqlite
+    }
+
+    /// Closes the pool.
+    pub(crate) async fn close(&self) {
+        let _ = self.db.close_by_ref().await;
     }
 
     /// Begins a read-write transaction. On SQLite it is `BEGIN IMMEDIATE`, so read-then-write
     /// sequences serialise instead of failing with "database is locked".
-    pub async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
-        if self.backend() == DbBackend::Sqlite {
+    async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
+        if self.is_sqlite() {
             self.db
                 .begin_with_options(TransactionOptions {
                     sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
@@ -136,12 +282,58 @@ impl Store {
         }
     }
 
+    /// Opens a write transaction: `BEGIN IMMEDIATE` on SQLite (read-then-write sequences
+    /// serialise instead of failing with "database is locked"); on PostgreSQL and MySQL the
+    /// operations that read `for update` take the row locks. Use it through the
+    /// `transaction!` macro of the flows, which pairs it with [`Store::end_write`].
+    pub(crate) async fn begin_write(&self) -> AuthResult<Tx> {
+        Ok(Tx {
+            tx: self.begin().await.map_err(db_error)?,
+            sessions_changed: AtomicBool::new(false),
+        })
+    }
+
+    /// Ends a write transaction with the result of its work: commits on `Ok`, rolls back on
+    /// `Err`. A transaction that lost a lock race is to be run again from the start
+    /// ([`Written::Again`], after a short jittered pause, at most [`WRITE_TRIES`] times).
+    /// After a commit that wrote sessions, the liveness cache is invalidated.
+    pub(crate) async fn end_write<T>(
+        &self,
+        tx: Tx,
+        work: AuthResult<T>,
+        attempt: &mut u32,
+    ) -> Written<T> {
+        let changed = tx.sessions_changed.load(Ordering::Relaxed);
+        let result = match work {
+            Ok(v) => tx
+                .tx
+                .commit()
+                .await
+                .map_err(|e| AuthError::from(db_error(e)))
+                .map(|()| v),
+            // Dropping the transaction rolls it back.
+            Err(e) => Err(e),
+        };
+        if changed && result.is_ok() {
+            self.cache.invalidate();
+        }
+        match result {
+            Err(AuthError::Contention) if *attempt + 1 < WRITE_TRIES => {
+                *attempt += 1;
+                let jitter = 5 + u64::from(crate::codes::random_below(20)) * u64::from(*attempt);
+                tokio::time::sleep(Duration::from_millis(jitter)).await;
+                Written::Again
+            }
+            done => Written::Done(done),
+        }
+    }
+
     /// Creates every table and index if missing. Safe to run on every start and from several
     /// instances at once.
-    pub async fn migrate(&self) -> Result<(), DbErr> {
+    pub(crate) async fn migrate(&self) -> Result<(), DbErr> {
         // Instances starting together take turns: concurrent CREATE TABLE IF NOT EXISTS can
         // still collide in PostgreSQL's catalog.
-        match self.backend() {
+        match self.db.get_database_backend() {
             DbBackend::Postgres => {
                 let tx = self.db.begin().await?;
                 tx.execute_unprepared("SELECT pg_advisory_xact_lock(7236524110)")
@@ -166,7 +358,7 @@ impl Store {
     }
 
     async fn migrate_locked(&self, db: &impl ConnectionTrait) -> Result<(), DbErr> {
-        let backend = self.backend();
+        let backend = self.db.get_database_backend();
         let schema = Schema::new(backend);
         let current = Self::schema_version(db, backend).await?;
         if current >= SCHEMA_VERSION {
@@ -186,26 +378,26 @@ impl Store {
             )*};
         }
         create!(
-            schema_version::Entity,
-            users::Entity,
-            sessions::Entity,
-            refresh_tokens::Entity,
-            challenges::Entity,
-            verification_tokens::Entity,
-            password_history::Entity,
-            kv::Entity,
-            audit_log::Entity,
-            mfa_devices::Entity,
-            backup_codes::Entity,
-            trusted_devices::Entity
+            entities::schema_version::Entity,
+            entities::users::Entity,
+            entities::sessions::Entity,
+            entities::refresh_tokens::Entity,
+            entities::challenges::Entity,
+            entities::verification_tokens::Entity,
+            entities::password_history::Entity,
+            entities::kv::Entity,
+            entities::audit_log::Entity,
+            entities::mfa_devices::Entity,
+            entities::backup_codes::Entity,
+            entities::trusted_devices::Entity
         );
         if current == 1 {
             // v1 → v2: the MFA tables above, and the challenge's code method. A fresh install
             // created the column with the table just now.
             let alter = sea_orm::sea_query::Table::alter()
-                .table(challenges::Entity)
+                .table(entities::challenges::Entity)
                 .add_column(
-                    sea_orm::sea_query::ColumnDef::new(challenges::Column::Method)
+                    sea_orm::sea_query::ColumnDef::new(entities::challenges::Column::Method)
                         .string()
                         .null(),
                 )
@@ -215,26 +407,26 @@ impl Store {
         // A second index helps the "expired sessions of a user" and audit queries.
         let mut idx = Index::create()
             .name("idx_nauth_audit_created")
-            .table(audit_log::Entity)
-            .col(audit_log::Column::CreatedAt)
+            .table(entities::audit_log::Entity)
+            .col(entities::audit_log::Column::CreatedAt)
             .to_owned();
         if let Err(e) = db.execute(idx.if_not_exists()).await
             && !e.to_string().contains("Duplicate key name")
         {
             return Err(e);
         }
-        let row = schema_version::ActiveModel {
+        let row = entities::schema_version::ActiveModel {
             id: sea_orm::Set(1),
             version: sea_orm::Set(SCHEMA_VERSION),
         };
         if current == 0 {
-            match schema_version::Entity::insert(row).exec(db).await {
+            match entities::schema_version::Entity::insert(row).exec(db).await {
                 Ok(_) => Ok(()),
                 Err(e) if is_unique_violation(&e) => Ok(()),
                 Err(e) => Err(e),
             }
         } else {
-            schema_version::Entity::update(row)
+            entities::schema_version::Entity::update(row)
                 .exec(db)
                 .await
                 .map(|_| ())
@@ -260,6 +452,16 @@ impl Store {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use entities::users;
+
+    /// A migrated store without a liveness cache.
+    pub(crate) async fn connect(url: &str) -> Store {
+        let s = Store::connect(url, Arc::new(crate::cache::NoSessionCache))
+            .await
+            .expect("connect");
+        s.migrate().await.expect("migrate");
+        s
+    }
 
     pub(crate) fn sqlite_url() -> String {
         let path = std::env::temp_dir().join(format!("nauth-unit-{}.db", uuid::Uuid::new_v4()));
@@ -293,9 +495,7 @@ pub(crate) mod tests {
             .map(|_| {
                 let url = url.clone();
                 tokio::spawn(async move {
-                    let s = Store::connect(&url).await.expect("connect");
-                    s.migrate().await.expect("migrate");
-                    s
+                    connect(&url).await
                 })
             })
             .collect();
@@ -311,8 +511,7 @@ pub(crate) mod tests {
     async fn unique_email_under_parallel_inserts() {
         use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter, Set};
         for url in urls() {
-            let store = Store::connect(&url).await.expect("connect");
-            store.migrate().await.expect("migrate");
+            let store = connect(&url).await;
             let email = format!("u{}@example.com", uuid::Uuid::new_v4().simple());
             let tasks: Vec<_> = (0..8)
                 .map(|_| {

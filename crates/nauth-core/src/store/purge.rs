@@ -10,8 +10,8 @@ use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QuerySelect};
 
 use crate::Inner;
 use crate::config::KvBackend;
-use crate::error::AuthResult;
-use crate::store::entities::{
+use super::R as AuthResult;
+use super::entities::{
     challenges, kv, refresh_tokens, sessions, trusted_devices, verification_tokens as vt,
 };
 

@@ -1,0 +1,157 @@
+//! The session-liveness cache of `session.validation = "database"`: which sessions were seen
+//! live recently, so the protected route need not read the database on every request. A
+//! second back end (several instances) plugs in its own through
+//! [`NAuthBuilder::session_cache`](crate::NAuthBuilder::session_cache).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What the per-request check needs of a live (not revoked) session row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveSession {
+    /// The session's user.
+    pub user_id: String,
+    /// The `jti` of the only access token the session accepts.
+    pub access_jti: String,
+    /// How the session was authenticated.
+    pub auth_method: String,
+    /// Sliding expiry, Unix milliseconds.
+    pub expires_at: i64,
+    /// Absolute expiry, Unix milliseconds.
+    pub absolute_expires_at: i64,
+}
+
+/// A cache of live sessions. The engine calls [`SessionCache::invalidate`] after every
+/// committed change to sessions (rotation, revocation, logout, password change, deletion), so
+/// an implementation must never answer with a row read before the latest invalidation.
+pub trait SessionCache: Send + Sync + 'static {
+    /// A stamp taken before a session row is read from the database.
+    fn stamp(&self) -> u64;
+    /// A live session seen since the latest invalidation.
+    fn get(&self, session_id: &str) -> Option<LiveSession>;
+    /// Keeps a row read after `stamp` was taken, unless an invalidation came in between.
+    fn put(&self, session_id: &str, session: &LiveSession, stamp: u64);
+    /// Every cached session is stale from now on.
+    fn invalidate(&self);
+}
+
+/// No cache: every request under `database` validation reads the session row. The default
+/// with PostgreSQL and MySQL, whose rows other instances may change.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoSessionCache;
+
+impl SessionCache for NoSessionCache {
+    fn stamp(&self) -> u64 {
+        0
+    }
+    fn get(&self, _: &str) -> Option<LiveSession> {
+        None
+    }
+    fn put(&self, _: &str, _: &LiveSession, _: u64) {}
+    fn invalidate(&self) {}
+}
+
+/// Entries per thread.
+const LOCAL_CACHE_MAX: usize = 4096;
+
+static NEXT_INSTANCE: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// Live sessions, per worker thread, stamped with their cache's generation: a lookup
+    /// takes no lock and touches no shared counter but one atomic load.
+    static SESSIONS: RefCell<HashMap<(u64, String), (u64, LiveSession)>> =
+        RefCell::new(HashMap::new());
+}
+
+/// Per-thread maps of live sessions behind one generation counter: an invalidation makes
+/// every entry of every thread stale at once. Safe when this process is the only writer of
+/// the sessions (the default with SQLite, whose file one process owns).
+#[derive(Debug)]
+pub struct ThreadLocalSessionCache {
+    instance: u64,
+    generation: AtomicU64,
+}
+
+impl Default for ThreadLocalSessionCache {
+    fn default() -> Self {
+        ThreadLocalSessionCache {
+            instance: NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed),
+            generation: AtomicU64::new(0),
+        }
+    }
+}
+
+impl SessionCache for ThreadLocalSessionCache {
+    fn stamp(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    fn get(&self, session_id: &str) -> Option<LiveSession> {
+        let generation = self.stamp();
+        SESSIONS.with_borrow(|m| {
+            m.get(&(self.instance, session_id.to_string()))
+                .filter(|(g, _)| *g == generation)
+                .map(|(_, r)| r.clone())
+        })
+    }
+
+    fn put(&self, session_id: &str, session: &LiveSession, stamp: u64) {
+        // A reader that read the old row before a commit cannot store it afterwards.
+        if self.stamp() != stamp {
+            return;
+        }
+        SESSIONS.with_borrow_mut(|m| {
+            if m.len() >= LOCAL_CACHE_MAX {
+                m.clear();
+            }
+            m.insert(
+                (self.instance, session_id.to_string()),
+                (stamp, session.clone()),
+            );
+        });
+    }
+
+    fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row() -> LiveSession {
+        LiveSession {
+            user_id: "u".into(),
+            access_jti: "j".into(),
+            auth_method: "password".into(),
+            expires_at: 10,
+            absolute_expires_at: 20,
+        }
+    }
+
+    #[test]
+    fn an_invalidation_between_read_and_put_keeps_the_row_out() {
+        let c = ThreadLocalSessionCache::default();
+        let stamp = c.stamp();
+        c.invalidate();
+        c.put("s", &row(), stamp);
+        assert_eq!(c.get("s"), None);
+        let stamp = c.stamp();
+        c.put("s", &row(), stamp);
+        assert_eq!(c.get("s"), Some(row()));
+        c.invalidate();
+        assert_eq!(c.get("s"), None, "stale after invalidation");
+    }
+
+    #[test]
+    fn two_caches_do_not_share_entries() {
+        let (a, b) = (
+            ThreadLocalSessionCache::default(),
+            ThreadLocalSessionCache::default(),
+        );
+        a.put("s", &row(), a.stamp());
+        assert_eq!(b.get("s"), None);
+    }
+}
