@@ -87,7 +87,16 @@ pub(crate) async fn audit(
     origin: &Origin,
     details: Value,
 ) {
-    audit_in(&inner.store, inner, user_id, event, success, origin, details).await;
+    audit_in(
+        &inner.store,
+        inner,
+        user_id,
+        event,
+        success,
+        origin,
+        details,
+    )
+    .await;
 }
 
 /// Writes one audit row on a given connection or transaction (the change it records commits

@@ -87,9 +87,7 @@ pub struct MemoryKv {
 
 impl MemoryKv {
     fn lock(&self) -> KvResult<std::sync::MutexGuard<'_, HashMap<String, Entry>>> {
-        self.map
-            .lock()
-            .map_err(|_| StoreError::Other)
+        self.map.lock().map_err(|_| StoreError::Other)
     }
 }
 

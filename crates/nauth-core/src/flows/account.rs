@@ -64,32 +64,31 @@ pub(crate) async fn change_password(ctx: &Ctx<'_>, mut input: Input) -> AuthResu
     }
     let hash = ctx.inner.hasher.hash(&new).await?;
     let (user, tokens) = transaction!(ctx, |tx| {
-            super::set_password(ctx, tx, &user, hash.clone()).await?;
-            super::revoke_sessions(tx, &user.id, Some(&p.session_id), ctx.now).await?;
-            // A new password ends every trusted device: the next login proves the second factor.
-            super::forget_devices(tx, &user.id, None).await?;
-            // A new pair for this session; the old refresh tokens of the session stop working.
-            store::sessions::discard_all_refresh(tx, &p.session_id).await?;
-            let session = store::sessions::get(tx, &p.session_id, false)
-                .await?
-                .ok_or(AuthError::SessionNotFound)?;
-            let refresh = codes::random_token();
-            store::sessions::add_refresh(tx, &session.id, codes::sha256_hex(&refresh), ctx.now)
-                .await?;
-            let jti = uuid::Uuid::new_v4().to_string();
-            store::sessions::set_access_jti(tx, &session.id, &jti).await?;
-            let user = super::user_by_id(tx, &user.id).await?;
-            let tokens = super::mint(
-                ctx,
-                &user,
-                &session.id,
-                jti,
-                refresh,
-                session.expires_at,
-                &session.auth_method,
-            )?;
-            Ok((user, tokens))
-        })?;
+        super::set_password(ctx, tx, &user, hash.clone()).await?;
+        super::revoke_sessions(tx, &user.id, Some(&p.session_id), ctx.now).await?;
+        // A new password ends every trusted device: the next login proves the second factor.
+        super::forget_devices(tx, &user.id, None).await?;
+        // A new pair for this session; the old refresh tokens of the session stop working.
+        store::sessions::discard_all_refresh(tx, &p.session_id).await?;
+        let session = store::sessions::get(tx, &p.session_id, false)
+            .await?
+            .ok_or(AuthError::SessionNotFound)?;
+        let refresh = codes::random_token();
+        store::sessions::add_refresh(tx, &session.id, codes::sha256_hex(&refresh), ctx.now).await?;
+        let jti = uuid::Uuid::new_v4().to_string();
+        store::sessions::set_access_jti(tx, &session.id, &jti).await?;
+        let user = super::user_by_id(tx, &user.id).await?;
+        let tokens = super::mint(
+            ctx,
+            &user,
+            &session.id,
+            jti,
+            refresh,
+            session.expires_at,
+            &session.auth_method,
+        )?;
+        Ok((user, tokens))
+    })?;
     audit(
         ctx.inner,
         Some(&user.id),
@@ -267,7 +266,9 @@ pub(crate) async fn resend_verification(ctx: &Ctx<'_>, input: Input) -> AuthResu
         });
     }
     super::count_code_message(ctx, &user.email, false, Some(&user.id)).await?;
-    let link = transaction!(ctx, |tx| { super::auth::issue_verify_link(ctx, tx, &user).await })?;
+    let link = transaction!(ctx, |tx| {
+        super::auth::issue_verify_link(ctx, tx, &user).await
+    })?;
     let text = match link {
         Some(l) => format!(
             "Open this link to verify your email:\n{l}\n\nIf you did not ask for this, ignore this message.\n"

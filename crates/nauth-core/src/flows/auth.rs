@@ -261,11 +261,7 @@ pub(crate) async fn issue_code(
 }
 
 /// Older codes of a purpose stop working.
-async fn revoke_codes(
-    db: &impl Conn,
-    user_id: &str,
-    name: ChallengeName,
-) -> AuthResult<()> {
+async fn revoke_codes(db: &impl Conn, user_id: &str, name: ChallengeName) -> AuthResult<()> {
     Ok(store::challenges::drop_codes(db, user_id, name.as_str()).await?)
 }
 
@@ -378,18 +374,18 @@ pub(crate) async fn signup(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
     };
     budget::prefetch(ctx, &user, &[]).await?;
     let created = transaction!(ctx, |tx| {
-            match store::users::insert(tx, user.clone()).await {
-                // Lost a race on a unique key: decided below, after the rollback.
-                Err(StoreError::Conflict(_)) => return Ok(None),
-                r => r?,
-            }
-            let carry = Carry {
-                auth_method: "password".into(),
-                device: device_from(ctx, None, None),
-                ..Default::default()
-            };
-            Ok(Some(next(ctx, tx, &user, carry).await?))
-        })?;
+        match store::users::insert(tx, user.clone()).await {
+            // Lost a race on a unique key: decided below, after the rollback.
+            Err(StoreError::Conflict(_)) => return Ok(None),
+            r => r?,
+        }
+        let carry = Carry {
+            auth_method: "password".into(),
+            device: device_from(ctx, None, None),
+            ..Default::default()
+        };
+        Ok(Some(next(ctx, tx, &user, carry).await?))
+    })?;
     let Some(outcome) = created else {
         if let Some(owner) = super::find_user(db, &crate::input::Identifier::Email(s.email)).await?
         {
@@ -516,21 +512,21 @@ pub(crate) async fn login(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome
     };
     budget::prefetch(ctx, &user, &[]).await?;
     let outcome = transaction!(ctx, |tx| {
-            let outcome = next(ctx, tx, &user, carry.clone()).await?;
-            // In the same commit as the session: one write per login instead of two.
-            let details = json!({"method": "password"});
-            crate::events::audit_in(
-                tx,
-                ctx.inner,
-                Some(&user.id),
-                Event::LoginSuccess,
-                true,
-                &ctx.origin,
-                details,
-            )
-            .await;
-            Ok(outcome)
-        })?;
+        let outcome = next(ctx, tx, &user, carry.clone()).await?;
+        // In the same commit as the session: one write per login instead of two.
+        let details = json!({"method": "password"});
+        crate::events::audit_in(
+            tx,
+            ctx.inner,
+            Some(&user.id),
+            Event::LoginSuccess,
+            true,
+            &ctx.origin,
+            details,
+        )
+        .await;
+        Ok(outcome)
+    })?;
     Ok(Outcome::Auth(200, outcome))
 }
 
@@ -696,47 +692,47 @@ async fn answer_in_tx(
     verdict: &mut Option<bool>,
 ) -> AuthResult<Outcome> {
     let outcome = transaction!(ctx, |tx| {
-            *verdict = None;
-            let mut ch = load_challenge(tx, &a.session, ctx.now, true).await?;
-            if ch.attempts >= MAX_ATTEMPTS {
-                return Err(AuthError::ChallengeMaxAttempts);
+        *verdict = None;
+        let mut ch = load_challenge(tx, &a.session, ctx.now, true).await?;
+        if ch.attempts >= MAX_ATTEMPTS {
+            return Err(AuthError::ChallengeMaxAttempts);
+        }
+        let Some(user) = &user else {
+            // The decoy: every answer is wrong.
+            return wrong_answer(tx, ch).await;
+        };
+        if let (ChallengeName::VerifyPhone, Some(p)) = (a.kind, &a.phone) {
+            let asked = collect_phone(ctx, tx, &ch, user, &a.session, p).await?;
+            return Ok(Ok(asked));
+        }
+        let mut carry = carry_of(&ch);
+        let code = a.code.as_deref().unwrap_or_default();
+        let right = match a.kind {
+            ChallengeName::VerifyEmail => verify_email(ctx, tx, &ch, user, code).await?,
+            ChallengeName::VerifyPhone => verify_phone(ctx, tx, &ch, user, code).await?,
+            ChallengeName::MfaRequired => {
+                let method = a.method.clone();
+                mfa_required(ctx, tx, &ch, user, method, code, &mut carry).await?
             }
-            let Some(user) = &user else {
-                // The decoy: every answer is wrong.
-                return wrong_answer(tx, ch).await;
-            };
-            if let (ChallengeName::VerifyPhone, Some(p)) = (a.kind, &a.phone) {
-                let asked = collect_phone(ctx, tx, &ch, user, &a.session, p).await?;
-                return Ok(Ok(asked));
+            ChallengeName::MfaSetupRequired => {
+                let method = a.method.as_deref().unwrap_or_default();
+                mfa_setup(ctx, tx, user, method, code, &mut carry).await?
             }
-            let mut carry = carry_of(&ch);
-            let code = a.code.as_deref().unwrap_or_default();
-            let right = match a.kind {
-                ChallengeName::VerifyEmail => verify_email(ctx, tx, &ch, user, code).await?,
-                ChallengeName::VerifyPhone => verify_phone(ctx, tx, &ch, user, code).await?,
-                ChallengeName::MfaRequired => {
-                    let method = a.method.clone();
-                    mfa_required(ctx, tx, &ch, user, method, code, &mut carry).await?
-                }
-                ChallengeName::MfaSetupRequired => {
-                    let method = a.method.as_deref().unwrap_or_default();
-                    mfa_setup(ctx, tx, user, method, code, &mut carry).await?
-                }
-                ChallengeName::ForceChangePassword => {
-                    force_change(ctx, tx, user, a.new_hash.clone()).await?;
-                    None
-                }
-            };
-            *verdict = right;
-            if right == Some(false) {
-                return wrong_answer(tx, ch).await;
+            ChallengeName::ForceChangePassword => {
+                force_change(ctx, tx, user, a.new_hash.clone()).await?;
+                None
             }
-            ch.completed = true;
-            ch.code_hash = None;
-            store::challenges::save(tx, &ch).await?;
-            let user = super::user_by_id(tx, &user.id).await?;
-            Ok(Ok(next(ctx, tx, &user, carry).await?))
-        })??;
+        };
+        *verdict = right;
+        if right == Some(false) {
+            return wrong_answer(tx, ch).await;
+        }
+        ch.completed = true;
+        ch.code_hash = None;
+        store::challenges::save(tx, &ch).await?;
+        let user = super::user_by_id(tx, &user.id).await?;
+        Ok(Ok(next(ctx, tx, &user, carry).await?))
+    })??;
     Ok(Outcome::Auth(200, outcome))
 }
 
@@ -858,7 +854,16 @@ async fn force_change(
 /// The audit row of a challenge's change, in its transaction.
 async fn audit_in(tx: &Tx, ctx: &Ctx<'_>, user: &User, event: Event) {
     let origin = &ctx.origin;
-    crate::events::audit_in(tx, ctx.inner, Some(&user.id), event, true, origin, json!({})).await;
+    crate::events::audit_in(
+        tx,
+        ctx.inner,
+        Some(&user.id),
+        event,
+        true,
+        origin,
+        json!({}),
+    )
+    .await;
 }
 
 /// VERIFY_PHONE without a phone on file: the client names the number, a code goes to it, and
@@ -882,8 +887,16 @@ async fn collect_phone(
     if store::users::phone_taken(tx, phone, &user.id).await? {
         return Err(AuthError::PhoneExists);
     }
-    let (hash, sent_at) =
-        issue_code(ctx, tx, user, ChallengeName::VerifyPhone, "sms", phone, true).await?;
+    let (hash, sent_at) = issue_code(
+        ctx,
+        tx,
+        user,
+        ChallengeName::VerifyPhone,
+        "sms",
+        phone,
+        true,
+    )
+    .await?;
     let mut ch = ch.clone();
     ch.code_hash = Some(hash);
     ch.destination = Some(phone.to_string());

@@ -635,11 +635,13 @@ pub(crate) async fn verify(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
             .await?;
     let method = method.as_deref().unwrap_or("");
     // A wrong code is counted: its attempt update commits with the error.
-    let result = transaction!(ctx, |tx| { match verify_setup(ctx, tx, &user, method, &code).await {
-                r @ (Ok(_) | Err(AuthError::VerifyCodeInvalid { .. })) => Ok(r),
-                Err(e) => Err(e),
-            } })
-        .and_then(|r| r);
+    let result = transaction!(ctx, |tx| {
+        match verify_setup(ctx, tx, &user, method, &code).await {
+            r @ (Ok(_) | Err(AuthError::VerifyCodeInvalid { .. })) => Ok(r),
+            Err(e) => Err(e),
+        }
+    })
+    .and_then(|r| r);
     let verdict = match &result {
         Ok(_) => Some(true),
         Err(AuthError::VerifyCodeInvalid { .. }) => Some(false),
@@ -663,7 +665,9 @@ pub(crate) async fn new_backup_codes(ctx: &Ctx<'_>, mut input: Input) -> AuthRes
     if !user.mfa_enabled {
         return Err(AuthError::MfaMethodNotAllowed);
     }
-    let codes = transaction!(ctx, |tx| { regenerate_backup_codes(ctx, tx, &user.id).await })?;
+    let codes = transaction!(ctx, |tx| {
+        regenerate_backup_codes(ctx, tx, &user.id).await
+    })?;
     ctx.audit_later(
         Some(&user.id),
         Event::BackupCodesRegenerated,
@@ -728,21 +732,21 @@ pub(crate) async fn remove_device(
     let user = me(ctx).await?;
     step_up(ctx, &user, password, code).await?;
     let disabled = transaction!(ctx, |tx| {
-            store::mfa::remove_device(tx, &d.id).await?;
-            let left = devices(tx, &user.id).await?;
-            let disabled = left.is_empty();
-            if disabled {
-                store::mfa::delete_backup_codes(tx, &user.id).await?;
-                let patch = UserPatch {
-                    mfa_enabled: Some(false),
-                    ..Default::default()
-                };
-                store::users::update(tx, &user.id, patch).await?;
-            } else if d.is_preferred {
-                store::mfa::mark_preferred(tx, &left[0].id).await?;
-            }
-            Ok(disabled)
-        })?;
+        store::mfa::remove_device(tx, &d.id).await?;
+        let left = devices(tx, &user.id).await?;
+        let disabled = left.is_empty();
+        if disabled {
+            store::mfa::delete_backup_codes(tx, &user.id).await?;
+            let patch = UserPatch {
+                mfa_enabled: Some(false),
+                ..Default::default()
+            };
+            store::users::update(tx, &user.id, patch).await?;
+        } else if d.is_preferred {
+            store::mfa::mark_preferred(tx, &left[0].id).await?;
+        }
+        Ok(disabled)
+    })?;
     factor_notice(ctx, &user, &d.kind, false);
     ctx.audit_later(
         Some(&user.id),

@@ -54,9 +54,9 @@ use crate::guard::Principal;
 use crate::http::Request;
 use crate::input::Identifier;
 use crate::notify::EmailMessage;
-pub(crate) use effects::Effect;
 use crate::store::users::{Lookup, UserPatch};
 use crate::store::{self, Conn, Session, User};
+pub(crate) use effects::Effect;
 
 /// Everything a flow needs about the request in hand.
 pub(crate) struct Ctx<'a> {
@@ -452,11 +452,7 @@ pub(crate) async fn revoke_sessions(
 }
 
 /// Whether `candidate` matches the current hash or one of the last `history_count`.
-pub(crate) async fn in_history(
-    ctx: &Ctx<'_>,
-    user: &User,
-    candidate: &str,
-) -> AuthResult<bool> {
+pub(crate) async fn in_history(ctx: &Ctx<'_>, user: &User, candidate: &str) -> AuthResult<bool> {
     let n = ctx.cfg().password.history_count;
     if n == 0 {
         return Ok(false);
@@ -519,11 +515,7 @@ pub(crate) async fn check_new_password(
 
 /// Verifies the password of an authenticated user. The attempt is reserved first and a
 /// wrong one counts toward the account's lockout, like a failed login.
-pub(crate) async fn confirm_password(
-    ctx: &Ctx<'_>,
-    user: &User,
-    password: &str,
-) -> AuthResult<()> {
+pub(crate) async fn confirm_password(ctx: &Ctx<'_>, user: &User, password: &str) -> AuthResult<()> {
     let attempt = budget::reserve(ctx, budget::Budget::Password, Some(&user.id), "").await?;
     let ok = ctx.inner.hasher.verify(password, &user.password_hash).await;
     attempt.settle(ctx, &ok).await?;

@@ -304,24 +304,24 @@ async fn verify_link_inner(ctx: &Ctx<'_>) -> AuthResult<()> {
         .keys
         .hash_code("link", "verify_email_link", &token);
     let user_id = transaction!(ctx, |tx| {
-            let row = store::verification::by_hash_for_update(tx, "verify_email_link", &hash)
-                .await?
-                .filter(|t| t.used_at.is_none())
-                .ok_or(AuthError::VerifyCodeInvalid {
-                    attempts_remaining: None,
-                })?;
-            if row.expires_at <= ctx.now {
-                return Err(AuthError::VerifyCodeExpired);
-            }
-            store::verification::mark_used(tx, &row.id, ctx.now).await?;
-            let patch = UserPatch {
-                is_email_verified: Some(true),
-                updated_at: Some(ctx.now),
-                ..Default::default()
-            };
-            store::users::update(tx, &row.user_id, patch).await?;
-            Ok(row.user_id)
-        })?;
+        let row = store::verification::by_hash_for_update(tx, "verify_email_link", &hash)
+            .await?
+            .filter(|t| t.used_at.is_none())
+            .ok_or(AuthError::VerifyCodeInvalid {
+                attempts_remaining: None,
+            })?;
+        if row.expires_at <= ctx.now {
+            return Err(AuthError::VerifyCodeExpired);
+        }
+        store::verification::mark_used(tx, &row.id, ctx.now).await?;
+        let patch = UserPatch {
+            is_email_verified: Some(true),
+            updated_at: Some(ctx.now),
+            ..Default::default()
+        };
+        store::users::update(tx, &row.user_id, patch).await?;
+        Ok(row.user_id)
+    })?;
     audit(
         ctx.inner,
         Some(&user_id),

@@ -41,62 +41,64 @@ pub(crate) async fn refresh(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
     let hash = codes::sha256_hex(&token);
     let store = &ctx.inner.store;
     // Cheap rejection of unknown tokens before taking a write transaction.
-    sessions::refresh_token(store, &hash)
+    let family = sessions::refresh_token(store, &hash)
         .await?
-        .ok_or(AuthError::TokenInvalid)?;
+        .ok_or(AuthError::TokenInvalid)?
+        .session_id;
     let rotated = transaction!(ctx, |tx| {
-            let row = sessions::refresh_token(tx, &hash)
-                .await?
-                .ok_or(AuthError::TokenInvalid)?;
-            // Locking the session row serialises every exchange of one family.
-            let session = sessions::get(tx, &row.session_id, true)
-                .await?
-                .filter(|s| s.revoked_at.is_none())
-                .ok_or(AuthError::TokenInvalid)?;
-            if session.absolute_expires_at <= ctx.now || session.expires_at <= ctx.now {
-                return Err(AuthError::SessionExpired);
+        // Locking the session row first serialises every exchange of one family; the
+        // token is read after the lock (on MySQL the snapshot starts at that read), so it
+        // is never a state an earlier exchange already changed.
+        let session = sessions::get(tx, &family, true)
+            .await?
+            .filter(|s| s.revoked_at.is_none())
+            .ok_or(AuthError::TokenInvalid)?;
+        let row = sessions::refresh_token(tx, &hash)
+            .await?
+            .ok_or(AuthError::TokenInvalid)?;
+        if session.absolute_expires_at <= ctx.now || session.expires_at <= ctx.now {
+            return Err(AuthError::SessionExpired);
+        }
+        let reuse_ms = crate::clock::ms(ctx.cfg().refresh.reuse_interval);
+        match RefreshState::of(&row) {
+            Some(RefreshState::Current) => sessions::mark_rotated(tx, &hash, ctx.now).await?,
+            Some(RefreshState::Rotated)
+                if row.rotated_at.is_some_and(|t| ctx.now - t <= reuse_ms) =>
+            {
+                // A benign race (two tabs): the pair from the earlier exchange stops working.
+                sessions::discard_current(tx, &session.id).await?;
             }
-            let reuse_ms = crate::clock::ms(ctx.cfg().refresh.reuse_interval);
-            match RefreshState::of(&row) {
-                Some(RefreshState::Current) => sessions::mark_rotated(tx, &hash, ctx.now).await?,
-                Some(RefreshState::Rotated)
-                    if row.rotated_at.is_some_and(|t| ctx.now - t <= reuse_ms) =>
-                {
-                    // A benign race (two tabs): the pair from the earlier exchange stops working.
-                    sessions::discard_current(tx, &session.id).await?;
-                }
-                Some(RefreshState::Rotated) => {
-                    // Reuse: the whole family ends, and that commits although the answer is
-                    // an error.
-                    sessions::revoke(tx, &session.id, ctx.now).await?;
-                    return Ok(Err(session));
-                }
-                _ => return Err(AuthError::TokenInvalid),
+            Some(RefreshState::Rotated) => {
+                // Reuse: the whole family ends, and that commits although the answer is
+                // an error.
+                sessions::revoke(tx, &session.id, ctx.now).await?;
+                return Ok(Err(session));
             }
-            let user = super::user_by_id(tx, &session.user_id)
-                .await
-                .map_err(|_| AuthError::TokenInvalid)?;
-            if user.disabled {
-                return Err(AuthError::AccountLocked);
-            }
-            let new_refresh = codes::random_token();
-            sessions::add_refresh(tx, &session.id, codes::sha256_hex(&new_refresh), ctx.now)
-                .await?;
-            let jti = uuid::Uuid::new_v4().to_string();
-            let expires = (ctx.now + crate::clock::ms(ctx.cfg().refresh.ttl))
-                .min(session.absolute_expires_at);
-            sessions::rotate(tx, &session.id, &jti, expires, ctx.now).await?;
-            let tokens = super::mint(
-                ctx,
-                &user,
-                &session.id,
-                jti,
-                new_refresh,
-                expires,
-                &session.auth_method,
-            )?;
-            Ok(Ok((session, user, tokens)))
-        })?;
+            _ => return Err(AuthError::TokenInvalid),
+        }
+        let user = super::user_by_id(tx, &session.user_id)
+            .await
+            .map_err(|_| AuthError::TokenInvalid)?;
+        if user.disabled {
+            return Err(AuthError::AccountLocked);
+        }
+        let new_refresh = codes::random_token();
+        sessions::add_refresh(tx, &session.id, codes::sha256_hex(&new_refresh), ctx.now).await?;
+        let jti = uuid::Uuid::new_v4().to_string();
+        let expires =
+            (ctx.now + crate::clock::ms(ctx.cfg().refresh.ttl)).min(session.absolute_expires_at);
+        sessions::rotate(tx, &session.id, &jti, expires, ctx.now).await?;
+        let tokens = super::mint(
+            ctx,
+            &user,
+            &session.id,
+            jti,
+            new_refresh,
+            expires,
+            &session.auth_method,
+        )?;
+        Ok(Ok((session, user, tokens)))
+    })?;
     let (session, user, tokens): (Session, User, _) = match rotated {
         Ok(r) => r,
         Err(session) => {
@@ -208,14 +210,14 @@ pub(crate) async fn logout_all(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Ou
     input.finish()?;
     let p = ctx.principal()?;
     let (n, forgotten) = transaction!(ctx, |tx| {
-            let n = super::revoke_sessions(tx, &p.sub, None, ctx.now).await?;
-            let forgotten = if forget {
-                super::forget_devices(tx, &p.sub, None).await?
-            } else {
-                0
-            };
-            Ok((n, forgotten))
-        })?;
+        let n = super::revoke_sessions(tx, &p.sub, None, ctx.now).await?;
+        let forgotten = if forget {
+            super::forget_devices(tx, &p.sub, None).await?
+        } else {
+            0
+        };
+        Ok((n, forgotten))
+    })?;
     if forgotten > 0 {
         ctx.audit_later(
             Some(&p.sub),

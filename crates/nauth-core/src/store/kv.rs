@@ -241,4 +241,3 @@ impl Kv for DatabaseKv {
             .collect())
     }
 }
-

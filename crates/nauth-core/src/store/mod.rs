@@ -500,9 +500,7 @@ pub(crate) mod tests {
         let tasks: Vec<_> = (0..4)
             .map(|_| {
                 let url = url.clone();
-                tokio::spawn(async move {
-                    connect(&url).await
-                })
+                tokio::spawn(async move { connect(&url).await })
             })
             .collect();
         let mut out = Vec::new();

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QuerySelect};
 
-use crate::Inner;
-use crate::config::KvBackend;
 use super::R as AuthResult;
 use super::entities::{
     challenges, kv, refresh_tokens, sessions, trusted_devices, verification_tokens as vt,
 };
+use crate::Inner;
+use crate::config::KvBackend;
 
 /// Rows deleted per statement: short statements keep locks short.
 const BATCH: u64 = 500;

@@ -2,12 +2,13 @@
 
 use sea_orm::sea_query::{Expr, SimpleExpr};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 
 use super::entities::{
-    audit_log, backup_codes, challenges, mfa_devices, password_history, refresh_tokens,
-    sessions, trusted_devices, users, verification_tokens,
+    audit_log, backup_codes, challenges, mfa_devices, password_history, refresh_tokens, sessions,
+    trusted_devices, users, verification_tokens,
 };
 use super::{Conn, R, User, conflict};
 
@@ -52,7 +53,9 @@ pub(crate) async fn phone_taken(db: &impl Conn, phone: &str, except: &str) -> R<
 
 /// A user by id.
 pub(crate) async fn get(db: &impl Conn, id: &str) -> R<Option<User>> {
-    Ok(users::Entity::find_by_id(id.to_string()).one(db.c()).await?)
+    Ok(users::Entity::find_by_id(id.to_string())
+        .one(db.c())
+        .await?)
 }
 
 /// A user by id, taking its row lock until the transaction ends (serialises the writes of
@@ -110,7 +113,10 @@ pub(crate) async fn update(db: &impl Conn, id: &str, p: UserPatch) -> R<bool> {
     set(C::Metadata, p.metadata.map(Into::into));
     set(C::PasswordHash, p.password_hash.map(Into::into));
     set(C::PasswordChangedAt, p.password_changed_at.map(Into::into));
-    set(C::MustChangePassword, p.must_change_password.map(Into::into));
+    set(
+        C::MustChangePassword,
+        p.must_change_password.map(Into::into),
+    );
     set(C::IsEmailVerified, p.is_email_verified.map(Into::into));
     set(C::IsPhoneVerified, p.is_phone_verified.map(Into::into));
     set(C::MfaEnabled, p.mfa_enabled.map(Into::into));
