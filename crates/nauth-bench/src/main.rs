@@ -319,7 +319,7 @@ fn raw_argon2_rate(cfg: &NAuthConfig) -> f64 {
 
 /// Verifies through nauth's bounded blocking pool, 8 callers at once, no HTTP or database.
 async fn pool_verify_rate(cfg: &NAuthConfig) -> f64 {
-    let hasher = nauth_core::password::Hasher::new(&cfg.password).expect("hasher");
+    let hasher = nauth_core::PasswordHasher::new(&cfg.password).expect("hasher");
     let hash = hasher.hash("Correct-Horse-42").await.expect("hash");
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));

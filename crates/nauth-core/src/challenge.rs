@@ -5,6 +5,7 @@ use crate::config::{MfaEnforcement, Verification};
 
 /// The five challenge names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ChallengeName {
     /// Prove the email address with a code.
     VerifyEmail,

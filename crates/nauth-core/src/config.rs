@@ -29,6 +29,7 @@ macro_rules! str_enum {
     ($(#[$m:meta])* $name:ident { $first:ident = $fs:literal $(, $var:ident = $s:literal)* }) => {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+        #[non_exhaustive]
         pub enum $name {
             #[doc = concat!("`\"", $fs, "\"`")] #[default] #[serde(rename = $fs)] $first,
             $(#[doc = concat!("`\"", $s, "\"`")] #[serde(rename = $s)] $var,)*

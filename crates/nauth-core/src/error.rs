@@ -11,6 +11,7 @@ pub type FieldErrors = BTreeMap<String, Vec<String>>;
 
 /// Which limit a `429` is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RateLimit {
     /// Login lockout of an identifier or a client IP.
     Login,
@@ -29,6 +30,7 @@ pub enum RateLimit {
 /// Every error nauth answers with. `code()` and `status()` come from one table.
 #[derive(Debug, Clone, thiserror::Error)]
 #[allow(missing_docs)] // each variant is named after its code in docs/api.md §8
+#[non_exhaustive]
 pub enum AuthError {
     #[error("validation failed")]
     ValidationFailed(FieldErrors),

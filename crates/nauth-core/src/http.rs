@@ -14,6 +14,7 @@ pub const AUTH_HEADERS: &[&str] = &["authorization", "cookie", "origin", "x-csrf
 /// A request body as the adapter read it. `Debug` shows its length, never its bytes (it may
 /// hold a password).
 #[derive(Clone, Default)]
+#[non_exhaustive]
 pub enum Body {
     /// The whole body, at most [`MAX_BODY_BYTES`].
     Bytes(Vec<u8>),

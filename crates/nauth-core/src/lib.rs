@@ -1,49 +1,60 @@
 #![doc = include_str!("../README.md")]
 
-pub mod cache;
-pub mod challenge;
-pub mod clock;
-pub mod codes;
+mod cache;
+mod challenge;
+mod clock;
+mod codes;
 pub mod config;
-pub mod delivery;
+mod delivery;
 mod deny;
-pub mod error;
-pub mod events;
+mod error;
+mod events;
 pub mod example;
 mod flows;
-pub mod guard;
+mod guard;
 pub mod http;
-pub mod input;
+mod input;
 mod ip;
-pub mod kv;
-pub mod mfa;
-pub mod notify;
+mod kv;
+mod mfa;
+mod notify;
 #[cfg(any(test, feature = "conformance"))]
 pub mod notify_testing;
-pub mod password;
+mod password;
 mod routes;
 mod store;
-pub mod tokens;
+mod tokens;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
 use std::sync::Arc;
 
+pub use cache::{LiveSession, NoSessionCache, SessionCache, ThreadLocalSessionCache};
 pub use challenge::ChallengeName;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigError, NAuthConfig};
-pub use error::{AuthError, AuthResult};
+pub use error::{AuthError, AuthResult, FieldErrors, RateLimit};
 pub use guard::Principal;
 pub use http::{Body, MAX_BODY_BYTES, Reply, Request};
-pub use notify::{EmailSender, MemoryOutbox, SmsSender};
+pub use kv::{Entry as KvEntry, Kv, KvResult, MemoryKv};
+pub use notify::{
+    ConsoleEmailSender, ConsoleSmsSender, EmailMessage, EmailSender, MemoryOutbox, NotifyError,
+    SmsMessage, SmsSender, SmtpEmailSender, WebhookSmsSender,
+};
+pub use store::StoreError;
+pub use tokens::Claims;
+
+/// The password hasher on its bounded pool, for the benchmark only (not part of the API).
+#[doc(hidden)]
+pub use password::Hasher as PasswordHasher;
 
 use config::{EmailProvider, KvBackend, SmsProvider};
-use kv::Kv;
 use store::Store;
 
 /// Why nauth could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StartError {
     /// A configuration key is invalid.
     #[error(transparent)]
@@ -97,6 +108,19 @@ pub struct NAuthBuilder {
     sms: Option<Arc<dyn SmsSender>>,
     kv: Option<Arc<dyn Kv>>,
     session_cache: Option<Arc<dyn cache::SessionCache>>,
+}
+
+impl std::fmt::Debug for NAuthBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NAuthBuilder")
+            .field("config", &self.cfg)
+            .field("clock", &self.clock.is_some())
+            .field("email_sender", &self.email.is_some())
+            .field("sms_sender", &self.sms.is_some())
+            .field("kv", &self.kv.is_some())
+            .field("session_cache", &self.session_cache.is_some())
+            .finish()
+    }
 }
 
 impl NAuthBuilder {

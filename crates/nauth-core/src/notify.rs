@@ -65,6 +65,7 @@ impl fmt::Debug for SmsMessage {
 ///
 /// No variant ever carries a message body.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum NotifyError {
     /// The recipient (or sender) address could not be parsed; the payload says why, without the
     /// address itself.
