@@ -6,6 +6,7 @@ use sea_orm::{
     QuerySelect,
 };
 
+use super::OrStore;
 use super::entities::challenges;
 use super::{Challenge, Conn, R};
 
@@ -13,7 +14,8 @@ use super::{Challenge, Conn, R};
 pub(crate) async fn insert(db: &impl Conn, ch: Challenge) -> R<()> {
     challenges::Entity::insert(ch.into_active_model().reset_all())
         .exec(db.c())
-        .await?;
+        .await
+        .db()?;
     Ok(())
 }
 
@@ -23,14 +25,15 @@ pub(crate) async fn get(db: &impl Conn, id_hash: &str, lock: bool) -> R<Option<C
     if lock {
         q = q.lock_exclusive();
     }
-    Ok(q.one(db.c()).await?)
+    Ok(q.one(db.c()).await.db()?)
 }
 
 /// Writes every column of a challenge back (under its row lock).
 pub(crate) async fn save(db: &impl Conn, ch: &Challenge) -> R<()> {
     challenges::Entity::update(ch.clone().into_active_model().reset_all())
         .exec(db.c())
-        .await?;
+        .await
+        .db()?;
     Ok(())
 }
 
@@ -43,7 +46,8 @@ pub(crate) async fn expire_open(db: &impl Conn, user_id: &str, name: &str, now: 
         .filter(challenges::Column::Completed.eq(false))
         .filter(challenges::Column::ExpiresAt.gt(now))
         .exec(db.c())
-        .await?;
+        .await
+        .db()?;
     Ok(())
 }
 
@@ -65,7 +69,8 @@ pub(crate) async fn latest_code(
         .filter(challenges::Column::CreatedAt.gt(since))
         .order_by_desc(challenges::Column::LastSentAt)
         .one(db.c())
-        .await?)
+        .await
+        .db()?)
 }
 
 /// The codes of the user's open challenges of one kind stop working.
@@ -79,7 +84,8 @@ pub(crate) async fn drop_codes(db: &impl Conn, user_id: &str, name: &str) -> R<(
         .filter(challenges::Column::Name.eq(name))
         .filter(challenges::Column::Completed.eq(false))
         .exec(db.c())
-        .await?;
+        .await
+        .db()?;
     Ok(())
 }
 
@@ -94,7 +100,8 @@ pub(crate) async fn drop_codes_to(db: &impl Conn, user_id: &str, destination: &s
         .filter(challenges::Column::UserId.eq(user_id))
         .filter(challenges::Column::Destination.eq(destination))
         .exec(db.c())
-        .await?;
+        .await
+        .db()?;
     Ok(())
 }
 
@@ -122,7 +129,7 @@ pub(crate) async fn claim_send(
         Some(t) => claim.filter(challenges::Column::LastSentAt.eq(t)),
         None => claim.filter(challenges::Column::LastSentAt.is_null()),
     };
-    Ok(claim.exec(db.c()).await?.rows_affected > 0)
+    Ok(claim.exec(db.c()).await.db()?.rows_affected > 0)
 }
 
 /// Sets where a challenge's codes go (a decoy remembers the address it pretends to use).
@@ -131,6 +138,7 @@ pub(crate) async fn set_destination(db: &impl Conn, id_hash: &str, destination: 
         .col_expr(challenges::Column::Destination, Expr::value(destination))
         .filter(challenges::Column::IdHash.eq(id_hash))
         .exec(db.c())
-        .await?;
+        .await
+        .db()?;
     Ok(())
 }

@@ -5,6 +5,7 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
 };
 
+use super::OrStore;
 use super::entities::trusted_devices;
 use super::{Conn, R, TrustedDevice};
 
@@ -15,14 +16,15 @@ pub(crate) async fn forget(db: &impl Conn, user_id: &str, token_hash: Option<&st
     if let Some(h) = token_hash {
         q = q.filter(trusted_devices::Column::TokenHash.eq(h));
     }
-    Ok(q.exec(db.c()).await?.rows_affected)
+    Ok(q.exec(db.c()).await.db()?.rows_affected)
 }
 
 /// Stores a new trusted device.
 pub(crate) async fn trust(db: &impl Conn, d: TrustedDevice) -> R<()> {
     trusted_devices::Entity::insert(d.into_active_model().reset_all())
         .exec(db.c())
-        .await?;
+        .await
+        .db()?;
     Ok(())
 }
 
@@ -40,7 +42,8 @@ pub(crate) async fn recognise(
         .filter(trusted_devices::Column::UserId.eq(user_id))
         .filter(trusted_devices::Column::ExpiresAt.gt(now))
         .exec(db.c())
-        .await?
+        .await
+        .db()?
         .rows_affected;
     Ok(n > 0)
 }
@@ -52,7 +55,8 @@ pub(crate) async fn live(db: &impl Conn, user_id: &str, now: i64) -> R<Vec<Trust
         .filter(trusted_devices::Column::ExpiresAt.gt(now))
         .order_by_desc(trusted_devices::Column::CreatedAt)
         .all(db.c())
-        .await?)
+        .await
+        .db()?)
 }
 
 /// Deletes the user's trusted devices (or the one with this id); returns how many.
@@ -62,5 +66,5 @@ pub(crate) async fn remove(db: &impl Conn, user_id: &str, id: Option<&str>) -> R
     if let Some(id) = id {
         q = q.filter(trusted_devices::Column::Id.eq(id));
     }
-    Ok(q.exec(db.c()).await?.rows_affected)
+    Ok(q.exec(db.c()).await.db()?.rows_affected)
 }

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Set, Statement};
 
+use super::OrStore;
 use super::entities::kv;
 use super::{Conn, Store, StoreError, is_unique_violation};
 use crate::kv::{Entry, Kv, KvResult, LIVE_ENTRIES_MAX, bounded_key};
@@ -55,14 +56,16 @@ impl Kv for DatabaseKv {
             now.into(),
             exp.into(),
         ];
-        let tx = self.store.begin().await?;
+        let tx = self.store.begin().await.db()?;
         tx.execute_raw(Statement::from_sql_and_values(backend, upsert, values))
-            .await?;
+            .await
+            .db()?;
         let row = kv::Entity::find_by_id(key.into_owned())
             .one(&tx)
-            .await?
+            .await
+            .db()?
             .ok_or_else(|| StoreError::Other)?;
-        tx.commit().await?;
+        tx.commit().await.db()?;
         Ok(Entry {
             value: row.value,
             expires_at: row.expires_at,
@@ -72,7 +75,8 @@ impl Kv for DatabaseKv {
     async fn get(&self, key: &str, now: i64) -> KvResult<Option<Entry>> {
         let row = kv::Entity::find_by_id(bounded_key(key).into_owned())
             .one(self.store.c())
-            .await?;
+            .await
+            .db()?;
         Ok(row
             .map(|r| Entry {
                 value: r.value,
@@ -86,7 +90,8 @@ impl Kv for DatabaseKv {
         let rows = kv::Entity::find()
             .filter(kv::Column::Key.is_in(keys.iter().cloned()))
             .all(self.store.c())
-            .await?;
+            .await
+            .db()?;
         Ok(keys
             .iter()
             .map(|k| {
@@ -103,8 +108,8 @@ impl Kv for DatabaseKv {
 
     async fn set(&self, key: &str, value: i64, expires_at: i64) -> KvResult<()> {
         let key = bounded_key(key).into_owned();
-        let tx = self.store.begin().await?;
-        kv::Entity::delete_by_id(key.clone()).exec(&tx).await?;
+        let tx = self.store.begin().await.db()?;
+        kv::Entity::delete_by_id(key.clone()).exec(&tx).await.db()?;
         let am = kv::ActiveModel {
             key: Set(key),
             value: Set(value),
@@ -114,16 +119,17 @@ impl Kv for DatabaseKv {
             Ok(_) => {}
             // A concurrent set won; either value is acceptable for a lock.
             Err(e) if is_unique_violation(&e) => return Ok(()),
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(super::db_error(e)),
         }
-        tx.commit().await?;
+        tx.commit().await.db()?;
         Ok(())
     }
 
     async fn del(&self, key: &str) -> KvResult<()> {
         kv::Entity::delete_by_id(bounded_key(key).into_owned())
             .exec(self.store.c())
-            .await?;
+            .await
+            .db()?;
         Ok(())
     }
 
@@ -132,7 +138,8 @@ impl Kv for DatabaseKv {
             .filter(kv::Column::Key.eq(bounded_key(key).into_owned()))
             .filter(kv::Column::Value.eq(value))
             .exec(self.store.c())
-            .await?
+            .await
+            .db()?
             .rows_affected;
         Ok(n > 0)
     }
@@ -157,7 +164,8 @@ impl Kv for DatabaseKv {
         self.store
             .c()
             .execute_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?;
+            .await
+            .db()?;
         Ok(())
     }
 
@@ -203,7 +211,8 @@ impl Kv for DatabaseKv {
         self.store
             .c()
             .execute_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?;
+            .await
+            .db()?;
         Ok(())
     }
 
@@ -224,7 +233,8 @@ impl Kv for DatabaseKv {
             .filter(kv::Column::ExpiresAt.gt(now))
             .limit(LIVE_ENTRIES_MAX as u64)
             .all(self.store.c())
-            .await?;
+            .await
+            .db()?;
         Ok(rows
             .into_iter()
             // MySQL's default collation compares case-insensitively.

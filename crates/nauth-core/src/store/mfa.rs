@@ -6,6 +6,7 @@ use sea_orm::{
     QueryOrder,
 };
 
+use super::OrStore;
 use super::entities::{backup_codes, mfa_devices};
 use super::{BackupCode, Conn, MfaDevice, R};
 
@@ -15,21 +16,24 @@ pub(crate) async fn devices(db: &impl Conn, user_id: &str) -> R<Vec<MfaDevice>> 
         .filter(mfa_devices::Column::UserId.eq(user_id))
         .order_by_asc(mfa_devices::Column::CreatedAt)
         .all(db.c())
-        .await?)
+        .await
+        .db()?)
 }
 
 /// An MFA device by id.
 pub(crate) async fn device(db: &impl Conn, id: &str) -> R<Option<MfaDevice>> {
     Ok(mfa_devices::Entity::find_by_id(id.to_string())
         .one(db.c())
-        .await?)
+        .await
+        .db()?)
 }
 
 /// Enrols a device.
 pub(crate) async fn add_device(db: &impl Conn, d: MfaDevice) -> R<()> {
     mfa_devices::Entity::insert(d.into_active_model().reset_all())
         .exec(db.c())
-        .await?;
+        .await
+        .db()?;
     Ok(())
 }
 
@@ -37,7 +41,8 @@ pub(crate) async fn add_device(db: &impl Conn, d: MfaDevice) -> R<()> {
 pub(crate) async fn remove_device(db: &impl Conn, id: &str) -> R<()> {
     mfa_devices::Entity::delete_by_id(id.to_string())
         .exec(db.c())
-        .await?;
+        .await
+        .db()?;
     Ok(())
 }
 
@@ -59,7 +64,8 @@ pub(crate) async fn use_totp_step(
             None => mfa_devices::Column::LastStep.is_null(),
         })
         .exec(db.c())
-        .await?
+        .await
+        .db()?
         .rows_affected;
     Ok(n == 1)
 }
@@ -71,7 +77,8 @@ pub(crate) async fn touch_kind(db: &impl Conn, user_id: &str, kind: &str, now: i
         .filter(mfa_devices::Column::UserId.eq(user_id))
         .filter(mfa_devices::Column::Kind.eq(kind))
         .exec(db.c())
-        .await?;
+        .await
+        .db()?;
     Ok(())
 }
 
@@ -81,7 +88,8 @@ pub(crate) async fn clear_preferred(db: &impl Conn, user_id: &str) -> R<()> {
         .col_expr(mfa_devices::Column::IsPreferred, Expr::value(false))
         .filter(mfa_devices::Column::UserId.eq(user_id))
         .exec(db.c())
-        .await?;
+        .await
+        .db()?;
     Ok(())
 }
 
@@ -91,7 +99,8 @@ pub(crate) async fn mark_preferred(db: &impl Conn, id: &str) -> R<()> {
         .col_expr(mfa_devices::Column::IsPreferred, Expr::value(true))
         .filter(mfa_devices::Column::Id.eq(id))
         .exec(db.c())
-        .await?;
+        .await
+        .db()?;
     Ok(())
 }
 
@@ -108,7 +117,8 @@ pub(crate) async fn readdress_email_devices(
         .filter(mfa_devices::Column::UserId.eq(user_id))
         .filter(mfa_devices::Column::Kind.eq("email"))
         .exec(db.c())
-        .await?;
+        .await
+        .db()?;
     Ok(())
 }
 
@@ -118,7 +128,8 @@ pub(crate) async fn backup_codes_left(db: &impl Conn, user_id: &str) -> R<u64> {
         .filter(backup_codes::Column::UserId.eq(user_id))
         .filter(backup_codes::Column::UsedAt.is_null())
         .count(db.c())
-        .await?)
+        .await
+        .db()?)
 }
 
 /// The user's unused backup codes.
@@ -127,7 +138,8 @@ pub(crate) async fn unused_backup_codes(db: &impl Conn, user_id: &str) -> R<Vec<
         .filter(backup_codes::Column::UserId.eq(user_id))
         .filter(backup_codes::Column::UsedAt.is_null())
         .all(db.c())
-        .await?)
+        .await
+        .db()?)
 }
 
 /// Marks a backup code used, only if it is still unused; whether this request won it.
@@ -137,7 +149,8 @@ pub(crate) async fn use_backup_code(db: &impl Conn, id: &str, now: i64) -> R<boo
         .filter(backup_codes::Column::Id.eq(id))
         .filter(backup_codes::Column::UsedAt.is_null())
         .exec(db.c())
-        .await?
+        .await
+        .db()?
         .rows_affected;
     Ok(n == 1)
 }
@@ -147,7 +160,8 @@ pub(crate) async fn delete_backup_codes(db: &impl Conn, user_id: &str) -> R<()> 
     backup_codes::Entity::delete_many()
         .filter(backup_codes::Column::UserId.eq(user_id))
         .exec(db.c())
-        .await?;
+        .await
+        .db()?;
     Ok(())
 }
 
@@ -155,6 +169,7 @@ pub(crate) async fn delete_backup_codes(db: &impl Conn, user_id: &str) -> R<()> 
 pub(crate) async fn add_backup_code(db: &impl Conn, c: BackupCode) -> R<()> {
     backup_codes::Entity::insert(c.into_active_model().reset_all())
         .exec(db.c())
-        .await?;
+        .await
+        .db()?;
     Ok(())
 }

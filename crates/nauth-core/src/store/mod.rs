@@ -118,9 +118,22 @@ fn db_error(e: DbErr) -> StoreError {
     }
 }
 
-impl From<DbErr> for StoreError {
-    fn from(e: DbErr) -> Self {
-        db_error(e)
+/// Converts a sea-orm result inside `store/` (no `From<DbErr>`: sea-orm stays out of the
+/// public API).
+pub(crate) trait OrStore<T> {
+    /// The result with a [`StoreError`].
+    fn db(self) -> R<T>;
+}
+
+impl<T> OrStore<T> for Result<T, DbErr> {
+    fn db(self) -> R<T> {
+        self.map_err(db_error)
+    }
+}
+
+impl<T> OrStore<T> for R<T> {
+    fn db(self) -> R<T> {
+        self
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QuerySelect};
 
+use super::OrStore;
 use super::R as AuthResult;
 use super::entities::{
     challenges, kv, refresh_tokens, sessions, trusted_devices, verification_tokens as vt,
@@ -93,7 +94,8 @@ pub(crate) async fn run_once(inner: &Inner) -> Purged {
                     .limit(BATCH)
                     .into_tuple::<String>()
                     .all(db)
-                    .await?)
+                    .await
+                    .db()?)
             },
             |keys| async move {
                 // Re-checked: an entry renewed since the select stays.
@@ -101,7 +103,8 @@ pub(crate) async fn run_once(inner: &Inner) -> Purged {
                     .filter(kv::Column::Key.is_in(keys))
                     .filter(kv::Column::ExpiresAt.lte(now))
                     .exec(db)
-                    .await?
+                    .await
+                    .db()?
                     .rows_affected)
             },
         )
@@ -118,13 +121,15 @@ pub(crate) async fn run_once(inner: &Inner) -> Purged {
                 .limit(BATCH)
                 .into_tuple::<String>()
                 .all(db)
-                .await?)
+                .await
+                .db()?)
         },
         |ids| async move {
             Ok(challenges::Entity::delete_many()
                 .filter(challenges::Column::IdHash.is_in(ids))
                 .exec(db)
-                .await?
+                .await
+                .db()?
                 .rows_affected)
         },
     )
@@ -145,13 +150,15 @@ pub(crate) async fn run_once(inner: &Inner) -> Purged {
                 .limit(BATCH)
                 .into_tuple::<String>()
                 .all(db)
-                .await?)
+                .await
+                .db()?)
         },
         |ids| async move {
             Ok(vt::Entity::delete_many()
                 .filter(vt::Column::Id.is_in(ids))
                 .exec(db)
-                .await?
+                .await
+                .db()?
                 .rows_affected)
         },
     )
@@ -175,7 +182,8 @@ pub(crate) async fn run_once(inner: &Inner) -> Purged {
                 .limit(BATCH)
                 .into_tuple::<String>()
                 .all(db)
-                .await?)
+                .await
+                .db()?)
         },
         |ids| async move {
             // Tokens first: a failure in between leaves a session without tokens, never
@@ -183,13 +191,15 @@ pub(crate) async fn run_once(inner: &Inner) -> Purged {
             let n = refresh_tokens::Entity::delete_many()
                 .filter(refresh_tokens::Column::SessionId.is_in(ids.iter().cloned()))
                 .exec(db)
-                .await?
+                .await
+                .db()?
                 .rows_affected;
             refresh_deleted.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
             Ok(sessions::Entity::delete_many()
                 .filter(sessions::Column::Id.is_in(ids))
                 .exec(db)
-                .await?
+                .await
+                .db()?
                 .rows_affected)
         },
     )
@@ -206,13 +216,15 @@ pub(crate) async fn run_once(inner: &Inner) -> Purged {
                 .limit(BATCH)
                 .into_tuple::<String>()
                 .all(db)
-                .await?)
+                .await
+                .db()?)
         },
         |ids| async move {
             Ok(trusted_devices::Entity::delete_many()
                 .filter(trusted_devices::Column::Id.is_in(ids))
                 .exec(db)
-                .await?
+                .await
+                .db()?
                 .rows_affected)
         },
     )

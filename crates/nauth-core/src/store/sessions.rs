@@ -6,6 +6,7 @@ use sea_orm::{
     QueryOrder, QuerySelect, Statement,
 };
 
+use super::OrStore;
 use super::entities::{refresh_tokens, sessions};
 use super::{Conn, R, RefreshToken, Session};
 use crate::cache::LiveSession;
@@ -46,7 +47,8 @@ pub(crate) async fn create(db: &impl Conn, s: Session, refresh_hash: String) -> 
     let (id, now) = (s.id.clone(), s.created_at);
     sessions::Entity::insert(s.into_active_model().reset_all())
         .exec(db.c())
-        .await?;
+        .await
+        .db()?;
     add_refresh(db, &id, refresh_hash, now).await
 }
 
@@ -60,7 +62,8 @@ pub(crate) async fn add_refresh(db: &impl Conn, session_id: &str, hash: String, 
         rotated_at: sea_orm::Set(None),
     })
     .exec(db.c())
-    .await?;
+    .await
+    .db()?;
     Ok(())
 }
 
@@ -68,7 +71,8 @@ pub(crate) async fn add_refresh(db: &impl Conn, session_id: &str, hash: String, 
 pub(crate) async fn refresh_token(db: &impl Conn, hash: &str) -> R<Option<RefreshToken>> {
     Ok(refresh_tokens::Entity::find_by_id(hash.to_string())
         .one(db.c())
-        .await?)
+        .await
+        .db()?)
 }
 
 /// Marks a refresh token rotated (its holder exchanged it) at `now`.
@@ -81,7 +85,8 @@ pub(crate) async fn mark_rotated(db: &impl Conn, hash: &str, now: i64) -> R<()> 
         .col_expr(refresh_tokens::Column::RotatedAt, Expr::value(now))
         .filter(refresh_tokens::Column::TokenHash.eq(hash))
         .exec(db.c())
-        .await?;
+        .await
+        .db()?;
     Ok(())
 }
 
@@ -95,7 +100,8 @@ pub(crate) async fn discard_current(db: &impl Conn, session_id: &str) -> R<()> {
         .filter(refresh_tokens::Column::SessionId.eq(session_id))
         .filter(refresh_tokens::Column::State.eq(RefreshState::Current.code()))
         .exec(db.c())
-        .await?;
+        .await
+        .db()?;
     Ok(())
 }
 
@@ -105,7 +111,7 @@ pub(crate) async fn get(db: &impl Conn, id: &str, lock: bool) -> R<Option<Sessio
     if lock {
         q = q.lock_exclusive();
     }
-    Ok(q.one(db.c()).await?)
+    Ok(q.one(db.c()).await.db()?)
 }
 
 /// Points the session at a new access token and a new sliding expiry.
@@ -122,7 +128,8 @@ pub(crate) async fn rotate(
         .col_expr(sessions::Column::LastActivityAt, Expr::value(now))
         .filter(sessions::Column::Id.eq(id))
         .exec(db.c())
-        .await?;
+        .await
+        .db()?;
     db.sessions_changed();
     Ok(())
 }
@@ -134,7 +141,8 @@ pub(crate) async fn revoke(db: &impl Conn, id: &str, now: i64) -> R<bool> {
         .filter(sessions::Column::Id.eq(id))
         .filter(sessions::Column::RevokedAt.is_null())
         .exec(db.c())
-        .await?
+        .await
+        .db()?
         .rows_affected;
     db.sessions_changed();
     Ok(n > 0)
@@ -154,7 +162,7 @@ pub(crate) async fn revoke_all(
     if let Some(keep) = except {
         q = q.filter(sessions::Column::Id.ne(keep));
     }
-    let n = q.exec(db.c()).await?.rows_affected;
+    let n = q.exec(db.c()).await.db()?.rows_affected;
     db.sessions_changed();
     Ok(n)
 }
@@ -168,7 +176,8 @@ pub(crate) async fn list_live(db: &impl Conn, user_id: &str, now: i64) -> R<Vec<
         .order_by_desc(sessions::Column::CreatedAt)
         .limit(1000)
         .all(db.c())
-        .await?)
+        .await
+        .db()?)
 }
 
 /// The columns the per-request session check needs, read with one fixed statement.
@@ -182,15 +191,15 @@ pub(crate) async fn live(db: &impl Conn, id: &str) -> R<Option<LiveSession>> {
          FROM nauth_sessions WHERE id = ? AND revoked_at IS NULL"
     };
     let stmt = Statement::from_sql_and_values(backend, sql, [id.into()]);
-    let Some(r) = db.c().query_one_raw(stmt).await? else {
+    let Some(r) = db.c().query_one_raw(stmt).await.db()? else {
         return Ok(None);
     };
     Ok(Some(LiveSession {
-        user_id: r.try_get("", "user_id")?,
-        access_jti: r.try_get("", "access_jti")?,
-        auth_method: r.try_get("", "auth_method")?,
-        expires_at: r.try_get("", "expires_at")?,
-        absolute_expires_at: r.try_get("", "absolute_expires_at")?,
+        user_id: r.try_get("", "user_id").db()?,
+        access_jti: r.try_get("", "access_jti").db()?,
+        auth_method: r.try_get("", "auth_method").db()?,
+        expires_at: r.try_get("", "expires_at").db()?,
+        absolute_expires_at: r.try_get("", "absolute_expires_at").db()?,
     }))
 }
 
@@ -204,7 +213,8 @@ pub(crate) async fn discard_all_refresh(db: &impl Conn, session_id: &str) -> R<(
         )
         .filter(refresh_tokens::Column::SessionId.eq(session_id))
         .exec(db.c())
-        .await?;
+        .await
+        .db()?;
     Ok(())
 }
 
@@ -214,7 +224,8 @@ pub(crate) async fn set_access_jti(db: &impl Conn, session_id: &str, jti: &str) 
         .col_expr(sessions::Column::AccessJti, Expr::value(jti))
         .filter(sessions::Column::Id.eq(session_id))
         .exec(db.c())
-        .await?;
+        .await
+        .db()?;
     db.sessions_changed();
     Ok(())
 }

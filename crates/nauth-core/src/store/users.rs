@@ -6,6 +6,7 @@ use sea_orm::{
     QuerySelect, Set,
 };
 
+use super::OrStore;
 use super::entities::{
     audit_log, backup_codes, challenges, mfa_devices, password_history, refresh_tokens, sessions,
     trusted_devices, users, verification_tokens,
@@ -38,7 +39,7 @@ pub(crate) async fn find(db: &impl Conn, by: Lookup<'_>) -> R<Option<User>> {
             .filter(users::Column::IsPhoneVerified.eq(true)),
         Lookup::AnyPhone(p) => users::Entity::find().filter(users::Column::Phone.eq(p)),
     };
-    Ok(q.one(db.c()).await?)
+    Ok(q.one(db.c()).await.db()?)
 }
 
 /// Whether another user than `except` holds this phone.
@@ -47,7 +48,8 @@ pub(crate) async fn phone_taken(db: &impl Conn, phone: &str, except: &str) -> R<
         .filter(users::Column::Phone.eq(phone))
         .filter(users::Column::Id.ne(except))
         .one(db.c())
-        .await?
+        .await
+        .db()?
         .is_some())
 }
 
@@ -55,7 +57,8 @@ pub(crate) async fn phone_taken(db: &impl Conn, phone: &str, except: &str) -> R<
 pub(crate) async fn get(db: &impl Conn, id: &str) -> R<Option<User>> {
     Ok(users::Entity::find_by_id(id.to_string())
         .one(db.c())
-        .await?)
+        .await
+        .db()?)
 }
 
 /// A user by id, taking its row lock until the transaction ends (serialises the writes of
@@ -64,7 +67,8 @@ pub(crate) async fn lock(db: &impl Conn, id: &str) -> R<Option<User>> {
     Ok(users::Entity::find_by_id(id.to_string())
         .lock_exclusive()
         .one(db.c())
-        .await?)
+        .await
+        .db()?)
 }
 
 /// Stores a new user; a taken unique value is `Conflict("email" | "username" | "phone")`.
@@ -122,7 +126,7 @@ pub(crate) async fn update(db: &impl Conn, id: &str, p: UserPatch) -> R<bool> {
     set(C::MfaEnabled, p.mfa_enabled.map(Into::into));
     set(C::UpdatedAt, p.updated_at.map(Into::into));
     if cols.is_empty() {
-        return Ok(get(db, id).await?.is_some());
+        return Ok(get(db, id).await.db()?.is_some());
     }
     let mut q = users::Entity::update_many().filter(users::Column::Id.eq(id));
     for (c, v) in cols {
@@ -145,7 +149,8 @@ pub(crate) async fn add_history(db: &impl Conn, user_id: &str, hash: &str, now: 
         created_at: Set(now),
     })
     .exec(db.c())
-    .await?;
+    .await
+    .db()?;
     Ok(())
 }
 
@@ -156,7 +161,8 @@ pub(crate) async fn history(db: &impl Conn, user_id: &str, n: u64) -> R<Vec<Stri
         .order_by_desc(password_history::Column::CreatedAt)
         .limit(n)
         .all(db.c())
-        .await?
+        .await
+        .db()?
         .into_iter()
         .map(|h| h.password_hash)
         .collect())
@@ -173,46 +179,59 @@ pub(crate) async fn erase(db: &impl Conn, uid: &str) -> R<()> {
         .filter(sessions::Column::UserId.eq(uid))
         .into_tuple()
         .all(c)
-        .await?;
+        .await
+        .db()?;
     for chunk in sids.chunks(500) {
         refresh_tokens::Entity::delete_many()
             .filter(refresh_tokens::Column::SessionId.is_in(chunk.iter().cloned()))
             .exec(c)
-            .await?;
+            .await
+            .db()?;
     }
     sessions::Entity::delete_many()
         .filter(sessions::Column::UserId.eq(uid))
         .exec(c)
-        .await?;
+        .await
+        .db()?;
     db.sessions_changed();
     challenges::Entity::delete_many()
         .filter(challenges::Column::UserId.eq(uid))
         .exec(c)
-        .await?;
+        .await
+        .db()?;
     verification_tokens::Entity::delete_many()
         .filter(verification_tokens::Column::UserId.eq(uid))
         .exec(c)
-        .await?;
+        .await
+        .db()?;
     password_history::Entity::delete_many()
         .filter(password_history::Column::UserId.eq(uid))
         .exec(c)
-        .await?;
+        .await
+        .db()?;
     audit_log::Entity::delete_many()
         .filter(audit_log::Column::UserId.eq(uid))
         .exec(c)
-        .await?;
+        .await
+        .db()?;
     mfa_devices::Entity::delete_many()
         .filter(mfa_devices::Column::UserId.eq(uid))
         .exec(c)
-        .await?;
+        .await
+        .db()?;
     backup_codes::Entity::delete_many()
         .filter(backup_codes::Column::UserId.eq(uid))
         .exec(c)
-        .await?;
+        .await
+        .db()?;
     trusted_devices::Entity::delete_many()
         .filter(trusted_devices::Column::UserId.eq(uid))
         .exec(c)
-        .await?;
-    users::Entity::delete_by_id(uid.to_string()).exec(c).await?;
+        .await
+        .db()?;
+    users::Entity::delete_by_id(uid.to_string())
+        .exec(c)
+        .await
+        .db()?;
     Ok(())
 }

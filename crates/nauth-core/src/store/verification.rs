@@ -7,6 +7,7 @@ use sea_orm::{
     QuerySelect,
 };
 
+use super::OrStore;
 use super::entities::verification_tokens;
 use super::{Conn, R, VerificationToken};
 
@@ -14,7 +15,8 @@ use super::{Conn, R, VerificationToken};
 pub(crate) async fn insert(db: &impl Conn, t: VerificationToken) -> R<()> {
     verification_tokens::Entity::insert(t.into_active_model().reset_all())
         .exec(db.c())
-        .await?;
+        .await
+        .db()?;
     Ok(())
 }
 
@@ -26,7 +28,8 @@ pub(crate) async fn end_purpose(db: &impl Conn, user_id: &str, purpose: &str, no
         .filter(verification_tokens::Column::Purpose.eq(purpose))
         .filter(verification_tokens::Column::UsedAt.is_null())
         .exec(db.c())
-        .await?;
+        .await
+        .db()?;
     Ok(())
 }
 
@@ -44,7 +47,8 @@ pub(crate) async fn end_purposes(
         .filter(verification_tokens::Column::Purpose.is_in(purposes.iter().copied()))
         .filter(verification_tokens::Column::UsedAt.is_null())
         .exec(db.c())
-        .await?;
+        .await
+        .db()?;
     Ok(())
 }
 
@@ -60,7 +64,8 @@ pub(crate) async fn latest_pending(
         .filter(verification_tokens::Column::UsedAt.is_null())
         .order_by_desc(verification_tokens::Column::CreatedAt)
         .one(db.c())
-        .await?)
+        .await
+        .db()?)
 }
 
 /// A token of a purpose by its hash (used or not).
@@ -73,7 +78,8 @@ pub(crate) async fn by_hash(
         .filter(verification_tokens::Column::TokenHash.eq(hash))
         .filter(verification_tokens::Column::Purpose.eq(purpose))
         .one(db.c())
-        .await?)
+        .await
+        .db()?)
 }
 
 /// A token of a purpose by its hash, taking its row lock until the transaction ends (one
@@ -88,7 +94,8 @@ pub(crate) async fn by_hash_for_update(
         .filter(verification_tokens::Column::Purpose.eq(purpose))
         .lock_exclusive()
         .one(db.c())
-        .await?)
+        .await
+        .db()?)
 }
 
 /// A token by id, taking its row lock until the transaction ends.
@@ -96,7 +103,8 @@ pub(crate) async fn get_for_update(db: &impl Conn, id: &str) -> R<Option<Verific
     Ok(verification_tokens::Entity::find_by_id(id.to_string())
         .lock_exclusive()
         .one(db.c())
-        .await?)
+        .await
+        .db()?)
 }
 
 /// Marks an unused token used at `now`; whether it was still unused (so exactly one racing
@@ -107,7 +115,8 @@ pub(crate) async fn mark_used(db: &impl Conn, id: &str, now: i64) -> R<bool> {
         .filter(verification_tokens::Column::Id.eq(id))
         .filter(verification_tokens::Column::UsedAt.is_null())
         .exec(db.c())
-        .await?
+        .await
+        .db()?
         .rows_affected;
     Ok(n > 0)
 }
@@ -119,7 +128,8 @@ pub(crate) async fn reserve_attempt(db: &impl Conn, id: &str, max: i32) -> R<Opt
     loop {
         let Some(row) = verification_tokens::Entity::find_by_id(id.to_string())
             .one(db.c())
-            .await?
+            .await
+            .db()?
         else {
             return Ok(None);
         };
@@ -134,7 +144,8 @@ pub(crate) async fn reserve_attempt(db: &impl Conn, id: &str, max: i32) -> R<Opt
             .filter(verification_tokens::Column::Id.eq(id))
             .filter(verification_tokens::Column::Attempts.eq(row.attempts))
             .exec(db.c())
-            .await?
+            .await
+            .db()?
             .rows_affected;
         if won == 1 {
             return Ok(Some(row.attempts + 1));
