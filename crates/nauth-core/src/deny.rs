@@ -10,11 +10,12 @@ use std::sync::{RwLock, Weak};
 use std::time::Duration;
 
 use crate::Inner;
+use crate::flows::budget::KvKey;
 use crate::kv::Entry;
 use crate::tokens::LEEWAY_SECS;
 
 /// The kv key prefix of deny entries.
-const PREFIX: &str = "deny:";
+const PREFIX: &str = KvKey::DENY_PREFIX;
 
 /// How often the in-process set is refreshed from the kv store.
 const REFRESH_EVERY: Duration = Duration::from_secs(1);
@@ -87,7 +88,7 @@ pub(crate) async fn deny_subject(inner: &Inner, sub: &str) {
     inner.deny.merge([(sub.to_string(), denial)], now);
     if let Err(e) = inner
         .kv
-        .set(&format!("{PREFIX}{sub}"), denial.at_s, denial.until_ms)
+        .set(&KvKey::Deny(sub).to_string(), denial.at_s, denial.until_ms)
         .await
     {
         tracing::warn!(error = %e, "could not share a deny entry with other instances");

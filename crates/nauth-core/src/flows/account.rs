@@ -2,6 +2,7 @@
 
 use serde_json::json;
 
+use super::budget::KvKey;
 use super::{Ctx, Outcome};
 use crate::codes;
 use crate::error::{AuthError, AuthResult, RateLimit};
@@ -243,7 +244,7 @@ pub(crate) async fn resend_verification(ctx: &Ctx<'_>, input: Input) -> AuthResu
     let kv = &ctx.inner.kv;
     // The send is claimed with one atomic increment whose window is the resend delay: of a
     // burst, exactly one goes on.
-    let last_key = super::budget::keys::resend_claim(&user.id);
+    let last_key = KvKey::ResendClaim(&user.id).to_string();
     let delay = crate::clock::ms(cfg.resend_delay).max(1);
     let claim = kv.incr(&last_key, delay, ctx.now).await?;
     if claim.value > 1 {
@@ -254,7 +255,7 @@ pub(crate) async fn resend_verification(ctx: &Ctx<'_>, input: Input) -> AuthResu
     }
     let n = kv
         .incr(
-            &super::budget::keys::resend_count(&user.id),
+            &KvKey::ResendCount(&user.id).to_string(),
             3_600_000,
             ctx.now,
         )
@@ -301,9 +302,9 @@ pub(crate) async fn delete_account(ctx: &Ctx<'_>, mut input: Input) -> AuthResul
         Ok(())
     })?;
     crate::deny::deny_subject(ctx.inner, &uid).await;
-    for key in super::budget::keys::of_account(&uid) {
+    for key in KvKey::of_account(&uid) {
         // The account is gone already; a leftover counter only expires later.
-        if let Err(e) = ctx.inner.kv.del(&key).await {
+        if let Err(e) = ctx.inner.kv.del(&key.to_string()).await {
             tracing::warn!(error = %e, "could not delete a kv row of a deleted account");
         }
     }

@@ -3,6 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use super::budget::{self, Budget};
+use super::mfa::Factor;
 use super::{AuthOutcome, Ctx, Device, Outcome};
 use crate::challenge::{ChallengeName, Policy, Step, UserState, next_step};
 use crate::codes;
@@ -117,7 +118,7 @@ pub(crate) async fn start_challenge(
     let mut sent_at = Some(ctx.now);
     match (name, user) {
         (ChallengeName::VerifyEmail, Some(u)) => {
-            let (hash, at) = issue_code(ctx, db, u, name, "email", &u.email, false).await?;
+            let (hash, at) = issue_code(ctx, db, u, name, Factor::Email, &u.email, false).await?;
             (code_hash, sent_at) = (Some(hash), Some(at));
             destination = Some(u.email.clone());
             params.insert(
@@ -139,14 +140,14 @@ pub(crate) async fn start_challenge(
         (ChallengeName::MfaSetupRequired, _) => params = super::mfa::setup_params(ctx),
         (ChallengeName::VerifyPhone, Some(u)) => match &u.phone {
             Some(phone) => {
-                let (hash, at) = issue_code(ctx, db, u, name, "sms", phone, false).await?;
+                let (hash, at) = issue_code(ctx, db, u, name, Factor::Sms, phone, false).await?;
                 (code_hash, sent_at) = (Some(hash), Some(at));
                 params.insert(
                     "codeDeliveryDestination".into(),
                     json!(crate::input::mask_phone(phone)),
                 );
                 params.insert("requiresPhoneCollection".into(), json!("false"));
-                (destination, method) = (Some(phone.clone()), Some("sms".to_string()));
+                (destination, method) = (Some(phone.clone()), Some(Factor::Sms));
             }
             None => {
                 params.insert("requiresPhoneCollection".into(), json!("true"));
@@ -163,7 +164,7 @@ pub(crate) async fn start_challenge(
         name: name.as_str().into(),
         code_hash,
         destination,
-        method,
+        method: method.map(|m| m.as_str().to_string()),
         attempts: 0,
         completed: false,
         mfa_proven: carry.mfa_proven,
@@ -189,15 +190,15 @@ pub(crate) async fn start_challenge(
 
 /// The purpose and scope a challenge code is hashed under: bound to the user and the
 /// destination, not to one challenge session, so a later challenge can take over a code that
-/// is already in the user's inbox.
+/// is already in the user's inbox. Fixed: the stored hashes depend on it.
 pub(crate) fn code_scope(
     name: ChallengeName,
-    kind: &str,
+    kind: Factor,
     user_id: &str,
     dest: &str,
 ) -> (String, String) {
     (
-        format!("{}:{kind}", name.as_str()),
+        format!("{}:{}", name.as_str(), kind.as_str()),
         format!("{user_id}|{dest}"),
     )
 }
@@ -208,7 +209,14 @@ pub(crate) fn challenge_code_matches(ctx: &Ctx<'_>, ch: &Challenge, code: &str) 
         return false;
     };
     let name = ChallengeName::parse(&ch.name).unwrap_or(ChallengeName::VerifyEmail);
-    let kind = ch.method.as_deref().unwrap_or("email");
+    // No method: a VERIFY_EMAIL code. A method this version does not know matches nothing.
+    let Some(kind) = ch
+        .method
+        .as_deref()
+        .map_or(Some(Factor::Email), Factor::parse)
+    else {
+        return false;
+    };
     let (purpose, scope) = code_scope(name, kind, uid, dest);
     ctx.inner.keys.verify_code(&purpose, &scope, code, hash)
 }
@@ -224,12 +232,12 @@ pub(crate) async fn issue_code(
     db: &impl Conn,
     user: &User,
     name: ChallengeName,
-    kind: &str,
+    kind: Factor,
     destination: &str,
     force_new: bool,
 ) -> AuthResult<(String, i64)> {
     store::users::lock(db, &user.id).await?;
-    let sms = kind == "sms";
+    let sms = kind == Factor::Sms;
     let live = if force_new {
         None
     } else {
@@ -582,7 +590,9 @@ pub(crate) async fn respond(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
             new_password = Some(input.password("newPassword"))
         }
         Some(ChallengeName::MfaRequired) => {
-            method = input.one_of("method", &["totp", "email", "sms", "backup"], false);
+            method = input
+                .one_of("method", &["totp", "email", "sms", "backup"], false)
+                .and_then(|m| Factor::parse(&m));
             code = Some(input.text_req("code", 16));
         }
         Some(ChallengeName::VerifyPhone) => {
@@ -596,7 +606,9 @@ pub(crate) async fn respond(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
             }
         }
         Some(ChallengeName::MfaSetupRequired) => {
-            method = input.one_of("method", &["totp", "email", "sms"], true);
+            method = input
+                .one_of("method", &["totp", "email", "sms"], true)
+                .and_then(|m| Factor::parse(&m));
             let setup = input.object("setupData", 1024);
             match setup
                 .as_ref()
@@ -677,7 +689,7 @@ struct Answer {
     session: String,
     kind: ChallengeName,
     code: Option<String>,
-    method: Option<String>,
+    method: Option<Factor>,
     phone: Option<String>,
     new_hash: Option<String>,
 }
@@ -711,12 +723,10 @@ async fn answer_in_tx(
             ChallengeName::VerifyEmail => verify_email(ctx, tx, &ch, user, code).await?,
             ChallengeName::VerifyPhone => verify_phone(ctx, tx, &ch, user, code).await?,
             ChallengeName::MfaRequired => {
-                let method = a.method.clone();
-                mfa_required(ctx, tx, &ch, user, method, code, &mut carry).await?
+                mfa_required(ctx, tx, &ch, user, a.method, code, &mut carry).await?
             }
             ChallengeName::MfaSetupRequired => {
-                let method = a.method.as_deref().unwrap_or_default();
-                mfa_setup(ctx, tx, user, method, code, &mut carry).await?
+                mfa_setup(ctx, tx, user, a.method, code, &mut carry).await?
             }
             ChallengeName::ForceChangePassword => {
                 force_change(ctx, tx, user, a.new_hash.clone()).await?;
@@ -789,25 +799,30 @@ async fn mfa_required(
     tx: &Tx,
     ch: &Challenge,
     user: &User,
-    method: Option<String>,
+    method: Option<Factor>,
     code: &str,
     carry: &mut Carry,
 ) -> AuthResult<Option<bool>> {
     let devices = super::mfa::devices(tx, &user.id).await?;
-    let method = method
-        .or_else(|| ch.method.clone())
-        .or_else(|| {
-            devices
-                .iter()
-                .find(|d| d.is_preferred)
-                .map(|d| d.kind.clone())
-        })
-        .unwrap_or_else(|| "totp".into());
-    let right = super::mfa::check_answer(ctx, tx, user, Some(ch), &method, code).await?;
+    // A stored name this version does not know is no method that may answer.
+    let stored = |s: &str| Factor::parse(s).ok_or(AuthError::MfaMethodNotAllowed);
+    let method = match (method, &ch.method, devices.iter().find(|d| d.is_preferred)) {
+        (Some(m), _, _) => m,
+        (None, Some(m), _) => stored(m)?,
+        (None, None, Some(d)) => stored(&d.kind)?,
+        (None, None, None) => Factor::Totp,
+    };
+    let right = super::mfa::check_answer(ctx, tx, user, Some(ch), method, code).await?;
     let (event, details) = if right {
-        (Event::MfaVerificationSuccess, json!({"method": method}))
+        (
+            Event::MfaVerificationSuccess,
+            json!({"method": method.as_str()}),
+        )
     } else {
-        (Event::MfaVerificationFailed, json!({"method": method}))
+        (
+            Event::MfaVerificationFailed,
+            json!({"method": method.as_str()}),
+        )
     };
     // Outside the transaction: a failure is recorded although its attempt is all that commits.
     ctx.audit_later(Some(&user.id), event, right, details);
@@ -820,7 +835,7 @@ async fn mfa_setup(
     ctx: &Ctx<'_>,
     tx: &Tx,
     user: &User,
-    method: &str,
+    method: Option<Factor>,
     code: &str,
     carry: &mut Carry,
 ) -> AuthResult<Option<bool>> {
@@ -892,7 +907,7 @@ async fn collect_phone(
         tx,
         user,
         ChallengeName::VerifyPhone,
-        "sms",
+        Factor::Sms,
         phone,
         true,
     )
@@ -900,7 +915,7 @@ async fn collect_phone(
     let mut ch = ch.clone();
     ch.code_hash = Some(hash);
     ch.destination = Some(phone.to_string());
-    ch.method = Some("sms".into());
+    ch.method = Some(Factor::Sms.as_str().into());
     ch.last_sent_at = Some(sent_at);
     store::challenges::save(tx, &ch).await?;
     let mut params = Map::new();
@@ -929,7 +944,9 @@ async fn wrong_answer(tx: &Tx, mut ch: Challenge) -> AuthResult<AuthResult<AuthO
 /// `POST /challenge/resend`.
 pub(crate) async fn resend(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome> {
     let session = input.text_req("session", 512);
-    let method = input.one_of("method", &["totp", "email", "sms", "backup"], false);
+    let method = input
+        .one_of("method", &["totp", "email", "sms", "backup"], false)
+        .and_then(|m| Factor::parse(&m));
     input.finish()?;
     let ch = load_challenge(&ctx.inner.store, &session, ctx.now, false).await?;
     let name = ChallengeName::parse(&ch.name).ok_or(AuthError::ChallengeInvalid)?;
@@ -938,37 +955,40 @@ pub(crate) async fn resend(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
         ChallengeName::MfaRequired => {
             let uid = ch.user_id.clone().unwrap_or_default();
             let devices = super::mfa::devices(&ctx.inner.store, &uid).await?;
-            let wanted = method.clone().or_else(|| ch.method.clone()).or_else(|| {
-                devices
+            // The asked method, else the challenge's, else the preferred device's (when it
+            // sends codes). A stored name this version does not know sends nothing.
+            let wanted = match (method, &ch.method) {
+                (Some(m), _) => Some(m),
+                (None, Some(m)) => Factor::parse(m),
+                (None, None) => devices
                     .iter()
-                    .find(|d| d.is_preferred && d.kind != "totp")
-                    .map(|d| d.kind.clone())
-            });
+                    .filter(|d| d.is_preferred)
+                    .find_map(|d| Factor::of(d).filter(|f| f.sends_code())),
+            };
+            let kind = wanted
+                .filter(|f| f.sends_code())
+                .ok_or(AuthError::MfaMethodNotAllowed)?;
             let device = devices
                 .into_iter()
-                .find(|d| Some(&d.kind) == wanted.as_ref() && d.kind != "totp")
+                .find(|d| Factor::of(d) == Some(kind))
                 .ok_or(AuthError::MfaMethodNotAllowed)?;
-            let dest = device.destination.clone().unwrap_or_default();
-            (device.kind, dest)
+            (kind, device.destination.unwrap_or_default())
         }
         ChallengeName::VerifyPhone => {
             let dest = ch
                 .destination
                 .clone()
                 .ok_or(AuthError::field("session", "no phone number was given yet"))?;
-            if matches!(method.as_deref(), Some(m) if m != "sms") {
+            if method.is_some_and(|m| m != Factor::Sms) {
                 return Err(AuthError::MfaMethodNotAllowed);
             }
-            ("sms".to_string(), dest)
+            (Factor::Sms, dest)
         }
         ChallengeName::VerifyEmail => {
-            if matches!(method.as_deref(), Some("totp" | "backup" | "sms")) {
+            if method.is_some_and(|m| m != Factor::Email) {
                 return Err(AuthError::MfaMethodNotAllowed);
             }
-            (
-                "email".to_string(),
-                ch.destination.clone().unwrap_or_default(),
-            )
+            (Factor::Email, ch.destination.clone().unwrap_or_default())
         }
         _ => {
             return Err(if method.is_some() {
@@ -999,7 +1019,7 @@ pub(crate) async fn resend(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
             retry_after: super::retry_after(window_start + 3_600_000, ctx.now),
         });
     }
-    let sms = kind == "sms";
+    let sms = kind == Factor::Sms;
     // The send is claimed on the row (compare-and-set on the last send) before any message
     // is counted: of a burst of resends exactly one goes on, and only it spends the caps.
     let claimed =
@@ -1021,32 +1041,30 @@ pub(crate) async fn resend(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
             let user = super::user_by_id(tx, &uid).await?;
             revoke_codes(tx, &uid, name).await?;
             let code = codes::random_code();
-            let (purpose, scope) = code_scope(name, &kind, &uid, &destination);
+            let (purpose, scope) = code_scope(name, kind, &uid, &destination);
             ch.code_hash = Some(ctx.inner.keys.hash_code(&purpose, &scope, &code));
-            ch.method = Some(kind.clone());
+            ch.method = Some(kind.as_str().to_string());
             ch.destination = Some(destination.clone());
             if name == ChallengeName::VerifyEmail {
                 let link = issue_verify_link(ctx, tx, &user).await?;
                 queue_code_mail(ctx, &destination, &code, link.as_deref());
             } else {
-                super::mfa::deliver_code(ctx, &kind, &destination, &code);
+                super::mfa::deliver_code(ctx, kind, &destination, &code);
             }
         }
         // Only the columns the claim left alone change: the row is re-read under its lock.
         Ok(store::challenges::save(tx, &ch).await?)
     })?;
-    let masked = if sms {
-        crate::input::mask_phone(&destination)
-    } else {
-        mask_email(&destination)
-    };
+    let masked = super::mfa::mask(kind, &destination);
     Ok(Outcome::Json(200, json!({ "destination": masked })))
 }
 
 /// `POST /challenge/setup-data`: enrolment data for an MFA_SETUP_REQUIRED challenge.
 pub(crate) async fn challenge_setup_data(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome> {
     let session = input.text_req("session", 512);
-    let method = input.one_of("method", &["totp", "email", "sms"], true);
+    let method = input
+        .one_of("method", &["totp", "email", "sms"], true)
+        .and_then(|m| Factor::parse(&m));
     let phone = input.phone("phone");
     input.finish()?;
     let db = &ctx.inner.store;
@@ -1058,6 +1076,6 @@ pub(crate) async fn challenge_setup_data(ctx: &Ctx<'_>, mut input: Input) -> Aut
     let user = super::user_by_id(db, &uid)
         .await
         .map_err(|_| AuthError::ChallengeInvalid)?;
-    let data = super::mfa::setup_data(ctx, &user, method.as_deref().unwrap_or(""), phone).await?;
+    let data = super::mfa::setup_data(ctx, &user, method, phone).await?;
     Ok(Outcome::Json(200, json!({ "setupData": data })))
 }

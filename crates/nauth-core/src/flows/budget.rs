@@ -38,89 +38,169 @@ pub(crate) enum Budget {
     Verify,
 }
 
-impl Budget {
-    fn prefix(self) -> &'static str {
-        match self {
-            Budget::Password => "pw",
-            Budget::SecondFactor => "mfa",
-            Budget::Verify => "vfy",
-        }
-    }
-}
-
 /// The counting key of a client address: IPv4 as it is, IPv6 per /64 (one customer's
 /// network), IPv4-mapped IPv6 as IPv4.
 pub(crate) fn ip_bucket(ip: IpAddr) -> String {
     crate::ip::ip_bucket(ip)
 }
 
+pub(crate) use keys::KvKey;
+
 /// The kv keys, in one place: every counter, lock and claim the engine keeps.
 pub(crate) mod keys {
+    use std::fmt;
+
     use super::{Budget, IpAddr, ip_bucket};
 
-    /// A budget's counter for an account.
-    pub fn account(budget: Budget, user_id: &str) -> String {
-        format!("{}:acct:{user_id}", budget.prefix())
+    /// A kv key. Its text (the [`fmt::Display`]) is what the kv store holds: it must never
+    /// change, or live counters, locks and deny entries would be forgotten on an upgrade.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(crate) enum KvKey<'a> {
+        /// A budget's counter for an account (a user id).
+        Account(Budget, &'a str),
+        /// The password counter of an identifier that names no account.
+        Identifier(&'a str),
+        /// The password counter of a client address.
+        PasswordIp(IpAddr),
+        /// Code messages to an address or number.
+        Messages(&'a str),
+        /// Notices to an address.
+        Notices(&'a str),
+        /// SMS sent for a user.
+        SmsUser(&'a str),
+        /// SMS sent from a client address.
+        SmsIp(IpAddr),
+        /// Signups from a client address.
+        SignupIp(IpAddr),
+        /// `/forgot-password` requests from a client address.
+        ResetIp(IpAddr),
+        /// Reset messages for an account.
+        ResetAccount(&'a str),
+        /// Wrong reset codes for an identifier without a live code.
+        ResetFailures(&'a str),
+        /// The claim of a `/resend-verification` send (lives `resend_delay`).
+        ResendClaim(&'a str),
+        /// `/resend-verification` sends in the hour.
+        ResendCount(&'a str),
+        /// A deny-set entry of a subject (see `crate::deny`).
+        Deny(&'a str),
     }
-    /// The password counter of an identifier that names no account.
-    pub fn identifier(ident: &str) -> String {
-        format!("pw:ident:{ident}")
+
+    impl<'a> KvKey<'a> {
+        /// The start of every deny-set key (the prefix scanned by `crate::deny::refresh`).
+        pub(crate) const DENY_PREFIX: &'static str = KvKey::Deny("").prefix();
+
+        /// The fixed start of the key's kind: every key of the kind starts with it.
+        pub(crate) const fn prefix(&self) -> &'static str {
+            match self {
+                KvKey::Account(Budget::Password, _) => "pw:acct:",
+                KvKey::Account(Budget::SecondFactor, _) => "mfa:acct:",
+                KvKey::Account(Budget::Verify, _) => "vfy:acct:",
+                KvKey::Identifier(_) => "pw:ident:",
+                KvKey::PasswordIp(_) => "pwip:",
+                KvKey::Messages(_) => "msg:",
+                KvKey::Notices(_) => "note:",
+                KvKey::SmsUser(_) => "smsu:",
+                KvKey::SmsIp(_) => "smsip:",
+                KvKey::SignupIp(_) => "signup:ip:",
+                KvKey::ResetIp(_) => "pwreset:ip:",
+                KvKey::ResetAccount(_) => "pwreset:acct:",
+                KvKey::ResetFailures(_) => "pwreset:fail:",
+                KvKey::ResendClaim(_) => "resendv:last:",
+                KvKey::ResendCount(_) => "resendv:count:",
+                KvKey::Deny(_) => "deny:",
+            }
+        }
+
+        /// Every kv key that belongs to an account (removed with it).
+        pub(crate) fn of_account(user_id: &'a str) -> [KvKey<'a>; 7] {
+            [
+                KvKey::Account(Budget::Password, user_id),
+                KvKey::Account(Budget::SecondFactor, user_id),
+                KvKey::Account(Budget::Verify, user_id),
+                KvKey::SmsUser(user_id),
+                KvKey::ResendClaim(user_id),
+                KvKey::ResendCount(user_id),
+                KvKey::ResetAccount(user_id),
+            ]
+        }
     }
-    /// The password counter of a client address.
-    pub fn password_ip(ip: IpAddr) -> String {
-        format!("pwip:{}", ip_bucket(ip))
+
+    /// The stored key: the kind's [`KvKey::prefix`], then the user id, address, identifier,
+    /// subject or client-address bucket.
+    impl fmt::Display for KvKey<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.prefix())?;
+            match *self {
+                KvKey::PasswordIp(ip)
+                | KvKey::SmsIp(ip)
+                | KvKey::SignupIp(ip)
+                | KvKey::ResetIp(ip) => f.write_str(&ip_bucket(ip)),
+                KvKey::Account(_, s)
+                | KvKey::Identifier(s)
+                | KvKey::Messages(s)
+                | KvKey::Notices(s)
+                | KvKey::SmsUser(s)
+                | KvKey::ResetAccount(s)
+                | KvKey::ResetFailures(s)
+                | KvKey::ResendClaim(s)
+                | KvKey::ResendCount(s)
+                | KvKey::Deny(s) => f.write_str(s),
+            }
+        }
     }
-    /// Code messages to an address or number.
-    pub fn messages(address: &str) -> String {
-        format!("msg:{address}")
-    }
-    /// Notices to an address.
-    pub fn notices(address: &str) -> String {
-        format!("note:{address}")
-    }
-    /// SMS sent for a user.
-    pub fn sms_user(user_id: &str) -> String {
-        format!("smsu:{user_id}")
-    }
-    /// SMS sent from a client address.
-    pub fn sms_ip(ip: IpAddr) -> String {
-        format!("smsip:{}", ip_bucket(ip))
-    }
-    /// Signups from a client address.
-    pub fn signups_ip(ip: IpAddr) -> String {
-        format!("signup:ip:{}", ip_bucket(ip))
-    }
-    /// `/forgot-password` requests from a client address.
-    pub fn reset_ip(ip: IpAddr) -> String {
-        format!("pwreset:ip:{}", ip_bucket(ip))
-    }
-    /// Reset messages for an account.
-    pub fn reset_account(user_id: &str) -> String {
-        format!("pwreset:acct:{user_id}")
-    }
-    /// Wrong reset codes for an identifier without a live code.
-    pub fn reset_failures(ident: &str) -> String {
-        format!("pwreset:fail:{ident}")
-    }
-    /// The claim of a `/resend-verification` send (lives `resend_delay`).
-    pub fn resend_claim(user_id: &str) -> String {
-        format!("resendv:last:{user_id}")
-    }
-    /// `/resend-verification` sends in the hour.
-    pub fn resend_count(user_id: &str) -> String {
-        format!("resendv:count:{user_id}")
-    }
-    /// Every kv key that belongs to an account (removed with it).
-    pub fn of_account(user_id: &str) -> Vec<String> {
-        vec![
-            account(Budget::Password, user_id),
-            account(Budget::SecondFactor, user_id),
-            account(Budget::Verify, user_id),
-            sms_user(user_id),
-            resend_claim(user_id),
-            resend_count(user_id),
-            reset_account(user_id),
-        ]
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        /// The stored text of every kind of key, byte for byte as rows already hold it.
+        #[test]
+        fn keys_keep_their_stored_text() {
+            let v4: IpAddr = "203.0.113.9".parse().unwrap();
+            let v6: IpAddr = "2001:db8:1:2:3:4:5:6".parse().unwrap();
+            let cases = [
+                (KvKey::Account(Budget::Password, "u1"), "pw:acct:u1"),
+                (KvKey::Account(Budget::SecondFactor, "u1"), "mfa:acct:u1"),
+                (KvKey::Account(Budget::Verify, "u1"), "vfy:acct:u1"),
+                (KvKey::Identifier("a@b.co"), "pw:ident:a@b.co"),
+                (KvKey::PasswordIp(v4), "pwip:203.0.113.9"),
+                (KvKey::PasswordIp(v6), "pwip:2001:db8:1:2::/64"),
+                (KvKey::Messages("+15550001"), "msg:+15550001"),
+                (KvKey::Notices("a@b.co"), "note:a@b.co"),
+                (KvKey::SmsUser("u1"), "smsu:u1"),
+                (KvKey::SmsIp(v4), "smsip:203.0.113.9"),
+                (KvKey::SignupIp(v4), "signup:ip:203.0.113.9"),
+                (KvKey::SignupIp(v6), "signup:ip:2001:db8:1:2::/64"),
+                (KvKey::ResetIp(v4), "pwreset:ip:203.0.113.9"),
+                (KvKey::ResetAccount("u1"), "pwreset:acct:u1"),
+                (KvKey::ResetFailures("a@b.co"), "pwreset:fail:a@b.co"),
+                (KvKey::ResendClaim("u1"), "resendv:last:u1"),
+                (KvKey::ResendCount("u1"), "resendv:count:u1"),
+                (KvKey::Deny("u1"), "deny:u1"),
+            ];
+            for (key, want) in cases {
+                assert_eq!(key.to_string(), want, "{key:?}");
+                assert!(want.starts_with(key.prefix()), "{key:?}");
+            }
+            assert_eq!(KvKey::DENY_PREFIX, "deny:");
+            let all: Vec<String> = KvKey::of_account("u1")
+                .iter()
+                .map(|k| k.to_string())
+                .collect();
+            assert_eq!(
+                all,
+                [
+                    "pw:acct:u1",
+                    "mfa:acct:u1",
+                    "vfy:acct:u1",
+                    "smsu:u1",
+                    "resendv:last:u1",
+                    "resendv:count:u1",
+                    "pwreset:acct:u1"
+                ]
+            );
+        }
     }
 }
 
@@ -166,7 +246,7 @@ pub(crate) async fn reserve(
     let kv = &ctx.inner.kv;
     let window = crate::clock::ms(lo.window);
     if let (Budget::Password, Some(ip)) = (budget, ctx.ip) {
-        let key = keys::password_ip(ip);
+        let key = KvKey::PasswordIp(ip).to_string();
         let e = kv.incr(&key, window, ctx.now).await?;
         if let Some(err) = over(ctx, &key, e, lo.ip_max_attempts).await? {
             return Err(err);
@@ -174,9 +254,10 @@ pub(crate) async fn reserve(
         attempt.ip = Some((key, e.value));
     }
     let key = match user_id {
-        Some(uid) => keys::account(budget, uid),
-        None => keys::identifier(ident),
-    };
+        Some(uid) => KvKey::Account(budget, uid),
+        None => KvKey::Identifier(ident),
+    }
+    .to_string();
     let e = kv.incr(&key, window, ctx.now).await?;
     if let Some(err) = over(ctx, &key, e, lo.max_attempts).await? {
         // Nothing is compared; the IP's slot is given back.
@@ -221,14 +302,14 @@ pub(crate) async fn prefetch(
     extra: &[&str],
 ) -> AuthResult<()> {
     let mut wanted = vec![
-        keys::messages(&user.email),
-        keys::sms_user(&user.id),
-        keys::account(Budget::SecondFactor, &user.id),
+        KvKey::Messages(&user.email).to_string(),
+        KvKey::SmsUser(&user.id).to_string(),
+        KvKey::Account(Budget::SecondFactor, &user.id).to_string(),
     ];
-    wanted.extend(user.phone.iter().map(|p| keys::messages(p)));
-    wanted.extend(extra.iter().map(|d| keys::messages(d)));
+    wanted.extend(user.phone.iter().map(|p| KvKey::Messages(p).to_string()));
+    wanted.extend(extra.iter().map(|d| KvKey::Messages(d).to_string()));
     if let Some(ip) = ctx.ip {
-        wanted.push(sms_ip_key(ip));
+        wanted.push(KvKey::SmsIp(ip).to_string());
     }
     if user.mfa_enabled {
         let devices = super::mfa::devices(&ctx.inner.store, &user.id).await?;
@@ -236,7 +317,7 @@ pub(crate) async fn prefetch(
             devices
                 .iter()
                 .filter_map(|d| d.destination.as_deref())
-                .map(keys::messages),
+                .map(|d| KvKey::Messages(d).to_string()),
         );
     }
     let entries = ctx.inner.kv.get_many(&wanted, ctx.now).await?;
@@ -273,10 +354,6 @@ async fn lookup(ctx: &Ctx<'_>, wanted: &[String]) -> AuthResult<Vec<Option<crate
         .collect())
 }
 
-fn sms_ip_key(ip: IpAddr) -> String {
-    keys::sms_ip(ip)
-}
-
 /// `429 RATE_LIMIT_LOGIN` when the account's budget is spent (without reserving): a login
 /// must not open a challenge whose every answer would be refused.
 pub(crate) async fn check_spent(ctx: &Ctx<'_>, budget: Budget, user_id: &str) -> AuthResult<()> {
@@ -284,7 +361,7 @@ pub(crate) async fn check_spent(ctx: &Ctx<'_>, budget: Budget, user_id: &str) ->
     if !lo.enabled {
         return Ok(());
     }
-    if let Some(e) = lookup(ctx, &[keys::account(budget, user_id)])
+    if let Some(e) = lookup(ctx, &[KvKey::Account(budget, user_id).to_string()])
         .await?
         .into_iter()
         .next()
@@ -391,19 +468,25 @@ pub(crate) async fn spend_message(
     if sms {
         let cfg = &ctx.cfg().sms;
         if let Some(uid) = user_id {
-            let e = kv.incr(&keys::sms_user(uid), HOUR_MS, ctx.now).await?;
+            let e = kv
+                .incr(&KvKey::SmsUser(uid).to_string(), HOUR_MS, ctx.now)
+                .await?;
             if e.value > i64::from(cfg.user_max_per_hour) {
                 return Err(limited(limit, e.expires_at, ctx.now));
             }
         }
         if let Some(ip) = ctx.ip {
-            let e = kv.incr(&sms_ip_key(ip), HOUR_MS, ctx.now).await?;
+            let e = kv
+                .incr(&KvKey::SmsIp(ip).to_string(), HOUR_MS, ctx.now)
+                .await?;
             if e.value > i64::from(cfg.ip_max_per_hour) {
                 return Err(limited(limit, e.expires_at, ctx.now));
             }
         }
     }
-    let e = kv.incr(&keys::messages(address), HOUR_MS, ctx.now).await?;
+    let e = kv
+        .incr(&KvKey::Messages(address).to_string(), HOUR_MS, ctx.now)
+        .await?;
     if e.value > CODE_MESSAGES_PER_HOUR {
         return Err(limited(limit, e.expires_at, ctx.now));
     }
@@ -419,14 +502,17 @@ pub(crate) async fn message_allowed(
     sms: bool,
     user_id: Option<&str>,
 ) -> AuthResult<Result<(), AuthError>> {
-    let mut checks = vec![(keys::messages(address), CODE_MESSAGES_PER_HOUR)];
+    let mut checks = vec![(KvKey::Messages(address).to_string(), CODE_MESSAGES_PER_HOUR)];
     if sms {
         let cfg = &ctx.cfg().sms;
         if let Some(uid) = user_id {
-            checks.push((keys::sms_user(uid), i64::from(cfg.user_max_per_hour)));
+            checks.push((
+                KvKey::SmsUser(uid).to_string(),
+                i64::from(cfg.user_max_per_hour),
+            ));
         }
         if let Some(ip) = ctx.ip {
-            checks.push((sms_ip_key(ip), i64::from(cfg.ip_max_per_hour)));
+            checks.push((KvKey::SmsIp(ip).to_string(), i64::from(cfg.ip_max_per_hour)));
         }
     }
     let keys: Vec<String> = checks.iter().map(|(k, _)| k.clone()).collect();
@@ -454,13 +540,19 @@ pub(crate) async fn message_allowed(
 pub(crate) async fn count_sent(ctx: &Ctx<'_>, sent: &[super::Sent]) {
     let kv = &ctx.inner.kv;
     for s in sent {
-        let _ = kv.incr(&keys::messages(&s.address), HOUR_MS, ctx.now).await;
+        let _ = kv
+            .incr(&KvKey::Messages(&s.address).to_string(), HOUR_MS, ctx.now)
+            .await;
         if s.sms {
             if let Some(uid) = &s.user_id {
-                let _ = kv.incr(&keys::sms_user(uid), HOUR_MS, ctx.now).await;
+                let _ = kv
+                    .incr(&KvKey::SmsUser(uid).to_string(), HOUR_MS, ctx.now)
+                    .await;
             }
             if let Some(ip) = ctx.ip {
-                let _ = kv.incr(&sms_ip_key(ip), HOUR_MS, ctx.now).await;
+                let _ = kv
+                    .incr(&KvKey::SmsIp(ip).to_string(), HOUR_MS, ctx.now)
+                    .await;
             }
         }
     }
@@ -470,7 +562,10 @@ pub(crate) async fn count_sent(ctx: &Ctx<'_>, sent: &[super::Sent]) {
 /// password reset).
 pub(crate) async fn clear_account(ctx: &Ctx<'_>, user_id: &str) -> AuthResult<()> {
     for b in [Budget::Password, Budget::SecondFactor, Budget::Verify] {
-        ctx.inner.kv.del(&keys::account(b, user_id)).await?;
+        ctx.inner
+            .kv
+            .del(&KvKey::Account(b, user_id).to_string())
+            .await?;
     }
     Ok(())
 }
@@ -480,7 +575,7 @@ pub(crate) async fn spend_notice(ctx: &Ctx<'_>, address: &str) -> AuthResult<boo
     let e = ctx
         .inner
         .kv
-        .incr(&keys::notices(address), HOUR_MS, ctx.now)
+        .incr(&KvKey::Notices(address).to_string(), HOUR_MS, ctx.now)
         .await?;
     Ok(e.value <= NOTICES_PER_HOUR)
 }
@@ -491,7 +586,7 @@ pub(crate) async fn spend_signup(ctx: &Ctx<'_>) -> AuthResult<()> {
     let e = ctx
         .inner
         .kv
-        .incr(&keys::signups_ip(ip), HOUR_MS, ctx.now)
+        .incr(&KvKey::SignupIp(ip).to_string(), HOUR_MS, ctx.now)
         .await?;
     if e.value > i64::from(ctx.cfg().signup.ip_max_per_hour) {
         return Err(limited(RateLimit::Signup, e.expires_at, ctx.now));

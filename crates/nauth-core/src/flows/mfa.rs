@@ -16,22 +16,101 @@ use crate::store::{
     self, BackupCode, Challenge, Conn, MfaDevice, TrustedDevice, User, VerificationToken,
 };
 
-const SETUP_TTL_MS: i64 = 15 * 60 * 1000;
+/// A second factor, as named on the wire (`method`) and stored (`kind` of a device).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Factor {
+    /// An authenticator app (TOTP).
+    Totp,
+    /// A code by email.
+    Email,
+    /// A code by SMS.
+    Sms,
+    /// One of the user's backup codes (never a device).
+    Backup,
+}
 
-pub(crate) fn method_name(m: MfaMethod) -> &'static str {
-    match m {
-        MfaMethod::Totp => "totp",
-        MfaMethod::Email => "email",
-        MfaMethod::Sms => "sms",
+impl Factor {
+    /// The kinds a device can have, in the order they are listed (`availableMethods`,
+    /// `configuredMethods`).
+    pub(crate) const DEVICE_KINDS: [Factor; 3] = [Factor::Totp, Factor::Email, Factor::Sms];
+
+    /// The hash purpose of backup codes. Fixed: the stored hashes depend on it.
+    const BACKUP_CODE_PURPOSE: &'static str = "backup";
+
+    /// Parses a wire or stored name.
+    pub(crate) fn parse(s: &str) -> Option<Factor> {
+        Some(match s {
+            "totp" => Factor::Totp,
+            "email" => Factor::Email,
+            "sms" => Factor::Sms,
+            "backup" => Factor::Backup,
+            _ => return None,
+        })
+    }
+
+    /// The wire and stored name, e.g. `totp`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Factor::Totp => "totp",
+            Factor::Email => "email",
+            Factor::Sms => "sms",
+            Factor::Backup => "backup",
+        }
+    }
+
+    /// Whether the factor's code is sent (by email or SMS) rather than held by the user.
+    pub(crate) fn sends_code(self) -> bool {
+        matches!(self, Factor::Email | Factor::Sms)
+    }
+
+    /// The factor of a device row (`None` for a kind this version does not know).
+    pub(crate) fn of(device: &MfaDevice) -> Option<Factor> {
+        Factor::parse(&device.kind)
+    }
+
+    /// The purpose an enrolment code or secret of this factor is kept under.
+    fn setup_purpose(self) -> String {
+        format!("mfa_setup_{}", self.as_str())
     }
 }
 
-fn allowed(ctx: &Ctx<'_>, method: &str) -> bool {
+impl From<MfaMethod> for Factor {
+    fn from(m: MfaMethod) -> Factor {
+        match m {
+            MfaMethod::Totp => Factor::Totp,
+            MfaMethod::Email => Factor::Email,
+            MfaMethod::Sms => Factor::Sms,
+        }
+    }
+}
+
+const SETUP_TTL_MS: i64 = 15 * 60 * 1000;
+
+/// The factors of `mfa.allowed_methods`, in their configured order.
+fn allowed_factors<'c>(ctx: &'c Ctx<'_>) -> impl Iterator<Item = Factor> + 'c {
     ctx.cfg()
         .mfa
         .allowed_methods
         .iter()
-        .any(|m| method_name(*m) == method)
+        .map(|m| Factor::from(*m))
+}
+
+fn allowed(ctx: &Ctx<'_>, method: Factor) -> bool {
+    allowed_factors(ctx).any(|m| m == method)
+}
+
+/// Whether the user has a device of this factor.
+fn has_device(devs: &[MfaDevice], factor: Factor) -> bool {
+    devs.iter().any(|d| Factor::of(d) == Some(factor))
+}
+
+/// Names joined by commas, as challenge parameters list them.
+fn joined(factors: impl IntoIterator<Item = Factor>) -> String {
+    factors
+        .into_iter()
+        .map(Factor::as_str)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The user's MFA devices, oldest first.
@@ -47,21 +126,20 @@ fn preferred(devs: &[MfaDevice]) -> Option<&MfaDevice> {
     devs.iter().find(|d| d.is_preferred).or(devs.first())
 }
 
-fn available(devs: &[MfaDevice], backups: u64) -> Vec<&'static str> {
-    let mut v = Vec::new();
-    for m in ["totp", "email", "sms"] {
-        if devs.iter().any(|d| d.kind == m) {
-            v.push(m);
-        }
-    }
+fn available(devs: &[MfaDevice], backups: u64) -> Vec<Factor> {
+    let mut v: Vec<Factor> = Factor::DEVICE_KINDS
+        .into_iter()
+        .filter(|f| has_device(devs, *f))
+        .collect();
     if backups > 0 {
-        v.push("backup");
+        v.push(Factor::Backup);
     }
     v
 }
 
-fn mask(kind: &str, destination: &str) -> String {
-    if kind == "sms" {
+/// A destination as it may be shown: a masked phone for SMS, else a masked email.
+pub(crate) fn mask(kind: Factor, destination: &str) -> String {
+    if kind == Factor::Sms {
         mask_phone(destination)
     } else {
         mask_email(destination)
@@ -70,8 +148,8 @@ fn mask(kind: &str, destination: &str) -> String {
 
 /// Queues a one-time code by mail or SMS; it goes out once the flow has succeeded. The caller
 /// counts it toward the hourly cap (inside a transaction: `count_later`).
-pub(crate) fn deliver_code(ctx: &Ctx<'_>, kind: &str, destination: &str, code: &str) {
-    if kind == "sms" {
+pub(crate) fn deliver_code(ctx: &Ctx<'_>, kind: Factor, destination: &str, code: &str) {
+    if kind == Factor::Sms {
         ctx.queue_sms(destination, format!("Your sign-in code is {code}"));
     } else {
         ctx.queue_mail(
@@ -88,7 +166,7 @@ pub(crate) struct RequiredChallenge {
     /// The hash of the email/SMS code sent with it (preferred method `email` or `sms`).
     pub code_hash: Option<String>,
     pub destination: Option<String>,
-    pub method: Option<String>,
+    pub method: Option<Factor>,
     /// When that code was sent (earlier than now when a live code was taken over).
     pub sent_at: Option<i64>,
 }
@@ -104,34 +182,35 @@ pub(crate) async fn required_challenge(
     let mut params = Map::new();
     params.insert(
         "availableMethods".into(),
-        json!(available(&devs, backups).join(",")),
+        json!(joined(available(&devs, backups))),
     );
     let pref = preferred(&devs);
     params.insert(
         "preferredMethod".into(),
-        json!(pref.map(|d| d.kind.as_str()).unwrap_or("backup")),
+        json!(
+            pref.map(|d| d.kind.as_str())
+                .unwrap_or(Factor::Backup.as_str())
+        ),
     );
-    if let Some(d) = pref.filter(|d| d.kind != "totp") {
+    let sent = pref.and_then(|d| Some((d, Factor::of(d).filter(|f| f.sends_code())?)));
+    if let Some((d, kind)) = sent {
         let dest = d.destination.clone().unwrap_or_default();
         let (hash, at) = super::auth::issue_code(
             ctx,
             db,
             user,
             crate::challenge::ChallengeName::MfaRequired,
-            &d.kind,
+            kind,
             &dest,
             false,
         )
         .await?;
-        params.insert(
-            "codeDeliveryDestination".into(),
-            json!(mask(&d.kind, &dest)),
-        );
+        params.insert("codeDeliveryDestination".into(), json!(mask(kind, &dest)));
         return Ok(RequiredChallenge {
             params,
             code_hash: Some(hash),
             destination: Some(dest),
-            method: Some(d.kind.clone()),
+            method: Some(kind),
             sent_at: Some(at),
         });
     }
@@ -147,14 +226,7 @@ pub(crate) async fn required_challenge(
 /// MFA_SETUP_REQUIRED parameters.
 pub(crate) fn setup_params(ctx: &Ctx<'_>) -> Map<String, Value> {
     let mut params = Map::new();
-    let methods: Vec<&str> = ctx
-        .cfg()
-        .mfa
-        .allowed_methods
-        .iter()
-        .map(|m| method_name(*m))
-        .collect();
-    params.insert("allowedMethods".into(), json!(methods.join(",")));
+    params.insert("allowedMethods".into(), json!(joined(allowed_factors(ctx))));
     params
 }
 
@@ -165,15 +237,15 @@ pub(crate) async fn check_answer(
     db: &impl Conn,
     user: &User,
     challenge: Option<&Challenge>,
-    method: &str,
+    method: Factor,
     code: &str,
 ) -> AuthResult<bool> {
     match method {
-        "totp" => {
+        Factor::Totp => {
             let Some(d) = devices(db, &user.id)
                 .await?
                 .into_iter()
-                .find(|d| d.kind == "totp")
+                .find(|d| Factor::of(d) == Some(Factor::Totp))
             else {
                 return Err(AuthError::MfaMethodNotAllowed);
             };
@@ -189,27 +261,23 @@ pub(crate) async fn check_answer(
             // Conditional on the old step, so two racing requests cannot both use one code.
             Ok(store::mfa::use_totp_step(db, &d.id, d.last_step, step, ctx.now).await?)
         }
-        "email" | "sms" => {
-            if !devices(db, &user.id)
-                .await?
-                .iter()
-                .any(|d| d.kind == method)
-            {
+        Factor::Email | Factor::Sms => {
+            if !has_device(&devices(db, &user.id).await?, method) {
                 return Err(AuthError::MfaMethodNotAllowed);
             }
             let Some(ch) = challenge else {
                 return Ok(false);
             };
-            if ch.method.as_deref() != Some(method) {
+            if ch.method.as_deref().and_then(Factor::parse) != Some(method) {
                 return Ok(false);
             }
             let ok = super::auth::challenge_code_matches(ctx, ch, code);
             if ok {
-                store::mfa::touch_kind(db, &user.id, method, ctx.now).await?;
+                store::mfa::touch_kind(db, &user.id, method.as_str(), ctx.now).await?;
             }
             Ok(ok)
         }
-        "backup" => {
+        Factor::Backup => {
             if !user.mfa_enabled {
                 return Err(AuthError::MfaMethodNotAllowed);
             }
@@ -218,11 +286,12 @@ pub(crate) async fn check_answer(
             let mut hit = None;
             for c in &unused {
                 // Every candidate is compared, so the time does not tell which one matched.
-                if ctx
-                    .inner
-                    .keys
-                    .verify_code("backup", &user.id, &typed, &c.code_hash)
-                {
+                if ctx.inner.keys.verify_code(
+                    Factor::BACKUP_CODE_PURPOSE,
+                    &user.id,
+                    &typed,
+                    &c.code_hash,
+                ) {
                     hit = Some(c.id.clone());
                 }
             }
@@ -233,7 +302,6 @@ pub(crate) async fn check_answer(
             }
             Ok(won)
         }
-        _ => Err(AuthError::MfaMethodNotAllowed),
     }
 }
 
@@ -242,15 +310,15 @@ pub(crate) async fn check_answer(
 pub(crate) async fn setup_data(
     ctx: &Ctx<'_>,
     user: &User,
-    method: &str,
+    method: Option<Factor>,
     phone: Option<String>,
 ) -> AuthResult<Value> {
-    if !allowed(ctx, method) {
+    let Some(method) = method.filter(|m| allowed(ctx, *m)) else {
         return Err(AuthError::MfaMethodNotAllowed);
-    }
-    let purpose = format!("mfa_setup_{method}");
+    };
+    let purpose = method.setup_purpose();
     let (data, hash, answer, send) = match method {
-        "totp" => {
+        Factor::Totp => {
             let secret = mfa::new_totp_secret();
             let issuer = &ctx.cfg().mfa.issuer;
             let uri = mfa::otpauth_uri(&secret, issuer, &user.email)?;
@@ -268,8 +336,8 @@ pub(crate) async fn setup_data(
                 None,
             )
         }
-        "email" | "sms" => {
-            let dest = if method == "email" {
+        Factor::Email | Factor::Sms => {
+            let dest = if method == Factor::Email {
                 user.email.clone()
             } else {
                 phone
@@ -285,10 +353,10 @@ pub(crate) async fn setup_data(
                 Some((dest, code)),
             )
         }
-        _ => return Err(AuthError::MfaMethodNotAllowed),
+        Factor::Backup => return Err(AuthError::MfaMethodNotAllowed),
     };
     if let Some((dest, code)) = &send {
-        super::count_code_message(ctx, dest, method == "sms", Some(&user.id)).await?;
+        super::count_code_message(ctx, dest, method == Factor::Sms, Some(&user.id)).await?;
         deliver_code(ctx, method, dest, code);
     }
     transaction!(ctx, |tx| {
@@ -316,13 +384,13 @@ pub(crate) async fn verify_setup(
     ctx: &Ctx<'_>,
     db: &impl Conn,
     user: &User,
-    method: &str,
+    method: Option<Factor>,
     code: &str,
 ) -> AuthResult<(String, Option<Vec<String>>)> {
-    if !allowed(ctx, method) {
+    let Some(method) = method.filter(|m| allowed(ctx, *m)) else {
         return Err(AuthError::MfaMethodNotAllowed);
-    }
-    let pending = store::verification::latest_pending(db, &user.id, &format!("mfa_setup_{method}"))
+    };
+    let pending = store::verification::latest_pending(db, &user.id, &method.setup_purpose())
         .await?
         .ok_or(AuthError::VerifyCodeInvalid {
             attempts_remaining: None,
@@ -338,7 +406,7 @@ pub(crate) async fn verify_setup(
         });
     };
     let data = pending.data.clone().unwrap_or_default();
-    let (right, sealed, destination, step) = if method == "totp" {
+    let (right, sealed, destination, step) = if method == Factor::Totp {
         let secret = mfa::open(ctx.inner.keys.mfa_key(), &user.id, &data)?;
         let step = mfa::verify_totp(&secret, code, ctx.now_s() as u64, None)?;
         (step.is_some(), Some(data.clone()), None, step)
@@ -358,7 +426,7 @@ pub(crate) async fn verify_setup(
             Some(&user.id),
             Event::MfaVerificationFailed,
             false,
-            json!({"method": method, "phase": "setup"}),
+            json!({"method": method.as_str(), "phase": "setup"}),
         );
         return Err(AuthError::VerifyCodeInvalid {
             attempts_remaining: Some(Ord::max(3 - attempts, 0) as u32),
@@ -371,23 +439,24 @@ pub(crate) async fn verify_setup(
     }
     let existing = devices(db, &user.id).await?;
     // One device per kind: enrolling TOTP again replaces the old authenticator.
-    if let Some(old) = existing.iter().find(|d| d.kind == method) {
+    let same = |d: &MfaDevice| Factor::of(d) == Some(method);
+    if let Some(old) = existing.iter().find(|d| same(d)) {
         store::mfa::remove_device(db, &old.id).await?;
     }
-    let first = existing.iter().all(|d| d.kind == method);
+    let first = existing.iter().all(same);
     let id = uuid::Uuid::new_v4().to_string();
     let name = match method {
-        "totp" => "Authenticator app".to_string(),
+        Factor::Totp => "Authenticator app".to_string(),
         _ => mask(method, destination.as_deref().unwrap_or("")),
     };
     let device = MfaDevice {
         id: id.clone(),
         user_id: user.id.clone(),
-        kind: method.to_string(),
+        kind: method.as_str().to_string(),
         name,
         secret_sealed: sealed,
         destination: destination.clone(),
-        is_preferred: first || existing.iter().any(|d| d.kind == method && d.is_preferred),
+        is_preferred: first || existing.iter().any(|d| same(d) && d.is_preferred),
         last_step: step,
         created_at: ctx.now,
         last_used_at: Some(ctx.now),
@@ -401,7 +470,7 @@ pub(crate) async fn verify_setup(
     } else {
         None
     };
-    factor_notice(ctx, user, method, true);
+    factor_notice(ctx, user, Some(method), true);
     let patch = UserPatch {
         mfa_enabled: Some(true),
         updated_at: Some(ctx.now),
@@ -412,26 +481,27 @@ pub(crate) async fn verify_setup(
         Some(&user.id),
         Event::MfaDeviceAdded,
         true,
-        json!({"method": method}),
+        json!({"method": method.as_str()}),
     );
     if !user.mfa_enabled {
         ctx.audit_later(
             Some(&user.id),
             Event::MfaEnabled,
             true,
-            json!({"method": method}),
+            json!({"method": method.as_str()}),
         );
     }
     Ok((id, codes))
 }
 
 /// Mails the account's owner that a factor was added or removed: the one signal a user gets
-/// when someone else holds their session.
-fn factor_notice(ctx: &Ctx<'_>, user: &User, method: &str, added: bool) {
-    let what = match method {
-        "totp" => "an authenticator app",
-        "email" => "email codes",
-        _ => "text-message codes",
+/// when someone else holds their session. `kind`: the device's factor (`None`, a kind this
+/// version does not know, reads like SMS, as it always has).
+fn factor_notice(ctx: &Ctx<'_>, user: &User, kind: Option<Factor>, added: bool) {
+    let what = match kind {
+        Some(Factor::Totp) => "an authenticator app",
+        Some(Factor::Email) => "email codes",
+        Some(Factor::Sms | Factor::Backup) | None => "text-message codes",
     };
     let (subject, verb) = if added {
         ("A sign-in method was added", "added to")
@@ -459,7 +529,10 @@ async fn regenerate_backup_codes(
         let code = BackupCode {
             id: uuid::Uuid::new_v4().to_string(),
             user_id: user_id.to_string(),
-            code_hash: ctx.inner.keys.hash_code("backup", user_id, c),
+            code_hash: ctx
+                .inner
+                .keys
+                .hash_code(Factor::BACKUP_CODE_PURPOSE, user_id, c),
             used_at: None,
             created_at: ctx.now,
         };
@@ -531,17 +604,12 @@ pub(crate) async fn status(ctx: &Ctx<'_>) -> AuthResult<Outcome> {
     let db = &ctx.inner.store;
     let devs = devices(db, &user.id).await?;
     let backups = backup_remaining(db, &user.id).await?;
-    let configured: Vec<&str> = ["totp", "email", "sms"]
+    let configured: Vec<&str> = Factor::DEVICE_KINDS
         .into_iter()
-        .filter(|m| devs.iter().any(|d| d.kind == *m))
+        .filter(|f| has_device(&devs, *f))
+        .map(Factor::as_str)
         .collect();
-    let allowed: Vec<&str> = ctx
-        .cfg()
-        .mfa
-        .allowed_methods
-        .iter()
-        .map(|m| method_name(*m))
-        .collect();
+    let allowed: Vec<&str> = allowed_factors(ctx).map(Factor::as_str).collect();
     Ok(Outcome::Json(
         200,
         json!({
@@ -557,7 +625,9 @@ pub(crate) async fn status(ctx: &Ctx<'_>) -> AuthResult<Outcome> {
 
 /// `POST /mfa/setup-data`.
 pub(crate) async fn setup(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome> {
-    let method = input.one_of("method", &["totp", "email", "sms"], true);
+    let method = input
+        .one_of("method", &["totp", "email", "sms"], true)
+        .and_then(|m| Factor::parse(&m));
     let phone = input.phone("phone");
     let password = input.text("password", crate::input::PASSWORD_HARD_MAX);
     let code = input.text("code", 16);
@@ -574,7 +644,7 @@ pub(crate) async fn setup(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome
     if user.mfa_enabled {
         step_up(ctx, &user, password, code).await?;
     }
-    let data = setup_data(ctx, &user, method.as_deref().unwrap_or(""), phone).await?;
+    let data = setup_data(ctx, &user, method, phone).await?;
     Ok(Outcome::Json(200, data))
 }
 
@@ -593,13 +663,13 @@ async fn step_up(
         (None, Some(c)) => {
             let attempt = reserve(ctx, Budget::SecondFactor, Some(&user.id), "").await?;
             let db = &ctx.inner.store;
-            let totp = match check_answer(ctx, db, user, None, "totp", &c).await {
+            let totp = match check_answer(ctx, db, user, None, Factor::Totp, &c).await {
                 Ok(ok) => Ok(ok),
                 Err(AuthError::MfaMethodNotAllowed) => Ok(false),
                 Err(e) => Err(e),
             };
             let ok = match totp {
-                Ok(false) => match check_answer(ctx, db, user, None, "backup", &c).await {
+                Ok(false) => match check_answer(ctx, db, user, None, Factor::Backup, &c).await {
                     Err(AuthError::MfaMethodNotAllowed) => Ok(false),
                     other => other,
                 },
@@ -626,14 +696,15 @@ async fn step_up(
 
 /// `POST /mfa/verify-setup`.
 pub(crate) async fn verify(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome> {
-    let method = input.one_of("method", &["totp", "email", "sms"], true);
+    let method = input
+        .one_of("method", &["totp", "email", "sms"], true)
+        .and_then(|m| Factor::parse(&m));
     let code = input.text_req("code", 16);
     input.finish()?;
     let user = me(ctx).await?;
     let attempt =
         super::budget::reserve(ctx, super::budget::Budget::SecondFactor, Some(&user.id), "")
             .await?;
-    let method = method.as_deref().unwrap_or("");
     // A wrong code is counted: its attempt update commits with the error.
     let result = transaction!(ctx, |tx| {
         match verify_setup(ctx, tx, &user, method, &code).await {
@@ -747,7 +818,7 @@ pub(crate) async fn remove_device(
         }
         Ok(disabled)
     })?;
-    factor_notice(ctx, &user, &d.kind, false);
+    factor_notice(ctx, &user, Factor::of(&d), false);
     ctx.audit_later(
         Some(&user.id),
         Event::MfaDeviceRemoved,

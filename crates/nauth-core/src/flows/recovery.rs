@@ -2,6 +2,8 @@
 
 use serde_json::json;
 
+use super::budget::KvKey;
+use super::mfa::Factor;
 use super::{Ctx, Outcome};
 use crate::codes;
 use crate::error::{AuthError, AuthResult, RateLimit};
@@ -14,6 +16,13 @@ const RESET_MAX_ATTEMPTS: i32 = 3;
 const HOUR_MS: i64 = 3_600_000;
 /// The purposes of a password reset's code and link.
 const RESET_PURPOSES: &[&str] = &["reset_code", "reset_link"];
+
+/// How a reset code travels (named like the second factor that travels the same way): by
+/// SMS to a phone identifier, else by email. Its name is the answer's `deliveryMedium` and
+/// the stored `data` of the reset rows.
+fn reset_medium(sms: bool) -> Factor {
+    if sms { Factor::Sms } else { Factor::Email }
+}
 
 /// `POST /forgot-password`: the same answer, and the same work on the request path, whether
 /// or not the account exists; delivery happens after the answer.
@@ -28,7 +37,7 @@ pub(crate) async fn forgot(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
         let e = ctx
             .inner
             .kv
-            .incr(&super::budget::keys::reset_ip(ip), HOUR_MS, ctx.now)
+            .incr(&KvKey::ResetIp(ip).to_string(), HOUR_MS, ctx.now)
             .await?;
         if e.value > i64::from(cfg.password.reset_ip_max_per_hour) {
             return Err(AuthError::RateLimited {
@@ -40,7 +49,7 @@ pub(crate) async fn forgot(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
     let sms = matches!(ident, Identifier::Phone(_));
     let answer = json!({
         "success": true,
-        "deliveryMedium": if sms { "sms" } else { "email" },
+        "deliveryMedium": reset_medium(sms).as_str(),
         "expiresIn": cfg.password.reset_code_ttl.as_secs(),
     });
     // Everything that depends on the identifier (the lookup, counters, token rows, audit,
@@ -56,7 +65,7 @@ async fn after_forgot(ctx: &Ctx<'_>, ident: Identifier, sms: bool) -> AuthResult
     // the confirm answers of unknown and known identifiers stay alike.
     ctx.inner
         .kv
-        .del(&super::budget::keys::reset_failures(ident.as_str()))
+        .del(&KvKey::ResetFailures(ident.as_str()).to_string())
         .await?;
     let db = &ctx.inner.store;
     match super::find_user(db, &ident).await? {
@@ -72,11 +81,7 @@ async fn send_reset(ctx: &Ctx<'_>, user: User, sms: bool) -> AuthResult<()> {
     let per_account = ctx
         .inner
         .kv
-        .incr(
-            &super::budget::keys::reset_account(&user.id),
-            HOUR_MS,
-            ctx.now,
-        )
+        .incr(&KvKey::ResetAccount(&user.id).to_string(), HOUR_MS, ctx.now)
         .await?;
     let address = if sms {
         user.phone.clone().unwrap_or_default()
@@ -93,7 +98,7 @@ async fn send_reset(ctx: &Ctx<'_>, user: User, sms: bool) -> AuthResult<()> {
     let code = codes::random_code();
     let link_token = codes::random_token();
     let expires = ctx.now + crate::clock::ms(cfg.password.reset_code_ttl);
-    let medium = if sms { "sms" } else { "email" };
+    let medium = reset_medium(sms).as_str();
     let mut rows = vec![(
         "reset_code",
         ctx.inner.keys.hash_code("reset_code", &user.id, &code),
@@ -173,7 +178,7 @@ async fn apply_reset(
         }
         store::verification::end_purposes(tx, &user.id, RESET_PURPOSES, ctx.now).await?;
         super::set_password(ctx, tx, user, hash.clone()).await?;
-        if token.data.as_deref() != Some("sms") {
+        if token.data.as_deref() != Some(Factor::Sms.as_str()) {
             let patch = UserPatch {
                 is_email_verified: Some(true),
                 ..Default::default()
@@ -223,7 +228,7 @@ pub(crate) async fn confirm(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
             // No account, no code, or an expired one: the same answers, counted per
             // identifier before anything is compared. Only the right (expired) code learns
             // that it has expired.
-            let key = super::budget::keys::reset_failures(ident.as_str());
+            let key = KvKey::ResetFailures(ident.as_str()).to_string();
             let e = ctx.inner.kv.incr(&key, HOUR_MS, ctx.now).await?;
             if e.value > i64::from(RESET_MAX_ATTEMPTS) {
                 return Err(AuthError::PasswordResetMaxAttempts);
