@@ -46,7 +46,7 @@ impl ChallengeName {
 
 /// What the state machine needs to know about the user and this login.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct UserState {
+pub(crate) struct UserState {
     /// Admin flag, or the password is older than `password.expiry`.
     pub must_change_password: bool,
     /// The email is verified.
@@ -67,7 +67,7 @@ pub struct UserState {
 
 /// The configured rules that decide the flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Policy {
+pub(crate) struct Policy {
     /// `signup.verification`.
     pub verification: Verification,
     /// `mfa.enforcement`.
@@ -76,7 +76,7 @@ pub struct Policy {
 
 /// What comes next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     /// Answer this challenge.
     Challenge(ChallengeName),
     /// Issue tokens and create a session.
@@ -87,7 +87,7 @@ pub enum Step {
 /// user who has MFA proves the second factor before anything else, so that a password alone
 /// never reaches FORCE_CHANGE_PASSWORD (which would set a new password and revoke the owner's
 /// sessions) or VERIFY_PHONE (which can name a new phone number).
-pub fn next_step(u: &UserState, p: &Policy) -> Step {
+pub(crate) fn next_step(u: &UserState, p: &Policy) -> Step {
     use ChallengeName::*;
     let wants_email = matches!(p.verification, Verification::Email | Verification::Both);
     let wants_phone = matches!(p.verification, Verification::Phone | Verification::Both);

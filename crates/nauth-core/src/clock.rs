@@ -53,7 +53,7 @@ impl Clock for ManualClock {
 }
 
 /// Formats Unix milliseconds as an ISO 8601 UTC string with second precision.
-pub fn iso8601(ms: i64) -> String {
+pub(crate) fn iso8601(ms: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let (y, mo, d) = (t.year(), t.month() as u8, t.day());
@@ -62,7 +62,7 @@ pub fn iso8601(ms: i64) -> String {
 }
 
 /// Milliseconds in a duration, saturating.
-pub fn ms(d: Duration) -> i64 {
+pub(crate) fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 

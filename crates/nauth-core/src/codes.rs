@@ -11,7 +11,7 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// Fills a buffer from the OS CSPRNG. Failure of the OS RNG is unrecoverable for an auth
 /// server, so it aborts the request with a panic the adapter turns into a 500.
-pub fn random_bytes<const N: usize>() -> [u8; N] {
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
     #[allow(clippy::expect_used)]
     getrandom::fill(&mut b).expect("operating system random number generator failed");
@@ -19,7 +19,7 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 }
 
 /// A uniformly random integer in `0..bound` (rejection sampling, no modulo bias).
-pub fn random_below(bound: u32) -> u32 {
+pub(crate) fn random_below(bound: u32) -> u32 {
     let zone = u32::MAX - (u32::MAX % bound);
     loop {
         let v = u32::from_le_bytes(random_bytes::<4>());
@@ -30,29 +30,29 @@ pub fn random_below(bound: u32) -> u32 {
 }
 
 /// A 6-digit one-time code, zero-padded.
-pub fn random_code() -> String {
+pub(crate) fn random_code() -> String {
     format!("{:06}", random_below(1_000_000))
 }
 
 /// A 32-byte random token, base64url without padding (43 characters).
-pub fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(random_bytes::<32>())
 }
 
 /// A random string over `alphabet` of `len` characters.
-pub fn random_string(alphabet: &[u8], len: usize) -> String {
+pub(crate) fn random_string(alphabet: &[u8], len: usize) -> String {
     (0..len)
         .map(|_| alphabet[random_below(alphabet.len() as u32) as usize] as char)
         .collect()
 }
 
 /// Lower-case hex SHA-256 of the input (refresh tokens, API keys: high-entropy secrets).
-pub fn sha256_hex(input: &str) -> String {
+pub(crate) fn sha256_hex(input: &str) -> String {
     hex(&Sha256::digest(input.as_bytes()))
 }
 
 /// Constant-time equality of two strings (lengths may differ).
-pub fn ct_eq(a: &str, b: &str) -> bool {
+pub(crate) fn ct_eq(a: &str, b: &str) -> bool {
     a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
@@ -69,7 +69,7 @@ fn hex(bytes: &[u8]) -> String {
 /// Keys derived from the configured `secret`, one per purpose, so that a JWT signature can
 /// never be replayed as a CSRF token or a code hash.
 #[derive(Clone)]
-pub struct Keys {
+pub(crate) struct Keys {
     /// HS256 signing key for access tokens.
     pub jwt: Vec<u8>,
     csrf: Vec<u8>,
@@ -95,7 +95,7 @@ fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 
 impl Keys {
     /// Derives the purpose keys from the master secret.
-    pub fn derive(secret: &str) -> Self {
+    pub(crate) fn derive(secret: &str) -> Self {
         let k = |label: &str| hmac(secret.as_bytes(), &[b"nauth/v1", label.as_bytes()]).to_vec();
         Keys {
             jwt: k("jwt"),
@@ -106,13 +106,13 @@ impl Keys {
     }
 
     /// The key that seals MFA secrets at rest.
-    pub fn mfa_key(&self) -> &[u8; 32] {
+    pub(crate) fn mfa_key(&self) -> &[u8; 32] {
         &self.mfa
     }
 
     /// Keyed hash of a code or link token for storage: `purpose` and `scope` (e.g. the
     /// challenge id) are bound in, so a code for one purpose or user never matches another.
-    pub fn hash_code(&self, purpose: &str, scope: &str, code: &str) -> String {
+    pub(crate) fn hash_code(&self, purpose: &str, scope: &str, code: &str) -> String {
         hex(&hmac(
             &self.code,
             &[purpose.as_bytes(), scope.as_bytes(), code.as_bytes()],
@@ -120,12 +120,12 @@ impl Keys {
     }
 
     /// Whether `code` hashes to `stored`, compared in constant time.
-    pub fn verify_code(&self, purpose: &str, scope: &str, code: &str, stored: &str) -> bool {
+    pub(crate) fn verify_code(&self, purpose: &str, scope: &str, code: &str, stored: &str) -> bool {
         ct_eq(&self.hash_code(purpose, scope, code), stored)
     }
 
     /// The CSRF token of a session: `nonce.mac(session, nonce)`, bound to that session.
-    pub fn csrf_token(&self, session_id: &str) -> String {
+    pub(crate) fn csrf_token(&self, session_id: &str) -> String {
         let nonce = URL_SAFE_NO_PAD.encode(random_bytes::<16>());
         let mac =
             URL_SAFE_NO_PAD.encode(hmac(&self.csrf, &[session_id.as_bytes(), nonce.as_bytes()]));
@@ -133,7 +133,7 @@ impl Keys {
     }
 
     /// Whether a CSRF token was issued by us for this session.
-    pub fn csrf_valid(&self, session_id: &str, token: &str) -> bool {
+    pub(crate) fn csrf_valid(&self, session_id: &str, token: &str) -> bool {
         let Some((nonce, mac)) = token.split_once('.') else {
             return false;
         };

@@ -442,10 +442,10 @@ pub fn format_duration(d: Duration) -> String {
 mod duration_str {
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
     use std::time::Duration;
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&super::format_duration(*d))
     }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         super::parse_duration(&String::deserialize(d)?).map_err(D::Error::custom)
     }
 }
@@ -454,10 +454,12 @@ mod duration_str {
 mod opt_duration_str {
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
     use std::time::Duration;
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&d.map(super::format_duration).unwrap_or_default())
     }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
         match String::deserialize(d)?.as_str() {
             "" => Ok(None),
             s => super::parse_duration(s).map(Some).map_err(D::Error::custom),
@@ -476,10 +478,12 @@ fn parse_ip_net(s: &str) -> Result<ipnet::IpNet, String> {
 /// `Vec<IpNet>` as a list of strings (CIDRs or bare IPs).
 mod ip_nets {
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
-    pub fn serialize<S: Serializer>(v: &[ipnet::IpNet], s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(v: &[ipnet::IpNet], s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(v.iter().map(ToString::to_string))
     }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<ipnet::IpNet>, D::Error> {
         let v = Vec::<String>::deserialize(d)?;
         v.iter()
             .map(|s| super::parse_ip_net(s).map_err(D::Error::custom))

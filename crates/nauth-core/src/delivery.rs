@@ -9,12 +9,12 @@ use crate::http::Request;
 
 /// Whether a cookie prefix is the browsers' `__Host-` prefix (matched regardless of case, as
 /// browsers do): Path=/, Secure and no Domain.
-pub fn is_host_prefix(prefix: &str) -> bool {
+pub(crate) fn is_host_prefix(prefix: &str) -> bool {
     starts_ignore_case(prefix, "__Host-")
 }
 
 /// Whether a cookie prefix is the browsers' `__Secure-` prefix: Secure.
-pub fn is_secure_prefix(prefix: &str) -> bool {
+pub(crate) fn is_secure_prefix(prefix: &str) -> bool {
     starts_ignore_case(prefix, "__Secure-")
 }
 
@@ -25,7 +25,7 @@ fn starts_ignore_case(s: &str, prefix: &str) -> bool {
 
 /// The cookie names and attributes in force.
 #[derive(Debug, Clone)]
-pub struct CookieSpec {
+pub(crate) struct CookieSpec {
     /// `{prefix}access_token`.
     pub access: String,
     /// `{prefix}refresh_token`; under a `__Host-` prefix `__Secure-…refresh_token`, because its
@@ -41,7 +41,7 @@ pub struct CookieSpec {
 
 impl CookieSpec {
     /// Names and attributes from the configuration.
-    pub fn from_config(cfg: &NAuthConfig) -> Self {
+    pub(crate) fn from_config(cfg: &NAuthConfig) -> Self {
         let td = &cfg.token_delivery;
         let p = &td.cookie_prefix;
         let mut attrs = String::new();
@@ -80,7 +80,7 @@ impl CookieSpec {
     }
 
     /// The three cookies of a token pair: access, refresh and the session's CSRF token.
-    pub fn set_tokens(&self, t: &IssuedTokens, now_s: i64) -> Vec<String> {
+    pub(crate) fn set_tokens(&self, t: &IssuedTokens, now_s: i64) -> Vec<String> {
         vec![
             self.cookie(
                 &self.access,
@@ -107,12 +107,12 @@ impl CookieSpec {
     }
 
     /// The trusted-device cookie.
-    pub fn set_device(&self, token: &str, max_age: i64) -> String {
+    pub(crate) fn set_device(&self, token: &str, max_age: i64) -> String {
         self.cookie(&self.device, token, "/", max_age, true)
     }
 
     /// Clears access, refresh and CSRF cookies (and the device cookie when asked).
-    pub fn clear(&self, device: bool) -> Vec<String> {
+    pub(crate) fn clear(&self, device: bool) -> Vec<String> {
         let mut v = vec![
             self.cookie(&self.access, "", "/", 0, true),
             self.cookie(&self.refresh, "", &self.refresh_path, 0, true),
@@ -127,7 +127,7 @@ impl CookieSpec {
 
 /// A freshly issued token pair and its session.
 #[derive(Clone)]
-pub struct IssuedTokens {
+pub(crate) struct IssuedTokens {
     /// The JWT.
     pub access_token: String,
     /// The opaque refresh token.
@@ -158,7 +158,7 @@ impl std::fmt::Debug for IssuedTokens {
 
 impl IssuedTokens {
     /// The four token fields of a JSON body.
-    pub fn json_fields(&self) -> Map<String, Value> {
+    pub(crate) fn json_fields(&self) -> Map<String, Value> {
         match serde_json::to_value(self.fields()) {
             Ok(Value::Object(m)) => m,
             _ => Map::new(),
@@ -197,7 +197,7 @@ impl std::fmt::Debug for TokenFields {
 
 /// Where the refresh token a request presents comes from, for [`wants_json`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefreshFrom {
+pub(crate) enum RefreshFrom {
     /// The route reads no refresh token, or the request carries none.
     Nowhere,
     /// A `refreshToken` in the JSON body: the client keeps its tokens itself (json).
@@ -209,7 +209,7 @@ pub enum RefreshFrom {
 }
 
 /// Whether this request gets its tokens in the JSON body (true) or as cookies (false).
-pub fn wants_json(mode: DeliveryMode, req: &Request, refresh: RefreshFrom) -> bool {
+pub(crate) fn wants_json(mode: DeliveryMode, req: &Request, refresh: RefreshFrom) -> bool {
     match mode {
         DeliveryMode::Json => true,
         DeliveryMode::Cookies => false,

@@ -10,7 +10,7 @@ use crate::store::audit::AuditRow;
 /// Audit event types (docs/api.md §3.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(missing_docs)]
-pub enum Event {
+pub(crate) enum Event {
     Signup,
     LoginSuccess,
     LoginFailed,
@@ -39,7 +39,7 @@ pub enum Event {
 
 impl Event {
     /// The wire name.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Event::Signup => "SIGNUP",
             Event::LoginSuccess => "LOGIN_SUCCESS",
@@ -71,7 +71,7 @@ impl Event {
 
 /// Who and where, for the audit row.
 #[derive(Debug, Clone, Default)]
-pub struct Origin {
+pub(crate) struct Origin {
     /// Client IP as text.
     pub ip: Option<String>,
     /// User-Agent, truncated.

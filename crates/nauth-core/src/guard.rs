@@ -37,7 +37,7 @@ impl Principal {
 }
 
 /// Whether a method changes state (CSRF applies).
-pub fn is_unsafe(method: &str) -> bool {
+pub(crate) fn is_unsafe(method: &str) -> bool {
     !matches!(method, "GET" | "HEAD" | "OPTIONS")
 }
 

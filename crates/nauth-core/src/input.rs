@@ -6,18 +6,18 @@ use serde_json::{Map, Value};
 use crate::error::{AuthError, AuthResult, FieldErrors};
 
 /// Most characters accepted in a password field before policy checks (bounds hashing work).
-pub const PASSWORD_HARD_MAX: usize = 1024;
+pub(crate) const PASSWORD_HARD_MAX: usize = 1024;
 
 /// A parsed JSON object body with typed accessors; errors are collected per field.
 #[derive(Debug, Default)]
-pub struct Input {
+pub(crate) struct Input {
     map: Map<String, Value>,
     errors: FieldErrors,
 }
 
 /// What an identifier names (docs/api.md §1: `@` → email, E.164 → phone, else username).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Identifier {
+pub(crate) enum Identifier {
     /// A normalised email.
     Email(String),
     /// A normalised E.164 phone.
@@ -28,7 +28,7 @@ pub enum Identifier {
 
 impl Identifier {
     /// The normalised text.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         match self {
             Identifier::Email(s) | Identifier::Phone(s) | Identifier::Username(s) => s,
         }
@@ -40,7 +40,7 @@ fn has_control(s: &str) -> bool {
 }
 
 /// Trims and lower-cases an email and checks its shape (ASCII only, one `@`, a dotted domain).
-pub fn normalize_email(raw: &str) -> Result<String, &'static str> {
+pub(crate) fn normalize_email(raw: &str) -> Result<String, &'static str> {
     let e = raw.trim().to_ascii_lowercase();
     if e.is_empty() {
         return Err("is required");
@@ -75,7 +75,7 @@ pub fn normalize_email(raw: &str) -> Result<String, &'static str> {
 }
 
 /// Lower-cases a username and checks `[a-z0-9_-]{3,32}`.
-pub fn normalize_username(raw: &str) -> Result<String, &'static str> {
+pub(crate) fn normalize_username(raw: &str) -> Result<String, &'static str> {
     let u = raw.to_ascii_lowercase();
     let ok = (3..=32).contains(&u.len())
         && u.bytes()
@@ -88,7 +88,7 @@ pub fn normalize_username(raw: &str) -> Result<String, &'static str> {
 }
 
 /// Strips spaces and checks E.164 (`^\+[1-9]\d{1,14}$`).
-pub fn normalize_phone(raw: &str) -> Result<String, &'static str> {
+pub(crate) fn normalize_phone(raw: &str) -> Result<String, &'static str> {
     let p: String = raw.chars().filter(|c| *c != ' ').collect();
     let digits = p.strip_prefix('+').unwrap_or("");
     let ok = (2..=15).contains(&digits.len())
@@ -102,7 +102,7 @@ pub fn normalize_phone(raw: &str) -> Result<String, &'static str> {
 }
 
 /// Classifies and normalises a login identifier.
-pub fn parse_identifier(raw: &str) -> Result<Identifier, &'static str> {
+pub(crate) fn parse_identifier(raw: &str) -> Result<Identifier, &'static str> {
     if raw.contains('@') {
         normalize_email(raw).map(Identifier::Email)
     } else if let Ok(p) = normalize_phone(raw) {
@@ -120,7 +120,7 @@ pub fn parse_identifier(raw: &str) -> Result<Identifier, &'static str> {
 }
 
 /// Masks an email: first and last character of the local part, the whole domain.
-pub fn mask_email(email: &str) -> String {
+pub(crate) fn mask_email(email: &str) -> String {
     let Some((local, domain)) = email.split_once('@') else {
         return "***".into();
     };
@@ -133,7 +133,7 @@ pub fn mask_email(email: &str) -> String {
 }
 
 /// Masks a phone: only the last four digits.
-pub fn mask_phone(phone: &str) -> String {
+pub(crate) fn mask_phone(phone: &str) -> String {
     let digits: Vec<char> = phone.chars().filter(char::is_ascii_digit).collect();
     let tail: String = digits[digits.len().saturating_sub(4)..].iter().collect();
     format!("***-***-{tail}")
@@ -141,7 +141,7 @@ pub fn mask_phone(phone: &str) -> String {
 
 impl Input {
     /// Parses a body: empty counts as `{}`; anything but a JSON object is a 400.
-    pub fn parse(body: &[u8]) -> AuthResult<Input> {
+    pub(crate) fn parse(body: &[u8]) -> AuthResult<Input> {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Input::default());
         }
@@ -158,7 +158,7 @@ impl Input {
     }
 
     /// Records an error against a field.
-    pub fn error(&mut self, field: &str, message: &str) {
+    pub(crate) fn error(&mut self, field: &str, message: &str) {
         self.errors
             .entry(field.to_string())
             .or_default()
@@ -166,7 +166,7 @@ impl Input {
     }
 
     /// Whether a key is present (even as `null`).
-    pub fn has(&self, field: &str) -> bool {
+    pub(crate) fn has(&self, field: &str) -> bool {
         self.map.contains_key(field)
     }
 
@@ -187,13 +187,13 @@ impl Input {
     }
 
     /// An optional text field: at most `max` characters, no control characters.
-    pub fn text(&mut self, field: &str, max: usize) -> Option<String> {
+    pub(crate) fn text(&mut self, field: &str, max: usize) -> Option<String> {
         let s = self.raw_str(field, false)?;
         self.check_text(field, s, max)
     }
 
     /// A required text field.
-    pub fn text_req(&mut self, field: &str, max: usize) -> String {
+    pub(crate) fn text_req(&mut self, field: &str, max: usize) -> String {
         match self.raw_str(field, true) {
             Some(s) if s.is_empty() => {
                 self.error(field, "is required");
@@ -218,7 +218,7 @@ impl Input {
 
     /// A required password: any characters, never trimmed; length is the policy's business,
     /// but more than [`PASSWORD_HARD_MAX`] is refused outright.
-    pub fn password(&mut self, field: &str) -> String {
+    pub(crate) fn password(&mut self, field: &str) -> String {
         match self.raw_str(field, true) {
             Some(s) if s.is_empty() => {
                 self.error(field, "is required");
@@ -237,7 +237,7 @@ impl Input {
     }
 
     /// A required email, normalised.
-    pub fn email(&mut self, field: &str) -> String {
+    pub(crate) fn email(&mut self, field: &str) -> String {
         let raw = self.raw_str(field, true).unwrap_or_default();
         if !self.errors.contains_key(field) {
             match normalize_email(&raw) {
@@ -249,7 +249,7 @@ impl Input {
     }
 
     /// An optional username, normalised.
-    pub fn username(&mut self, field: &str) -> Option<String> {
+    pub(crate) fn username(&mut self, field: &str) -> Option<String> {
         let raw = self.raw_str(field, false)?;
         normalize_username(&raw)
             .map_err(|m| self.error(field, m))
@@ -257,13 +257,13 @@ impl Input {
     }
 
     /// An optional phone, normalised.
-    pub fn phone(&mut self, field: &str) -> Option<String> {
+    pub(crate) fn phone(&mut self, field: &str) -> Option<String> {
         let raw = self.raw_str(field, false)?;
         normalize_phone(&raw).map_err(|m| self.error(field, m)).ok()
     }
 
     /// A required identifier.
-    pub fn identifier(&mut self, field: &str) -> Option<Identifier> {
+    pub(crate) fn identifier(&mut self, field: &str) -> Option<Identifier> {
         let raw = self.raw_str(field, true)?;
         parse_identifier(&raw)
             .map_err(|m| self.error(field, m))
@@ -271,7 +271,7 @@ impl Input {
     }
 
     /// An optional boolean.
-    pub fn bool(&mut self, field: &str) -> Option<bool> {
+    pub(crate) fn bool(&mut self, field: &str) -> Option<bool> {
         match self.map.get(field) {
             None | Some(Value::Null) => None,
             Some(Value::Bool(b)) => Some(*b),
@@ -283,7 +283,7 @@ impl Input {
     }
 
     /// An optional JSON object of at most `max_bytes` serialised.
-    pub fn object(&mut self, field: &str, max_bytes: usize) -> Option<Value> {
+    pub(crate) fn object(&mut self, field: &str, max_bytes: usize) -> Option<Value> {
         match self.map.get(field) {
             None | Some(Value::Null) => None,
             Some(v @ Value::Object(_)) => {
@@ -302,7 +302,12 @@ impl Input {
     }
 
     /// One of a fixed set of strings.
-    pub fn one_of(&mut self, field: &str, allowed: &[&str], required: bool) -> Option<String> {
+    pub(crate) fn one_of(
+        &mut self,
+        field: &str,
+        allowed: &[&str],
+        required: bool,
+    ) -> Option<String> {
         let s = self.raw_str(field, required)?;
         if allowed.contains(&s.as_str()) {
             Some(s)
@@ -313,7 +318,7 @@ impl Input {
     }
 
     /// Ends parsing: a `400 VALIDATION_FAILED` when any field was wrong.
-    pub fn finish(self) -> AuthResult<()> {
+    pub(crate) fn finish(self) -> AuthResult<()> {
         if self.errors.is_empty() {
             Ok(())
         } else {

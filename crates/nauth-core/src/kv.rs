@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-pub use crate::store::StoreError;
+pub(crate) use crate::store::StoreError;
 pub(crate) use crate::store::kv::DatabaseKv;
 
 /// The result of a kv operation.
@@ -62,10 +62,10 @@ pub(crate) const LIVE_ENTRIES_MAX: usize = 10_000;
 
 /// The longest kv key stored as it is; longer keys (long identifiers) keep their prefix up to
 /// the first `:` and replace the rest by its SHA-256, so every back end accepts them.
-pub const MAX_KEY_LEN: usize = 120;
+pub(crate) const MAX_KEY_LEN: usize = 120;
 
 /// `key`, or its bounded form (see [`MAX_KEY_LEN`]).
-pub fn bounded_key(key: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn bounded_key(key: &str) -> std::borrow::Cow<'_, str> {
     if key.len() <= MAX_KEY_LEN {
         return std::borrow::Cow::Borrowed(key);
     }

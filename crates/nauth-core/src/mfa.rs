@@ -11,13 +11,13 @@ use crate::codes::{ct_eq, random_bytes, random_string};
 use crate::error::{AuthError, AuthResult};
 
 /// TOTP step length (seconds).
-pub const STEP: u64 = 30;
+pub(crate) const STEP: u64 = 30;
 
 /// The unambiguous alphabet of backup codes (no 0/O, 1/I/L).
-pub const BACKUP_ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
+pub(crate) const BACKUP_ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
 
 /// A fresh 160-bit TOTP secret.
-pub fn new_totp_secret() -> Vec<u8> {
+pub(crate) fn new_totp_secret() -> Vec<u8> {
     random_bytes::<20>().to_vec()
 }
 
@@ -35,7 +35,7 @@ fn totp(secret: &[u8], issuer: &str, account: &str) -> AuthResult<totp_rs::Totp>
 }
 
 /// The base32 form of a secret (what authenticator apps accept by hand).
-pub fn base32(secret: &[u8]) -> String {
+pub(crate) fn base32(secret: &[u8]) -> String {
     base32_encode(secret)
 }
 
@@ -58,21 +58,21 @@ fn base32_encode(data: &[u8]) -> String {
 }
 
 /// The `otpauth://totp/...` provisioning URI.
-pub fn otpauth_uri(secret: &[u8], issuer: &str, account: &str) -> AuthResult<String> {
+pub(crate) fn otpauth_uri(secret: &[u8], issuer: &str, account: &str) -> AuthResult<String> {
     totp(secret, issuer, account)?
         .to_url()
         .map_err(|e| AuthError::Internal(format!("totp url: {e}")))
 }
 
 /// The 6-digit code for a time (Unix seconds).
-pub fn totp_code(secret: &[u8], at: u64) -> AuthResult<String> {
+pub(crate) fn totp_code(secret: &[u8], at: u64) -> AuthResult<String> {
     Ok(totp(secret, "nauth", "x")?.generate(at).to_string())
 }
 
 /// Checks a code against the steps `now-1 ..= now+1`; returns the matched step if it is newer
 /// than `last_step` (a step already used is refused: no replay within the window). Every
 /// candidate is compared in constant time.
-pub fn verify_totp(
+pub(crate) fn verify_totp(
     secret: &[u8],
     code: &str,
     now_s: u64,
@@ -94,7 +94,7 @@ pub fn verify_totp(
 
 /// Seals a secret: `base64url(nonce || ciphertext)` under `key` (32 bytes), with `aad` bound
 /// in (the owner's id), so a sealed value moved to another row does not open.
-pub fn seal(key: &[u8; 32], aad: &str, plaintext: &[u8]) -> AuthResult<String> {
+pub(crate) fn seal(key: &[u8; 32], aad: &str, plaintext: &[u8]) -> AuthResult<String> {
     let cipher = XChaCha20Poly1305::new(key.into());
     let nonce_bytes = random_bytes::<24>();
     let nonce = XNonce::from(nonce_bytes);
@@ -113,7 +113,7 @@ pub fn seal(key: &[u8; 32], aad: &str, plaintext: &[u8]) -> AuthResult<String> {
 }
 
 /// Opens what [`seal`] sealed.
-pub fn open(key: &[u8; 32], aad: &str, sealed: &str) -> AuthResult<Vec<u8>> {
+pub(crate) fn open(key: &[u8; 32], aad: &str, sealed: &str) -> AuthResult<Vec<u8>> {
     let raw = URL_SAFE_NO_PAD
         .decode(sealed)
         .map_err(|_| AuthError::Internal("sealed value corrupt".into()))?;
@@ -135,12 +135,12 @@ pub fn open(key: &[u8; 32], aad: &str, sealed: &str) -> AuthResult<Vec<u8>> {
 }
 
 /// `n` backup codes of 8 characters from the unambiguous alphabet.
-pub fn backup_codes(n: usize) -> Vec<String> {
+pub(crate) fn backup_codes(n: usize) -> Vec<String> {
     (0..n).map(|_| random_string(BACKUP_ALPHABET, 8)).collect()
 }
 
 /// A backup code as typed: upper-cased, spaces and dashes removed.
-pub fn normalize_backup_code(code: &str) -> String {
+pub(crate) fn normalize_backup_code(code: &str) -> String {
     code.chars()
         .filter(|c| *c != ' ' && *c != '-')
         .collect::<String>()
@@ -148,7 +148,7 @@ pub fn normalize_backup_code(code: &str) -> String {
 }
 
 /// A QR code of `text` as a `data:image/png;base64,…` URL (black on white, 4-module border).
-pub fn qr_data_url(text: &str) -> AuthResult<String> {
+pub(crate) fn qr_data_url(text: &str) -> AuthResult<String> {
     let qr = qrcodegen::QrCode::encode_text(text, qrcodegen::QrCodeEcc::Medium)
         .map_err(|_| AuthError::Internal("QR code too long".into()))?;
     let (scale, border) = (6usize, 4i32);

@@ -773,7 +773,7 @@ fn is_token_char(c: char) -> bool {
 /// A code is a run of exactly six ASCII digits that is not part of a longer word: neither
 /// neighbour is an ASCII letter, a digit, `_` or `-` (so digits inside a link token or a longer
 /// number do not count). Returns `None` when there is no such run.
-pub fn extract_code(text: &str) -> Option<String> {
+pub(crate) fn extract_code(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
     let mut i = 0;
@@ -800,7 +800,7 @@ pub fn extract_code(text: &str) -> Option<String> {
 /// The parameter must follow `?` or `&`; the value runs until the first character that cannot
 /// belong to a token (`&`, `#`, whitespace, a quote, `>`, `)`, …) and is percent-decoded.
 /// Returns `None` when there is no such parameter or its value is empty.
-pub fn extract_token(text: &str) -> Option<String> {
+pub(crate) fn extract_token(text: &str) -> Option<String> {
     const KEY: &str = "token=";
     let mut from = 0;
     while let Some(pos) = text[from..].find(KEY) {

@@ -19,12 +19,16 @@ fn common_set() -> &'static HashSet<String> {
 }
 
 /// Whether the password is on the bundled common-password list (case-insensitive).
-pub fn is_common(password: &str) -> bool {
+pub(crate) fn is_common(password: &str) -> bool {
     common_set().contains(&password.to_lowercase())
 }
 
 /// The policy violations of a candidate password; empty when it is acceptable.
-pub fn policy_violations(password: &str, email: Option<&str>, cfg: &PasswordConfig) -> Vec<String> {
+pub(crate) fn policy_violations(
+    password: &str,
+    email: Option<&str>,
+    cfg: &PasswordConfig,
+) -> Vec<String> {
     let mut errors = Vec::new();
     let len = password.chars().count();
     if len < cfg.min_length {
@@ -68,7 +72,11 @@ pub fn policy_violations(password: &str, email: Option<&str>, cfg: &PasswordConf
 }
 
 /// Checks the policy, answering `400 SIGNUP_WEAK_PASSWORD` with the list of violations.
-pub fn check_policy(password: &str, email: Option<&str>, cfg: &PasswordConfig) -> AuthResult<()> {
+pub(crate) fn check_policy(
+    password: &str,
+    email: Option<&str>,
+    cfg: &PasswordConfig,
+) -> AuthResult<()> {
     let errors = policy_violations(password, email, cfg);
     if errors.is_empty() {
         Ok(())

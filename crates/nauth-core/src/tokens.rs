@@ -8,7 +8,7 @@ use crate::codes::sha256_hex;
 use crate::error::{AuthError, AuthResult};
 
 /// Clock leeway for `exp` and a future `iat` or `nbf` (docs/api.md §5).
-pub const LEEWAY_SECS: i64 = 30;
+pub(crate) const LEEWAY_SECS: i64 = 30;
 
 /// `401 AUTH_TOKEN_INVALID` for a token not valid yet (`not_before`, the later of `iat` and
 /// `nbf`, beyond the leeway), `401 AUTH_TOKEN_EXPIRED` past `exp` plus the leeway; at `now`
@@ -62,7 +62,7 @@ pub struct Claims {
 
 /// Signs and verifies access tokens.
 #[derive(Clone)]
-pub struct TokenSigner {
+pub(crate) struct TokenSigner {
     kid: String,
     encoding: EncodingKey,
     decoding: DecodingKey,
@@ -81,7 +81,7 @@ impl std::fmt::Debug for TokenSigner {
 
 impl TokenSigner {
     /// An HS256 signer over a derived key.
-    pub fn hs256(key: &[u8], issuer: &str, audience: &str) -> Self {
+    pub(crate) fn hs256(key: &[u8], issuer: &str, audience: &str) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
@@ -101,17 +101,17 @@ impl TokenSigner {
     }
 
     /// The issuer written into tokens.
-    pub fn issuer(&self) -> &str {
+    pub(crate) fn issuer(&self) -> &str {
         &self.issuer
     }
 
     /// The audience written into tokens.
-    pub fn audience(&self) -> &str {
+    pub(crate) fn audience(&self) -> &str {
         &self.audience
     }
 
     /// Signs claims.
-    pub fn sign(&self, claims: &Claims) -> AuthResult<String> {
+    pub(crate) fn sign(&self, claims: &Claims) -> AuthResult<String> {
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(self.kid.clone());
         jsonwebtoken::encode(&header, claims, &self.encoding)
@@ -120,7 +120,7 @@ impl TokenSigner {
 
     /// Verifies signature, algorithm, `kid`, issuer, audience, type and times (`exp`, and
     /// `iat`/`nbf` in the future) at `now` (Unix s).
-    pub fn verify(&self, token: &str, now: i64) -> AuthResult<Claims> {
+    pub(crate) fn verify(&self, token: &str, now: i64) -> AuthResult<Claims> {
         self.verify_with_start(token, now).map(|(c, _)| c)
     }
 

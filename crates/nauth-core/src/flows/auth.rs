@@ -351,16 +351,14 @@ pub(crate) async fn signup(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
     if let Some(owner) = existing {
         return duplicate_signup(ctx, &owner).await;
     }
-    if let Some(u) = &s.username {
-        if store::users::find(db, Lookup::Username(u)).await?.is_some() {
+    if let Some(u) = &s.username
+        && store::users::find(db, Lookup::Username(u)).await?.is_some() {
             return Err(AuthError::UsernameExists);
         }
-    }
-    if let Some(p) = &s.phone {
-        if store::users::find(db, Lookup::AnyPhone(p)).await?.is_some() {
+    if let Some(p) = &s.phone
+        && store::users::find(db, Lookup::AnyPhone(p)).await?.is_some() {
             return Err(AuthError::PhoneExists);
         }
-    }
     let user = User {
         id: uuid::Uuid::new_v4().to_string(),
         email: s.email.clone(),

@@ -157,8 +157,8 @@ pub(crate) mod keys {
         /// The stored text of every kind of key, byte for byte as rows already hold it.
         #[test]
         fn keys_keep_their_stored_text() {
-            let v4: IpAddr = "203.0.113.9".parse().unwrap();
-            let v6: IpAddr = "2001:db8:1:2:3:4:5:6".parse().unwrap();
+            let v4: IpAddr = "203.0.113.9".parse().expect("ip");
+            let v6: IpAddr = "2001:db8:1:2:3:4:5:6".parse().expect("ip");
             let cases = [
                 (KvKey::Account(Budget::Password, "u1"), "pw:acct:u1"),
                 (KvKey::Account(Budget::SecondFactor, "u1"), "mfa:acct:u1"),

@@ -78,7 +78,7 @@ pub(crate) struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     /// The context of one request.
-    pub fn new(
+    pub(crate) fn new(
         shared: &'a Arc<Inner>,
         req: &'a Request,
         now: i64,
@@ -106,7 +106,7 @@ impl<'a> Ctx<'a> {
     /// Runs `work` after the answer, on its own task with a context of its own (same clock
     /// reading, client and request), then writes its audit rows and sends its messages. For
     /// work whose duration must not show in the answer's timing.
-    pub fn detach<F>(&self, work: F)
+    pub(crate) fn detach<F>(&self, work: F)
     where
         F: for<'c> FnOnce(
                 &'c Ctx<'c>,
@@ -143,18 +143,18 @@ impl<'a> Ctx<'a> {
     }
 
     /// Queues an effect.
-    pub fn then(&self, effect: Effect) {
+    pub(crate) fn then(&self, effect: Effect) {
         if let Ok(mut v) = self.effects.lock() {
             v.push(effect);
         }
     }
 
-    pub fn principal(&self) -> AuthResult<&Principal> {
+    pub(crate) fn principal(&self) -> AuthResult<&Principal> {
         self.principal.as_ref().ok_or(AuthError::TokenMissing)
     }
 
     /// Queues a mail, sent once the flow has succeeded.
-    pub fn queue_mail(&self, to: &str, subject: &str, text: String) {
+    pub(crate) fn queue_mail(&self, to: &str, subject: &str, text: String) {
         self.then(Effect::Mail(EmailMessage {
             to: to.into(),
             subject: subject.into(),
@@ -163,7 +163,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Queues a text message, sent once the flow has succeeded.
-    pub fn queue_sms(&self, to: &str, text: String) {
+    pub(crate) fn queue_sms(&self, to: &str, text: String) {
         self.then(Effect::Sms(crate::notify::SmsMessage {
             to: to.into(),
             text,
@@ -171,7 +171,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Counts a message sent inside a transaction once the flow has succeeded.
-    pub fn count_later(&self, address: &str, sms: bool, user_id: Option<&str>) {
+    pub(crate) fn count_later(&self, address: &str, sms: bool, user_id: Option<&str>) {
         self.then(Effect::CountSent(Sent {
             address: address.to_string(),
             sms,
@@ -180,7 +180,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Queues an audit row, written after the flow whether it succeeded or not.
-    pub fn audit_later(
+    pub(crate) fn audit_later(
         &self,
         user: Option<&str>,
         event: crate::events::Event,
@@ -195,11 +195,11 @@ impl<'a> Ctx<'a> {
         });
     }
 
-    pub fn now_s(&self) -> i64 {
+    pub(crate) fn now_s(&self) -> i64 {
         self.now / 1000
     }
 
-    pub fn cfg(&self) -> &crate::NAuthConfig {
+    pub(crate) fn cfg(&self) -> &crate::NAuthConfig {
         &self.inner.cfg
     }
 }

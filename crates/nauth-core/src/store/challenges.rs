@@ -25,7 +25,7 @@ pub(crate) async fn get(db: &impl Conn, id_hash: &str, lock: bool) -> R<Option<C
     if lock {
         q = q.lock_exclusive();
     }
-    Ok(q.one(db.c()).await.db()?)
+    q.one(db.c()).await.db()
 }
 
 /// Writes every column of a challenge back (under its row lock).
@@ -60,7 +60,7 @@ pub(crate) async fn latest_code(
     destination: &str,
     since: i64,
 ) -> R<Option<Challenge>> {
-    Ok(challenges::Entity::find()
+    challenges::Entity::find()
         .filter(challenges::Column::UserId.eq(user_id))
         .filter(challenges::Column::Name.eq(name))
         .filter(challenges::Column::Completed.eq(false))
@@ -70,7 +70,7 @@ pub(crate) async fn latest_code(
         .order_by_desc(challenges::Column::LastSentAt)
         .one(db.c())
         .await
-        .db()?)
+        .db()
 }
 
 /// The codes of the user's open challenges of one kind stop working.

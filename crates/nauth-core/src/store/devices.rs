@@ -50,13 +50,13 @@ pub(crate) async fn recognise(
 
 /// The user's unexpired trusted devices, newest first.
 pub(crate) async fn live(db: &impl Conn, user_id: &str, now: i64) -> R<Vec<TrustedDevice>> {
-    Ok(trusted_devices::Entity::find()
+    trusted_devices::Entity::find()
         .filter(trusted_devices::Column::UserId.eq(user_id))
         .filter(trusted_devices::Column::ExpiresAt.gt(now))
         .order_by_desc(trusted_devices::Column::CreatedAt)
         .all(db.c())
         .await
-        .db()?)
+        .db()
 }
 
 /// Deletes the user's trusted devices (or the one with this id); returns how many.

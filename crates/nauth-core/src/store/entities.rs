@@ -1,6 +1,9 @@
 //! sea-orm entities: one module per table. Times are Unix milliseconds (`i64`) so that every
 //! back end stores and compares them the same way.
-#![allow(missing_docs)] // columns are documented in docs/storage.md
+#![allow(missing_docs)]
+// columns are documented in docs/storage.md
+// The derive macros generate `pub` items of their own.
+#![allow(unreachable_pub)]
 
 macro_rules! no_relations {
     () => {
@@ -10,12 +13,12 @@ macro_rules! no_relations {
     };
 }
 
-pub mod users {
+pub(crate) mod users {
     use sea_orm::entity::prelude::*;
 
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "nauth_users")]
-    pub struct Model {
+    pub(crate) struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: String,
         #[sea_orm(unique)]
@@ -42,12 +45,12 @@ pub mod users {
     no_relations!();
 }
 
-pub mod sessions {
+pub(crate) mod sessions {
     use sea_orm::entity::prelude::*;
 
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "nauth_sessions")]
-    pub struct Model {
+    pub(crate) struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: String,
         #[sea_orm(indexed)]
@@ -69,19 +72,19 @@ pub mod sessions {
     no_relations!();
 }
 
-pub mod refresh_tokens {
+pub(crate) mod refresh_tokens {
     use sea_orm::entity::prelude::*;
 
     /// The token is the session's live one.
-    pub const CURRENT: i16 = 0;
+    pub(crate) const CURRENT: i16 = 0;
     /// Its holder exchanged it: presenting it again is reuse (after the interval).
-    pub const ROTATED: i16 = 1;
+    pub(crate) const ROTATED: i16 = 1;
     /// A racing exchange replaced it: presenting it is merely invalid.
-    pub const DISCARDED: i16 = 2;
+    pub(crate) const DISCARDED: i16 = 2;
 
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "nauth_refresh_tokens")]
-    pub struct Model {
+    pub(crate) struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub token_hash: String,
         #[sea_orm(indexed)]
@@ -93,12 +96,12 @@ pub mod refresh_tokens {
     no_relations!();
 }
 
-pub mod challenges {
+pub(crate) mod challenges {
     use sea_orm::entity::prelude::*;
 
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "nauth_challenges")]
-    pub struct Model {
+    pub(crate) struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id_hash: String,
         /// `None` for the decoy of a duplicate signup.
@@ -128,12 +131,12 @@ pub mod challenges {
     no_relations!();
 }
 
-pub mod verification_tokens {
+pub(crate) mod verification_tokens {
     use sea_orm::entity::prelude::*;
 
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "nauth_verification_tokens")]
-    pub struct Model {
+    pub(crate) struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: String,
         #[sea_orm(indexed)]
@@ -152,12 +155,12 @@ pub mod verification_tokens {
     no_relations!();
 }
 
-pub mod password_history {
+pub(crate) mod password_history {
     use sea_orm::entity::prelude::*;
 
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "nauth_password_history")]
-    pub struct Model {
+    pub(crate) struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: String,
         #[sea_orm(indexed)]
@@ -168,12 +171,12 @@ pub mod password_history {
     no_relations!();
 }
 
-pub mod kv {
+pub(crate) mod kv {
     use sea_orm::entity::prelude::*;
 
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "nauth_kv")]
-    pub struct Model {
+    pub(crate) struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub key: String,
         pub value: i64,
@@ -184,12 +187,12 @@ pub mod kv {
     no_relations!();
 }
 
-pub mod audit_log {
+pub(crate) mod audit_log {
     use sea_orm::entity::prelude::*;
 
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "nauth_audit_log")]
-    pub struct Model {
+    pub(crate) struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: String,
         #[sea_orm(indexed)]
@@ -205,12 +208,12 @@ pub mod audit_log {
     no_relations!();
 }
 
-pub mod mfa_devices {
+pub(crate) mod mfa_devices {
     use sea_orm::entity::prelude::*;
 
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "nauth_mfa_devices")]
-    pub struct Model {
+    pub(crate) struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: String,
         #[sea_orm(indexed)]
@@ -232,12 +235,12 @@ pub mod mfa_devices {
     no_relations!();
 }
 
-pub mod backup_codes {
+pub(crate) mod backup_codes {
     use sea_orm::entity::prelude::*;
 
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "nauth_backup_codes")]
-    pub struct Model {
+    pub(crate) struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: String,
         #[sea_orm(indexed)]
@@ -249,12 +252,12 @@ pub mod backup_codes {
     no_relations!();
 }
 
-pub mod trusted_devices {
+pub(crate) mod trusted_devices {
     use sea_orm::entity::prelude::*;
 
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "nauth_trusted_devices")]
-    pub struct Model {
+    pub(crate) struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: String,
         #[sea_orm(indexed)]
@@ -273,12 +276,12 @@ pub mod trusted_devices {
     no_relations!();
 }
 
-pub mod schema_version {
+pub(crate) mod schema_version {
     use sea_orm::entity::prelude::*;
 
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "nauth_schema")]
-    pub struct Model {
+    pub(crate) struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: i32,
         pub version: i32,

@@ -64,7 +64,7 @@ impl Kv for DatabaseKv {
             .one(&tx)
             .await
             .db()?
-            .ok_or_else(|| StoreError::Other)?;
+            .ok_or(StoreError::Other)?;
         tx.commit().await.db()?;
         Ok(Entry {
             value: row.value,

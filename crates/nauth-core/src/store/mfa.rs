@@ -12,20 +12,20 @@ use super::{BackupCode, Conn, MfaDevice, R};
 
 /// The user's MFA devices, oldest first.
 pub(crate) async fn devices(db: &impl Conn, user_id: &str) -> R<Vec<MfaDevice>> {
-    Ok(mfa_devices::Entity::find()
+    mfa_devices::Entity::find()
         .filter(mfa_devices::Column::UserId.eq(user_id))
         .order_by_asc(mfa_devices::Column::CreatedAt)
         .all(db.c())
         .await
-        .db()?)
+        .db()
 }
 
 /// An MFA device by id.
 pub(crate) async fn device(db: &impl Conn, id: &str) -> R<Option<MfaDevice>> {
-    Ok(mfa_devices::Entity::find_by_id(id.to_string())
+    mfa_devices::Entity::find_by_id(id.to_string())
         .one(db.c())
         .await
-        .db()?)
+        .db()
 }
 
 /// Enrols a device.
@@ -124,22 +124,22 @@ pub(crate) async fn readdress_email_devices(
 
 /// How many unused backup codes the user has.
 pub(crate) async fn backup_codes_left(db: &impl Conn, user_id: &str) -> R<u64> {
-    Ok(backup_codes::Entity::find()
+    backup_codes::Entity::find()
         .filter(backup_codes::Column::UserId.eq(user_id))
         .filter(backup_codes::Column::UsedAt.is_null())
         .count(db.c())
         .await
-        .db()?)
+        .db()
 }
 
 /// The user's unused backup codes.
 pub(crate) async fn unused_backup_codes(db: &impl Conn, user_id: &str) -> R<Vec<BackupCode>> {
-    Ok(backup_codes::Entity::find()
+    backup_codes::Entity::find()
         .filter(backup_codes::Column::UserId.eq(user_id))
         .filter(backup_codes::Column::UsedAt.is_null())
         .all(db.c())
         .await
-        .db()?)
+        .db()
 }
 
 /// Marks a backup code used, only if it is still unused; whether this request won it.

@@ -87,7 +87,7 @@ pub(crate) async fn run_once(inner: &Inner) -> Purged {
         out.kv = in_batches(
             "nauth_kv",
             || async move {
-                Ok(kv::Entity::find()
+                kv::Entity::find()
                     .select_only()
                     .column(kv::Column::Key)
                     .filter(kv::Column::ExpiresAt.lte(now))
@@ -95,7 +95,7 @@ pub(crate) async fn run_once(inner: &Inner) -> Purged {
                     .into_tuple::<String>()
                     .all(db)
                     .await
-                    .db()?)
+                    .db()
             },
             |keys| async move {
                 // Re-checked: an entry renewed since the select stays.
@@ -114,7 +114,7 @@ pub(crate) async fn run_once(inner: &Inner) -> Purged {
     out.challenges = in_batches(
         "nauth_challenges",
         || async move {
-            Ok(challenges::Entity::find()
+            challenges::Entity::find()
                 .select_only()
                 .column(challenges::Column::IdHash)
                 .filter(challenges::Column::ExpiresAt.lte(now))
@@ -122,7 +122,7 @@ pub(crate) async fn run_once(inner: &Inner) -> Purged {
                 .into_tuple::<String>()
                 .all(db)
                 .await
-                .db()?)
+                .db()
         },
         |ids| async move {
             Ok(challenges::Entity::delete_many()
@@ -139,7 +139,7 @@ pub(crate) async fn run_once(inner: &Inner) -> Purged {
     out.verification_tokens = in_batches(
         "nauth_verification_tokens",
         || async move {
-            Ok(vt::Entity::find()
+            vt::Entity::find()
                 .select_only()
                 .column(vt::Column::Id)
                 .filter(
@@ -151,7 +151,7 @@ pub(crate) async fn run_once(inner: &Inner) -> Purged {
                 .into_tuple::<String>()
                 .all(db)
                 .await
-                .db()?)
+                .db()
         },
         |ids| async move {
             Ok(vt::Entity::delete_many()
@@ -170,7 +170,7 @@ pub(crate) async fn run_once(inner: &Inner) -> Purged {
     out.sessions = in_batches(
         "nauth_sessions",
         || async move {
-            Ok(sessions::Entity::find()
+            sessions::Entity::find()
                 .select_only()
                 .column(sessions::Column::Id)
                 .filter(
@@ -183,7 +183,7 @@ pub(crate) async fn run_once(inner: &Inner) -> Purged {
                 .into_tuple::<String>()
                 .all(db)
                 .await
-                .db()?)
+                .db()
         },
         |ids| async move {
             // Tokens first: a failure in between leaves a session without tokens, never
@@ -209,7 +209,7 @@ pub(crate) async fn run_once(inner: &Inner) -> Purged {
     out.trusted_devices = in_batches(
         "nauth_trusted_devices",
         || async move {
-            Ok(trusted_devices::Entity::find()
+            trusted_devices::Entity::find()
                 .select_only()
                 .column(trusted_devices::Column::Id)
                 .filter(trusted_devices::Column::ExpiresAt.lte(now))
@@ -217,7 +217,7 @@ pub(crate) async fn run_once(inner: &Inner) -> Purged {
                 .into_tuple::<String>()
                 .all(db)
                 .await
-                .db()?)
+                .db()
         },
         |ids| async move {
             Ok(trusted_devices::Entity::delete_many()

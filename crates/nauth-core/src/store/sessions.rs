@@ -69,10 +69,10 @@ pub(crate) async fn add_refresh(db: &impl Conn, session_id: &str, hash: String, 
 
 /// A refresh token by its hash.
 pub(crate) async fn refresh_token(db: &impl Conn, hash: &str) -> R<Option<RefreshToken>> {
-    Ok(refresh_tokens::Entity::find_by_id(hash.to_string())
+    refresh_tokens::Entity::find_by_id(hash.to_string())
         .one(db.c())
         .await
-        .db()?)
+        .db()
 }
 
 /// Marks a refresh token rotated (its holder exchanged it) at `now`.
@@ -111,7 +111,7 @@ pub(crate) async fn get(db: &impl Conn, id: &str, lock: bool) -> R<Option<Sessio
     if lock {
         q = q.lock_exclusive();
     }
-    Ok(q.one(db.c()).await.db()?)
+    q.one(db.c()).await.db()
 }
 
 /// Points the session at a new access token and a new sliding expiry.
@@ -169,7 +169,7 @@ pub(crate) async fn revoke_all(
 
 /// The user's live, unexpired sessions, newest first (at most 1000).
 pub(crate) async fn list_live(db: &impl Conn, user_id: &str, now: i64) -> R<Vec<Session>> {
-    Ok(sessions::Entity::find()
+    sessions::Entity::find()
         .filter(sessions::Column::UserId.eq(user_id))
         .filter(sessions::Column::RevokedAt.is_null())
         .filter(sessions::Column::ExpiresAt.gt(now))
@@ -177,7 +177,7 @@ pub(crate) async fn list_live(db: &impl Conn, user_id: &str, now: i64) -> R<Vec<
         .limit(1000)
         .all(db.c())
         .await
-        .db()?)
+        .db()
 }
 
 /// The columns the per-request session check needs, read with one fixed statement.

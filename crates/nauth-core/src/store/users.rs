@@ -39,7 +39,7 @@ pub(crate) async fn find(db: &impl Conn, by: Lookup<'_>) -> R<Option<User>> {
             .filter(users::Column::IsPhoneVerified.eq(true)),
         Lookup::AnyPhone(p) => users::Entity::find().filter(users::Column::Phone.eq(p)),
     };
-    Ok(q.one(db.c()).await.db()?)
+    q.one(db.c()).await.db()
 }
 
 /// Whether another user than `except` holds this phone.
@@ -55,20 +55,20 @@ pub(crate) async fn phone_taken(db: &impl Conn, phone: &str, except: &str) -> R<
 
 /// A user by id.
 pub(crate) async fn get(db: &impl Conn, id: &str) -> R<Option<User>> {
-    Ok(users::Entity::find_by_id(id.to_string())
+    users::Entity::find_by_id(id.to_string())
         .one(db.c())
         .await
-        .db()?)
+        .db()
 }
 
 /// A user by id, taking its row lock until the transaction ends (serialises the writes of
 /// one account).
 pub(crate) async fn lock(db: &impl Conn, id: &str) -> R<Option<User>> {
-    Ok(users::Entity::find_by_id(id.to_string())
+    users::Entity::find_by_id(id.to_string())
         .lock_exclusive()
         .one(db.c())
         .await
-        .db()?)
+        .db()
 }
 
 /// Stores a new user; a taken unique value is `Conflict("email" | "username" | "phone")`.

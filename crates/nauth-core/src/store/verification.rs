@@ -58,14 +58,14 @@ pub(crate) async fn latest_pending(
     user_id: &str,
     purpose: &str,
 ) -> R<Option<VerificationToken>> {
-    Ok(verification_tokens::Entity::find()
+    verification_tokens::Entity::find()
         .filter(verification_tokens::Column::UserId.eq(user_id))
         .filter(verification_tokens::Column::Purpose.eq(purpose))
         .filter(verification_tokens::Column::UsedAt.is_null())
         .order_by_desc(verification_tokens::Column::CreatedAt)
         .one(db.c())
         .await
-        .db()?)
+        .db()
 }
 
 /// A token of a purpose by its hash (used or not).
@@ -74,12 +74,12 @@ pub(crate) async fn by_hash(
     purpose: &str,
     hash: &str,
 ) -> R<Option<VerificationToken>> {
-    Ok(verification_tokens::Entity::find()
+    verification_tokens::Entity::find()
         .filter(verification_tokens::Column::TokenHash.eq(hash))
         .filter(verification_tokens::Column::Purpose.eq(purpose))
         .one(db.c())
         .await
-        .db()?)
+        .db()
 }
 
 /// A token of a purpose by its hash, taking its row lock until the transaction ends (one
@@ -89,22 +89,22 @@ pub(crate) async fn by_hash_for_update(
     purpose: &str,
     hash: &str,
 ) -> R<Option<VerificationToken>> {
-    Ok(verification_tokens::Entity::find()
+    verification_tokens::Entity::find()
         .filter(verification_tokens::Column::TokenHash.eq(hash))
         .filter(verification_tokens::Column::Purpose.eq(purpose))
         .lock_exclusive()
         .one(db.c())
         .await
-        .db()?)
+        .db()
 }
 
 /// A token by id, taking its row lock until the transaction ends.
 pub(crate) async fn get_for_update(db: &impl Conn, id: &str) -> R<Option<VerificationToken>> {
-    Ok(verification_tokens::Entity::find_by_id(id.to_string())
+    verification_tokens::Entity::find_by_id(id.to_string())
         .lock_exclusive()
         .one(db.c())
         .await
-        .db()?)
+        .db()
 }
 
 /// Marks an unused token used at `now`; whether it was still unused (so exactly one racing
