@@ -6,7 +6,7 @@ use super::budget::KvKey;
 use super::{Ctx, Outcome};
 use crate::codes;
 use crate::error::{AuthError, AuthResult, RateLimit};
-use crate::events::{Event, audit};
+use crate::events::Event;
 use crate::input::{Identifier, Input, mask_email};
 use crate::store::users::UserPatch;
 use crate::store::{self, StoreError, User, VerificationToken};
@@ -64,7 +64,7 @@ pub(crate) async fn change_password(ctx: &Ctx<'_>, mut input: Input) -> AuthResu
         return Err(AuthError::PasswordReused);
     }
     let hash = ctx.inner.hasher.hash(&new).await?;
-    let (user, tokens) = transaction!(ctx, |tx| {
+    let (_, tokens) = transaction!(ctx, |tx| {
         super::set_password(ctx, tx, &user, hash.clone()).await?;
         super::revoke_sessions(tx, &user.id, Some(&p.session_id), ctx.now).await?;
         // A new password ends every trusted device: the next login proves the second factor.
@@ -88,17 +88,10 @@ pub(crate) async fn change_password(ctx: &Ctx<'_>, mut input: Input) -> AuthResu
             session.expires_at,
             &session.auth_method,
         )?;
+        ctx.audit_in(tx, Some(&user.id), Event::PasswordChanged, json!({}))
+            .await;
         Ok((user, tokens))
     })?;
-    audit(
-        ctx.inner,
-        Some(&user.id),
-        Event::PasswordChanged,
-        true,
-        &ctx.origin,
-        json!({}),
-    )
-    .await;
     Ok(Outcome::JsonWithTokens(json!({"success": true}), tokens))
 }
 
@@ -214,6 +207,8 @@ pub(crate) async fn confirm_email_change(ctx: &Ctx<'_>, mut input: Input) -> Aut
         let name = mask_email(&new_email);
         store::mfa::readdress_email_devices(tx, &user.id, &new_email, &name).await?;
         store::challenges::drop_codes_to(tx, &user.id, &user.email).await?;
+        ctx.audit_in(tx, Some(&user.id), Event::EmailChanged, json!({}))
+            .await;
         Ok(())
     })?;
     ctx.queue_mail(
@@ -221,15 +216,6 @@ pub(crate) async fn confirm_email_change(ctx: &Ctx<'_>, mut input: Input) -> Aut
         "Your email was changed",
         format!("The email of your account was changed to {}.\n\nIf this was not you, reset your password and contact support.\n", mask_email(&new_email)),
     );
-    audit(
-        ctx.inner,
-        Some(&user.id),
-        Event::EmailChanged,
-        true,
-        &ctx.origin,
-        json!({}),
-    )
-    .await;
     Ok(Outcome::Json(200, super::profile_json(&me(ctx).await?)))
 }
 
@@ -308,15 +294,7 @@ pub(crate) async fn delete_account(ctx: &Ctx<'_>, mut input: Input) -> AuthResul
             tracing::warn!(error = %e, "could not delete a kv row of a deleted account");
         }
     }
-    audit(
-        ctx.inner,
-        None,
-        Event::AccountDeleted,
-        true,
-        &ctx.origin,
-        json!({"sub": uid}),
-    )
-    .await;
+    ctx.audit_later(None, Event::AccountDeleted, true, json!({"sub": uid}));
     Ok(Outcome::JsonClearing {
         body: json!({"success": true}),
         device: true,

@@ -8,7 +8,7 @@ use super::{AuthOutcome, Ctx, Device, Outcome};
 use crate::challenge::{ChallengeName, Policy, Step, UserState, next_step};
 use crate::codes;
 use crate::error::{AuthError, AuthResult, RateLimit};
-use crate::events::{Event, audit};
+use crate::events::Event;
 use crate::input::{Input, mask_email};
 use crate::store::users::{Lookup, UserPatch};
 use crate::store::{self, Challenge, Conn, StoreError, Tx, User, VerificationToken};
@@ -352,13 +352,15 @@ pub(crate) async fn signup(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
         return duplicate_signup(ctx, &owner).await;
     }
     if let Some(u) = &s.username
-        && store::users::find(db, Lookup::Username(u)).await?.is_some() {
-            return Err(AuthError::UsernameExists);
-        }
+        && store::users::find(db, Lookup::Username(u)).await?.is_some()
+    {
+        return Err(AuthError::UsernameExists);
+    }
     if let Some(p) = &s.phone
-        && store::users::find(db, Lookup::AnyPhone(p)).await?.is_some() {
-            return Err(AuthError::PhoneExists);
-        }
+        && store::users::find(db, Lookup::AnyPhone(p)).await?.is_some()
+    {
+        return Err(AuthError::PhoneExists);
+    }
     let user = User {
         id: uuid::Uuid::new_v4().to_string(),
         email: s.email.clone(),
@@ -390,6 +392,8 @@ pub(crate) async fn signup(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
             device: device_from(ctx, None, None),
             ..Default::default()
         };
+        ctx.audit_in(tx, Some(&user.id), Event::Signup, json!({}))
+            .await;
         Ok(Some(next(ctx, tx, &user, carry).await?))
     })?;
     let Some(outcome) = created else {
@@ -403,15 +407,6 @@ pub(crate) async fn signup(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
             AuthError::PhoneExists
         });
     };
-    audit(
-        ctx.inner,
-        Some(&user.id),
-        Event::Signup,
-        true,
-        &ctx.origin,
-        json!({}),
-    )
-    .await;
     Ok(Outcome::Auth(201, outcome))
 }
 
@@ -489,15 +484,7 @@ pub(crate) async fn login(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome
     let uid = user.as_ref().map(|u| u.id.clone());
     let Some(user) = user.filter(|_| matches!(ok, Ok(true))) else {
         ok?;
-        audit(
-            ctx.inner,
-            uid.as_deref(),
-            Event::LoginFailed,
-            false,
-            &ctx.origin,
-            json!({}),
-        )
-        .await;
+        ctx.audit_later(uid.as_deref(), Event::LoginFailed, false, json!({}));
         return Err(AuthError::InvalidCredentials);
     };
     if user.disabled {
@@ -521,16 +508,8 @@ pub(crate) async fn login(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome
         let outcome = next(ctx, tx, &user, carry.clone()).await?;
         // In the same commit as the session: one write per login instead of two.
         let details = json!({"method": "password"});
-        crate::events::audit_in(
-            tx,
-            ctx.inner,
-            Some(&user.id),
-            Event::LoginSuccess,
-            true,
-            &ctx.origin,
-            details,
-        )
-        .await;
+        ctx.audit_in(tx, Some(&user.id), Event::LoginSuccess, details)
+            .await;
         Ok(outcome)
     })?;
     Ok(Outcome::Auth(200, outcome))
@@ -762,7 +741,8 @@ async fn verify_email(
     };
     store::users::update(tx, &user.id, patch).await?;
     store::verification::end_purpose(tx, &user.id, "verify_email_link", ctx.now).await?;
-    audit_in(tx, ctx, user, Event::EmailVerified).await;
+    ctx.audit_in(tx, Some(&user.id), Event::EmailVerified, json!({}))
+        .await;
     Ok(Some(true))
 }
 
@@ -787,7 +767,8 @@ async fn verify_phone(
         Err(StoreError::Conflict(_)) => return Err(AuthError::PhoneExists),
         r => r?,
     };
-    audit_in(tx, ctx, user, Event::PhoneVerified).await;
+    ctx.audit_in(tx, Some(&user.id), Event::PhoneVerified, json!({}))
+        .await;
     Ok(Some(true))
 }
 
@@ -860,23 +841,9 @@ async fn force_change(
     super::set_password(ctx, tx, user, hash).await?;
     super::revoke_sessions(tx, &user.id, None, ctx.now).await?;
     super::forget_devices(tx, &user.id, None).await?;
-    audit_in(tx, ctx, user, Event::PasswordChanged).await;
+    ctx.audit_in(tx, Some(&user.id), Event::PasswordChanged, json!({}))
+        .await;
     Ok(())
-}
-
-/// The audit row of a challenge's change, in its transaction.
-async fn audit_in(tx: &Tx, ctx: &Ctx<'_>, user: &User, event: Event) {
-    let origin = &ctx.origin;
-    crate::events::audit_in(
-        tx,
-        ctx.inner,
-        Some(&user.id),
-        event,
-        true,
-        origin,
-        json!({}),
-    )
-    .await;
 }
 
 /// VERIFY_PHONE without a phone on file: the client names the number, a code goes to it, and

@@ -390,15 +390,12 @@ impl Attempt {
                 Budget::SecondFactor => "mfa",
                 Budget::Verify => "verification",
             };
-            crate::events::audit(
-                ctx.inner,
+            ctx.audit_later(
                 self.user_id.as_deref(),
                 Event::LoginLocked,
                 false,
-                &ctx.origin,
                 json!({ "scope": scope }),
-            )
-            .await;
+            );
         }
         if let Some((key, value)) = &self.ip
             && *value >= i64::from(lo.ip_max_attempts)

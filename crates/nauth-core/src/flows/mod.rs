@@ -179,7 +179,19 @@ impl<'a> Ctx<'a> {
         }));
     }
 
-    /// Queues an audit row, written after the flow whether it succeeded or not.
+    /// Writes the audit row of a change in the change's own transaction.
+    pub(crate) async fn audit_in(
+        &self,
+        tx: &store::Tx,
+        user: Option<&str>,
+        event: crate::events::Event,
+        details: Value,
+    ) {
+        crate::events::audit_in(tx, self.inner, user, event, true, &self.origin, details).await;
+    }
+
+    /// Queues an audit row outside any transaction (a refusal, or a change without one),
+    /// written after the flow whether it succeeded or not.
     pub(crate) fn audit_later(
         &self,
         user: Option<&str>,
@@ -522,15 +534,12 @@ pub(crate) async fn confirm_password(ctx: &Ctx<'_>, user: &User, password: &str)
     if ok? {
         Ok(())
     } else {
-        crate::events::audit(
-            ctx.inner,
+        ctx.audit_later(
             Some(&user.id),
             crate::events::Event::LoginFailed,
             false,
-            &ctx.origin,
             json!({"reason": "password_confirmation"}),
-        )
-        .await;
+        );
         Err(AuthError::PasswordIncorrect)
     }
 }

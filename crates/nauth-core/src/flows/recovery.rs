@@ -7,7 +7,7 @@ use super::mfa::Factor;
 use super::{Ctx, Outcome};
 use crate::codes;
 use crate::error::{AuthError, AuthResult, RateLimit};
-use crate::events::{Event, audit};
+use crate::events::Event;
 use crate::input::{Identifier, Input};
 use crate::store::users::UserPatch;
 use crate::store::{self, User, VerificationToken};
@@ -187,18 +187,11 @@ async fn apply_reset(
         }
         super::revoke_sessions(tx, &user.id, None, ctx.now).await?;
         super::forget_devices(tx, &user.id, None).await?;
+        ctx.audit_in(tx, Some(&user.id), Event::PasswordReset, json!({}))
+            .await;
         Ok(())
     })?;
     super::budget::clear_account(ctx, &user.id).await?;
-    audit(
-        ctx.inner,
-        Some(&user.id),
-        Event::PasswordReset,
-        true,
-        &ctx.origin,
-        json!({}),
-    )
-    .await;
     Ok(Outcome::Json(200, json!({"success": true})))
 }
 
@@ -308,7 +301,7 @@ async fn verify_link_inner(ctx: &Ctx<'_>) -> AuthResult<()> {
         .inner
         .keys
         .hash_code("link", "verify_email_link", &token);
-    let user_id = transaction!(ctx, |tx| {
+    transaction!(ctx, |tx| {
         let row = store::verification::by_hash_for_update(tx, "verify_email_link", &hash)
             .await?
             .filter(|t| t.used_at.is_none())
@@ -325,16 +318,10 @@ async fn verify_link_inner(ctx: &Ctx<'_>) -> AuthResult<()> {
             ..Default::default()
         };
         store::users::update(tx, &row.user_id, patch).await?;
-        Ok(row.user_id)
+        let details = json!({"via": "link"});
+        ctx.audit_in(tx, Some(&row.user_id), Event::EmailVerified, details)
+            .await;
+        Ok(())
     })?;
-    audit(
-        ctx.inner,
-        Some(&user_id),
-        Event::EmailVerified,
-        true,
-        &ctx.origin,
-        json!({"via": "link"}),
-    )
-    .await;
     Ok(())
 }

@@ -7,7 +7,7 @@ use super::{AuthOutcome, Ctx, Outcome};
 use crate::clock::iso8601;
 use crate::codes;
 use crate::error::{AuthError, AuthResult};
-use crate::events::{Event, audit};
+use crate::events::Event;
 use crate::input::Input;
 use crate::store::sessions::{self as sessions, RefreshState};
 use crate::store::{Session, User};
@@ -103,15 +103,12 @@ pub(crate) async fn refresh(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
         Ok(r) => r,
         Err(session) => {
             tracing::warn!(session = %session.id, "refresh token reuse detected; session revoked");
-            audit(
-                ctx.inner,
+            ctx.audit_later(
                 Some(&session.user_id),
                 Event::SuspiciousActivity,
                 false,
-                &ctx.origin,
                 json!({"reason": "refresh_token_reuse", "sessionId": session.id}),
-            )
-            .await;
+            );
             return Err(AuthError::TokenReuseDetected);
         }
     };
@@ -179,15 +176,7 @@ pub(crate) async fn logout(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
     if let Some((sid, uid)) = &sid_user
         && revoke_session(ctx, sid).await?
     {
-        audit(
-            ctx.inner,
-            Some(uid),
-            Event::Logout,
-            true,
-            &ctx.origin,
-            json!({"sessionId": sid}),
-        )
-        .await;
+        ctx.audit_later(Some(uid), Event::Logout, true, json!({"sessionId": sid}));
     }
     // `forgetDevice`: the trusted device this request presents ends on the server too, not
     // only its cookie.
@@ -216,6 +205,9 @@ pub(crate) async fn logout_all(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Ou
         } else {
             0
         };
+        let details = json!({"revokedCount": n});
+        ctx.audit_in(tx, Some(&p.sub), Event::SessionRevoked, details)
+            .await;
         Ok((n, forgotten))
     })?;
     if forgotten > 0 {
@@ -226,15 +218,6 @@ pub(crate) async fn logout_all(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Ou
             json!({"count": forgotten}),
         );
     }
-    audit(
-        ctx.inner,
-        Some(&p.sub),
-        Event::SessionRevoked,
-        true,
-        &ctx.origin,
-        json!({"revokedCount": n}),
-    )
-    .await;
     Ok(Outcome::JsonClearing {
         body: json!({"revokedCount": n}),
         device: forget,
@@ -248,15 +231,12 @@ pub(crate) async fn revoke(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
     if let Some(s) = session_of_refresh(ctx, &token).await?
         && revoke_session(ctx, &s.id).await?
     {
-        audit(
-            ctx.inner,
+        ctx.audit_later(
             Some(&s.user_id),
             Event::SessionRevoked,
             true,
-            &ctx.origin,
             json!({"sessionId": s.id}),
-        )
-        .await;
+        );
     }
     Ok(Outcome::Json(200, json!({"success": true})))
 }
@@ -313,15 +293,12 @@ pub(crate) async fn delete(ctx: &Ctx<'_>, id: &str) -> AuthResult<Outcome> {
         .filter(|s| s.user_id == p.sub && s.revoked_at.is_none())
         .ok_or(AuthError::NotFound)?;
     revoke_session(ctx, &s.id).await?;
-    audit(
-        ctx.inner,
+    ctx.audit_later(
         Some(&p.sub),
         Event::SessionRevoked,
         true,
-        &ctx.origin,
         json!({"sessionId": s.id}),
-    )
-    .await;
+    );
     let current = s.id == p.session_id;
     let body = json!({"success": true, "wasCurrentSession": current});
     Ok(if current {
