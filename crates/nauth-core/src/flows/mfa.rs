@@ -610,17 +610,53 @@ pub(crate) async fn status(ctx: &Ctx<'_>) -> AuthResult<Outcome> {
         .map(Factor::as_str)
         .collect();
     let allowed: Vec<&str> = allowed_factors(ctx).map(Factor::as_str).collect();
-    Ok(Outcome::Json(
-        200,
-        json!({
-            "enabled": user.mfa_enabled,
-            "required": ctx.cfg().mfa.enforcement == crate::config::MfaEnforcement::Required,
-            "configuredMethods": configured,
-            "availableMethods": allowed,
-            "preferredMethod": preferred(&devs).map(|d| d.kind.clone()),
-            "backupCodesRemaining": backups,
-        }),
-    ))
+    let body = StatusBody {
+        enabled: user.mfa_enabled,
+        required: ctx.cfg().mfa.enforcement == crate::config::MfaEnforcement::Required,
+        configured_methods: configured,
+        available_methods: allowed,
+        preferred_method: preferred(&devs).map(|d| d.kind.clone()),
+        backup_codes_remaining: backups,
+    };
+    Ok(Outcome::Json(200, super::body(&body)))
+}
+
+/// The body of `GET /mfa/status`.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusBody {
+    enabled: bool,
+    required: bool,
+    configured_methods: Vec<&'static str>,
+    available_methods: Vec<&'static str>,
+    preferred_method: Option<String>,
+    backup_codes_remaining: u64,
+}
+
+/// One factor of `GET /mfa/devices`.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DeviceBody {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    name: String,
+    is_preferred: bool,
+    created_at: String,
+    last_used_at: Option<String>,
+}
+
+/// One device of `GET /trusted-devices`.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TrustedBody {
+    id: String,
+    device_name: Option<String>,
+    device_type: Option<String>,
+    ip_address: Option<String>,
+    created_at: String,
+    last_used_at: Option<String>,
+    trusted_until: String,
 }
 
 /// `POST /mfa/setup-data`.
@@ -753,18 +789,18 @@ pub(crate) async fn list_devices(ctx: &Ctx<'_>) -> AuthResult<Outcome> {
     let p = ctx.principal()?;
     let devs = devices(&ctx.inner.store, &p.sub).await?;
     let pref = preferred(&devs).map(|d| d.id.clone());
-    let list: Vec<Value> = devs
-        .iter()
-        .map(|d| {
-            json!({
-                "id": d.id, "type": d.kind, "name": d.name,
-                "isPreferred": Some(&d.id) == pref.as_ref(),
-                "createdAt": iso8601(d.created_at),
-                "lastUsedAt": d.last_used_at.map(iso8601),
-            })
+    let devices: Vec<DeviceBody> = devs
+        .into_iter()
+        .map(|d| DeviceBody {
+            is_preferred: Some(&d.id) == pref.as_ref(),
+            id: d.id,
+            kind: d.kind,
+            name: d.name,
+            created_at: iso8601(d.created_at),
+            last_used_at: d.last_used_at.map(iso8601),
         })
         .collect();
-    Ok(Outcome::Json(200, json!({ "devices": list })))
+    Ok(Outcome::Json(200, json!({ "devices": super::body(&devices) })))
 }
 
 async fn own_device(ctx: &Ctx<'_>, id: &str) -> AuthResult<MfaDevice> {
@@ -850,17 +886,19 @@ pub(crate) async fn trust_device(ctx: &Ctx<'_>, input: Input) -> AuthResult<Outc
 pub(crate) async fn list_trusted(ctx: &Ctx<'_>) -> AuthResult<Outcome> {
     let p = ctx.principal()?;
     let rows = store::devices::live(&ctx.inner.store, &p.sub, ctx.now).await?;
-    let list: Vec<Value> = rows
-        .iter()
-        .map(|t| {
-            json!({
-                "id": t.id, "deviceName": t.device_name, "deviceType": t.device_type,
-                "ipAddress": t.ip_address, "createdAt": iso8601(t.created_at),
-                "lastUsedAt": t.last_used_at.map(iso8601), "trustedUntil": iso8601(t.expires_at),
-            })
+    let list: Vec<TrustedBody> = rows
+        .into_iter()
+        .map(|t| TrustedBody {
+            id: t.id,
+            device_name: t.device_name,
+            device_type: t.device_type,
+            ip_address: t.ip_address,
+            created_at: iso8601(t.created_at),
+            last_used_at: t.last_used_at.map(iso8601),
+            trusted_until: iso8601(t.expires_at),
         })
         .collect();
-    Ok(Outcome::Json(200, json!({ "trustedDevices": list })))
+    Ok(Outcome::Json(200, json!({ "trustedDevices": super::body(&list) })))
 }
 
 /// `DELETE /trusted-devices` (all) and `DELETE /trusted-devices/{id}`.
