@@ -298,13 +298,6 @@ impl NAuth {
         self.inner.store.close().await;
     }
 
-    /// TEMPORARY: the conformance suite's database handle until it moves to the testkit.
-    #[cfg(feature = "conformance")]
-    #[doc(hidden)]
-    pub fn store_db(&self) -> &sea_orm::DatabaseConnection {
-        self.inner.store.db()
-    }
-
     /// Answers one request under the mount prefix.
     pub async fn handle(&self, req: Request) -> Reply {
         routes::handle(&self.inner, req).await

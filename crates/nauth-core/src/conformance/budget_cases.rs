@@ -523,14 +523,14 @@ async fn unverified_phone_is_no_identifier(door: &dyn Door, b: &Backend) {
             sea_orm::sea_query::Expr::value(true),
         )
         .filter(users::Column::Email.eq(&e))
-        .exec(env.nauth.store_db())
+        .exec(&env.nauth.store().db)
         .await
         .expect("verify phone");
     assert_eq!(login(&env, &phone, PW).await.status, 200);
 }
 
 async fn trusted_count(env: &Env, e: &str) -> u64 {
-    let db = env.nauth.store_db();
+    let db = &env.nauth.store().db;
     let u = users::Entity::find()
         .filter(users::Column::Email.eq(e))
         .one(db)
@@ -964,7 +964,7 @@ async fn disabled_user_cannot_answer_challenges(door: &dyn Door, b: &Backend) {
         "AUTH_ACCOUNT_LOCKED",
     );
     let n = mfa_devices::Entity::find()
-        .count(env.nauth.store_db())
+        .count(&env.nauth.store().db)
         .await
         .expect("count");
     assert!(n >= 1);
@@ -1169,7 +1169,7 @@ async fn resend_burst_sends_one_message(door: &dyn Door, b: &Backend) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(env.outbox.emails_to(&e).len(), 2, "one resend went out");
     let row = crate::store::entities::kv::Entity::find_by_id(format!("msg:{e}"))
-        .one(env.nauth.store_db())
+        .one(&env.nauth.store().db)
         .await
         .expect("query")
         .expect("the message counter");

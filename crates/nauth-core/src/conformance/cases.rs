@@ -120,7 +120,7 @@ pub(super) async fn update_user(env: &Env, email: &str, col: users::Column, valu
     users::Entity::update_many()
         .col_expr(col, Expr::value(value))
         .filter(users::Column::Email.eq(email))
-        .exec(env.nauth.store_db())
+        .exec(&env.nauth.store().db)
         .await
         .expect("update user");
 }
@@ -477,7 +477,7 @@ async fn duplicate_signup_is_indistinguishable(door: &dyn Door, b: &Backend) {
     assert_eq!(
         users::Entity::find()
             .filter(users::Column::Email.eq(&e))
-            .count(env.nauth.store_db())
+            .count(&env.nauth.store().db)
             .await
             .expect("count"),
         1
@@ -679,7 +679,7 @@ async fn bad_input_is_400_413_415(door: &dyn Door, b: &Backend) {
         // A fresh SQLite database per case: not one user row was written.
         assert_eq!(
             users::Entity::find()
-                .count(env.nauth.store_db())
+                .count(&env.nauth.store().db)
                 .await
                 .expect("count"),
             0
@@ -805,7 +805,7 @@ async fn parallel_signups_one_user(door: &dyn Door, b: &Backend) {
     );
     let n = users::Entity::find()
         .filter(users::Column::Email.eq(&e))
-        .count(env.nauth.store_db())
+        .count(&env.nauth.store().db)
         .await
         .expect("count");
     assert_eq!(n, 1);
@@ -830,7 +830,7 @@ async fn live_tokens(env: &Env, session_id: &str) -> u64 {
     refresh_tokens::Entity::find()
         .filter(refresh_tokens::Column::SessionId.eq(session_id))
         .filter(refresh_tokens::Column::State.eq(refresh_tokens::CURRENT))
-        .count(env.nauth.store_db())
+        .count(&env.nauth.store().db)
         .await
         .expect("count")
 }
@@ -921,7 +921,7 @@ async fn refresh_rotation_and_reuse(door: &dyn Door, b: &Backend) {
     let sus = audit_log::Entity::find()
         .filter(audit_log::Column::EventType.eq("SUSPICIOUS_ACTIVITY"))
         .filter(audit_log::Column::UserId.eq(t0["user"]["sub"].as_str().expect("sub")))
-        .count(env.nauth.store_db())
+        .count(&env.nauth.store().db)
         .await
         .expect("count");
     assert_eq!(sus, 1);
@@ -1534,7 +1534,7 @@ async fn delete_account_removes_everything(door: &dyn Door, b: &Backend) {
         "AUTH_SESSION_NOT_FOUND",
     );
     assert_error(&login(&env, &e, PW).await, 401, "AUTH_INVALID_CREDENTIALS");
-    let db = env.nauth.store_db();
+    let db = &env.nauth.store().db;
     let sub = t["user"]["sub"].as_str().expect("sub");
     assert_eq!(
         users::Entity::find()
@@ -2034,7 +2034,8 @@ async fn database_down_is_503(door: &dyn Door, b: &Backend) {
     let env = env(door, b).await;
     let t = signup_verified(&env, &email()).await;
     env.nauth
-        .store_db()
+        .store()
+        .db
         .close_by_ref()
         .await
         .expect("close pool");
@@ -2103,7 +2104,7 @@ async fn audit_rows(door: &dyn Door, b: &Backend) {
     let sub = t["user"]["sub"].as_str().expect("sub");
     let rows = audit_log::Entity::find()
         .filter(audit_log::Column::UserId.eq(sub))
-        .all(env.nauth.store_db())
+        .all(&env.nauth.store().db)
         .await
         .expect("rows");
     let types: Vec<(&str, &str)> = rows
@@ -2141,7 +2142,7 @@ async fn rehash_on_login(door: &dyn Door, b: &Backend) {
         200,
         "old hashes keep working"
     );
-    let db = env.nauth.store_db();
+    let db = &env.nauth.store().db;
     let stored = users::Entity::find()
         .filter(users::Column::Email.eq(&e))
         .one(db)

@@ -46,7 +46,7 @@ async fn delete_account_erases_second_factors(door: &dyn Door, b: &Backend) {
         400,
         "PASSWORD_INCORRECT",
     );
-    let db = env.nauth.store_db();
+    let db = &env.nauth.store().db;
     let sub = sub.as_str();
     let count = |table: &'static str| async move {
         let n = match table {

@@ -84,7 +84,7 @@ pub fn sqlite_url() -> String {
 impl Drop for Env {
     fn drop(&mut self) {
         // Give the connections back: many engines share one PostgreSQL/MySQL server in a run.
-        let db = self.nauth.store_db().clone();
+        let db = self.nauth.store().db.clone();
         let url = self.nauth.config().database_url.clone();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {

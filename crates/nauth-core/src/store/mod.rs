@@ -6,7 +6,7 @@
 pub(crate) mod audit;
 pub(crate) mod challenges;
 pub(crate) mod devices;
-pub(crate) mod entities;
+mod entities;
 pub(crate) mod kv;
 pub(crate) mod mfa;
 pub(crate) mod purge;
@@ -273,12 +273,6 @@ impl Store {
     /// Whether the database is SQLite (one process owns the file).
     pub(crate) fn is_sqlite(&self) -> bool {
         self.db.get_database_backend() == DbBackend::Sqlite
-    }
-
-    /// TEMPORARY: the pool, for the conformance suite until it moves to the testkit.
-    #[cfg(feature = "conformance")]
-    pub(crate) fn db(&self) -> &DatabaseConnection {
-        &self.db
     }
 
     /// Closes the pool.
