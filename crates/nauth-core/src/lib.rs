@@ -17,16 +17,11 @@ mod ip;
 pub mod kv;
 pub mod mfa;
 pub mod notify;
-#[cfg(any(test, feature = "conformance"))]
-pub mod notify_testing;
 pub mod password;
 mod purge;
 mod routes;
 pub mod store;
 pub mod tokens;
-
-#[cfg(feature = "conformance")]
-pub mod conformance;
 
 use std::sync::Arc;
 
