@@ -5,7 +5,7 @@
 //! `MAIL FROM`, `RCPT TO`, `DATA` (with dot-unstuffing), `RSET`, `NOOP`, `VRFY` and `QUIT`. It
 //! advertises neither `STARTTLS` nor `AUTH`. Every accepted mail becomes a [`CapturedMail`],
 //! whose [`body_text`](CapturedMail::body_text) and [`header`](CapturedMail::header) undo the
-//! MIME encodings lettre applies.
+//! MIME encodings lettre applies (parsed with `mail-parser`).
 //!
 //! ```ignore
 //! let capture = SmtpCapture::start().await?;
@@ -22,6 +22,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use mail_parser::{HeaderName, HeaderValue, MessageParser, MessagePart, MimeHeaders, PartType};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
@@ -327,274 +328,63 @@ async fn read_data<R: AsyncRead + tokio::io::AsyncBufRead + Unpin>(
 }
 
 // ---------------------------------------------------------------------------------------------
-// MIME decoding
+// MIME decoding (mail-parser)
 // ---------------------------------------------------------------------------------------------
 
 impl CapturedMail {
     /// The first header called `name` (case-insensitive), unfolded, with RFC 2047 encoded words
     /// (`=?utf-8?b?…?=`, `=?utf-8?q?…?=`) decoded and surrounding whitespace trimmed.
     pub fn header(&self, name: &str) -> Option<String> {
-        let (headers, _body) = split_message(&self.data);
-        headers
-            .into_iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, value)| decode_encoded_words(value.trim()))
+        // Every header read as unstructured text, so `From` or `Content-Type` come back as
+        // written rather than as parsed structures. (mail-parser applies the default only
+        // when some header is configured, hence the explicit `Subject`.)
+        let message = MessageParser::new()
+            .header_text(HeaderName::Subject)
+            .default_header_text()
+            .parse(self.data.as_bytes())?;
+        let header = message
+            .headers()
+            .iter()
+            .find(|h| h.name.as_str().eq_ignore_ascii_case(name))?;
+        Some(match &header.value {
+            HeaderValue::Text(text) => text.trim().to_owned(),
+            HeaderValue::TextList(list) => list.join(", ").trim().to_owned(),
+            _ => String::new(),
+        })
     }
 
     /// The decoded plain-text body: headers stripped, the `Content-Transfer-Encoding`
-    /// (quoted-printable, base64, 7bit/8bit) undone, read as UTF-8, line endings turned into
+    /// (quoted-printable, base64, 7bit/8bit) and the charset undone, line endings turned into
     /// `\n`. For a multipart mail, the first `text/plain` part (an empty string if there is
     /// none).
     pub fn body_text(&self) -> String {
-        let (headers, body) = split_message(&self.data);
-        decode_entity(&headers, body, true)
+        let Some(message) = MessageParser::default().parse(self.data.as_bytes()) else {
+            return String::new();
+        };
+        let plain = message.parts.iter().find_map(|part| match &part.body {
+            PartType::Text(text) if is_text_plain(part) => Some(text.to_string()),
+            _ => None,
+        });
+        // A single-part mail of another type is still read as text.
+        let single = || match message.parts.as_slice() {
+            [only] => only.text_contents().map(str::to_owned),
+            _ => None,
+        };
+        plain
+            .or_else(single)
             .unwrap_or_default()
             .replace("\r\n", "\n")
     }
 }
 
-/// Splits a message or MIME part into its unfolded headers and its body.
-fn split_message(data: &str) -> (Vec<(String, String)>, &str) {
-    let (head, body) = if let Some(body) = data.strip_prefix("\r\n") {
-        ("", body)
-    } else if let Some(body) = data.strip_prefix('\n') {
-        ("", body)
-    } else if let Some(i) = data.find("\r\n\r\n") {
-        (&data[..i], &data[i + 4..])
-    } else if let Some(i) = data.find("\n\n") {
-        (&data[..i], &data[i + 2..])
-    } else {
-        (data, "")
-    };
-    let mut headers: Vec<(String, String)> = Vec::new();
-    for raw in head.split('\n') {
-        let raw = raw.strip_suffix('\r').unwrap_or(raw);
-        if raw.starts_with([' ', '\t']) {
-            if let Some((_, value)) = headers.last_mut() {
-                value.push_str(raw);
-            }
-        } else if let Some((name, value)) = raw.split_once(':') {
-            headers.push((name.trim().to_owned(), value.to_owned()));
-        }
-    }
-    (headers, body)
-}
-
-fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.trim())
-}
-
-/// A parameter of a structured header value such as `multipart/alternative; boundary="x"`.
-fn header_param(value: &str, param: &str) -> Option<String> {
-    value.split(';').skip(1).find_map(|p| {
-        let (name, val) = p.split_once('=')?;
-        name.trim()
-            .eq_ignore_ascii_case(param)
-            .then(|| val.trim().trim_matches('"').to_owned())
+/// Whether a part is `text/plain` (the default of a part without `Content-Type`).
+fn is_text_plain(part: &MessagePart<'_>) -> bool {
+    part.content_type().is_none_or(|ct| {
+        ct.ctype().eq_ignore_ascii_case("text")
+            && ct
+                .subtype()
+                .is_none_or(|sub| sub.eq_ignore_ascii_case("plain"))
     })
-}
-
-/// Decodes an entity to text: a single part is transfer-decoded (whatever its type when
-/// `top_level`, else only `text/plain`); a multipart yields its first `text/plain` part.
-fn decode_entity(headers: &[(String, String)], body: &str, top_level: bool) -> Option<String> {
-    let content_type = find_header(headers, "content-type").unwrap_or("text/plain");
-    let mime = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    if mime.starts_with("multipart/") {
-        let boundary = header_param(content_type, "boundary")?;
-        return multipart_parts(body, &boundary)
-            .into_iter()
-            .find_map(|part| {
-                let (h, b) = split_message(part);
-                decode_entity(&h, b, false)
-            });
-    }
-    if !top_level && mime != "text/plain" {
-        return None;
-    }
-    let encoding = find_header(headers, "content-transfer-encoding")
-        .unwrap_or("7bit")
-        .to_ascii_lowercase();
-    let bytes = match encoding.as_str() {
-        "quoted-printable" => decode_quoted_printable(body),
-        "base64" => decode_base64(body),
-        _ => body.as_bytes().to_vec(),
-    };
-    Some(String::from_utf8_lossy(&bytes).into_owned())
-}
-
-/// The parts of a multipart body (the text between the delimiter lines).
-fn multipart_parts<'a>(body: &'a str, boundary: &str) -> Vec<&'a str> {
-    let delimiter = format!("--{boundary}");
-    let mut parts = Vec::new();
-    let mut start: Option<usize> = None;
-    let mut offset = 0;
-    for line in body.split_inclusive('\n') {
-        let trimmed = line.trim_end();
-        if trimmed == delimiter || trimmed == format!("{delimiter}--") {
-            if let Some(s) = start {
-                // The CRLF before a delimiter belongs to the delimiter.
-                let part = &body[s..offset];
-                let part = part.strip_suffix('\n').unwrap_or(part);
-                parts.push(part.strip_suffix('\r').unwrap_or(part));
-            }
-            if trimmed != delimiter {
-                break;
-            }
-            start = Some(offset + line.len());
-        }
-        offset += line.len();
-    }
-    parts
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// Decodes `=XX` escapes; with `underscore_is_space`, `_` is a space (RFC 2047 "Q").
-fn decode_hex_escapes(input: &[u8], underscore_is_space: bool, out: &mut Vec<u8>) {
-    let mut i = 0;
-    while i < input.len() {
-        match input[i] {
-            b'=' if i + 2 < input.len() => {
-                if let (Some(h), Some(l)) = (hex_value(input[i + 1]), hex_value(input[i + 2])) {
-                    out.push(h << 4 | l);
-                    i += 3;
-                    continue;
-                }
-                out.push(b'=');
-            }
-            b'_' if underscore_is_space => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-}
-
-/// Decodes a quoted-printable body (RFC 2045 §6.7): trailing whitespace is dropped, `=` at the
-/// end of a line is a soft line break, `=XX` is a byte.
-fn decode_quoted_printable(body: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len());
-    let mut lines = body.split('\n').peekable();
-    while let Some(line) = lines.next() {
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        let line = line.trim_end_matches([' ', '\t']);
-        let (line, soft) = match line.strip_suffix('=') {
-            Some(l) => (l, true),
-            None => (line, false),
-        };
-        decode_hex_escapes(line.as_bytes(), false, &mut out);
-        if !soft && lines.peek().is_some() {
-            out.extend_from_slice(b"\r\n");
-        }
-    }
-    out
-}
-
-/// Decodes standard base64, skipping line breaks and any other non-alphabet byte, stopping at
-/// padding.
-fn decode_base64(input: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(input.len() * 3 / 4);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for b in input.bytes() {
-        let v = match b {
-            b'A'..=b'Z' => b - b'A',
-            b'a'..=b'z' => b - b'a' + 26,
-            b'0'..=b'9' => b - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            b'=' => break,
-            _ => continue,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    out
-}
-
-/// Decodes one RFC 2047 encoded word's payload; `None` if it is malformed.
-fn decode_word(charset: &str, encoding: &str, text: &str) -> Option<String> {
-    let bytes = match encoding {
-        "b" | "B" => decode_base64(text),
-        "q" | "Q" => {
-            let mut out = Vec::new();
-            decode_hex_escapes(text.as_bytes(), true, &mut out);
-            out
-        }
-        _ => return None,
-    };
-    let charset = charset.split('*').next().unwrap_or_default();
-    if charset.eq_ignore_ascii_case("iso-8859-1") || charset.eq_ignore_ascii_case("latin1") {
-        Some(bytes.iter().map(|&b| char::from(b)).collect())
-    } else {
-        Some(String::from_utf8_lossy(&bytes).into_owned())
-    }
-}
-
-/// Decodes RFC 2047 encoded words in a header value; whitespace between two adjacent encoded
-/// words is dropped.
-fn decode_encoded_words(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    let mut rest = value;
-    let mut pending_space = String::new();
-    let mut last_was_word = false;
-    loop {
-        let Some(start) = rest.find("=?") else {
-            out.push_str(&pending_space);
-            out.push_str(rest);
-            break;
-        };
-        let literal = &rest[..start];
-        let candidate = &rest[start + 2..];
-        let parsed = (|| {
-            let (charset, after) = candidate.split_once('?')?;
-            let (encoding, after) = after.split_once('?')?;
-            let end = after.find("?=")?;
-            let text = &after[..end];
-            let consumed = 2 + charset.len() + 1 + encoding.len() + 1 + end + 2;
-            Some((decode_word(charset, encoding, text)?, consumed))
-        })();
-        match parsed {
-            Some((decoded, consumed)) => {
-                let only_space = literal.chars().all(char::is_whitespace);
-                if !(last_was_word && only_space) {
-                    out.push_str(&pending_space);
-                    out.push_str(literal);
-                }
-                pending_space.clear();
-                out.push_str(&decoded);
-                last_was_word = true;
-                rest = &rest[start + consumed..];
-            }
-            None => {
-                out.push_str(&pending_space);
-                pending_space.clear();
-                out.push_str(&rest[..start + 2]);
-                last_was_word = false;
-                rest = &rest[start + 2..];
-            }
-        }
-    }
-    out
 }
 
 // ---------------------------------------------------------------------------------------------

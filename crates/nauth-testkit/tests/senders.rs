@@ -776,3 +776,18 @@ async fn webhook_https_checks_the_certificate() {
     assert_clean_delivery_error(SmsSender::send(&sender, &sms()).await);
     assert!(capture.requests().is_empty());
 }
+
+#[test]
+fn root_certificates_must_hold_a_certificate() {
+    let https = || WebhookSmsSender::new("https://localhost:8443/sms").expect("sender");
+    for bad in ["", "not pem", TEST_SERVER_KEY_PEM] {
+        match https().with_root_certificates_pem(bad) {
+            Err(NotifyError::Config(reason)) => assert!(reason.contains("root certificates")),
+            other => panic!("{bad:?}: expected Config, got {other:?}"),
+        }
+    }
+    assert!(https().with_root_certificates_pem(TEST_CA_PEM).is_ok());
+    // A plain http sender has no TLS to configure.
+    let http = WebhookSmsSender::new("http://localhost:8080/sms").expect("sender");
+    assert!(http.with_root_certificates_pem("").is_ok());
+}
