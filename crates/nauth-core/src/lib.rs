@@ -8,7 +8,6 @@ pub mod delivery;
 mod deny;
 pub mod error;
 pub mod events;
-pub mod example;
 mod flows;
 pub mod guard;
 pub mod http;
