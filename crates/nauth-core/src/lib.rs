@@ -9,7 +9,6 @@ mod delivery;
 mod deny;
 mod error;
 mod events;
-pub mod example;
 mod flows;
 mod guard;
 pub mod http;
@@ -18,15 +17,10 @@ mod ip;
 mod kv;
 mod mfa;
 mod notify;
-#[cfg(any(test, feature = "conformance"))]
-pub mod notify_testing;
 mod password;
 mod routes;
 mod store;
 mod tokens;
-
-#[cfg(feature = "conformance")]
-pub mod conformance;
 
 use std::sync::Arc;
 

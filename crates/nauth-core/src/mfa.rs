@@ -65,6 +65,7 @@ pub(crate) fn otpauth_uri(secret: &[u8], issuer: &str, account: &str) -> AuthRes
 }
 
 /// The 6-digit code for a time (Unix seconds).
+#[cfg(test)]
 pub(crate) fn totp_code(secret: &[u8], at: u64) -> AuthResult<String> {
     Ok(totp(secret, "nauth", "x")?.generate(at).to_string())
 }

@@ -6,7 +6,7 @@
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, Route, guard, web};
 use nauth_actix::{Admin, AuthUser, RequireRole};
-use nauth_core::example;
+use nauth_example_common as example;
 use serde_json::json;
 
 async fn data(AuthUser(u): AuthUser) -> HttpResponse {

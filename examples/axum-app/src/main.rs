@@ -9,7 +9,7 @@ use axum::response::Html;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use nauth_axum::{Admin, AuthUser, NAuth, RequireRole};
-use nauth_core::example;
+use nauth_example_common as example;
 use serde_json::{Value, json};
 
 async fn data(AuthUser(u): AuthUser) -> Json<Value> {

@@ -3,7 +3,7 @@
 //!
 //! `cargo run -p poem-app` needs no configuration: SQLite `nauth.db`, codes on the console.
 
-use nauth_core::example;
+use nauth_example_common as example;
 use nauth_poem::{Admin, AuthUser, Methods, NAuth, RequireRole};
 use poem::listener::TcpAcceptor;
 use poem::web::{Html, Json};

@@ -1,115 +1,22 @@
 //! The same scripted session (signup → verify → login → refresh → cookie mode with CSRF →
-//! errors) through every door; the normalised transcripts must be identical.
+//! errors) through every door; the normalised transcripts must be identical, and identical to
+//! the snapshot `tests/wire.snap`. A deliberate change of the wire: run with
+//! `NAUTH_WIRE_BLESS=1` to rewrite the snapshot, and review its diff.
 
-use std::future::Future;
-use std::net::SocketAddr;
-use std::pin::Pin;
+use nauth_testkit::conformance::wire::transcript;
+use nauth_testkit::doors::{Actix, Axum, Poem};
 
-use nauth_core::NAuth;
-use nauth_core::conformance::Door;
-use nauth_core::conformance::wire::transcript;
-use serde_json::{Value, json};
-
-struct Axum;
-struct Poem;
-struct Actix;
-
-impl Door for Actix {
-    fn serve(&self, nauth: NAuth) -> Pin<Box<dyn Future<Output = SocketAddr> + Send + '_>> {
-        use actix_web::{App, HttpResponse, HttpServer, web};
-        async fn data(nauth_actix::AuthUser(u): nauth_actix::AuthUser) -> HttpResponse {
-            HttpResponse::Ok().json(json!({"sub": u.sub, "message": "protected data"}))
-        }
-        Box::pin(async move {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-            let addr = listener.local_addr().expect("addr");
-            std::thread::spawn(move || {
-                actix_web::rt::System::new().block_on(async move {
-                    HttpServer::new(move || {
-                        App::new()
-                            .app_data(nauth.clone())
-                            .route("/api/data", web::get().to(data))
-                            .configure(nauth_actix::configure(nauth.clone()))
-                            .default_service(web::to(nauth_actix::fallback))
-                    })
-                    .workers(1)
-                    .disable_signals()
-                    .listen(listener)
-                    .expect("listen")
-                    .run()
-                    .await
-                    .expect("serve");
-                });
-            });
-            addr
-        })
-    }
-}
-
-impl Door for Axum {
-    fn serve(&self, nauth: NAuth) -> Pin<Box<dyn Future<Output = SocketAddr> + Send + '_>> {
-        use axum::{Extension, Json, Router, routing::get};
-        async fn data(nauth_axum::AuthUser(u): nauth_axum::AuthUser) -> Json<Value> {
-            Json(json!({"sub": u.sub, "message": "protected data"}))
-        }
-        Box::pin(async move {
-            let app = Router::new()
-                .route("/api/data", get(data))
-                .merge(nauth_axum::router(nauth.clone()))
-                .fallback(nauth_axum::fallback)
-                .layer(Extension(nauth));
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            let addr = listener.local_addr().expect("addr");
-            tokio::spawn(async move {
-                axum::serve(
-                    listener,
-                    app.into_make_service_with_connect_info::<SocketAddr>(),
-                )
-                .await
-                .expect("serve");
-            });
-            addr
-        })
-    }
-}
-
-impl Door for Poem {
-    fn serve(&self, nauth: NAuth) -> Pin<Box<dyn Future<Output = SocketAddr> + Send + '_>> {
-        use poem::{EndpointExt, Route, Server, get, handler, listener::TcpAcceptor, web::Json};
-        #[handler]
-        async fn data(nauth_poem::AuthUser(u): nauth_poem::AuthUser) -> Json<Value> {
-            Json(json!({"sub": u.sub, "message": "protected data"}))
-        }
-        Box::pin(async move {
-            let app = nauth_poem::mount(Route::new().at("/api/data", get(data)), &nauth)
-                .catch_error(nauth_poem::fallback(&nauth))
-                .data(nauth);
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            let addr = listener.local_addr().expect("addr");
-            let acceptor = TcpAcceptor::from_tokio(listener).expect("acceptor");
-            tokio::spawn(async move {
-                Server::new_with_acceptor(acceptor)
-                    .run(app)
-                    .await
-                    .expect("serve")
-            });
-            addr
-        })
-    }
-}
-
-fn diff(a: &[String], b: &[String]) -> Option<String> {
-    if a.len() != b.len() {
-        return Some(format!("{} exchanges vs {}", a.len(), b.len()));
-    }
-    a.iter()
-        .zip(b)
-        .find(|(x, y)| x != y)
-        .map(|(x, y)| format!("--- axum\n{x}--- other\n{y}"))
+/// The first entry where `got` departs from `expected`, or `None` when they are equal.
+fn diff(expected: &[String], got: &[String]) -> Option<String> {
+    let i = (0..=expected.len().max(got.len())).find(|&i| expected.get(i) != got.get(i))?;
+    let at = |v: &[String]| v.get(i).map_or("<nothing>\n".to_string(), String::clone);
+    Some(format!(
+        "entry {i} of {} vs {}\n--- expected\n{}--- got\n{}",
+        expected.len(),
+        got.len(),
+        at(expected),
+        at(got)
+    ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -139,5 +46,21 @@ async fn every_door_sends_the_same_bytes() {
         if let Some(d) = diff(&reference, &t) {
             panic!("{name} differs from axum:\n{d}");
         }
+    }
+    let snapshot = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/wire.snap");
+    let recorded = reference.concat();
+    if std::env::var_os("NAUTH_WIRE_BLESS").is_some() {
+        std::fs::write(snapshot, &recorded).expect("write the snapshot");
+        return;
+    }
+    let expected = std::fs::read_to_string(snapshot).expect("tests/wire.snap");
+    if recorded != expected {
+        let split = |s: &str| -> Vec<String> {
+            s.split_inclusive('\n')
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        let d = diff(&split(&expected), &split(&recorded)).unwrap_or_default();
+        panic!("the wire differs from tests/wire.snap (NAUTH_WIRE_BLESS=1 rewrites it):\n{d}");
     }
 }

@@ -800,7 +800,10 @@ pub(crate) async fn list_devices(ctx: &Ctx<'_>) -> AuthResult<Outcome> {
             last_used_at: d.last_used_at.map(iso8601),
         })
         .collect();
-    Ok(Outcome::Json(200, json!({ "devices": super::body(&devices) })))
+    Ok(Outcome::Json(
+        200,
+        json!({ "devices": super::body(&devices) }),
+    ))
 }
 
 async fn own_device(ctx: &Ctx<'_>, id: &str) -> AuthResult<MfaDevice> {
@@ -898,7 +901,10 @@ pub(crate) async fn list_trusted(ctx: &Ctx<'_>) -> AuthResult<Outcome> {
             trusted_until: iso8601(t.expires_at),
         })
         .collect();
-    Ok(Outcome::Json(200, json!({ "trustedDevices": super::body(&list) })))
+    Ok(Outcome::Json(
+        200,
+        json!({ "trustedDevices": super::body(&list) }),
+    ))
 }
 
 /// `DELETE /trusted-devices` (all) and `DELETE /trusted-devices/{id}`.

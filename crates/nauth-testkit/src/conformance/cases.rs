@@ -7,9 +7,9 @@ use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, sea_query::
 use serde_json::{Value, json};
 
 use super::{Backend, CaseFn, Door, Env, TestRequest, TestResponse};
-use crate::config::{DeliveryMode, SessionValidation, Verification};
-use crate::notify::{extract_code, extract_token};
-use crate::store::entities::{audit_log, refresh_tokens, sessions, users};
+use crate::db::{audit_log, refresh_tokens, sessions, users};
+use crate::{extract_code, extract_token};
+use nauth_core::config::{DeliveryMode, SessionValidation, Verification};
 
 pub(super) const PW: &str = "Correct-Horse-42";
 const PW2: &str = "Battery-Staple-77";
@@ -120,7 +120,7 @@ pub(super) async fn update_user(env: &Env, email: &str, col: users::Column, valu
     users::Entity::update_many()
         .col_expr(col, Expr::value(value))
         .filter(users::Column::Email.eq(email))
-        .exec(&env.nauth.store().db)
+        .exec(env.db().await)
         .await
         .expect("update user");
 }
@@ -477,7 +477,7 @@ async fn duplicate_signup_is_indistinguishable(door: &dyn Door, b: &Backend) {
     assert_eq!(
         users::Entity::find()
             .filter(users::Column::Email.eq(&e))
-            .count(&env.nauth.store().db)
+            .count(env.db().await)
             .await
             .expect("count"),
         1
@@ -679,7 +679,7 @@ async fn bad_input_is_400_413_415(door: &dyn Door, b: &Backend) {
         // A fresh SQLite database per case: not one user row was written.
         assert_eq!(
             users::Entity::find()
-                .count(&env.nauth.store().db)
+                .count(env.db().await)
                 .await
                 .expect("count"),
             0
@@ -805,7 +805,7 @@ async fn parallel_signups_one_user(door: &dyn Door, b: &Backend) {
     );
     let n = users::Entity::find()
         .filter(users::Column::Email.eq(&e))
-        .count(&env.nauth.store().db)
+        .count(env.db().await)
         .await
         .expect("count");
     assert_eq!(n, 1);
@@ -830,7 +830,7 @@ async fn live_tokens(env: &Env, session_id: &str) -> u64 {
     refresh_tokens::Entity::find()
         .filter(refresh_tokens::Column::SessionId.eq(session_id))
         .filter(refresh_tokens::Column::State.eq(refresh_tokens::CURRENT))
-        .count(&env.nauth.store().db)
+        .count(env.db().await)
         .await
         .expect("count")
 }
@@ -921,7 +921,7 @@ async fn refresh_rotation_and_reuse(door: &dyn Door, b: &Backend) {
     let sus = audit_log::Entity::find()
         .filter(audit_log::Column::EventType.eq("SUSPICIOUS_ACTIVITY"))
         .filter(audit_log::Column::UserId.eq(t0["user"]["sub"].as_str().expect("sub")))
-        .count(&env.nauth.store().db)
+        .count(env.db().await)
         .await
         .expect("count");
     assert_eq!(sus, 1);
@@ -1534,7 +1534,7 @@ async fn delete_account_removes_everything(door: &dyn Door, b: &Backend) {
         "AUTH_SESSION_NOT_FOUND",
     );
     assert_error(&login(&env, &e, PW).await, 401, "AUTH_INVALID_CREDENTIALS");
-    let db = &env.nauth.store().db;
+    let db = env.db().await;
     let sub = t["user"]["sub"].as_str().expect("sub");
     assert_eq!(
         users::Entity::find()
@@ -2033,12 +2033,7 @@ async fn force_change_password(door: &dyn Door, b: &Backend) {
 async fn database_down_is_503(door: &dyn Door, b: &Backend) {
     let env = env(door, b).await;
     let t = signup_verified(&env, &email()).await;
-    env.nauth
-        .store()
-        .db
-        .close_by_ref()
-        .await
-        .expect("close pool");
+    env.nauth.close().await;
     let r = env
         .post(
             "/auth/login",
@@ -2060,13 +2055,13 @@ async fn database_down_is_503(door: &dyn Door, b: &Backend) {
 }
 
 async fn smtp_round_trip(door: &dyn Door, b: &Backend) {
-    let capture = crate::notify_testing::SmtpCapture::start()
+    let capture = crate::capture::SmtpCapture::start()
         .await
         .expect("smtp listener");
     let mut cfg = super::test_config(&b.url());
-    cfg.email.provider = crate::config::EmailProvider::Smtp;
+    cfg.email.provider = nauth_core::config::EmailProvider::Smtp;
     cfg.email.smtp_url = capture.url();
-    let nauth = crate::NAuth::new(cfg).await.expect("engine");
+    let nauth = nauth_core::NAuth::new(cfg).await.expect("engine");
     let addr = door.serve(nauth).await;
     let e = email();
     // A client address of its own: per-IP counters of a shared database outlive a run.
@@ -2104,7 +2099,7 @@ async fn audit_rows(door: &dyn Door, b: &Backend) {
     let sub = t["user"]["sub"].as_str().expect("sub");
     let rows = audit_log::Entity::find()
         .filter(audit_log::Column::UserId.eq(sub))
-        .all(&env.nauth.store().db)
+        .all(env.db().await)
         .await
         .expect("rows");
     let types: Vec<(&str, &str)> = rows
@@ -2142,7 +2137,7 @@ async fn rehash_on_login(door: &dyn Door, b: &Backend) {
         200,
         "old hashes keep working"
     );
-    let db = &env.nauth.store().db;
+    let db = env.db().await;
     let stored = users::Entity::find()
         .filter(users::Column::Email.eq(&e))
         .one(db)

@@ -7,27 +7,10 @@ use serde_json::{Value, json};
 
 use super::cases::{PW, assert_error, email, login, signup_verified, token};
 use super::{Backend, Door, Env, TestRequest, TestResponse};
-use crate::Clock;
-use crate::config::{MfaEnforcement, MfaMethod, RememberDevices};
-use crate::notify::extract_code;
-
-fn base32_decode(s: &str) -> Vec<u8> {
-    let (mut buf, mut bits, mut out) = (0u64, 0u32, Vec::new());
-    for c in s.bytes().filter(|c| *c != b'=') {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'2'..=b'7' => c - b'2' + 26,
-            _ => panic!("not base32: {c}"),
-        };
-        buf = (buf << 5) | u64::from(v);
-        bits += 5;
-        if bits >= 8 {
-            out.push((buf >> (bits - 8)) as u8);
-            bits -= 8;
-        }
-    }
-    out
-}
+use crate::extract_code;
+use crate::secrets::{base32, base32_decode, totp_code};
+use nauth_core::Clock;
+use nauth_core::config::{MfaEnforcement, MfaMethod, RememberDevices};
 
 /// The secret of an `otpauth://` URI, as an authenticator app would read it.
 pub(super) fn secret_of(uri: &str) -> Vec<u8> {
@@ -41,7 +24,7 @@ pub(super) fn secret_of(uri: &str) -> Vec<u8> {
 }
 
 pub(super) fn code_at(env: &Env, secret: &[u8]) -> String {
-    crate::mfa::totp_code(secret, (env.clock.now_ms() / 1000) as u64).expect("code")
+    totp_code(secret, (env.clock.now_ms() / 1000) as u64)
 }
 
 pub(super) fn authed(method: &str, path: &str, body: Value, access: &str) -> TestRequest {
@@ -71,10 +54,7 @@ pub(super) async fn with_totp(env: &Env, e: &str) -> (Value, Vec<u8>, Vec<String
     assert_eq!(d["issuer"], "nauth");
     assert_eq!(d["accountName"], e);
     let secret = secret_of(d["otpauthUri"].as_str().expect("uri"));
-    assert_eq!(
-        crate::mfa::base32(&secret),
-        d["secret"].as_str().expect("secret")
-    );
+    assert_eq!(base32(&secret), d["secret"].as_str().expect("secret"));
     let r = env
         .send(authed(
             "POST",
@@ -578,28 +558,21 @@ pub(super) async fn trusted_devices(door: &dyn Door, b: &Backend) {
 }
 
 pub(super) async fn mfa_sms_through_the_webhook(door: &dyn Door, b: &Backend) {
-    let hook = crate::notify_testing::WebhookCapture::start()
+    let hook = crate::capture::WebhookCapture::start()
         .await
         .expect("webhook listener");
     let mut cfg = super::test_config(&b.url());
-    cfg.sms.provider = crate::config::SmsProvider::Webhook;
+    cfg.sms.provider = nauth_core::config::SmsProvider::Webhook;
     cfg.sms.webhook_url = hook.url();
-    let clock = crate::ManualClock::new();
-    let outbox = crate::MemoryOutbox::default();
-    let nauth = crate::NAuth::builder(cfg)
+    let clock = nauth_core::ManualClock::new();
+    let outbox = nauth_core::MemoryOutbox::default();
+    let nauth = nauth_core::NAuth::builder(cfg)
         .clock(clock.clone())
         .email_sender(outbox.clone())
         .build()
         .await
         .expect("engine");
-    let addr = door.serve(nauth.clone()).await;
-    let env = Env {
-        nauth,
-        clock,
-        outbox,
-        addr,
-        ip: super::random_client_ip(),
-    };
+    let env = Env::serve(door, nauth, clock, outbox).await;
     let e = email();
     let t = signup_verified(&env, &e).await;
     let access = token(&t, "accessToken");
@@ -696,7 +669,7 @@ pub(super) fn random_phone() -> String {
 
 pub(super) async fn verify_phone_with_collection(door: &dyn Door, b: &Backend) {
     let env = Env::start(door, &b.url(), |c| {
-        c.signup.verification = crate::config::Verification::Both
+        c.signup.verification = nauth_core::config::Verification::Both
     })
     .await;
     let e = email();
@@ -756,7 +729,7 @@ pub(super) async fn verify_phone_with_collection(door: &dyn Door, b: &Backend) {
     );
     // Verification "phone" with a number given at signup: the code goes out at once.
     let env = Env::start(door, &b.url(), |c| {
-        c.signup.verification = crate::config::Verification::Phone
+        c.signup.verification = nauth_core::config::Verification::Phone
     })
     .await;
     let phone = random_phone();

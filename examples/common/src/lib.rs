@@ -1,7 +1,22 @@
 //! What the three example apps share, so they stay the same app (docs/api.md §10): the layered
 //! configuration with development defaults, the demo pages, and the first-admin helper.
+//!
+//! Every example's `main` starts with [`start`]:
+//!
+//! ```no_run
+//! # async fn main_of_an_app() {
+//! let Some((nauth, bind)) = nauth_example_common::start("my-app").await else {
+//!     return; // --create-admin EMAIL was handled
+//! };
+//! // mount `nauth` in the framework's app and serve it on `bind`
+//! # let _ = (nauth, bind);
+//! # }
+//! ```
 
-use crate::config::{ConfigError, NAuthConfig, from_layers};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use nauth_core::NAuth;
+use nauth_core::config::{ConfigError, NAuthConfig, from_layers};
 
 /// The page at `GET /`: signup → verify → login → profile in the browser.
 pub const INDEX_HTML: &str = include_str!("../assets/index.html");
@@ -39,7 +54,7 @@ pub fn load() -> Result<ExampleConfig, ConfigError> {
         .is_some_and(|t| t.contains_key("secret"));
     let generated_secret = !file_has_secret && get("NAUTH_SECRET").is_none();
     let secret = if generated_secret {
-        crate::codes::random_token()
+        random_secret()
     } else {
         String::new()
     };
@@ -65,6 +80,13 @@ provider = "console"
     })
 }
 
+/// A development secret: 32 bytes from the OS CSPRNG, base64url without padding.
+fn random_secret() -> String {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).expect("operating system random number generator");
+    URL_SAFE_NO_PAD.encode(b)
+}
+
 /// The `--create-admin EMAIL` argument, if given.
 pub fn create_admin_arg() -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
@@ -77,7 +99,7 @@ pub fn create_admin_arg() -> Option<String> {
 /// with status 2 and a message naming it), warns when the secret was generated, builds the
 /// engine, and handles `--create-admin EMAIL` (prints the one-time password; `None` tells the
 /// caller to exit). Returns the engine and the address to bind.
-pub async fn start(app: &str) -> Option<(crate::NAuth, String)> {
+pub async fn start(app: &str) -> Option<(NAuth, String)> {
     let fail = |what: String, code: i32| -> ! {
         eprintln!("{app}: {what}");
         std::process::exit(code)
@@ -88,7 +110,7 @@ pub async fn start(app: &str) -> Option<(crate::NAuth, String)> {
             "{app}: WARNING no secret configured; using a random development secret (tokens die with the process). Set NAUTH_SECRET."
         );
     }
-    let nauth = crate::NAuth::new(cfg.nauth)
+    let nauth = NAuth::new(cfg.nauth)
         .await
         .unwrap_or_else(|e| fail(e.to_string(), 2));
     if let Some(email) = create_admin_arg() {

@@ -10,8 +10,8 @@ use serde_json::json;
 use super::cases::{PW, assert_error, email, signup_verified, token};
 use super::mfa_cases::with_totp;
 use super::{Backend, CaseFn, Door, Env, TestRequest};
-use crate::config::{RememberDevices, SessionValidation};
-use crate::store::entities::{backup_codes, kv, mfa_devices, sessions, trusted_devices};
+use crate::db::{backup_codes, kv, mfa_devices, sessions, trusted_devices};
+use nauth_core::config::{RememberDevices, SessionValidation};
 
 /// The erasure cases, run after the others.
 pub(super) const ERASURE_CASES: &[(&str, CaseFn)] = &[
@@ -46,7 +46,7 @@ async fn delete_account_erases_second_factors(door: &dyn Door, b: &Backend) {
         400,
         "PASSWORD_INCORRECT",
     );
-    let db = &env.nauth.store().db;
+    let db = env.db().await;
     let sub = sub.as_str();
     let count = |table: &'static str| async move {
         let n = match table {
@@ -111,7 +111,8 @@ async fn delete_account_erases_second_factors(door: &dyn Door, b: &Backend) {
 
 async fn deleted_user_token_stops_under_token_validation(door: &dyn Door, b: &Backend) {
     let url = b.url();
-    let stateless = |c: &mut crate::NAuthConfig| c.session.validation = SessionValidation::Token;
+    let stateless =
+        |c: &mut nauth_core::NAuthConfig| c.session.validation = SessionValidation::Token;
     let env = Env::start(door, &url, stateless).await;
     // A second instance on the same server database (a SQLite file has one process).
     let other = match b.url {

@@ -13,9 +13,9 @@ use super::cases::{
 };
 use super::mfa_cases::{answer, authed, code_at, random_phone, with_totp};
 use super::{Backend, CaseFn, Door, Env, TestRequest, TestResponse};
-use crate::config::{RememberDevices, Verification};
-use crate::notify::extract_code;
-use crate::store::entities::{mfa_devices, trusted_devices, users};
+use crate::db::{kv, mfa_devices, trusted_devices, users};
+use crate::extract_code;
+use nauth_core::config::{RememberDevices, Verification};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 macro_rules! cases {
@@ -523,14 +523,14 @@ async fn unverified_phone_is_no_identifier(door: &dyn Door, b: &Backend) {
             sea_orm::sea_query::Expr::value(true),
         )
         .filter(users::Column::Email.eq(&e))
-        .exec(&env.nauth.store().db)
+        .exec(env.db().await)
         .await
         .expect("verify phone");
     assert_eq!(login(&env, &phone, PW).await.status, 200);
 }
 
 async fn trusted_count(env: &Env, e: &str) -> u64 {
-    let db = &env.nauth.store().db;
+    let db = env.db().await;
     let u = users::Entity::find()
         .filter(users::Column::Email.eq(e))
         .one(db)
@@ -740,7 +740,7 @@ async fn email_change_ends_old_channels(door: &dyn Door, b: &Backend) {
     assert_eq!(c["challengeName"], "MFA_REQUIRED", "{c}");
     assert_eq!(
         c["challengeParameters"]["codeDeliveryDestination"],
-        crate::input::mask_email(&new)
+        crate::secrets::mask_email(&new)
     );
     let code = extract_code(&env.mail(&new, 2).await.text).expect("MFA code to the new address");
     let r = answer(&env, &c, "email", &code).await;
@@ -964,7 +964,7 @@ async fn disabled_user_cannot_answer_challenges(door: &dyn Door, b: &Backend) {
         "AUTH_ACCOUNT_LOCKED",
     );
     let n = mfa_devices::Entity::find()
-        .count(&env.nauth.store().db)
+        .count(env.db().await)
         .await
         .expect("count");
     assert!(n >= 1);
@@ -1168,8 +1168,8 @@ async fn resend_burst_sends_one_message(door: &dyn Door, b: &Backend) {
     assert_eq!(sent, 1, "{:?}", statuses(&rs));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(env.outbox.emails_to(&e).len(), 2, "one resend went out");
-    let row = crate::store::entities::kv::Entity::find_by_id(format!("msg:{e}"))
-        .one(&env.nauth.store().db)
+    let row = kv::Entity::find_by_id(format!("msg:{e}"))
+        .one(env.db().await)
         .await
         .expect("query")
         .expect("the message counter");

@@ -1,10 +1,11 @@
-//! The HTTP conformance suite every adapter runs (feature `conformance`).
+//! The HTTP conformance suite every adapter runs.
 //!
 //! An adapter implements [`Door`]: serve this engine, with the example app's routes
 //! (`/api/data` behind `AuthUser` for GET, HEAD and POST, `/api/admin` behind
 //! `RequireRole<Admin>` and `/api/optional` behind `OptionalAuthUser` for GET and HEAD, the
 //! adapter's 405/OPTIONS answers for them, and the JSON 404 fallback), on a loopback port.
 //! The suite then speaks real HTTP/1.1 to it, so all three doors are held to the same bytes.
+//! The doors of the three adapters are in [`crate::doors`].
 
 mod budget_cases;
 mod cases;
@@ -21,8 +22,10 @@ use std::time::Duration;
 
 pub use client::{TestRequest, TestResponse, send};
 
-use crate::config::NAuthConfig;
-use crate::{ManualClock, MemoryOutbox, NAuth};
+use nauth_core::EmailMessage;
+use nauth_core::{ManualClock, MemoryOutbox, NAuth, NAuthConfig};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use tokio::sync::OnceCell;
 
 /// An adapter under test: starts an app around an engine and says where it listens.
 pub trait Door: Send + Sync {
@@ -31,6 +34,7 @@ pub trait Door: Send + Sync {
 }
 
 /// One engine under test, with its clock and outbox.
+#[derive(Debug)]
 pub struct Env {
     /// The engine.
     pub nauth: NAuth,
@@ -43,19 +47,19 @@ pub struct Env {
     /// The client address every request claims (via a trusted proxy), so that per-IP
     /// counters of different cases never meet on a shared database.
     pub ip: String,
+    /// The testkit's own connection to the engine's database, opened on first use.
+    db: OnceCell<DatabaseConnection>,
 }
 
 /// A random 10.x.y.z client address, claimed through the trusted proxy by an [`Env`].
 pub fn random_client_ip() -> String {
-    let b = crate::codes::random_bytes::<3>();
+    let b = crate::secrets::random_bytes::<3>();
     format!("10.{}.{}.{}", b[0], b[1], b[2].max(1))
 }
 
 /// `n` random decimal digits (unique phone numbers on shared databases).
 pub fn random_digits(n: usize) -> String {
-    (0..n)
-        .map(|_| char::from(b'0' + crate::codes::random_below(10) as u8))
-        .collect()
+    crate::secrets::random_digits(n)
 }
 
 /// A configuration for tests: cheap Argon2, a fixed secret, the given database.
@@ -84,11 +88,15 @@ pub fn sqlite_url() -> String {
 impl Drop for Env {
     fn drop(&mut self) {
         // Give the connections back: many engines share one PostgreSQL/MySQL server in a run.
-        let db = self.nauth.store().db.clone();
+        let nauth = self.nauth.clone();
+        let db = self.db.take();
         let url = self.nauth.config().database_url.clone();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
-                let _ = db.close_by_ref().await;
+                nauth.close().await;
+                if let Some(db) = db {
+                    let _ = db.close_by_ref().await;
+                }
                 // A per-case SQLite file is removed with its WAL companions.
                 if let Some(path) = url
                     .strip_prefix("sqlite://")
@@ -105,7 +113,8 @@ impl Drop for Env {
 }
 
 impl Env {
-    /// Builds an engine from `cfg` (after `tweak`) and serves it through `door`.
+    /// Builds an engine from the test configuration (after `tweak`), with a manual clock and a
+    /// memory outbox for mail and SMS, and serves it through `door`.
     pub async fn start(
         door: &dyn Door,
         database_url: &str,
@@ -122,15 +131,35 @@ impl Env {
             .build()
             .await
             .expect("engine starts");
+        Env::serve(door, nauth, clock, outbox).await
+    }
+
+    /// Serves an engine built elsewhere through `door` (a case that needs other senders);
+    /// `clock` must be the engine's clock and `outbox` whatever of its mail goes to memory.
+    pub async fn serve(
+        door: &dyn Door,
+        nauth: NAuth,
+        clock: ManualClock,
+        outbox: MemoryOutbox,
+    ) -> Env {
         let addr = door.serve(nauth.clone()).await;
-        let ip = random_client_ip();
         Env {
             nauth,
             clock,
             outbox,
             addr,
-            ip,
+            ip: random_client_ip(),
+            db: OnceCell::new(),
         }
+    }
+
+    /// The testkit's own connection to the engine's database (`config().database_url`),
+    /// opened on first use and closed with the `Env`: for cases that read or poke stored rows
+    /// without going through the engine.
+    pub async fn db(&self) -> &DatabaseConnection {
+        self.db
+            .get_or_init(|| connect(&self.nauth.config().database_url))
+            .await
     }
 
     /// Sends a request (adds the client-IP header).
@@ -161,7 +190,7 @@ impl Env {
     }
 
     /// Waits for the `n`-th mail to `to` and returns it.
-    pub async fn mail(&self, to: &str, n: usize) -> crate::notify::EmailMessage {
+    pub async fn mail(&self, to: &str, n: usize) -> EmailMessage {
         let mails = self
             .outbox
             .wait_emails_to(to, n, Duration::from_secs(5))
@@ -173,6 +202,27 @@ impl Env {
         );
         mails[n - 1].clone()
     }
+}
+
+/// A small pool of the testkit's own on `url`: two connections, and on SQLite the engine's
+/// WAL mode and busy timeout, so a poke waits for the engine's writer instead of failing.
+async fn connect(url: &str) -> DatabaseConnection {
+    let mut opts = ConnectOptions::new(url.to_string());
+    opts.sqlx_logging(false)
+        .max_connections(2)
+        .min_connections(0)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(10))
+        .idle_timeout(Duration::from_secs(30));
+    if url.starts_with("sqlite:") {
+        opts.map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(10))
+        });
+    }
+    Database::connect(opts)
+        .await
+        .unwrap_or_else(|e| panic!("the testkit's connection to the test database: {e}"))
 }
 
 /// Which database a run uses.
@@ -299,7 +349,8 @@ pub async fn run_backend(door: &'static dyn Door, name: &str) {
 }
 
 /// Defines the three conformance tests of an adapter (SQLite, PostgreSQL, MySQL) for a
-/// `&'static dyn Door` expression: `nauth_core::conformance_tests!(&MyDoor);`.
+/// `&'static dyn Door` expression: `nauth_testkit::conformance_tests!(&nauth_testkit::doors::Axum);`.
+/// The calling crate needs `tokio` (with `macros` and `rt-multi-thread`) as a dev-dependency.
 #[macro_export]
 macro_rules! conformance_tests {
     ($door:expr) => {

@@ -5,8 +5,8 @@
 use serde_json::{Value, json};
 
 use super::{Door, Env, TestRequest, TestResponse};
-use crate::config::DeliveryMode;
-use crate::notify::extract_code;
+use crate::extract_code;
+use nauth_core::config::DeliveryMode;
 
 /// One recorded exchange, normalised.
 pub type Exchange = String;

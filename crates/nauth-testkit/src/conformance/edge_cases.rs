@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::cases::{PW, assert_error, email, login, signup_verified, token};
 use super::{Backend, CaseFn, Door, Env, TestRequest, TestResponse, random_client_ip};
-use crate::config::DeliveryMode;
+use nauth_core::config::DeliveryMode;
 
 macro_rules! edge_cases {
     ($($name:ident),* $(,)?) => {
@@ -47,7 +47,7 @@ async fn login_from(env: &Env, lines: &[&str], identifier: &str, password: &str)
 
 /// A random /64 in the documentation range: `2001:db8:x:y`.
 fn random_v6_net() -> String {
-    let b = crate::codes::random_bytes::<4>();
+    let b = crate::secrets::random_bytes::<4>();
     format!(
         "2001:db8:{:x}:{:x}",
         u16::from_be_bytes([b[0], b[1]]),
@@ -349,11 +349,11 @@ async fn hybrid_refresh_from_the_cookie_answers_with_cookies(door: &dyn Door, b:
 /// Signs `claims` like the engine does (the test secret's derived key, the engine's `kid`).
 fn sign_like(env: &Env, issued: &str, claims: &Value) -> String {
     let header = jsonwebtoken::decode_header(issued).expect("header");
-    let keys = crate::codes::Keys::derive(&env.nauth.config().secret);
+    let key = crate::secrets::jwt_key(&env.nauth.config().secret);
     jsonwebtoken::encode(
         &header,
         claims,
-        &jsonwebtoken::EncodingKey::from_secret(&keys.jwt),
+        &jsonwebtoken::EncodingKey::from_secret(&key),
     )
     .expect("sign")
 }
