@@ -47,9 +47,10 @@ pub trait Kv: Send + Sync + 'static {
     async fn decr(&self, key: &str, now: i64) -> KvResult<()>;
     /// Removes `key` only while it still holds `value` (nobody counted since); whether it did.
     async fn clear_if(&self, key: &str, value: i64) -> KvResult<bool>;
-    /// Raises a counter to at least `floor` and keeps it alive until at least `until`, in one
-    /// atomic step: concurrent increments are never lost (a lock that a racing `incr` cannot
-    /// undo). An expired entry starts again at `floor`.
+    /// Raises a counter to at least `floor` in one atomic step: concurrent increments are
+    /// never lost (a lock that a racing `incr` cannot undo). An entry that was below `floor`
+    /// (or expired) now expires at exactly `until`; one already at or above `floor` keeps the
+    /// later of its expiry and `until`.
     async fn raise(&self, key: &str, floor: i64, until: i64, now: i64) -> KvResult<()>;
     /// Every live entry whose key starts with `prefix` (at most 10,000; keys longer than
     /// [`MAX_KEY_LEN`] come back in their bounded form). For small families of keys, such as
@@ -161,8 +162,13 @@ impl Kv for MemoryKv {
                 value: floor,
                 expires_at: until,
             };
+        } else if e.value < floor {
+            // Locked for exactly `until`, however long the counting window had left.
+            *e = Entry {
+                value: floor,
+                expires_at: until,
+            };
         } else {
-            e.value = e.value.max(floor);
             e.expires_at = e.expires_at.max(until);
         }
         Ok(())
@@ -238,6 +244,13 @@ mod tests {
             .expect("raise keeps the larger");
         let e = kv.get(&key, now).await.expect("get").expect("live");
         assert_eq!((e.value, e.expires_at), (6, now + 9000));
+        // Below the floor: locked for exactly `until`, however long the window had left.
+        let short = format!("{key}:short");
+        kv.incr(&short, 60_000, now).await.expect("incr");
+        kv.raise(&short, 5, now + 1000, now).await.expect("raise");
+        let e = kv.get(&short, now).await.expect("get").expect("live");
+        assert_eq!((e.value, e.expires_at), (5, now + 1000));
+        assert!(kv.get(&short, now + 1000).await.expect("get").is_none());
         kv.raise(&key, 3, now + 20_000, now + 9000)
             .await
             .expect("raise expired");

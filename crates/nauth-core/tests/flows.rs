@@ -423,7 +423,6 @@ async fn lockout_after_max_attempts_until_the_duration_passes() {
 /// (`Attempt::failed` raises the counter's expiry, never shortens it): here 15 minutes instead
 /// of 5. Left for the flows/kv rewrite.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known bug: a lock shorter than lockout.window lasts the window"]
 async fn lock_shorter_than_the_window_ends_with_the_duration() {
     let email = "short-lock@example.com";
     let (nauth, clock) = lockout_engine(
