@@ -418,10 +418,9 @@ async fn lockout_after_max_attempts_until_the_duration_passes() {
     assert_eq!(login(&nauth, email, PW).await.status, 200);
 }
 
-/// docs/api.md §7: the identifier "is locked for `lockout.duration`". With a duration shorter
-/// than the window the engine keeps the lock until the failure counter's window ends
-/// (`Attempt::failed` raises the counter's expiry, never shortens it): here 15 minutes instead
-/// of 5. Left for the flows/kv rewrite.
+/// docs/api.md §7: the identifier "is locked for `lockout.duration`", also when the duration
+/// is shorter than the counting window (here 5 minutes against 15): the lock ends with the
+/// duration, not with the window.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lock_shorter_than_the_window_ends_with_the_duration() {
     let email = "short-lock@example.com";
