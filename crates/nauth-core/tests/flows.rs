@@ -439,3 +439,133 @@ async fn lock_shorter_than_the_window_ends_with_the_duration() {
     let r = login(&nauth, email, PW).await;
     assert_eq!(r.status, 200, "{}", body(&r));
 }
+
+/// A `Kv` of the app's own (here: the memory one, counting the calls), plugged in with
+/// `NAuthBuilder::kv`: the engine keeps its counters there.
+#[derive(Debug, Default, Clone)]
+struct CountingKv {
+    inner: std::sync::Arc<nauth_core::MemoryKv>,
+    incrs: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl nauth_core::Kv for CountingKv {
+    async fn incr(&self, key: &str, window_ms: i64, now: i64) -> nauth_core::KvResult<KvEntry> {
+        self.incrs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.incr(key, window_ms, now).await
+    }
+    async fn get(&self, key: &str, now: i64) -> nauth_core::KvResult<Option<KvEntry>> {
+        self.inner.get(key, now).await
+    }
+    async fn set(&self, key: &str, value: i64, expires_at: i64) -> nauth_core::KvResult<()> {
+        self.inner.set(key, value, expires_at).await
+    }
+    async fn del(&self, key: &str) -> nauth_core::KvResult<()> {
+        self.inner.del(key).await
+    }
+    async fn decr(&self, key: &str, now: i64) -> nauth_core::KvResult<()> {
+        self.inner.decr(key, now).await
+    }
+    async fn clear_if(&self, key: &str, value: i64) -> nauth_core::KvResult<bool> {
+        self.inner.clear_if(key, value).await
+    }
+    async fn raise(&self, key: &str, floor: i64, until: i64, now: i64) -> nauth_core::KvResult<()> {
+        self.inner.raise(key, floor, until, now).await
+    }
+    async fn live_entries(
+        &self,
+        prefix: &str,
+        now: i64,
+    ) -> nauth_core::KvResult<Vec<(String, KvEntry)>> {
+        self.inner.live_entries(prefix, now).await
+    }
+}
+
+use nauth_core::KvEntry;
+
+/// A session-liveness cache of the app's own: counts invalidations and never caches.
+#[derive(Debug, Default, Clone)]
+struct CountingCache {
+    invalidations: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    lookups: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl nauth_core::SessionCache for CountingCache {
+    fn stamp(&self) -> u64 {
+        self.invalidations.load(std::sync::atomic::Ordering::SeqCst) as u64
+    }
+    fn get(&self, _: &str) -> Option<nauth_core::LiveSession> {
+        self.lookups
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        None
+    }
+    fn put(&self, _: &str, _: &nauth_core::LiveSession, _: u64) {}
+    fn invalidate(&self) {
+        self.invalidations
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kv_and_a_session_cache_plug_in_through_the_builder() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let kv = CountingKv::default();
+    let cache = CountingCache::default();
+    let mut cfg = NAuthConfig {
+        database_url: "sqlite::memory:".into(),
+        secret: "flows-test-secret-0123456789abcdef-xyz".into(),
+        ..NAuthConfig::default()
+    };
+    cfg.password.argon2_memory_kib = 64;
+    cfg.password.argon2_iterations = 1;
+    cfg.signup.verification = Verification::None;
+    cfg.session.validation = nauth_core::config::SessionValidation::Database;
+    let nauth = NAuth::builder(cfg)
+        .kv(kv.clone())
+        .session_cache(cache.clone())
+        .build()
+        .await
+        .expect("engine");
+    let r = nauth
+        .handle(post(
+            "/auth/signup",
+            json!({"email": "kv@example.com", "password": PW}),
+        ))
+        .await;
+    assert_eq!(r.status, 201, "{}", body(&r));
+    let before = kv.incrs.load(SeqCst);
+    let r = nauth
+        .handle(post(
+            "/auth/login",
+            json!({"identifier": "kv@example.com", "password": "Wrong-Horse-42"}),
+        ))
+        .await;
+    assert_error(&r, 401, "AUTH_INVALID_CREDENTIALS");
+    assert!(
+        kv.incrs.load(SeqCst) > before,
+        "the failed login was counted in the plugged-in kv"
+    );
+    let r = nauth
+        .handle(post(
+            "/auth/login",
+            json!({"identifier": "kv@example.com", "password": PW}),
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{}", body(&r));
+    let t = body(&r);
+    let access = string(&t, "accessToken");
+    // The protected request asks the plugged-in cache first, then the database.
+    let r = nauth.handle(get("/auth/profile", &access)).await;
+    assert_eq!(r.status, 200, "{}", body(&r));
+    assert!(cache.lookups.load(SeqCst) >= 1);
+    // A revocation invalidates the cache after its commit; the token then stops working.
+    let invalidated = cache.invalidations.load(SeqCst);
+    let mut logout = post("/auth/logout", json!({}));
+    logout
+        .headers
+        .push(("authorization".into(), format!("Bearer {access}")));
+    assert_eq!(nauth.handle(logout).await.status, 200);
+    assert!(cache.invalidations.load(SeqCst) > invalidated);
+    let r = nauth.handle(get("/auth/profile", &access)).await;
+    assert_error(&r, 401, "AUTH_SESSION_NOT_FOUND");
+}
