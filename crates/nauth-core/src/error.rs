@@ -1,6 +1,6 @@
 //! The one error type of nauth and its one table of codes and statuses (docs/api.md §8).
 //!
-//! Adapters never match on variants: they render [`AuthError::to_reply`] as it is.
+//! Adapters never match on variants: they render [`NAuth::error_reply`](crate::NAuth::error_reply) as it is.
 
 use std::collections::BTreeMap;
 

@@ -548,8 +548,19 @@ fn carry_of(ch: &Challenge) -> Carry {
     }
 }
 
-/// `POST /respond-challenge`.
-pub(crate) async fn respond(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome> {
+/// The answer of `POST /respond-challenge` as sent: each challenge reads its own fields. The
+/// new password is still in clear here (hashed before the transaction).
+struct Submitted {
+    session: String,
+    kind: ChallengeName,
+    code: Option<String>,
+    method: Option<Factor>,
+    phone: Option<String>,
+    new_password: Option<String>,
+}
+
+/// Parses an answer; a missing or wrong field is `400 VALIDATION_FAILED`.
+fn parse_answer(mut input: Input) -> AuthResult<Submitted> {
     let session = input.text_req("session", 512);
     let names = [
         "VERIFY_EMAIL",
@@ -600,9 +611,28 @@ pub(crate) async fn respond(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
         None => {}
     }
     input.finish()?;
-    let Some(kind) = kind else {
-        return Err(AuthError::field("type", "is required"));
-    };
+    let kind = kind.ok_or_else(|| AuthError::field("type", "is required"))?;
+    Ok(Submitted {
+        session,
+        kind,
+        code,
+        method,
+        phone,
+        new_password,
+    })
+}
+
+/// `POST /respond-challenge`: checks the challenge, reserves the attempt on the account's
+/// budget, then answers in one transaction ([`answer_in_tx`]).
+pub(crate) async fn respond(ctx: &Ctx<'_>, input: Input) -> AuthResult<Outcome> {
+    let Submitted {
+        session,
+        kind,
+        code,
+        method,
+        phone,
+        new_password,
+    } = parse_answer(input)?;
     let db = &ctx.inner.store;
     // A first look without a lock: type and state errors, and the slow password work, happen
     // outside the write transaction.

@@ -322,12 +322,12 @@ pub(crate) async fn setup_data(
             let secret = mfa::new_totp_secret();
             let issuer = &ctx.cfg().mfa.issuer;
             let uri = mfa::otpauth_uri(&secret, issuer, &user.email)?;
-            let answer = json!({
-                "secret": mfa::base32(&secret),
-                "otpauthUri": uri,
-                "qrCode": mfa::qr_data_url(&uri)?,
-                "issuer": issuer,
-                "accountName": user.email,
+            let answer = super::body(&TotpSetup {
+                secret: mfa::base32(&secret),
+                qr_code: mfa::qr_data_url(&uri)?,
+                otpauth_uri: uri,
+                issuer: issuer.clone(),
+                account_name: user.email.clone(),
             });
             (
                 mfa::seal(ctx.inner.keys.mfa_key(), &user.id, &secret)?,
@@ -756,11 +756,39 @@ pub(crate) async fn verify(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
     };
     attempt.end(ctx, verdict).await?;
     let (id, codes) = result?;
-    let mut body = json!({ "deviceId": id });
-    if let Some(c) = codes {
-        body["backupCodes"] = json!(c);
-    }
-    Ok(Outcome::Json(200, body))
+    let body = EnrolledBody {
+        device_id: id,
+        backup_codes: codes,
+    };
+    Ok(Outcome::Json(200, super::body(&body)))
+}
+
+/// The body of `POST /mfa/verify-setup`: the new factor, and the backup codes of a first one.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EnrolledBody {
+    device_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backup_codes: Option<Vec<String>>,
+}
+
+/// The body of `DELETE /mfa/devices/{id}`.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RemovedBody {
+    removed_device_id: String,
+    mfa_disabled: bool,
+}
+
+/// The enrolment data of a TOTP factor (`setupData`).
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TotpSetup {
+    secret: String,
+    otpauth_uri: String,
+    qr_code: String,
+    issuer: String,
+    account_name: String,
 }
 
 /// `POST /mfa/backup-codes`: replaces the user's backup codes (needs the password).
@@ -867,10 +895,11 @@ pub(crate) async fn remove_device(
     if disabled {
         ctx.audit_later(Some(&user.id), Event::MfaDisabled, true, json!({}));
     }
-    Ok(Outcome::Json(
-        200,
-        json!({ "removedDeviceId": d.id, "mfaDisabled": disabled }),
-    ))
+    let body = RemovedBody {
+        removed_device_id: d.id,
+        mfa_disabled: disabled,
+    };
+    Ok(Outcome::Json(200, super::body(&body)))
 }
 
 /// `POST /trust-device`: under `user_opt_in` (or `always`) the current device skips

@@ -47,10 +47,10 @@ pub(crate) async fn forgot(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
         }
     }
     let sms = matches!(ident, Identifier::Phone(_));
-    let answer = json!({
-        "success": true,
-        "deliveryMedium": reset_medium(sms).as_str(),
-        "expiresIn": cfg.password.reset_code_ttl.as_secs(),
+    let answer = super::body(&ForgotBody {
+        success: true,
+        delivery_medium: reset_medium(sms).as_str(),
+        expires_in: cfg.password.reset_code_ttl.as_secs(),
     });
     // Everything that depends on the identifier (the lookup, counters, token rows, audit,
     // message) runs after the answer, on its own task: the request path is the same for
@@ -159,6 +159,15 @@ async fn send_reset(ctx: &Ctx<'_>, user: User, sms: bool) -> AuthResult<()> {
         json!({"medium": medium}),
     );
     Ok(())
+}
+
+/// The answer of `POST /forgot-password`, the same for every identifier.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ForgotBody {
+    success: bool,
+    delivery_medium: &'static str,
+    expires_in: u64,
 }
 
 /// Applies a new password after a proven reset: every session revoked, lockout cleared, and
