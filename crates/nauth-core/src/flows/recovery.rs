@@ -272,7 +272,7 @@ pub(crate) async fn reset_with_link(ctx: &Ctx<'_>, mut input: Input) -> AuthResu
     input.finish()?;
     let db = &ctx.inner.store;
     let hash = ctx.inner.keys.hash_code("link", "reset_link", &token);
-    let row = store::verification::by_hash(db, "reset_link", &hash)
+    let row = store::verification::by_hash(db, "reset_link", &hash, false)
         .await?
         .filter(|t| t.used_at.is_none())
         .ok_or(AuthError::PasswordResetCodeInvalid)?;
@@ -311,7 +311,7 @@ async fn verify_link_inner(ctx: &Ctx<'_>) -> AuthResult<()> {
         .keys
         .hash_code("link", "verify_email_link", &token);
     transaction!(ctx, |tx| {
-        let row = store::verification::by_hash_for_update(tx, "verify_email_link", &hash)
+        let row = store::verification::by_hash(tx, "verify_email_link", &hash, true)
             .await?
             .filter(|t| t.used_at.is_none())
             .ok_or(AuthError::VerifyCodeInvalid {

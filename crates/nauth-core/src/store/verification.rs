@@ -68,34 +68,21 @@ pub(crate) async fn latest_pending(
         .db()
 }
 
-/// A token of a purpose by its hash (used or not).
+/// A token of a purpose by its hash (used or not); `lock` takes its row lock until the
+/// transaction ends (one use of a link, whatever the concurrency).
 pub(crate) async fn by_hash(
     db: &impl Conn,
     purpose: &str,
     hash: &str,
+    lock: bool,
 ) -> R<Option<VerificationToken>> {
-    verification_tokens::Entity::find()
+    let mut q = verification_tokens::Entity::find()
         .filter(verification_tokens::Column::TokenHash.eq(hash))
-        .filter(verification_tokens::Column::Purpose.eq(purpose))
-        .one(db.c())
-        .await
-        .db()
-}
-
-/// A token of a purpose by its hash, taking its row lock until the transaction ends (one
-/// use of a link, whatever the concurrency).
-pub(crate) async fn by_hash_for_update(
-    db: &impl Conn,
-    purpose: &str,
-    hash: &str,
-) -> R<Option<VerificationToken>> {
-    verification_tokens::Entity::find()
-        .filter(verification_tokens::Column::TokenHash.eq(hash))
-        .filter(verification_tokens::Column::Purpose.eq(purpose))
-        .lock_exclusive()
-        .one(db.c())
-        .await
-        .db()
+        .filter(verification_tokens::Column::Purpose.eq(purpose));
+    if lock {
+        q = q.lock_exclusive();
+    }
+    q.one(db.c()).await.db()
 }
 
 /// A token by id, taking its row lock until the transaction ends.
