@@ -334,4 +334,19 @@ mod tests {
             parallel_increments(kv).await;
         }
     }
+
+    /// The same cases on Redis when `NAUTH_TEST_REDIS_URL` is set (`.ci/run` sets it).
+    #[cfg(feature = "redis")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn redis_back_end() {
+        let Ok(url) = std::env::var("NAUTH_TEST_REDIS_URL") else {
+            eprintln!("NAUTH_TEST_REDIS_URL not set; the Redis kv cases are skipped");
+            return;
+        };
+        let kv = crate::redis_kv::RedisKv::connect(&url)
+            .await
+            .expect("redis reachable");
+        windows_and_locks(&kv).await;
+        parallel_increments(Arc::new(kv)).await;
+    }
 }

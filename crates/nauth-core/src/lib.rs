@@ -18,6 +18,8 @@ mod kv;
 mod mfa;
 mod notify;
 mod password;
+#[cfg(feature = "redis")]
+mod redis_kv;
 mod routes;
 mod store;
 mod tokens;
@@ -36,6 +38,8 @@ pub use notify::{
     ConsoleEmailSender, ConsoleSmsSender, EmailMessage, EmailSender, MemoryOutbox, NotifyError,
     SmsMessage, SmsSender, SmtpEmailSender, WebhookSmsSender,
 };
+#[cfg(feature = "redis")]
+pub use redis_kv::RedisKv;
 pub use store::StoreError;
 pub use tokens::Claims;
 
@@ -59,6 +63,9 @@ pub enum StartError {
     /// A sender could not be built.
     #[error("notifications: {0}")]
     Notify(String),
+    /// The kv store (Redis) could not be reached.
+    #[error("kv store: {0}")]
+    Kv(String),
 }
 
 /// The engine. Cheap to clone; every adapter holds one.
@@ -175,7 +182,7 @@ impl NAuthBuilder {
             (Some(kv), _) => kv,
             (None, KvBackend::Memory) => Arc::new(kv::MemoryKv::default()),
             (None, KvBackend::Database) => Arc::new(kv::DatabaseKv::new(store.clone())),
-            (None, KvBackend::Redis) => unreachable_backend()?,
+            (None, KvBackend::Redis) => redis_backend(&cfg.kv.redis_url).await?,
         };
         let email: Arc<dyn EmailSender> = match (self.email, cfg.email.provider) {
             (Some(e), _) => e,
@@ -221,8 +228,9 @@ impl NAuthBuilder {
         });
         // Background work holds the engine weakly, so it ends when the last clone is dropped.
         store::purge::spawn(Arc::downgrade(&inner), inner.cfg.kv.purge_interval);
+        // A shared kv store (database or Redis) may hold deny entries of other instances.
         if inner.cfg.session.validation == config::SessionValidation::Token
-            && inner.cfg.kv.backend == KvBackend::Database
+            && inner.cfg.kv.backend != KvBackend::Memory
         {
             deny::spawn_refresh(Arc::downgrade(&inner));
         }
@@ -230,12 +238,23 @@ impl NAuthBuilder {
     }
 }
 
-fn unreachable_backend() -> Result<Arc<dyn Kv>, StartError> {
+/// The Redis kv store of `kv.backend = "redis"`.
+#[cfg(feature = "redis")]
+async fn redis_backend(url: &str) -> Result<Arc<dyn Kv>, StartError> {
+    match redis_kv::RedisKv::connect(url).await {
+        Ok(kv) => Ok(Arc::new(kv)),
+        Err(e) => Err(StartError::Kv(e.to_string())),
+    }
+}
+
+/// Without the `redis` feature the back end is refused at start, never ignored.
+#[cfg(not(feature = "redis"))]
+async fn redis_backend(_: &str) -> Result<Arc<dyn Kv>, StartError> {
     Err(StartError::Config(ConfigError {
         key: "kv.backend".into(),
-        message:
-            "the redis back end is not available in this release; use \"database\" or \"memory\""
-                .into(),
+        message: "this build has no Redis support: enable the `redis` feature of nauth-core \
+                  (or of the adapter crate), or use \"database\" or \"memory\""
+            .into(),
     }))
 }
 

@@ -89,6 +89,7 @@ pub(crate) mod kv {
         #[sea_orm(primary_key, auto_increment = false)]
         pub key: String,
         pub value: i64,
+        pub expires_at: i64,
     }
     no_relations!();
 }

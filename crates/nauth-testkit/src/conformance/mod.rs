@@ -76,6 +76,14 @@ pub fn test_config(database_url: &str) -> NAuthConfig {
         "127.0.0.1/32".parse().expect("cidr"),
         "::1/128".parse().expect("cidr"),
     ];
+    if let Some(redis) = redis_backed()
+        .lock()
+        .ok()
+        .and_then(|m| m.get(database_url).cloned())
+    {
+        cfg.kv.backend = nauth_core::config::KvBackend::Redis;
+        cfg.kv.redis_url = redis;
+    }
     cfg
 }
 
@@ -162,6 +170,60 @@ impl Env {
             .await
     }
 
+    /// The kv entry under `key` as the engine stores it (the database table or Redis), by the
+    /// engine's clock: its value, if live.
+    pub async fn kv_value(&self, key: &str) -> Option<i64> {
+        use nauth_core::Kv;
+        use sea_orm::EntityTrait;
+        let now = nauth_core::Clock::now_ms(&self.clock);
+        match self.redis().await {
+            Some(kv) => kv.get(key, now).await.expect("redis get").map(|e| e.value),
+            None => crate::db::kv::Entity::find_by_id(key.to_string())
+                .one(self.db().await)
+                .await
+                .expect("query")
+                .filter(|r| r.expires_at > now)
+                .map(|r| r.value),
+        }
+    }
+
+    /// How many kv keys hold `part` (live ones on Redis; every stored row in the database),
+    /// leaving out the deny set (`deny:`).
+    pub async fn kv_keys_containing(&self, part: &str) -> usize {
+        use nauth_core::Kv;
+        use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+        match self.redis().await {
+            Some(kv) => {
+                let now = nauth_core::Clock::now_ms(&self.clock);
+                kv.live_entries("", now)
+                    .await
+                    .expect("redis scan")
+                    .iter()
+                    .filter(|(k, _)| k.contains(part) && !k.starts_with("deny:"))
+                    .count()
+            }
+            None => crate::db::kv::Entity::find()
+                .filter(crate::db::kv::Column::Key.contains(part))
+                .filter(crate::db::kv::Column::Key.not_like("deny:%"))
+                .count(self.db().await)
+                .await
+                .expect("count") as usize,
+        }
+    }
+
+    /// A connection to the engine's Redis, when its kv store is Redis.
+    async fn redis(&self) -> Option<nauth_core::RedisKv> {
+        let cfg = &self.nauth.config().kv;
+        if cfg.backend != nauth_core::config::KvBackend::Redis {
+            return None;
+        }
+        Some(
+            nauth_core::RedisKv::connect(&cfg.redis_url)
+                .await
+                .expect("redis reachable"),
+        )
+    }
+
     /// Sends a request (adds the client-IP header).
     pub async fn send(&self, mut req: TestRequest) -> TestResponse {
         if !req
@@ -232,12 +294,26 @@ pub struct Backend {
     pub name: &'static str,
     /// For SQLite: `None` (a fresh file per case); otherwise the shared URL.
     pub url: Option<String>,
+    /// The Redis URL when the engine keeps its kv store in Redis (`kv.backend = "redis"`).
+    pub redis: Option<String>,
+}
+
+/// The database URLs handed out by a Redis back end: [`test_config`] puts their engines' kv
+/// store in Redis.
+fn redis_backed() -> &'static std::sync::Mutex<std::collections::HashMap<String, String>> {
+    static URLS: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, String>>> =
+        std::sync::OnceLock::new();
+    URLS.get_or_init(Default::default)
 }
 
 impl Backend {
     /// The database URL for one case.
     pub fn url(&self) -> String {
-        self.url.clone().unwrap_or_else(sqlite_url)
+        let url = self.url.clone().unwrap_or_else(sqlite_url);
+        if let (Some(redis), Ok(mut m)) = (&self.redis, redis_backed().lock()) {
+            m.insert(url.clone(), redis.clone());
+        }
+        url
     }
 
     /// SQLite (always), plus PostgreSQL and MySQL when `NAUTH_TEST_POSTGRES_URL` /
@@ -246,17 +322,28 @@ impl Backend {
         let mut v = vec![Backend {
             name: "sqlite",
             url: None,
+            redis: None,
         }];
         if let Ok(u) = std::env::var("NAUTH_TEST_POSTGRES_URL") {
             v.push(Backend {
                 name: "postgres",
                 url: Some(u),
+                redis: None,
             });
         }
         if let Ok(u) = std::env::var("NAUTH_TEST_MYSQL_URL") {
             v.push(Backend {
                 name: "mysql",
                 url: Some(u),
+                redis: None,
+            });
+        }
+        // The kv store in Redis, the rest on a fresh SQLite file per case.
+        if let Ok(r) = std::env::var("NAUTH_TEST_REDIS_URL") {
+            v.push(Backend {
+                name: "redis",
+                url: None,
+                redis: Some(r),
             });
         }
         v
@@ -367,6 +454,11 @@ macro_rules! conformance_tests {
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn conformance_mysql() {
             $crate::conformance::run_backend($door, "mysql").await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn conformance_redis() {
+            $crate::conformance::run_backend($door, "redis").await;
         }
     };
 }

@@ -1,0 +1,395 @@
+//! The Redis back end of the kv store (`kv.backend = "redis"`, feature `redis`): counters,
+//! lockouts, message caps and the deny set shared by every instance that uses the same Redis.
+//!
+//! Each entry is a hash `{v, e}` under `nauth:<key>`: its value and its expiry in the engine's
+//! milliseconds. Every operation is one Lua script, so it is atomic like the database back
+//! end's single upserts, and expiry is decided by the `now` the engine passes (its clock, which
+//! tests move by hand), never by Redis's own clock. Redis's TTL only collects entries an hour
+//! after they died.
+
+use async_trait::async_trait;
+use redis::Script;
+use redis::aio::ConnectionManager;
+
+use crate::clock::Clock;
+use crate::kv::{Entry, Kv, KvResult, LIVE_ENTRIES_MAX, StoreError};
+
+/// Every key of nauth lives under this prefix, apart from the app's own keys.
+const NAMESPACE: &str = "nauth:";
+
+/// Each family of keys (the part before the first `:`, e.g. `deny`) has a sorted set of its
+/// keys by expiry under `nauth:idx:<family>`, kept by every write script (`KEYS[2]`), so that
+/// [`Kv::live_entries`] reads one family instead of scanning the whole keyspace.
+const INDEX: &str = "nauth:idx:";
+
+/// How long after its expiry an entry is collected by Redis itself.
+const COLLECT_AFTER_MS: i64 = 3_600_000;
+
+/// `incr`: a fresh window at the first count, the same window after.
+const INCR: &str = r"
+local cur = redis.call('HMGET', KEYS[1], 'v', 'e')
+local now, window, grace = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local v, e
+if cur[1] and cur[2] and tonumber(cur[2]) > now then
+  v = tonumber(cur[1]) + 1
+  e = tonumber(cur[2])
+else
+  v = 1
+  e = now + window
+end
+redis.call('HSET', KEYS[1], 'v', v, 'e', e)
+redis.call('PEXPIRE', KEYS[1], math.max(e - now, 0) + grace)
+redis.call('ZADD', KEYS[2], e, KEYS[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - grace)
+local ttl = math.max(e - now, 0) + grace
+if redis.call('PTTL', KEYS[2]) < ttl then redis.call('PEXPIRE', KEYS[2], ttl) end
+return {v, e}
+";
+
+/// `get`: the live entry, or nothing.
+const GET: &str = r"
+local cur = redis.call('HMGET', KEYS[1], 'v', 'e')
+if cur[1] and cur[2] and tonumber(cur[2]) > tonumber(ARGV[1]) then
+  return {tonumber(cur[1]), tonumber(cur[2])}
+end
+return false
+";
+
+/// `set`: value and expiry, whatever was there. (`set` is given no `now`: Redis collects
+/// the entry `ARGV[3]` ms after the expiry as the wall clock sees it, at least that long.)
+const SET: &str = r"
+local e, collect = tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'e', e)
+redis.call('PEXPIRE', KEYS[1], collect)
+redis.call('ZADD', KEYS[2], e, KEYS[1])
+if redis.call('PTTL', KEYS[2]) < collect then redis.call('PEXPIRE', KEYS[2], collect) end
+return 1
+";
+
+/// `decr`: one unit back on a live counter, never below zero.
+const DECR: &str = r"
+local cur = redis.call('HMGET', KEYS[1], 'v', 'e')
+if cur[1] and cur[2] and tonumber(cur[2]) > tonumber(ARGV[1]) and tonumber(cur[1]) > 0 then
+  redis.call('HINCRBY', KEYS[1], 'v', -1)
+end
+return 1
+";
+
+/// `clear_if`: removes the entry only while it holds the value.
+const CLEAR_IF: &str = r"
+local v = redis.call('HGET', KEYS[1], 'v')
+if v and tonumber(v) == tonumber(ARGV[1]) then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], KEYS[1])
+  return 1
+end
+return 0
+";
+
+/// `raise`: at least `floor`; an entry that was below it (or dead) expires at `until`
+/// exactly, one already at or above it keeps the later expiry.
+const RAISE: &str = r"
+local cur = redis.call('HMGET', KEYS[1], 'v', 'e')
+local floor, untl, now, grace = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local v, e
+if not (cur[1] and cur[2]) or tonumber(cur[2]) <= now or tonumber(cur[1]) < floor then
+  v = floor
+  e = untl
+else
+  v = tonumber(cur[1])
+  e = math.max(tonumber(cur[2]), untl)
+end
+redis.call('HSET', KEYS[1], 'v', v, 'e', e)
+redis.call('PEXPIRE', KEYS[1], math.max(e - now, 0) + grace)
+redis.call('ZADD', KEYS[2], e, KEYS[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - grace)
+local ttl = math.max(e - now, 0) + grace
+if redis.call('PTTL', KEYS[2]) < ttl then redis.call('PEXPIRE', KEYS[2], ttl) end
+return 1
+";
+
+/// Counters and locks in Redis, shared by every instance that connects to it. Cheap to clone.
+#[derive(Clone)]
+pub struct RedisKv {
+    conn: ConnectionManager,
+    scripts: std::sync::Arc<Scripts>,
+}
+
+struct Scripts {
+    incr: Script,
+    get: Script,
+    set: Script,
+    decr: Script,
+    clear_if: Script,
+    raise: Script,
+}
+
+impl std::fmt::Debug for RedisKv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisKv").finish_non_exhaustive()
+    }
+}
+
+/// Connection trouble is `Unavailable` (`503`, and the connection manager reconnects);
+/// anything else `Other`. The cause goes to the log.
+fn redis_error(e: redis::RedisError) -> StoreError {
+    tracing::error!(error = %e, "redis error");
+    if e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || e.is_cluster_error()
+    {
+        StoreError::Unavailable("redis")
+    } else {
+        StoreError::Other
+    }
+}
+
+fn key(k: &str) -> String {
+    format!("{NAMESPACE}{k}")
+}
+
+/// The index of the family `k` belongs to.
+fn index(k: &str) -> String {
+    let family = k.split(':').next().unwrap_or(k);
+    format!("{INDEX}{family}")
+}
+
+/// Escapes Redis glob characters so a prefix matches literally.
+fn glob_escape(prefix: &str) -> String {
+    let mut out = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl RedisKv {
+    /// Connects to `redis://…` or `rediss://…`; fails when Redis cannot be reached now. Later
+    /// outages answer `503` and the connection comes back by itself.
+    pub async fn connect(url: &str) -> KvResult<RedisKv> {
+        let client = redis::Client::open(url).map_err(redis_error)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(std::time::Duration::from_secs(5))
+            .set_response_timeout(std::time::Duration::from_secs(5))
+            .set_number_of_retries(2);
+        let conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(redis_error)?;
+        Ok(RedisKv {
+            conn,
+            scripts: std::sync::Arc::new(Scripts {
+                incr: Script::new(INCR),
+                get: Script::new(GET),
+                set: Script::new(SET),
+                decr: Script::new(DECR),
+                clear_if: Script::new(CLEAR_IF),
+                raise: Script::new(RAISE),
+            }),
+        })
+    }
+}
+
+#[async_trait]
+impl Kv for RedisKv {
+    async fn incr(&self, k: &str, window_ms: i64, now: i64) -> KvResult<Entry> {
+        let mut conn = self.conn.clone();
+        let (value, expires_at): (i64, i64) = self
+            .scripts
+            .incr
+            .key(key(k))
+            .key(index(k))
+            .arg(now)
+            .arg(window_ms)
+            .arg(COLLECT_AFTER_MS)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(redis_error)?;
+        Ok(Entry { value, expires_at })
+    }
+
+    async fn get(&self, k: &str, now: i64) -> KvResult<Option<Entry>> {
+        let mut conn = self.conn.clone();
+        let found: Option<(i64, i64)> = self
+            .scripts
+            .get
+            .key(key(k))
+            .arg(now)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(redis_error)?;
+        Ok(found.map(|(value, expires_at)| Entry { value, expires_at }))
+    }
+
+    async fn get_many(&self, keys: &[String], now: i64) -> KvResult<Vec<Option<Entry>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One round trip for the batch the flows read before a transaction.
+        let mut pipe = redis::pipe();
+        for k in keys {
+            pipe.cmd("HMGET").arg(key(k)).arg("v").arg("e");
+        }
+        let mut conn = self.conn.clone();
+        let rows: Vec<(Option<i64>, Option<i64>)> =
+            pipe.query_async(&mut conn).await.map_err(redis_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| match r {
+                (Some(value), Some(expires_at)) if expires_at > now => {
+                    Some(Entry { value, expires_at })
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
+    async fn set(&self, k: &str, value: i64, expires_at: i64) -> KvResult<()> {
+        let mut conn = self.conn.clone();
+        let wall = crate::clock::SystemClock.now_ms();
+        let collect = (expires_at - wall).max(0) + COLLECT_AFTER_MS;
+        let _: i64 = self
+            .scripts
+            .set
+            .key(key(k))
+            .key(index(k))
+            .arg(value)
+            .arg(expires_at)
+            .arg(collect)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(redis_error)?;
+        Ok(())
+    }
+
+    async fn del(&self, k: &str) -> KvResult<()> {
+        let mut conn = self.conn.clone();
+        let _: () = redis::pipe()
+            .atomic()
+            .del(key(k))
+            .ignore()
+            .zrem(index(k), key(k))
+            .ignore()
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_error)?;
+        Ok(())
+    }
+
+    async fn decr(&self, k: &str, now: i64) -> KvResult<()> {
+        let mut conn = self.conn.clone();
+        let _: i64 = self
+            .scripts
+            .decr
+            .key(key(k))
+            .arg(now)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(redis_error)?;
+        Ok(())
+    }
+
+    async fn clear_if(&self, k: &str, value: i64) -> KvResult<bool> {
+        let mut conn = self.conn.clone();
+        let cleared: i64 = self
+            .scripts
+            .clear_if
+            .key(key(k))
+            .key(index(k))
+            .arg(value)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(redis_error)?;
+        Ok(cleared == 1)
+    }
+
+    async fn raise(&self, k: &str, floor: i64, until: i64, now: i64) -> KvResult<()> {
+        let mut conn = self.conn.clone();
+        let _: i64 = self
+            .scripts
+            .raise
+            .key(key(k))
+            .key(index(k))
+            .arg(floor)
+            .arg(until)
+            .arg(now)
+            .arg(COLLECT_AFTER_MS)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(redis_error)?;
+        Ok(())
+    }
+
+    async fn live_entries(&self, prefix: &str, now: i64) -> KvResult<Vec<(String, Entry)>> {
+        let mut conn = self.conn.clone();
+        if prefix.contains(':') {
+            // One family: its index, live members only; members dead for a while go (the
+            // family's writes trim it too, but `set` alone, the deny set's, does not).
+            let idx = index(prefix);
+            let (names,): (Vec<String>,) = redis::pipe()
+                .cmd("ZREMRANGEBYSCORE")
+                .arg(&idx)
+                .arg("-inf")
+                .arg(now - COLLECT_AFTER_MS)
+                .ignore()
+                .cmd("ZRANGEBYSCORE")
+                .arg(&idx)
+                .arg(format!("({now}"))
+                .arg("+inf")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(LIVE_ENTRIES_MAX)
+                .query_async(&mut conn)
+                .await
+                .map_err(redis_error)?;
+            let full = key(prefix);
+            let bare: Vec<String> = names
+                .iter()
+                .filter(|n| n.starts_with(&full))
+                .map(|n| n.strip_prefix(NAMESPACE).unwrap_or(n).to_string())
+                .collect();
+            let entries = self.get_many(&bare, now).await?;
+            return Ok(bare
+                .into_iter()
+                .zip(entries)
+                .filter_map(|(k, e)| e.map(|e| (k, e)))
+                .collect());
+        }
+        // No family named: every key of nauth (tests and tools only).
+        let pattern = format!("{}*", glob_escape(&key(prefix)));
+        let mut names: Vec<String> = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .map_err(redis_error)?;
+            names.extend(batch.into_iter().filter(|n| !n.starts_with(INDEX)));
+            cursor = next;
+            if cursor == 0 || names.len() >= LIVE_ENTRIES_MAX {
+                break;
+            }
+        }
+        names.truncate(LIVE_ENTRIES_MAX);
+        let bare: Vec<String> = names
+            .iter()
+            .map(|n| n.strip_prefix(NAMESPACE).unwrap_or(n).to_string())
+            .collect();
+        let entries = self.get_many(&bare, now).await?;
+        Ok(bare
+            .into_iter()
+            .zip(entries)
+            .filter_map(|(k, e)| e.map(|e| (k, e)))
+            .collect())
+    }
+}
