@@ -349,4 +349,69 @@ mod tests {
         windows_and_locks(&kv).await;
         parallel_increments(Arc::new(kv)).await;
     }
+
+    /// A TCP proxy in front of Redis that the test stops and starts: while it is down every
+    /// operation fails as `Unavailable` (the engine's `503`), and once it is back the same
+    /// store works again without being rebuilt.
+    #[cfg(feature = "redis")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_outage_is_unavailable_and_heals() {
+        let Ok(url) = std::env::var("NAUTH_TEST_REDIS_URL") else {
+            eprintln!("NAUTH_TEST_REDIS_URL not set; skipped");
+            return;
+        };
+        let target = url
+            .trim_start_matches("redis://")
+            .split('/')
+            .next()
+            .and_then(|h| h.rsplit('@').next())
+            .expect("host:port")
+            .to_string();
+        async fn proxy(
+            listener: tokio::net::TcpListener,
+            target: String,
+        ) -> tokio::task::JoinHandle<()> {
+            tokio::spawn(async move {
+                let mut conns = tokio::task::JoinSet::new();
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    let target = target.clone();
+                    conns.spawn(async move {
+                        if let Ok(mut out) = tokio::net::TcpStream::connect(&target).await {
+                            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                        }
+                    });
+                }
+            })
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let running = proxy(listener, target.clone()).await;
+        let kv = crate::redis_kv::RedisKv::connect(&format!("redis://{addr}"))
+            .await
+            .expect("through the proxy");
+        let key = format!("outage:{}", uuid::Uuid::new_v4());
+        assert_eq!(kv.incr(&key, 60_000, 1_000).await.expect("up").value, 1);
+        // Down: the proxy and its connections go away.
+        running.abort();
+        let _ = running.await;
+        let err = kv.incr(&key, 60_000, 1_000).await.expect_err("down");
+        assert_eq!(err, StoreError::Unavailable("redis"));
+        // Back on the same port: the same store serves again, the count intact.
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("rebind");
+        let _running = proxy(listener, target).await;
+        let mut value = None;
+        for _ in 0..50 {
+            match kv.incr(&key, 60_000, 1_000).await {
+                Ok(e) => {
+                    value = Some(e.value);
+                    break;
+                }
+                Err(e) => assert_eq!(e, StoreError::Unavailable("redis")),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(value, Some(2), "served again without a rebuild");
+    }
 }
