@@ -12,6 +12,7 @@ mod cases;
 mod client;
 mod edge_cases;
 mod erasure_cases;
+mod instance_cases;
 mod mfa_cases;
 pub mod wire;
 
@@ -338,11 +339,21 @@ impl Backend {
                 redis: None,
             });
         }
-        // The kv store in Redis, the rest on a fresh SQLite file per case.
+        // The kv store in Redis; the database is PostgreSQL when it is there (the topology of
+        // several instances: the cases that start two engines share both), else a fresh
+        // SQLite file per case. The URL names its application so that the engines of this
+        // back end, and only they, keep their kv store in Redis.
         if let Ok(r) = std::env::var("NAUTH_TEST_REDIS_URL") {
+            let url = std::env::var("NAUTH_TEST_POSTGRES_URL").ok().map(|u| {
+                let sep = if u.contains('?') { '&' } else { '?' };
+                format!("{u}{sep}application_name=nauth-redis-kv")
+            });
+            if let (Some(u), Ok(mut m)) = (&url, redis_backed().lock()) {
+                m.insert(u.clone(), r.clone());
+            }
             v.push(Backend {
                 name: "redis",
-                url: None,
+                url,
                 redis: Some(r),
             });
         }
@@ -470,6 +481,7 @@ fn all_cases() -> impl Iterator<Item = &'static (&'static str, CaseFn)> {
         .chain(budget_cases::BUDGET_CASES.iter())
         .chain(erasure_cases::ERASURE_CASES.iter())
         .chain(edge_cases::EDGE_CASES.iter())
+        .chain(instance_cases::INSTANCE_CASES.iter())
 }
 
 /// The names of every case, in order.
