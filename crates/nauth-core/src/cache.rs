@@ -6,6 +6,9 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
 
 /// What the per-request check needs of a live (not revoked) session row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,8 +26,10 @@ pub struct LiveSession {
 }
 
 /// A cache of live sessions. The engine calls [`SessionCache::invalidate`] after every
-/// committed change to sessions (rotation, revocation, logout, password change, deletion), so
-/// an implementation must never answer with a row read before the latest invalidation.
+/// committed change to sessions (rotation, revocation, logout, password change, deletion) and
+/// before the request that made it answers, so an implementation must never answer with a row
+/// read before the latest invalidation (of any instance that shares the database).
+#[async_trait]
 pub trait SessionCache: Send + Sync + 'static {
     /// A stamp taken before a session row is read from the database.
     fn stamp(&self) -> u64;
@@ -32,8 +37,8 @@ pub trait SessionCache: Send + Sync + 'static {
     fn get(&self, session_id: &str) -> Option<LiveSession>;
     /// Keeps a row read after `stamp` was taken, unless an invalidation came in between.
     fn put(&self, session_id: &str, session: &LiveSession, stamp: u64);
-    /// Every cached session is stale from now on.
-    fn invalidate(&self);
+    /// Every cached session is stale from now on, on every instance that shares the database.
+    async fn invalidate(&self);
 }
 
 /// No cache: every request under `database` validation reads the session row. The default
@@ -41,6 +46,7 @@ pub trait SessionCache: Send + Sync + 'static {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NoSessionCache;
 
+#[async_trait]
 impl SessionCache for NoSessionCache {
     fn stamp(&self) -> u64 {
         0
@@ -49,7 +55,7 @@ impl SessionCache for NoSessionCache {
         None
     }
     fn put(&self, _: &str, _: &LiveSession, _: u64) {}
-    fn invalidate(&self) {}
+    async fn invalidate(&self) {}
 }
 
 /// Entries per thread.
@@ -60,17 +66,20 @@ static NEXT_INSTANCE: AtomicU64 = AtomicU64::new(1);
 thread_local! {
     /// Live sessions, per worker thread, stamped with their cache's generation: a lookup
     /// takes no lock and touches no shared counter but one atomic load.
-    static SESSIONS: RefCell<HashMap<(u64, String), (u64, LiveSession)>> =
+    static SESSIONS: RefCell<HashMap<(u64, String), (u64, Instant, LiveSession)>> =
         RefCell::new(HashMap::new());
 }
 
 /// Per-thread maps of live sessions behind one generation counter: an invalidation makes
-/// every entry of every thread stale at once. Safe when this process is the only writer of
-/// the sessions (the default with SQLite, whose file one process owns).
+/// every entry of every thread stale at once. Safe alone when this process is the only writer
+/// of the sessions (the default with SQLite, whose file one process owns); several instances
+/// bump each other's generation through Redis (`RedisSessionCache`).
 #[derive(Debug)]
 pub struct ThreadLocalSessionCache {
     instance: u64,
     generation: AtomicU64,
+    /// Entries older than this are read again (`None`: no limit).
+    max_age: Option<Duration>,
 }
 
 impl Default for ThreadLocalSessionCache {
@@ -78,10 +87,27 @@ impl Default for ThreadLocalSessionCache {
         ThreadLocalSessionCache {
             instance: NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed),
             generation: AtomicU64::new(0),
+            max_age: None,
         }
     }
 }
 
+impl ThreadLocalSessionCache {
+    /// A cache whose entries are read again after `max_age`.
+    pub fn with_max_age(max_age: Duration) -> Self {
+        ThreadLocalSessionCache {
+            max_age: Some(max_age),
+            ..Self::default()
+        }
+    }
+
+    /// Makes every entry stale (what [`SessionCache::invalidate`] does locally).
+    pub fn invalidate_local(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
 impl SessionCache for ThreadLocalSessionCache {
     fn stamp(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)
@@ -91,8 +117,10 @@ impl SessionCache for ThreadLocalSessionCache {
         let generation = self.stamp();
         SESSIONS.with_borrow(|m| {
             m.get(&(self.instance, session_id.to_string()))
-                .filter(|(g, _)| *g == generation)
-                .map(|(_, r)| r.clone())
+                .filter(|(g, at, _)| {
+                    *g == generation && self.max_age.is_none_or(|max| at.elapsed() < max)
+                })
+                .map(|(_, _, r)| r.clone())
         })
     }
 
@@ -107,13 +135,13 @@ impl SessionCache for ThreadLocalSessionCache {
             }
             m.insert(
                 (self.instance, session_id.to_string()),
-                (stamp, session.clone()),
+                (stamp, Instant::now(), session.clone()),
             );
         });
     }
 
-    fn invalidate(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
+    async fn invalidate(&self) {
+        self.invalidate_local();
     }
 }
 
@@ -135,14 +163,23 @@ mod tests {
     fn an_invalidation_between_read_and_put_keeps_the_row_out() {
         let c = ThreadLocalSessionCache::default();
         let stamp = c.stamp();
-        c.invalidate();
+        c.invalidate_local();
         c.put("s", &row(), stamp);
         assert_eq!(c.get("s"), None);
         let stamp = c.stamp();
         c.put("s", &row(), stamp);
         assert_eq!(c.get("s"), Some(row()));
-        c.invalidate();
+        c.invalidate_local();
         assert_eq!(c.get("s"), None, "stale after invalidation");
+    }
+
+    #[test]
+    fn entries_older_than_the_max_age_are_read_again() {
+        let c = ThreadLocalSessionCache::with_max_age(Duration::from_millis(20));
+        c.put("s", &row(), c.stamp());
+        assert_eq!(c.get("s"), Some(row()));
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(c.get("s"), None);
     }
 
     #[test]

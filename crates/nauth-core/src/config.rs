@@ -185,6 +185,11 @@ section! {
     SessionConfig {
         /// How each request's session is checked.
         validation: SessionValidation = SessionValidation::Database,
+        /// With PostgreSQL or MySQL under `database` validation: how long an instance may
+        /// answer from its cache of live sessions. Revocations reach every instance at once
+        /// through Redis (`kv.backend = "redis"`); this bounds what a lost message could leave
+        /// stale. `0s` (the default): no cache, every request reads its session row.
+        #[serde(with = "duration_str")] cache_max_age: Duration = Duration::ZERO,
     }
 }
 section! {
@@ -520,6 +525,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("refresh", "ttl", Dur), ("refresh", "absolute_lifetime", Dur),
     ("refresh", "reuse_interval", Dur),
     ("session", "validation", Enum(SessionValidation::NAMES)),
+    ("session", "cache_max_age", Dur),
     ("token_delivery", "mode", Enum(DeliveryMode::NAMES)),
     ("token_delivery", "cookie_prefix", Str), ("token_delivery", "cookie_secure", Bool),
     ("token_delivery", "cookie_same_site", Enum(SameSite::NAMES)),
@@ -959,7 +965,7 @@ trusted_proxies = []
 trusted_origins = []
 jwt = { algorithm = "HS256", access_ttl = "15m", issuer = "nauth", audience = "nauth" }
 refresh = { ttl = "7d", absolute_lifetime = "30d", reuse_interval = "10s" }
-session = { validation = "database" }
+session = { validation = "database", cache_max_age = "0s" }
 email = { provider = "console", smtp_url = "", from = "nauth <no-reply@localhost>" }
 sms = { provider = "console", webhook_url = "", user_max_per_hour = 5, ip_max_per_hour = 20 }
 api_keys = { scopes = ["read", "write", "admin"] }

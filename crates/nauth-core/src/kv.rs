@@ -350,6 +350,36 @@ mod tests {
         parallel_increments(Arc::new(kv)).await;
     }
 
+    /// A TCP proxy to `target` on `listener`; aborting its task drops every connection.
+    #[cfg(feature = "redis")]
+    async fn proxy(
+        listener: tokio::net::TcpListener,
+        target: String,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                conns.spawn(async move {
+                    if let Ok(mut out) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                });
+            }
+        })
+    }
+
+    /// `host:port` of a `redis://` URL.
+    #[cfg(feature = "redis")]
+    fn redis_target(url: &str) -> String {
+        url.trim_start_matches("redis://")
+            .split('/')
+            .next()
+            .and_then(|h| h.rsplit('@').next())
+            .expect("host:port")
+            .to_string()
+    }
+
     /// A TCP proxy in front of Redis that the test stops and starts: while it is down every
     /// operation fails as `Unavailable` (the engine's `503`), and once it is back the same
     /// store works again without being rebuilt.
@@ -360,29 +390,7 @@ mod tests {
             eprintln!("NAUTH_TEST_REDIS_URL not set; skipped");
             return;
         };
-        let target = url
-            .trim_start_matches("redis://")
-            .split('/')
-            .next()
-            .and_then(|h| h.rsplit('@').next())
-            .expect("host:port")
-            .to_string();
-        async fn proxy(
-            listener: tokio::net::TcpListener,
-            target: String,
-        ) -> tokio::task::JoinHandle<()> {
-            tokio::spawn(async move {
-                let mut conns = tokio::task::JoinSet::new();
-                while let Ok((mut inbound, _)) = listener.accept().await {
-                    let target = target.clone();
-                    conns.spawn(async move {
-                        if let Ok(mut out) = tokio::net::TcpStream::connect(&target).await {
-                            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
-                        }
-                    });
-                }
-            })
-        }
+        let target = redis_target(&url);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -413,5 +421,81 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         assert_eq!(value, Some(2), "served again without a rebuild");
+    }
+
+    /// The shared session cache serves only while subscribed: with Redis cut off it answers
+    /// nothing (every request reads the database), and it serves again once Redis is back.
+    #[cfg(feature = "redis")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_session_cache_is_off_while_unsubscribed() {
+        use crate::cache::{LiveSession, SessionCache};
+        let Ok(url) = std::env::var("NAUTH_TEST_REDIS_URL") else {
+            eprintln!("NAUTH_TEST_REDIS_URL not set; skipped");
+            return;
+        };
+        let target = redis_target(&url);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let running = proxy(listener, target.clone()).await;
+        let minute = std::time::Duration::from_secs(60);
+        let cut_off =
+            crate::redis_kv::RedisSessionCache::connect(&format!("redis://{addr}"), minute)
+                .await
+                .expect("through the proxy");
+        let direct = crate::redis_kv::RedisSessionCache::connect(&url, minute)
+            .await
+            .expect("direct");
+        let row = LiveSession {
+            user_id: "u".into(),
+            access_jti: "j".into(),
+            auth_method: "password".into(),
+            expires_at: i64::MAX,
+            absolute_expires_at: i64::MAX,
+        };
+        let sid = uuid::Uuid::new_v4().to_string();
+        cut_off.put(&sid, &row, cut_off.stamp());
+        assert_eq!(cut_off.get(&sid), Some(row.clone()));
+        // An invalidation published by another instance reaches this one.
+        direct.invalidate().await;
+        let mut dropped = false;
+        for _ in 0..100 {
+            if cut_off.get(&sid).is_none() {
+                dropped = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(dropped, "the other instance's invalidation arrived");
+        cut_off.put(&sid, &row, cut_off.stamp());
+        assert_eq!(cut_off.get(&sid), Some(row.clone()));
+        // Cut off: nothing is served from the cache.
+        running.abort();
+        let _ = running.await;
+        let mut off = false;
+        for _ in 0..100 {
+            if cut_off.get(&sid).is_none() {
+                off = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(off, "the cache turns itself off without its subscription");
+        cut_off.put(&sid, &row, cut_off.stamp());
+        assert_eq!(cut_off.get(&sid), None, "and keeps nothing meanwhile");
+        // Back: it subscribes again and serves again.
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("rebind");
+        let _running = proxy(listener, target).await;
+        let mut back = false;
+        for _ in 0..100 {
+            cut_off.put(&sid, &row, cut_off.stamp());
+            if cut_off.get(&sid).is_some() {
+                back = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(back, "the cache serves again once subscribed");
     }
 }

@@ -39,7 +39,7 @@ pub use notify::{
     SmsMessage, SmsSender, SmtpEmailSender, WebhookSmsSender,
 };
 #[cfg(feature = "redis")]
-pub use redis_kv::RedisKv;
+pub use redis_kv::{RedisKv, RedisSessionCache};
 pub use store::StoreError;
 pub use tokens::Claims;
 
@@ -169,6 +169,10 @@ impl NAuthBuilder {
             None if store::is_sqlite_url(&cfg.database_url) => {
                 Arc::new(cache::ThreadLocalSessionCache::default())
             }
+            // Several instances: a cache only with Redis to carry the invalidations.
+            None if !cfg.session.cache_max_age.is_zero() && cfg.kv.backend == KvBackend::Redis => {
+                shared_cache(&cfg).await?
+            }
             None => Arc::new(cache::NoSessionCache),
         };
         let store = Store::connect(&cfg.database_url, session_cache.clone())
@@ -245,6 +249,23 @@ async fn redis_backend(url: &str) -> Result<Arc<dyn Kv>, StartError> {
         Ok(kv) => Ok(Arc::new(kv)),
         Err(e) => Err(StartError::Kv(e.to_string())),
     }
+}
+
+/// The session-liveness cache shared through Redis.
+#[cfg(feature = "redis")]
+async fn shared_cache(cfg: &NAuthConfig) -> Result<Arc<dyn cache::SessionCache>, StartError> {
+    match redis_kv::RedisSessionCache::connect(&cfg.kv.redis_url, cfg.session.cache_max_age).await {
+        Ok(c) => Ok(Arc::new(c)),
+        Err(e) => Err(StartError::Kv(e.to_string())),
+    }
+}
+
+/// Without the `redis` feature there is nothing to carry invalidations between instances.
+#[cfg(not(feature = "redis"))]
+async fn shared_cache(_: &NAuthConfig) -> Result<Arc<dyn cache::SessionCache>, StartError> {
+    redis_backend("")
+        .await
+        .map(|_| -> Arc<dyn cache::SessionCache> { Arc::new(cache::NoSessionCache) })
 }
 
 /// Without the `redis` feature the back end is refused at start, never ignored.

@@ -393,3 +393,159 @@ impl Kv for RedisKv {
             .collect())
     }
 }
+
+/// The Redis channel every instance's session-liveness cache listens on.
+const CHANNEL: &str = "nauth:sessions:invalidate";
+
+/// The session-liveness cache of several instances on one database and one Redis
+/// (`session.cache_max_age` > 0 with `kv.backend = "redis"`): each instance keeps its own
+/// per-thread cache, and every invalidation is published on Redis, so every other instance
+/// drops its entries too. The publishing request awaits the publish before it answers. While
+/// an instance's subscription is down (Redis unreachable) it serves nothing from its cache,
+/// and entries are never kept longer than the configured maximum age, which bounds what a
+/// lost message could leave stale.
+pub struct RedisSessionCache {
+    shared: std::sync::Arc<CacheShared>,
+    publisher: ConnectionManager,
+}
+
+struct CacheShared {
+    local: crate::cache::ThreadLocalSessionCache,
+    /// Subscribed now: the cache may answer.
+    live: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for RedisSessionCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSessionCache")
+            .field("live", &self.shared.live)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisSessionCache {
+    /// Connects, subscribes (the cache answers only once subscribed) and listens on its own
+    /// task until the cache is dropped.
+    pub async fn connect(url: &str, max_age: std::time::Duration) -> KvResult<Self> {
+        let client = redis::Client::open(url).map_err(redis_error)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(std::time::Duration::from_secs(5))
+            .set_response_timeout(std::time::Duration::from_secs(5))
+            .set_number_of_retries(2);
+        let publisher = ConnectionManager::new_with_config(client.clone(), config)
+            .await
+            .map_err(redis_error)?;
+        let first = subscribe(&client).await.map_err(redis_error)?;
+        let shared = std::sync::Arc::new(CacheShared {
+            local: crate::cache::ThreadLocalSessionCache::with_max_age(max_age),
+            live: std::sync::atomic::AtomicBool::new(true),
+        });
+        tokio::spawn(listen(
+            client,
+            std::sync::Arc::downgrade(&shared),
+            Some(first),
+        ));
+        Ok(RedisSessionCache { shared, publisher })
+    }
+
+    fn live(&self) -> bool {
+        self.shared.live.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+async fn subscribe(client: &redis::Client) -> redis::RedisResult<redis::aio::PubSub> {
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(CHANNEL).await?;
+    Ok(pubsub)
+}
+
+/// The listener: every message makes the local entries stale; a lost subscription turns the
+/// cache off until it is back (then everything cached before is stale too).
+async fn listen(
+    client: redis::Client,
+    shared: std::sync::Weak<CacheShared>,
+    mut first: Option<redis::aio::PubSub>,
+) {
+    use futures_util::StreamExt;
+    use std::sync::atomic::Ordering::SeqCst;
+    let alive = || shared.upgrade();
+    loop {
+        let pubsub = match first.take() {
+            Some(p) => p,
+            None => match subscribe(&client).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "session cache: cannot subscribe; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                    if alive().is_none() {
+                        return;
+                    }
+                    continue;
+                }
+            },
+        };
+        match alive() {
+            Some(s) => {
+                s.local.invalidate_local();
+                s.live.store(true, SeqCst);
+            }
+            None => return,
+        }
+        let mut messages = pubsub.into_on_message();
+        loop {
+            tokio::select! {
+                m = messages.next() => match (m, alive()) {
+                    (Some(_), Some(s)) => s.local.invalidate_local(),
+                    (_, None) => return,
+                    (None, Some(s)) => {
+                        s.live.store(false, SeqCst);
+                        s.local.invalidate_local();
+                        tracing::warn!("session cache: subscription lost; reading sessions from the database");
+                        break;
+                    }
+                },
+                // The engine may be gone although nobody publishes.
+                () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {
+                    if alive().is_none() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl crate::cache::SessionCache for RedisSessionCache {
+    fn stamp(&self) -> u64 {
+        self.shared.local.stamp()
+    }
+
+    fn get(&self, session_id: &str) -> Option<crate::cache::LiveSession> {
+        if !self.live() {
+            return None;
+        }
+        self.shared.local.get(session_id)
+    }
+
+    fn put(&self, session_id: &str, session: &crate::cache::LiveSession, stamp: u64) {
+        if self.live() {
+            self.shared.local.put(session_id, session, stamp);
+        }
+    }
+
+    async fn invalidate(&self) {
+        self.shared.local.invalidate_local();
+        let mut conn = self.publisher.clone();
+        let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+            .arg(CHANNEL)
+            .arg("1")
+            .query_async(&mut conn)
+            .await;
+        if let Err(e) = sent {
+            // Instances that cannot hear it have lost their subscription too, unless only
+            // this one is cut off: `session.cache_max_age` bounds that case.
+            tracing::error!(error = %e, "session cache: could not publish an invalidation");
+        }
+    }
+}

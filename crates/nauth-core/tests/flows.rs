@@ -490,6 +490,7 @@ struct CountingCache {
     lookups: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
+#[async_trait::async_trait]
 impl nauth_core::SessionCache for CountingCache {
     fn stamp(&self) -> u64 {
         self.invalidations.load(std::sync::atomic::Ordering::SeqCst) as u64
@@ -500,7 +501,7 @@ impl nauth_core::SessionCache for CountingCache {
         None
     }
     fn put(&self, _: &str, _: &nauth_core::LiveSession, _: u64) {}
-    fn invalidate(&self) {
+    async fn invalidate(&self) {
         self.invalidations
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }

@@ -185,7 +185,7 @@ pub(crate) trait Conn: Sync {
     }
     /// Records that sessions were written: the liveness cache is invalidated after the
     /// commit (at once for the pool).
-    fn sessions_changed(&self);
+    fn sessions_changed(&self) -> impl std::future::Future<Output = ()> + Send;
 }
 
 impl Conn for Store {
@@ -193,8 +193,8 @@ impl Conn for Store {
     fn c(&self) -> &DatabaseConnection {
         &self.db
     }
-    fn sessions_changed(&self) {
-        self.cache.invalidate();
+    async fn sessions_changed(&self) {
+        self.cache.invalidate().await;
     }
 }
 
@@ -209,7 +209,7 @@ impl Conn for Tx {
     fn c(&self) -> &DatabaseTransaction {
         &self.tx
     }
-    fn sessions_changed(&self) {
+    async fn sessions_changed(&self) {
         self.sessions_changed.store(true, Ordering::Relaxed);
     }
 }
@@ -328,7 +328,7 @@ impl Store {
             Err(e) => Err(e),
         };
         if changed && result.is_ok() {
-            self.cache.invalidate();
+            self.cache.invalidate().await;
         }
         match result {
             Err(AuthError::Contention) if *attempt + 1 < WRITE_TRIES => {

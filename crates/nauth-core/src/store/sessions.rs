@@ -130,7 +130,7 @@ pub(crate) async fn rotate(
         .exec(db.c())
         .await
         .db()?;
-    db.sessions_changed();
+    db.sessions_changed().await;
     Ok(())
 }
 
@@ -144,7 +144,7 @@ pub(crate) async fn revoke(db: &impl Conn, id: &str, now: i64) -> R<bool> {
         .await
         .db()?
         .rows_affected;
-    db.sessions_changed();
+    db.sessions_changed().await;
     Ok(n > 0)
 }
 
@@ -163,7 +163,7 @@ pub(crate) async fn revoke_all(
         q = q.filter(sessions::Column::Id.ne(keep));
     }
     let n = q.exec(db.c()).await.db()?.rows_affected;
-    db.sessions_changed();
+    db.sessions_changed().await;
     Ok(n)
 }
 
@@ -226,6 +226,6 @@ pub(crate) async fn set_access_jti(db: &impl Conn, session_id: &str, jti: &str) 
         .exec(db.c())
         .await
         .db()?;
-    db.sessions_changed();
+    db.sessions_changed().await;
     Ok(())
 }

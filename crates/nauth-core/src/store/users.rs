@@ -193,7 +193,7 @@ pub(crate) async fn erase(db: &impl Conn, uid: &str) -> R<()> {
         .exec(c)
         .await
         .db()?;
-    db.sessions_changed();
+    db.sessions_changed().await;
     challenges::Entity::delete_many()
         .filter(challenges::Column::UserId.eq(uid))
         .exec(c)

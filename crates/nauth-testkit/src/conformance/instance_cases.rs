@@ -18,6 +18,7 @@ macro_rules! cases {
 }
 
 cases!(
+    two_instances_cached_sessions_see_a_logout_at_once,
     two_instances_race_one_refresh_token,
     two_instances_refuse_a_replayed_totp_code,
     two_instances_share_resend_limits,
@@ -138,4 +139,50 @@ async fn two_instances_share_resend_limits(door: &dyn Door, b: &Backend) {
     assert_eq!(sent, 1, "one message for the whole burst");
     // The same session on the other instance right after: still within the delay.
     assert_error(&other.send(resend()).await, 429, "RATE_LIMIT_RESEND");
+}
+
+/// With the session-liveness cache on (`session.cache_max_age`; shared through Redis on the
+/// `redis` back end, off elsewhere), a session both instances have cached is refused on B on
+/// the very next request after a logout on A, and so is a rotated access token.
+async fn two_instances_cached_sessions_see_a_logout_at_once(door: &dyn Door, b: &Backend) {
+    let Some(url) = b.url.clone() else { return };
+    let cached = |c: &mut nauth_core::NAuthConfig| {
+        c.session.validation = nauth_core::config::SessionValidation::Database;
+        c.session.cache_max_age = Duration::from_secs(60);
+    };
+    let a = Env::start(door, &url, cached).await;
+    let mut other = Env::start(door, &url, cached).await;
+    other.ip = a.ip.clone();
+    for _ in 0..3 {
+        let t = signup_verified(&a, &email()).await;
+        let access = token(&t, "accessToken");
+        // Both instances have seen (and cached) the session.
+        for _ in 0..3 {
+            assert_eq!(a.get("/api/data", Some(&access)).await.status, 200);
+            assert_eq!(other.get("/api/data", Some(&access)).await.status, 200);
+        }
+        // A rotation on B: the old access token stops on A at once.
+        let r = other
+            .post("/auth/refresh", json!({"refreshToken": t["refreshToken"]}))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.json());
+        assert_error(
+            &a.get("/api/data", Some(&access)).await,
+            401,
+            "AUTH_TOKEN_INVALID",
+        );
+        let access = token(&r.json(), "accessToken");
+        assert_eq!(a.get("/api/data", Some(&access)).await.status, 200);
+        assert_eq!(other.get("/api/data", Some(&access)).await.status, 200);
+        // A logout on A: refused on B on the very next request.
+        let r = a
+            .send(TestRequest::json("POST", "/auth/logout", &json!({})).bearer(&access))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.json());
+        assert_error(
+            &other.get("/api/data", Some(&access)).await,
+            401,
+            "AUTH_SESSION_NOT_FOUND",
+        );
+    }
 }
