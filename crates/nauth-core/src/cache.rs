@@ -63,10 +63,13 @@ const LOCAL_CACHE_MAX: usize = 4096;
 
 static NEXT_INSTANCE: AtomicU64 = AtomicU64::new(1);
 
+/// A cached row: the generation it was read under, when, and the row.
+type Cached = (u64, Instant, LiveSession);
+
 thread_local! {
     /// Live sessions, per worker thread, stamped with their cache's generation: a lookup
     /// takes no lock and touches no shared counter but one atomic load.
-    static SESSIONS: RefCell<HashMap<(u64, String), (u64, Instant, LiveSession)>> =
+    static SESSIONS: RefCell<HashMap<(u64, String), Cached>> =
         RefCell::new(HashMap::new());
 }
 
