@@ -245,9 +245,22 @@ async fn nauth_app_on(fw: Framework, validation: SessionValidation) -> (SocketAd
     );
     let db = std::env::temp_dir().join(name);
     let _ = std::fs::remove_file(&db);
-    let nauth = NAuth::new(config(validation, &db.display().to_string()))
-        .await
-        .expect("engine");
+    nauth_app_with(
+        fw,
+        config(validation, &db.display().to_string()),
+        "bench@example.com",
+    )
+    .await
+}
+
+/// The protected app on `fw` around an engine of `cfg`, with one signed-up user `email`;
+/// returns its address and the user's access token.
+async fn nauth_app_with(
+    fw: Framework,
+    cfg: NAuthConfig,
+    email: &str,
+) -> (SocketAddr, String, NAuth) {
+    let nauth = NAuth::new(cfg).await.expect("engine");
     async fn data(AuthUser(u): AuthUser) -> Json<Value> {
         Json(json!({ "sub": u.sub, "message": "protected data" }))
     }
@@ -265,7 +278,7 @@ async fn nauth_app_on(fw: Framework, validation: SessionValidation) -> (SocketAd
     // Let a server on its own thread start listening.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut c = Conn::open(addr).await;
-    let body = json!({"email": "bench@example.com", "password": "Correct-Horse-42"});
+    let body = json!({"email": email, "password": "Correct-Horse-42"});
     assert_eq!(c.call(&post_req("/auth/signup", &body)).await, 201);
     let token = {
         let text = String::from_utf8_lossy(&c.buf).to_string();
@@ -467,4 +480,74 @@ async fn main() {
         percentile(&lat, 0.99).as_secs_f64() * 1e3,
         lat.last().map(|d| d.as_secs_f64() * 1e3).unwrap_or(0.0)
     );
+
+    // 4. Several instances' topology: PostgreSQL, without and with the liveness cache shared
+    //    through Redis (when NAUTH_TEST_POSTGRES_URL / NAUTH_TEST_REDIS_URL are set).
+    postgres_section().await;
+}
+
+/// `GET /api/data` under `database` validation on PostgreSQL vs the bare axum handler: every
+/// request reading its session row, and the per-thread cache invalidated through Redis.
+async fn postgres_section() {
+    let Ok(pg) = std::env::var("NAUTH_TEST_POSTGRES_URL") else {
+        println!(
+            "
+(PostgreSQL: NAUTH_TEST_POSTGRES_URL not set; skipped)"
+        );
+        return;
+    };
+    let redis = std::env::var("NAUTH_TEST_REDIS_URL").ok();
+    let pg_config = |cache: bool| {
+        let mut cfg = config(SessionValidation::Database, "unused");
+        cfg.database_url = pg.clone();
+        if let (true, Some(r)) = (cache, &redis) {
+            cfg.kv.backend = nauth_core::config::KvBackend::Redis;
+            cfg.kv.redis_url = r.clone();
+            cfg.session.cache_max_age = Duration::from_secs(60);
+        }
+        cfg
+    };
+    let unique = || format!("bench-{}@example.com", uuid_like());
+    let bare_addr = bare_app(Framework::Axum).await;
+    let (plain_addr, plain_tok, _p) =
+        nauth_app_with(Framework::Axum, pg_config(false), &unique()).await;
+    let cached = match &redis {
+        Some(_) => Some(nauth_app_with(Framework::Axum, pg_config(true), &unique()).await),
+        None => None,
+    };
+    let (mut bare, mut plain, mut with_cache) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..3 {
+        bare.push(throughput(bare_addr, get_req("/api/data", None), 200).await);
+        plain.push(throughput(plain_addr, get_req("/api/data", Some(&plain_tok)), 200).await);
+        if let Some((addr, tok, _)) = &cached {
+            with_cache.push(throughput(*addr, get_req("/api/data", Some(tok)), 200).await);
+        }
+    }
+    let bare_rate = median(&mut bare);
+    let plain_rate = median(&mut plain);
+    println!(
+        "
+GET /api/data on PostgreSQL (validation=database, axum), req/s (target >= 0.60)"
+    );
+    println!("  bare handler                       {bare_rate:>10.0}     1.00");
+    println!(
+        "  every request reads its session    {plain_rate:>10.0}     {:.2}",
+        plain_rate / bare_rate
+    );
+    if !with_cache.is_empty() {
+        let cache_rate = median(&mut with_cache);
+        println!(
+            "  liveness cache shared via Redis    {cache_rate:>10.0}     {:.2}",
+            cache_rate / bare_rate
+        );
+    }
+}
+
+/// A value unique to this run, for emails on a shared database.
+fn uuid_like() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{t:x}-{}", std::process::id())
 }
