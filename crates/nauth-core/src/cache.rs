@@ -148,6 +148,63 @@ impl SessionCache for ThreadLocalSessionCache {
     }
 }
 
+/// The local half of a cache shared by several instances: a per-thread cache that answers
+/// only while its instance is subscribed to the others' invalidations (Redis pub/sub or
+/// PostgreSQL `LISTEN`), with entries bounded by a maximum age.
+#[derive(Debug)]
+pub(crate) struct Subscribed {
+    local: ThreadLocalSessionCache,
+    live: std::sync::atomic::AtomicBool,
+}
+
+impl Subscribed {
+    /// A cache that answers once [`Subscribed::subscribed`] is called.
+    pub(crate) fn new(max_age: Duration) -> Self {
+        Subscribed {
+            local: ThreadLocalSessionCache::with_max_age(max_age),
+            live: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Subscribed (again): whatever was cached before may be stale; answer from now on.
+    pub(crate) fn subscribed(&self) {
+        self.local.invalidate_local();
+        self.live.store(true, Ordering::SeqCst);
+    }
+
+    /// The subscription is lost: answer nothing until it is back.
+    pub(crate) fn lost(&self) {
+        self.live.store(false, Ordering::SeqCst);
+        self.local.invalidate_local();
+    }
+
+    /// An invalidation (another instance's, or this one's).
+    pub(crate) fn invalidate(&self) {
+        self.local.invalidate_local();
+    }
+
+    fn live(&self) -> bool {
+        self.live.load(Ordering::SeqCst)
+    }
+
+    /// See [`SessionCache::stamp`].
+    pub(crate) fn stamp(&self) -> u64 {
+        self.local.stamp()
+    }
+
+    /// See [`SessionCache::get`]: nothing while unsubscribed.
+    pub(crate) fn get(&self, session_id: &str) -> Option<LiveSession> {
+        self.live().then(|| self.local.get(session_id)).flatten()
+    }
+
+    /// See [`SessionCache::put`]: nothing kept while unsubscribed.
+    pub(crate) fn put(&self, session_id: &str, session: &LiveSession, stamp: u64) {
+        if self.live() {
+            self.local.put(session_id, session, stamp);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -162,6 +162,7 @@ impl NAuthBuilder {
     pub async fn build(self) -> Result<NAuth, StartError> {
         let cfg = self.cfg;
         cfg.validate()?;
+        let mut notify = false;
         let session_cache: Arc<dyn cache::SessionCache> = match self.session_cache {
             Some(c) => c,
             // SQLite's file belongs to one nauth process, whose every session write
@@ -169,15 +170,29 @@ impl NAuthBuilder {
             None if store::is_sqlite_url(&cfg.database_url) => {
                 Arc::new(cache::ThreadLocalSessionCache::default())
             }
-            // Several instances: a cache only with Redis to carry the invalidations.
+            // Several instances: a cache only with something to carry the invalidations,
+            // Redis pub/sub or PostgreSQL LISTEN/NOTIFY.
             None if !cfg.session.cache_max_age.is_zero() && cfg.kv.backend == KvBackend::Redis => {
                 shared_cache(&cfg).await?
+            }
+            None if !cfg.session.cache_max_age.is_zero()
+                && store::is_postgres_url(&cfg.database_url) =>
+            {
+                notify = true;
+                let c = store::listen::PgSessionCache::connect(
+                    &cfg.database_url,
+                    cfg.session.cache_max_age,
+                )
+                .await
+                .map_err(|e| StartError::Database(e.to_string()))?;
+                Arc::new(c)
             }
             None => Arc::new(cache::NoSessionCache),
         };
         let store = Store::connect(&cfg.database_url, session_cache.clone())
             .await
-            .map_err(|e| StartError::Database(e.to_string()))?;
+            .map_err(|e| StartError::Database(e.to_string()))?
+            .notify_others(notify);
         store
             .migrate()
             .await

@@ -405,20 +405,14 @@ const CHANNEL: &str = "nauth:sessions:invalidate";
 /// and entries are never kept longer than the configured maximum age, which bounds what a
 /// lost message could leave stale.
 pub struct RedisSessionCache {
-    shared: std::sync::Arc<CacheShared>,
+    shared: std::sync::Arc<crate::cache::Subscribed>,
     publisher: ConnectionManager,
-}
-
-struct CacheShared {
-    local: crate::cache::ThreadLocalSessionCache,
-    /// Subscribed now: the cache may answer.
-    live: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for RedisSessionCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisSessionCache")
-            .field("live", &self.shared.live)
+            .field("cache", &self.shared)
             .finish_non_exhaustive()
     }
 }
@@ -436,20 +430,14 @@ impl RedisSessionCache {
             .await
             .map_err(redis_error)?;
         let first = subscribe(&client).await.map_err(redis_error)?;
-        let shared = std::sync::Arc::new(CacheShared {
-            local: crate::cache::ThreadLocalSessionCache::with_max_age(max_age),
-            live: std::sync::atomic::AtomicBool::new(true),
-        });
+        let shared = std::sync::Arc::new(crate::cache::Subscribed::new(max_age));
+        shared.subscribed();
         tokio::spawn(listen(
             client,
             std::sync::Arc::downgrade(&shared),
             Some(first),
         ));
         Ok(RedisSessionCache { shared, publisher })
-    }
-
-    fn live(&self) -> bool {
-        self.shared.live.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -463,11 +451,10 @@ async fn subscribe(client: &redis::Client) -> redis::RedisResult<redis::aio::Pub
 /// cache off until it is back (then everything cached before is stale too).
 async fn listen(
     client: redis::Client,
-    shared: std::sync::Weak<CacheShared>,
+    shared: std::sync::Weak<crate::cache::Subscribed>,
     mut first: Option<redis::aio::PubSub>,
 ) {
     use futures_util::StreamExt;
-    use std::sync::atomic::Ordering::SeqCst;
     let alive = || shared.upgrade();
     loop {
         let pubsub = match first.take() {
@@ -485,21 +472,17 @@ async fn listen(
             },
         };
         match alive() {
-            Some(s) => {
-                s.local.invalidate_local();
-                s.live.store(true, SeqCst);
-            }
+            Some(s) => s.subscribed(),
             None => return,
         }
         let mut messages = pubsub.into_on_message();
         loop {
             tokio::select! {
                 m = messages.next() => match (m, alive()) {
-                    (Some(_), Some(s)) => s.local.invalidate_local(),
+                    (Some(_), Some(s)) => s.invalidate(),
                     (_, None) => return,
                     (None, Some(s)) => {
-                        s.live.store(false, SeqCst);
-                        s.local.invalidate_local();
+                        s.lost();
                         tracing::warn!("session cache: subscription lost; reading sessions from the database");
                         break;
                     }
@@ -518,24 +501,19 @@ async fn listen(
 #[async_trait]
 impl crate::cache::SessionCache for RedisSessionCache {
     fn stamp(&self) -> u64 {
-        self.shared.local.stamp()
+        self.shared.stamp()
     }
 
     fn get(&self, session_id: &str) -> Option<crate::cache::LiveSession> {
-        if !self.live() {
-            return None;
-        }
-        self.shared.local.get(session_id)
+        self.shared.get(session_id)
     }
 
     fn put(&self, session_id: &str, session: &crate::cache::LiveSession, stamp: u64) {
-        if self.live() {
-            self.shared.local.put(session_id, session, stamp);
-        }
+        self.shared.put(session_id, session, stamp);
     }
 
     async fn invalidate(&self) {
-        self.shared.local.invalidate_local();
+        self.shared.invalidate();
         let mut conn = self.publisher.clone();
         let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
             .arg(CHANNEL)

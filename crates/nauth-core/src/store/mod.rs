@@ -8,6 +8,7 @@ pub(crate) mod challenges;
 pub(crate) mod devices;
 mod entities;
 pub(crate) mod kv;
+pub(crate) mod listen;
 pub(crate) mod mfa;
 pub(crate) mod purge;
 pub(crate) mod sessions;
@@ -163,6 +164,8 @@ pub(crate) struct Store {
     db: DatabaseConnection,
     /// The session-liveness cache every session write invalidates after its commit.
     cache: Arc<dyn SessionCache>,
+    /// Session writes also `NOTIFY` the other instances (PostgreSQL, `session.cache_max_age`).
+    notify: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -194,6 +197,9 @@ impl Conn for Store {
         &self.db
     }
     async fn sessions_changed(&self) {
+        if self.notify {
+            notify(&self.db).await;
+        }
         self.cache.invalidate().await;
     }
 }
@@ -225,9 +231,25 @@ pub(crate) enum Written<T> {
     Again,
 }
 
+/// Tells the other instances that sessions changed (PostgreSQL `NOTIFY`; on a transaction it
+/// is delivered with the commit). A failure is logged: `session.cache_max_age` bounds it.
+async fn notify(db: &impl ConnectionTrait) {
+    if let Err(e) = db
+        .execute_unprepared(&format!("NOTIFY {}", listen::CHANNEL))
+        .await
+    {
+        tracing::error!(error = %e, "could not notify the other instances of a session change");
+    }
+}
+
 /// Whether a `database_url` names SQLite.
 pub(crate) fn is_sqlite_url(url: &str) -> bool {
     url.starts_with("sqlite:")
+}
+
+/// Whether a `database_url` names PostgreSQL.
+pub(crate) fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres:") || url.starts_with("postgresql:")
 }
 
 impl Store {
@@ -267,7 +289,17 @@ impl Store {
                 other => break other?,
             }
         };
-        Ok(Store { db, cache })
+        Ok(Store {
+            db,
+            cache,
+            notify: false,
+        })
+    }
+
+    /// Session writes also notify the other instances (PostgreSQL only).
+    pub(crate) fn notify_others(mut self, on: bool) -> Self {
+        self.notify = on && self.db.get_database_backend() == DbBackend::Postgres;
+        self
     }
 
     /// Whether the database is SQLite (one process owns the file).
@@ -317,6 +349,10 @@ impl Store {
         attempt: &mut u32,
     ) -> Written<T> {
         let changed = tx.sessions_changed.load(Ordering::Relaxed);
+        if changed && self.notify && work.is_ok() {
+            // Delivered to every listening instance when (and only if) this commits.
+            notify(&tx.tx).await;
+        }
         let result = match work {
             Ok(v) => tx
                 .tx
