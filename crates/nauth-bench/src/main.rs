@@ -497,42 +497,50 @@ async fn postgres_section() {
         return;
     };
     let redis = std::env::var("NAUTH_TEST_REDIS_URL").ok();
-    let pg_config = |cache: bool| {
+    // 0: no cache; 1: the cache through PostgreSQL LISTEN/NOTIFY; 2: through Redis.
+    let pg_config = |cache: u8| {
         let mut cfg = config(SessionValidation::Database, "unused");
         cfg.database_url = pg.clone();
-        if let (true, Some(r)) = (cache, &redis) {
+        if cache > 0 {
+            cfg.session.cache_max_age = Duration::from_secs(60);
+        }
+        if let (2, Some(r)) = (cache, &redis) {
             cfg.kv.backend = nauth_core::config::KvBackend::Redis;
             cfg.kv.redis_url = r.clone();
-            cfg.session.cache_max_age = Duration::from_secs(60);
         }
         cfg
     };
     let unique = || format!("bench-{}@example.com", uuid_like());
     let bare_addr = bare_app(Framework::Axum).await;
     let (plain_addr, plain_tok, _p) =
-        nauth_app_with(Framework::Axum, pg_config(false), &unique()).await;
+        nauth_app_with(Framework::Axum, pg_config(0), &unique()).await;
+    let (pgc_addr, pgc_tok, _c) = nauth_app_with(Framework::Axum, pg_config(1), &unique()).await;
     let cached = match &redis {
-        Some(_) => Some(nauth_app_with(Framework::Axum, pg_config(true), &unique()).await),
+        Some(_) => Some(nauth_app_with(Framework::Axum, pg_config(2), &unique()).await),
         None => None,
     };
-    let (mut bare, mut plain, mut with_cache) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut bare, mut plain, mut pg_cache, mut with_cache) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..3 {
         bare.push(throughput(bare_addr, get_req("/api/data", None), 200).await);
         plain.push(throughput(plain_addr, get_req("/api/data", Some(&plain_tok)), 200).await);
+        pg_cache.push(throughput(pgc_addr, get_req("/api/data", Some(&pgc_tok)), 200).await);
         if let Some((addr, tok, _)) = &cached {
             with_cache.push(throughput(*addr, get_req("/api/data", Some(tok)), 200).await);
         }
     }
     let bare_rate = median(&mut bare);
     let plain_rate = median(&mut plain);
-    println!(
-        "
-GET /api/data on PostgreSQL (validation=database, axum), req/s (target >= 0.60)"
-    );
+    println!("\nGET /api/data on PostgreSQL (validation=database, axum), req/s (target >= 0.60)");
     println!("  bare handler                       {bare_rate:>10.0}     1.00");
     println!(
         "  every request reads its session    {plain_rate:>10.0}     {:.2}",
         plain_rate / bare_rate
+    );
+    let pgc_rate = median(&mut pg_cache);
+    println!(
+        "  liveness cache, LISTEN/NOTIFY      {pgc_rate:>10.0}     {:.2}",
+        pgc_rate / bare_rate
     );
     if !with_cache.is_empty() {
         let cache_rate = median(&mut with_cache);
