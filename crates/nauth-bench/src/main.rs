@@ -490,10 +490,7 @@ async fn main() {
 /// request reading its session row, and the per-thread cache invalidated through Redis.
 async fn postgres_section() {
     let Ok(pg) = std::env::var("NAUTH_TEST_POSTGRES_URL") else {
-        println!(
-            "
-(PostgreSQL: NAUTH_TEST_POSTGRES_URL not set; skipped)"
-        );
+        println!("\n(PostgreSQL: NAUTH_TEST_POSTGRES_URL not set; skipped)");
         return;
     };
     let redis = std::env::var("NAUTH_TEST_REDIS_URL").ok();
