@@ -397,10 +397,19 @@ impl Kv for RedisKv {
 /// The Redis channel every instance's session-liveness cache listens on.
 const CHANNEL: &str = "nauth:sessions:invalidate";
 
+/// Where the instances acknowledge an invalidation: `nauth:sessions:ack:<id>`, a list with one
+/// element per instance that has dropped its entries.
+const ACKS: &str = "nauth:sessions:ack:";
+
+/// How long a revoking request waits for the other instances' acknowledgements. An instance
+/// that does not answer in time is cut off or gone: its entries die with `cache_max_age`.
+const ACK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The session-liveness cache of several instances on one database and one Redis
 /// (`session.cache_max_age` > 0 with `kv.backend = "redis"`): each instance keeps its own
-/// per-thread cache, and every invalidation is published on Redis, so every other instance
-/// drops its entries too. The publishing request awaits the publish before it answers. While
+/// per-thread cache, and every invalidation is published on Redis; each instance drops its
+/// entries and acknowledges, and the revoking request answers only once every instance that
+/// received the message has acknowledged it (or [`ACK_WAIT`] has passed). While
 /// an instance's subscription is down (Redis unreachable) it serves nothing from its cache,
 /// and entries are never kept longer than the configured maximum age, which bounds what a
 /// lost message could leave stale.
@@ -434,6 +443,7 @@ impl RedisSessionCache {
         shared.subscribed();
         tokio::spawn(listen(
             client,
+            publisher.clone(),
             std::sync::Arc::downgrade(&shared),
             Some(first),
         ));
@@ -451,6 +461,7 @@ async fn subscribe(client: &redis::Client) -> redis::RedisResult<redis::aio::Pub
 /// cache off until it is back (then everything cached before is stale too).
 async fn listen(
     client: redis::Client,
+    acks: ConnectionManager,
     shared: std::sync::Weak<crate::cache::Subscribed>,
     mut first: Option<redis::aio::PubSub>,
 ) {
@@ -479,7 +490,27 @@ async fn listen(
         loop {
             tokio::select! {
                 m = messages.next() => match (m, alive()) {
-                    (Some(_), Some(s)) => s.invalidate(),
+                    (Some(m), Some(s)) => {
+                        s.invalidate();
+                        // Acknowledged off the listening loop, which goes on at once.
+                        if let Ok(id) = m.get_payload::<String>() {
+                            let mut conn = acks.clone();
+                            tokio::spawn(async move {
+                                let key = format!("{ACKS}{id}");
+                                let acked: redis::RedisResult<()> = redis::pipe()
+                                    .atomic()
+                                    .rpush(&key, 1)
+                                    .ignore()
+                                    .pexpire(&key, 10_000)
+                                    .ignore()
+                                    .query_async(&mut conn)
+                                    .await;
+                                if let Err(e) = acked {
+                                    tracing::warn!(error = %e, "session cache: could not acknowledge");
+                                }
+                            });
+                        }
+                    }
                     (_, None) => return,
                     (None, Some(s)) => {
                         s.lost();
@@ -515,15 +546,46 @@ impl crate::cache::SessionCache for RedisSessionCache {
     async fn invalidate(&self) {
         self.shared.invalidate();
         let mut conn = self.publisher.clone();
+        let id = uuid::Uuid::new_v4().simple().to_string();
         let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
             .arg(CHANNEL)
-            .arg("1")
+            .arg(&id)
             .query_async(&mut conn)
             .await;
-        if let Err(e) = sent {
-            // Instances that cannot hear it have lost their subscription too, unless only
-            // this one is cut off: `session.cache_max_age` bounds that case.
-            tracing::error!(error = %e, "session cache: could not publish an invalidation");
+        let receivers = match sent {
+            Ok(n) => n,
+            Err(e) => {
+                // Instances that cannot hear it have lost their subscription too, unless only
+                // this one is cut off: `session.cache_max_age` bounds that case.
+                tracing::error!(error = %e, "session cache: could not publish an invalidation");
+                return;
+            }
+        };
+        // Every instance that received it (this one included) drops its entries, then
+        // acknowledges: answer only after all of them.
+        let key = format!("{ACKS}{id}");
+        let deadline = std::time::Instant::now() + ACK_WAIT;
+        loop {
+            let acked: redis::RedisResult<i64> =
+                redis::cmd("LLEN").arg(&key).query_async(&mut conn).await;
+            match acked {
+                Ok(n) if n >= receivers => break,
+                Ok(_) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+                }
+                Ok(n) => {
+                    tracing::warn!(
+                        acknowledged = n,
+                        receivers,
+                        "session cache: not every instance acknowledged an invalidation in time"
+                    );
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "session cache: could not read acknowledgements");
+                    break;
+                }
+            }
         }
     }
 }
