@@ -169,18 +169,24 @@ fn glob_escape(prefix: &str) -> String {
     out
 }
 
+/// A connection that reconnects by itself; 5 s to connect or answer, so an outage is a prompt
+/// `503` rather than a hung request.
+async fn manager(client: redis::Client) -> KvResult<ConnectionManager> {
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(std::time::Duration::from_secs(5))
+        .set_response_timeout(std::time::Duration::from_secs(5))
+        .set_number_of_retries(2);
+    ConnectionManager::new_with_config(client, config)
+        .await
+        .map_err(redis_error)
+}
+
 impl RedisKv {
     /// Connects to `redis://…` or `rediss://…`; fails when Redis cannot be reached now. Later
     /// outages answer `503` and the connection comes back by itself.
     pub async fn connect(url: &str) -> KvResult<RedisKv> {
         let client = redis::Client::open(url).map_err(redis_error)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(std::time::Duration::from_secs(5))
-            .set_response_timeout(std::time::Duration::from_secs(5))
-            .set_number_of_retries(2);
-        let conn = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(redis_error)?;
+        let conn = manager(client).await?;
         Ok(RedisKv {
             conn,
             scripts: std::sync::Arc::new(Scripts {
@@ -431,13 +437,7 @@ impl RedisSessionCache {
     /// task until the cache is dropped.
     pub async fn connect(url: &str, max_age: std::time::Duration) -> KvResult<Self> {
         let client = redis::Client::open(url).map_err(redis_error)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(std::time::Duration::from_secs(5))
-            .set_response_timeout(std::time::Duration::from_secs(5))
-            .set_number_of_retries(2);
-        let publisher = ConnectionManager::new_with_config(client.clone(), config)
-            .await
-            .map_err(redis_error)?;
+        let publisher = manager(client.clone()).await?;
         let first = subscribe(&client).await.map_err(redis_error)?;
         let shared = std::sync::Arc::new(crate::cache::Subscribed::new(max_age));
         shared.subscribed();
