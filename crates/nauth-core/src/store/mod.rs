@@ -606,4 +606,69 @@ pub(crate) mod tests {
             assert_eq!(n, 1);
         }
     }
+
+    use sea_orm::Statement;
+
+    /// Every hot query can use an index on PostgreSQL (issue 11): with sequential scans
+    /// discouraged, each plan names an index, so none needs to read a whole table at scale.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hot_queries_use_indexes_on_postgres() {
+        let Ok(url) = std::env::var("NAUTH_TEST_POSTGRES_URL") else {
+            eprintln!("NAUTH_TEST_POSTGRES_URL not set; skipped");
+            return;
+        };
+        let store = connect(&url).await;
+        let tx = store.db.begin().await.expect("tx");
+        tx.execute_unprepared("SET LOCAL enable_seqscan = off")
+            .await
+            .expect("set");
+        let hot = [
+            // Every protected request under `database` validation.
+            "SELECT user_id, access_jti, auth_method, expires_at, absolute_expires_at \
+             FROM nauth_sessions WHERE id = 'x' AND revoked_at IS NULL",
+            // Login and signup.
+            "SELECT * FROM nauth_users WHERE email = 'x'",
+            "SELECT * FROM nauth_users WHERE username = 'x'",
+            "SELECT * FROM nauth_users WHERE phone = 'x' AND is_phone_verified",
+            // Refresh.
+            "SELECT * FROM nauth_refresh_tokens WHERE token_hash = 'x'",
+            "UPDATE nauth_refresh_tokens SET state = 2 WHERE session_id = 'x' AND state = 0",
+            "SELECT * FROM nauth_sessions WHERE id = 'x' FOR UPDATE",
+            // Sessions list, revocations.
+            "SELECT * FROM nauth_sessions WHERE user_id = 'x' AND revoked_at IS NULL",
+            // Challenges and codes.
+            "SELECT * FROM nauth_challenges WHERE id_hash = 'x'",
+            "SELECT * FROM nauth_challenges WHERE user_id = 'x' AND name = 'MFA_REQUIRED' \
+             AND completed = false",
+            "SELECT * FROM nauth_verification_tokens WHERE token_hash = 'x' AND purpose = 'x'",
+            "SELECT * FROM nauth_verification_tokens WHERE user_id = 'x' AND purpose = 'x' \
+             AND used_at IS NULL",
+            // Counters, factors, devices.
+            "SELECT * FROM nauth_kv WHERE key = 'x'",
+            "SELECT * FROM nauth_mfa_devices WHERE user_id = 'x'",
+            "SELECT * FROM nauth_backup_codes WHERE user_id = 'x' AND used_at IS NULL",
+            "SELECT * FROM nauth_trusted_devices WHERE user_id = 'x' AND token_hash = 'x'",
+            // The background purge.
+            "SELECT id FROM nauth_sessions WHERE expires_at <= 0 LIMIT 500",
+            "SELECT key FROM nauth_kv WHERE expires_at <= 0 LIMIT 500",
+        ];
+        for q in hot {
+            let rows = tx
+                .query_all_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    format!("EXPLAIN {q}"),
+                ))
+                .await
+                .expect("explain");
+            let plan: Vec<String> = rows
+                .iter()
+                .filter_map(|r| r.try_get_by_index::<String>(0).ok())
+                .collect();
+            let plan = plan.join("\n");
+            assert!(
+                plan.contains("Index") && !plan.contains("Seq Scan"),
+                "{q}\n{plan}"
+            );
+        }
+    }
 }
