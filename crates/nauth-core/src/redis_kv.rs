@@ -201,34 +201,48 @@ impl RedisKv {
     }
 }
 
+impl RedisKv {
+    /// Runs one of the scripts on an entry: `KEYS[1]` the entry, `KEYS[2]` its family's index
+    /// (scripts that keep no index ignore it), then `args`.
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        script: &Script,
+        k: &str,
+        args: &[i64],
+    ) -> KvResult<T> {
+        let mut invocation = script.key(key(k));
+        invocation.key(index(k));
+        for a in args {
+            invocation.arg(*a);
+        }
+        let mut conn = self.conn.clone();
+        invocation
+            .invoke_async(&mut conn)
+            .await
+            .map_err(redis_error)
+    }
+
+    /// The live entries of bare keys, in one round trip.
+    async fn live_of(&self, bare: Vec<String>, now: i64) -> KvResult<Vec<(String, Entry)>> {
+        let entries = self.get_many(&bare, now).await?;
+        Ok(bare
+            .into_iter()
+            .zip(entries)
+            .filter_map(|(k, e)| e.map(|e| (k, e)))
+            .collect())
+    }
+}
+
 #[async_trait]
 impl Kv for RedisKv {
     async fn incr(&self, k: &str, window_ms: i64, now: i64) -> KvResult<Entry> {
-        let mut conn = self.conn.clone();
-        let (value, expires_at): (i64, i64) = self
-            .scripts
-            .incr
-            .key(key(k))
-            .key(index(k))
-            .arg(now)
-            .arg(window_ms)
-            .arg(COLLECT_AFTER_MS)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(redis_error)?;
+        let args = [now, window_ms, COLLECT_AFTER_MS];
+        let (value, expires_at): (i64, i64) = self.run(&self.scripts.incr, k, &args).await?;
         Ok(Entry { value, expires_at })
     }
 
     async fn get(&self, k: &str, now: i64) -> KvResult<Option<Entry>> {
-        let mut conn = self.conn.clone();
-        let found: Option<(i64, i64)> = self
-            .scripts
-            .get
-            .key(key(k))
-            .arg(now)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(redis_error)?;
+        let found: Option<(i64, i64)> = self.run(&self.scripts.get, k, &[now]).await?;
         Ok(found.map(|(value, expires_at)| Entry { value, expires_at }))
     }
 
@@ -256,21 +270,10 @@ impl Kv for RedisKv {
     }
 
     async fn set(&self, k: &str, value: i64, expires_at: i64) -> KvResult<()> {
-        let mut conn = self.conn.clone();
         let wall = crate::clock::SystemClock.now_ms();
         let collect = (expires_at - wall).max(0) + COLLECT_AFTER_MS;
-        let _: i64 = self
-            .scripts
-            .set
-            .key(key(k))
-            .key(index(k))
-            .arg(value)
-            .arg(expires_at)
-            .arg(collect)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(redis_error)?;
-        Ok(())
+        let args = [value, expires_at, collect];
+        self.run::<i64>(&self.scripts.set, k, &args).await.map(drop)
     }
 
     async fn del(&self, k: &str) -> KvResult<()> {
@@ -288,47 +291,21 @@ impl Kv for RedisKv {
     }
 
     async fn decr(&self, k: &str, now: i64) -> KvResult<()> {
-        let mut conn = self.conn.clone();
-        let _: i64 = self
-            .scripts
-            .decr
-            .key(key(k))
-            .arg(now)
-            .invoke_async(&mut conn)
+        self.run::<i64>(&self.scripts.decr, k, &[now])
             .await
-            .map_err(redis_error)?;
-        Ok(())
+            .map(drop)
     }
 
     async fn clear_if(&self, k: &str, value: i64) -> KvResult<bool> {
-        let mut conn = self.conn.clone();
-        let cleared: i64 = self
-            .scripts
-            .clear_if
-            .key(key(k))
-            .key(index(k))
-            .arg(value)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(redis_error)?;
+        let cleared: i64 = self.run(&self.scripts.clear_if, k, &[value]).await?;
         Ok(cleared == 1)
     }
 
     async fn raise(&self, k: &str, floor: i64, until: i64, now: i64) -> KvResult<()> {
-        let mut conn = self.conn.clone();
-        let _: i64 = self
-            .scripts
-            .raise
-            .key(key(k))
-            .key(index(k))
-            .arg(floor)
-            .arg(until)
-            .arg(now)
-            .arg(COLLECT_AFTER_MS)
-            .invoke_async(&mut conn)
+        let args = [floor, until, now, COLLECT_AFTER_MS];
+        self.run::<i64>(&self.scripts.raise, k, &args)
             .await
-            .map_err(redis_error)?;
-        Ok(())
+            .map(drop)
     }
 
     async fn live_entries(&self, prefix: &str, now: i64) -> KvResult<Vec<(String, Entry)>> {
@@ -359,12 +336,7 @@ impl Kv for RedisKv {
                 .filter(|n| n.starts_with(&full))
                 .map(|n| n.strip_prefix(NAMESPACE).unwrap_or(n).to_string())
                 .collect();
-            let entries = self.get_many(&bare, now).await?;
-            return Ok(bare
-                .into_iter()
-                .zip(entries)
-                .filter_map(|(k, e)| e.map(|e| (k, e)))
-                .collect());
+            return self.live_of(bare, now).await;
         }
         // No family named: every key of nauth (tests and tools only).
         let pattern = format!("{}*", glob_escape(&key(prefix)));
@@ -391,12 +363,7 @@ impl Kv for RedisKv {
             .iter()
             .map(|n| n.strip_prefix(NAMESPACE).unwrap_or(n).to_string())
             .collect();
-        let entries = self.get_many(&bare, now).await?;
-        Ok(bare
-            .into_iter()
-            .zip(entries)
-            .filter_map(|(k, e)| e.map(|e| (k, e)))
-            .collect())
+        self.live_of(bare, now).await
     }
 }
 

@@ -175,71 +175,48 @@ impl Kv for DatabaseKv {
         // A counter below the floor (or expired) is locked for exactly `until`: the lock lasts
         // `lockout.duration`, however long the counting window had left. A lock already in
         // place keeps the later expiry.
-        let (sql, values): (&str, Vec<sea_orm::Value>) = match backend {
+        // One parameter list for the three dialects, in the order of their placeholders.
+        let values: Vec<sea_orm::Value> = vec![
+            key.into(),
+            floor.into(),
+            until.into(),
+            now.into(),
+            floor.into(),
+            floor.into(),
+            now.into(),
+            floor.into(),
+            until.into(),
+            until.into(),
+        ];
+        let sql = match backend {
             // MySQL assigns left to right, each expression seeing the columns assigned before
             // it: `value` goes first (reading the old expiry), then `expires_at` reads the new
             // `value`, which equals `floor` exactly when the old one was below it or expired.
             // (An entry already locked at exactly `floor` is renewed to `until`, which is never
             // earlier than its expiry: `until` is now plus a fixed duration.)
-            DbBackend::MySql => (
+            DbBackend::MySql => {
                 "INSERT INTO nauth_kv (`key`, `value`, expires_at) VALUES (?, ?, ?) \
                  ON DUPLICATE KEY UPDATE \
                  `value` = IF(expires_at <= ?, ?, GREATEST(`value`, ?)), \
-                 expires_at = IF(expires_at <= ? OR `value` = ?, ?, GREATEST(expires_at, ?))",
-                vec![
-                    key.into(),
-                    floor.into(),
-                    until.into(),
-                    now.into(),
-                    floor.into(),
-                    floor.into(),
-                    now.into(),
-                    floor.into(),
-                    until.into(),
-                    until.into(),
-                ],
-            ),
+                 expires_at = IF(expires_at <= ? OR `value` = ?, ?, GREATEST(expires_at, ?))"
+            }
             // Every SET expression reads the old row.
-            DbBackend::Postgres => (
+            DbBackend::Postgres => {
                 "INSERT INTO nauth_kv (key, value, expires_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (key) DO UPDATE SET \
                  value = CASE WHEN nauth_kv.expires_at <= $4 THEN $5 \
                    ELSE GREATEST(nauth_kv.value, $6) END, \
                  expires_at = CASE WHEN nauth_kv.expires_at <= $7 OR nauth_kv.value < $8 \
-                   THEN $9 ELSE GREATEST(nauth_kv.expires_at, $10) END",
-                vec![
-                    key.into(),
-                    floor.into(),
-                    until.into(),
-                    now.into(),
-                    floor.into(),
-                    floor.into(),
-                    now.into(),
-                    floor.into(),
-                    until.into(),
-                    until.into(),
-                ],
-            ),
-            _ => (
+                   THEN $9 ELSE GREATEST(nauth_kv.expires_at, $10) END"
+            }
+            _ => {
                 "INSERT INTO nauth_kv (key, value, expires_at) VALUES (?, ?, ?) \
                  ON CONFLICT (key) DO UPDATE SET \
                  value = CASE WHEN nauth_kv.expires_at <= ? THEN ? \
                    ELSE MAX(nauth_kv.value, ?) END, \
                  expires_at = CASE WHEN nauth_kv.expires_at <= ? OR nauth_kv.value < ? \
-                   THEN ? ELSE MAX(nauth_kv.expires_at, ?) END",
-                vec![
-                    key.into(),
-                    floor.into(),
-                    until.into(),
-                    now.into(),
-                    floor.into(),
-                    floor.into(),
-                    now.into(),
-                    floor.into(),
-                    until.into(),
-                    until.into(),
-                ],
-            ),
+                   THEN ? ELSE MAX(nauth_kv.expires_at, ?) END"
+            }
         };
         self.store
             .c()
