@@ -5,6 +5,10 @@
 //!    same JSON, with session validation `token` and `database` (SQLite).
 //! 2. Logins per second vs raw Argon2id verifies per second at the same parameters.
 //! 3. The latency of protected requests while logins run flat out.
+//! 4. PostgreSQL, without and with the session-liveness cache (`NAUTH_TEST_POSTGRES_URL`).
+//! 5. Scale (`scale.rs`): login, refresh and protected route at 1,000 / 100,000 / 1,000,000
+//!    seeded users, refresh vs the raw SQL rotation, double issue, two instances vs one.
+//!    `NAUTH_BENCH_ONLY=scale` (or the argument `--scale`) runs only this section.
 //!
 //! The load generator is a small keep-alive HTTP/1.1 client in this process (no external
 //! tools), so server and client share the machine's cores, equally for every variant.
@@ -22,6 +26,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+mod scale;
+
 const CONNECTIONS: usize = 4;
 
 fn secs() -> Duration {
@@ -36,6 +42,8 @@ fn secs() -> Duration {
 struct Conn {
     stream: TcpStream,
     buf: Vec<u8>,
+    /// Where the body of the last response starts in `buf`.
+    body_start: usize,
 }
 
 impl Conn {
@@ -45,7 +53,13 @@ impl Conn {
         Conn {
             stream,
             buf: Vec::with_capacity(4096),
+            body_start: 0,
         }
+    }
+
+    /// The body of the last response.
+    fn body(&self) -> &[u8] {
+        &self.buf[self.body_start.min(self.buf.len())..]
     }
 
     /// Sends a request and returns the status.
@@ -66,6 +80,7 @@ impl Conn {
                     assert!(n > 0, "server closed");
                     self.buf.extend_from_slice(&tmp[..n]);
                 }
+                self.body_start = end + 4;
                 return head[9..12].parse().unwrap_or(0);
             }
             let n = self.stream.read(&mut tmp).await.expect("read");
@@ -253,6 +268,17 @@ async fn nauth_app_on(fw: Framework, validation: SessionValidation) -> (SocketAd
     .await
 }
 
+/// The axum app: `GET /api/data` behind `AuthUser`, and nauth's routes under `/auth`.
+fn axum_app(nauth: NAuth) -> Router {
+    async fn data(AuthUser(u): AuthUser) -> Json<Value> {
+        Json(json!({ "sub": u.sub, "message": "protected data" }))
+    }
+    Router::new()
+        .route("/api/data", get(data))
+        .merge(nauth_axum::router(nauth.clone()))
+        .layer(Extension(nauth))
+}
+
 /// The protected app on `fw` around an engine of `cfg`, with one signed-up user `email`;
 /// returns its address and the user's access token.
 async fn nauth_app_with(
@@ -261,17 +287,8 @@ async fn nauth_app_with(
     email: &str,
 ) -> (SocketAddr, String, NAuth) {
     let nauth = NAuth::new(cfg).await.expect("engine");
-    async fn data(AuthUser(u): AuthUser) -> Json<Value> {
-        Json(json!({ "sub": u.sub, "message": "protected data" }))
-    }
     let addr = match fw {
-        Framework::Axum => {
-            let app = Router::new()
-                .route("/api/data", get(data))
-                .merge(nauth_axum::router(nauth.clone()))
-                .layer(Extension(nauth.clone()));
-            serve(app).await
-        }
+        Framework::Axum => serve(axum_app(nauth.clone())).await,
         Framework::Actix => serve_actix(Some(nauth.clone())),
         Framework::Poem => serve_poem(Some(nauth.clone())).await,
     };
@@ -368,6 +385,20 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::main]
 async fn main() {
+    let only_scale = std::env::var("NAUTH_BENCH_ONLY").is_ok_and(|v| v == "scale")
+        || std::env::args().any(|a| a == "--scale");
+    if only_scale {
+        println!(
+            "nauth benchmark, scale section only: {} keep-alive connections, {}s per measurement, {} cores",
+            CONNECTIONS,
+            secs().as_secs(),
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(0)
+        );
+        scale::section().await;
+        return;
+    }
     println!(
         "nauth benchmark: {} keep-alive connections, {}s per measurement, {} cores",
         CONNECTIONS,
@@ -484,6 +515,9 @@ async fn main() {
     // 4. Several instances' topology: PostgreSQL, without and with the liveness cache shared
     //    through Redis (when NAUTH_TEST_POSTGRES_URL / NAUTH_TEST_REDIS_URL are set).
     postgres_section().await;
+
+    // 5. Scale: seeded users on PostgreSQL (NAUTH_TEST_POSTGRES_URL).
+    scale::section().await;
 }
 
 /// `GET /api/data` under `database` validation on PostgreSQL vs the bare axum handler: every
