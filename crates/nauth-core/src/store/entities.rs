@@ -67,6 +67,8 @@ pub(crate) mod sessions {
         #[sea_orm(indexed)]
         pub expires_at: i64,
         pub absolute_expires_at: i64,
+        /// Indexed for the background purge (schema v4).
+        #[sea_orm(indexed)]
         pub revoked_at: Option<i64>,
     }
     no_relations!();

@@ -38,8 +38,9 @@ pub(crate) use entities::{
 };
 
 /// The schema version this build creates. v3 adds the `expires_at` indexes the background
-/// purge uses (created on upgrade by the idempotent create step).
-pub(crate) const SCHEMA_VERSION: i32 = 3;
+/// purge uses, v4 the index on `nauth_sessions.revoked_at` its session pass needs (created on
+/// upgrade by the idempotent create step).
+pub(crate) const SCHEMA_VERSION: i32 = 4;
 
 /// Why a storage operation failed. The cause goes to the log, never to the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -649,7 +650,7 @@ pub(crate) mod tests {
             "SELECT * FROM nauth_backup_codes WHERE user_id = 'x' AND used_at IS NULL",
             "SELECT * FROM nauth_trusted_devices WHERE user_id = 'x' AND token_hash = 'x'",
             // The background purge.
-            "SELECT id FROM nauth_sessions WHERE expires_at <= 0 LIMIT 500",
+            "SELECT id FROM nauth_sessions WHERE revoked_at <= 0 OR expires_at <= 0 LIMIT 500",
             "SELECT key FROM nauth_kv WHERE expires_at <= 0 LIMIT 500",
         ];
         for q in hot {
