@@ -384,13 +384,27 @@ pub(crate) async fn section() {
     };
     let name =
         std::env::var("NAUTH_BENCH_SCALE_DB").unwrap_or_else(|_| seed::DEFAULT_DATABASE.into());
+    if !name.starts_with(seed::DEFAULT_DATABASE) {
+        println!(
+            "\n(Scale: NAUTH_BENCH_SCALE_DB must start with {}: the section drops and recreates \
+             it; skipped)",
+            seed::DEFAULT_DATABASE
+        );
+        return;
+    }
+    // Every size is measured on a table of that size: the run starts from an empty database
+    // and seeds up from one size to the next.
+    seed::drop_database(&server, &name)
+        .await
+        .expect("drop the scale database");
     seed::create_database(&server, &name)
         .await
         .expect("create the scale database");
     let url = seed::database_url(&server, &name).expect("scale database url");
     let sizes = sizes();
     println!(
-        "\nScale on PostgreSQL (database {name}; sizes {}; NAUTH_BENCH_SCALE_MAX to change)",
+        "\nScale on PostgreSQL (database {name}, recreated empty; sizes {}; NAUTH_BENCH_SCALE_MAX \
+         to change)",
         sizes
             .iter()
             .map(|s| thousands(*s))
@@ -423,13 +437,31 @@ pub(crate) async fn section() {
             .execute(&pool)
             .await
             .expect("ANALYZE");
+        let tables: Vec<(String, f32)> = sqlx::query(
+            "SELECT relname::text, reltuples FROM pg_class WHERE relname IN \
+             ('nauth_users', 'nauth_sessions', 'nauth_refresh_tokens') ORDER BY relname DESC",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("pg_class")
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
         println!(
-            "  {} users: {} were seeded, {} added in {:.1} s (users, sessions, refresh tokens); \
-             ANALYZE done",
+            "  seeded to {} users: {} added in {:.1} s (with their sessions and refresh tokens); \
+             ANALYZE; rows now: {}",
             thousands(s.total),
-            thousands(s.before),
             thousands(s.added),
-            s.elapsed.as_secs_f64()
+            s.elapsed.as_secs_f64(),
+            tables
+                .iter()
+                .map(|(t, n)| format!(
+                    "{} {}",
+                    t.trim_start_matches("nauth_"),
+                    thousands(*n as u64)
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         rows.push(measure_size(addr, &pool, size).await);
     }
@@ -438,6 +470,7 @@ pub(crate) async fn section() {
     let Some(&largest) = sizes.last() else {
         return;
     };
+    plans(&pool, largest).await;
     refresh_vs_raw(addr, &url, largest).await;
     double_issue(addr, &pool, largest).await;
     two_instances(&url, addr, largest).await;
@@ -566,14 +599,118 @@ fn print_table(rows: &[SizeRow]) {
     }
 }
 
+/// Unix milliseconds now.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The planner's choice for the engine's hot statements (the statements as the engine sends
+/// them, with seeded values) at this size, with the real statistics and sequential scans
+/// allowed: the scan nodes of each plan.
+async fn plans(pool: &PgPool, size: u64) {
+    let (user, session) = (seed::user_id(size / 2), seed::session_id(size / 2));
+    let token: String = sqlx::query_scalar(
+        "SELECT token_hash FROM nauth_refresh_tokens WHERE session_id = $1 LIMIT 1",
+    )
+    .bind(&session)
+    .fetch_one(pool)
+    .await
+    .expect("a seeded token");
+    let cutoff = now_ms() - 86_400_000;
+    let email = seed::email(size / 2);
+    let statements = [
+        (
+            "GET /api/data: the live session",
+            format!(
+                "SELECT user_id, access_jti, auth_method, expires_at, absolute_expires_at \
+                 FROM nauth_sessions WHERE id = '{session}' AND revoked_at IS NULL"
+            ),
+        ),
+        (
+            "login: the user by email",
+            format!("SELECT * FROM nauth_users WHERE email = '{email}' LIMIT 1"),
+        ),
+        (
+            "refresh: the token",
+            format!("SELECT * FROM nauth_refresh_tokens WHERE token_hash = '{token}' LIMIT 1"),
+        ),
+        (
+            "refresh: the session, locked",
+            format!("SELECT * FROM nauth_sessions WHERE id = '{session}' LIMIT 1 FOR UPDATE"),
+        ),
+        (
+            "refresh: the user",
+            format!("SELECT * FROM nauth_users WHERE id = '{user}' LIMIT 1"),
+        ),
+        (
+            "refresh: mark rotated",
+            format!(
+                "UPDATE nauth_refresh_tokens SET state = 1, rotated_at = 1 \
+                 WHERE token_hash = '{token}'"
+            ),
+        ),
+        (
+            "refresh: discard current",
+            format!(
+                "UPDATE nauth_refresh_tokens SET state = 2 \
+                 WHERE session_id = '{session}' AND state = 0"
+            ),
+        ),
+        (
+            "refresh: rotate the session",
+            format!(
+                "UPDATE nauth_sessions SET access_jti = 'j', expires_at = 1, \
+                 last_activity_at = 1 WHERE id = '{session}'"
+            ),
+        ),
+        (
+            "logout-all: the user's sessions",
+            format!(
+                "UPDATE nauth_sessions SET revoked_at = 1 \
+                 WHERE user_id = '{user}' AND revoked_at IS NULL"
+            ),
+        ),
+        (
+            "purge: dead sessions",
+            format!(
+                "SELECT id FROM nauth_sessions WHERE revoked_at <= {cutoff} \
+                 OR expires_at <= {cutoff} LIMIT 500"
+            ),
+        ),
+    ];
+    println!(
+        "\n  EXPLAIN at {} users (real statistics, sequential scans allowed): the scan nodes",
+        thousands(size)
+    );
+    let mut seq = 0;
+    for (what, sql) in statements {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}")))
+            .fetch_all(pool)
+            .await
+            .expect("EXPLAIN");
+        let scans: Vec<String> = rows
+            .iter()
+            .map(|r| r.get::<String, _>(0))
+            .filter(|l| l.contains("Scan"))
+            .map(|l| {
+                let l = l.trim().trim_start_matches("->").trim();
+                l.split("  (").next().unwrap_or(l).to_string()
+            })
+            .collect();
+        seq += scans.iter().filter(|s| s.starts_with("Seq Scan")).count();
+        println!("  {what:<34} {}", scans.join("; "));
+    }
+    println!("  sequential scans planned: {seq}");
+}
+
 /// One rotation by hand, the minimum the engine's must do: lock the session of the presented
 /// token's hash (checking the token is current, the session live and its user enabled), mark
 /// the token rotated, store the new one, point the session at the new access token and expiry.
 /// Returns the new token's hash.
 async fn raw_rotation(pool: &PgPool, hash: &str, rng: &mut Rng) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let now = now_ms();
     let mut tx = pool.begin().await.expect("begin");
     let row = sqlx::query(
         "SELECT s.id, s.expires_at, s.absolute_expires_at, s.revoked_at, r.state, u.disabled \
@@ -867,7 +1004,6 @@ fn load_thread(loads: Vec<(SocketAddr, Protected)>, servers: Vec<u32>) -> Measur
 
 /// Protected-route throughput of one engine vs two on the same database, the session cache on.
 async fn two_instances(url: &str, login_addr: SocketAddr, size: u64) {
-    let conns = 2 * CONNECTIONS;
     let mut rng = Rng::new(17);
     let mut c = Conn::open(login_addr).await;
     let mut access = Vec::new();
@@ -878,19 +1014,18 @@ async fn two_instances(url: &str, login_addr: SocketAddr, size: u64) {
     let cfg = scale_config(url, true);
     let a = Instance::start(cfg.clone(), 1);
     let b = Instance::start(cfg, 2);
-    let one = || {
-        protected_loads(&access, conns)
-            .into_iter()
-            .map(|w| (a.addr, w))
+    // The same load per instance: CONNECTIONS connections each.
+    let loads = |to: &[SocketAddr]| {
+        to.iter()
+            .flat_map(|addr| {
+                protected_loads(&access, CONNECTIONS)
+                    .into_iter()
+                    .map(move |w| (*addr, w))
+            })
             .collect::<Vec<_>>()
     };
-    let two = || {
-        protected_loads(&access, conns)
-            .into_iter()
-            .enumerate()
-            .map(|(k, w)| (if k % 2 == 0 { a.addr } else { b.addr }, w))
-            .collect::<Vec<_>>()
-    };
+    let one = || loads(&[a.addr]);
+    let two = || loads(&[a.addr, b.addr]);
     // Interleaved: one, two, one, two, one, two; the median run of each by rate.
     let (mut ones, mut twos) = (Vec::new(), Vec::new());
     for _ in 0..3 {
@@ -922,9 +1057,9 @@ async fn two_instances(url: &str, login_addr: SocketAddr, size: u64) {
     let eff2 = m2.rate * window / s2.max(1e-9);
     println!(
         "\nTwo instances vs one: GET /api/data (database validation, session cache 60s through \
-         LISTEN/NOTIFY), {} sessions of random seeded users, {conns} connections split evenly; \
-         each engine on a single-threaded runtime on its own OS thread, the load generator on \
-         another; {} cores in all (median of 3 interleaved runs)",
+         LISTEN/NOTIFY), {} sessions of random seeded users, {CONNECTIONS} connections to each \
+         instance; each engine on a single-threaded runtime on its own OS thread, the load \
+         generator on another; {} cores in all (median of 3 interleaved runs)",
         thousands(DATA_SESSIONS),
         std::thread::available_parallelism()
             .map(|n| n.get())
