@@ -1,12 +1,15 @@
-//! The scale section (issue 11), on PostgreSQL (`NAUTH_TEST_POSTGRES_URL`), in the database
-//! `nauth_scale` of that server (`NAUTH_BENCH_SCALE_DB` to change it), seeded by
-//! `nauth_bench::seed` (the `nauth-seed` command's code):
+//! The scale section (issue 11), on PostgreSQL (`NAUTH_TEST_POSTGRES_URL`): one database per
+//! size on that server (`nauth_scale_1k`, `nauth_scale_100k`, `nauth_scale_1m`; the prefix is
+//! `NAUTH_BENCH_SCALE_DB`), dropped, recreated and seeded by `nauth_bench::seed` (the
+//! `nauth-seed` command's code) on every run:
 //!
 //! 1. For 1,000, 100,000 and 1,000,000 seeded users (up to `NAUTH_BENCH_SCALE_MAX`, default
 //!    100,000), throughput and p99 latency of `POST /auth/login` (random seeded users),
 //!    `POST /auth/refresh` (each connection rotating its own chain) and `GET /api/data`
-//!    (`database` validation, no cache, 1,000 sessions of random seeded users), with the
-//!    sequential scans PostgreSQL counted on the nauth tables during each measured run.
+//!    (`database` validation, no cache, 1,000 sessions of random seeded users), in
+//!    `NAUTH_BENCH_SCALE_ROUNDS` (3) interleaved rounds so that a drift of the shared machine
+//!    hits every size alike, with the sequential scans PostgreSQL counted on the nauth tables
+//!    during the runs and the CPU share other processes took during each run.
 //! 2. Refresh rotations per second vs the minimal raw SQL rotation transaction, same database,
 //!    same concurrency; and the double-issue race.
 //! 3. Two engines vs one on the same database (session cache on, `LISTEN/NOTIFY`), each on its
@@ -190,6 +193,72 @@ struct Measured {
     p99: Duration,
     /// CPU time (user + system) of each thread asked for, over the window.
     cpu: Vec<Duration>,
+    /// The share of the machine's CPU that processes other than this one and PostgreSQL
+    /// used during the window (another build, …): how disturbed the run was.
+    foreign: f64,
+}
+
+/// CPU counters of the machine, this process and PostgreSQL's processes, in clock ticks.
+#[derive(Debug, Clone, Copy, Default)]
+struct CpuTicks {
+    /// Every tick of every core (`/proc/stat`).
+    total: u64,
+    /// Ticks spent running tasks (user, nice, system; not interrupts, idle or steal).
+    tasks: u64,
+    /// This process (`/proc/self/stat`).
+    ours: u64,
+    /// Every `postgres` process (the server and its backends).
+    postgres: u64,
+}
+
+/// utime + stime of a `/proc/…/stat` line (fields 14 and 15), and the command name.
+fn stat_ticks(stat: &str) -> Option<(&str, u64)> {
+    let open = stat.find('(')?;
+    let (name, rest) = stat[open + 1..].rsplit_once(')')?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some((name, ticks))
+}
+
+fn cpu_ticks() -> CpuTicks {
+    let mut t = CpuTicks::default();
+    if let Ok(stat) = std::fs::read_to_string("/proc/stat")
+        && let Some(line) = stat.lines().next()
+    {
+        let v: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .map(|x| x.parse().unwrap_or(0))
+            .collect();
+        t.total = v.iter().take(8).sum();
+        t.tasks = v.iter().take(3).sum();
+    }
+    t.ours = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| stat_ticks(&s).map(|(_, n)| n))
+        .unwrap_or(0);
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let name = e.file_name();
+            if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            if let Ok(s) = std::fs::read_to_string(e.path().join("stat"))
+                && let Some(("postgres", n)) = stat_ticks(&s)
+            {
+                t.postgres += n;
+            }
+        }
+    }
+    t
+}
+
+/// The share of all CPU time between two readings used by other processes.
+fn foreign_share(a: CpuTicks, b: CpuTicks) -> f64 {
+    let total = b.total.saturating_sub(a.total).max(1);
+    let tasks = b.tasks.saturating_sub(a.tasks);
+    let known = b.ours.saturating_sub(a.ours) + b.postgres.saturating_sub(a.postgres);
+    tasks.saturating_sub(known) as f64 / total as f64
 }
 
 /// Runs each workload on its own keep-alive connection to its address, flat out: 500 ms of
@@ -219,11 +288,13 @@ async fn run_load<W: Workload>(loads: Vec<(SocketAddr, W)>, threads: &[u32]) -> 
         .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let cpu0: Vec<Duration> = threads.iter().map(|t| thread_cpu(*t)).collect();
+    let machine0 = cpu_ticks();
     let start = Instant::now();
     measuring.store(true, Ordering::Relaxed);
     tokio::time::sleep(secs()).await;
     measuring.store(false, Ordering::Relaxed);
     let elapsed = start.elapsed();
+    let machine1 = cpu_ticks();
     let cpu = threads
         .iter()
         .zip(cpu0)
@@ -242,6 +313,7 @@ async fn run_load<W: Workload>(loads: Vec<(SocketAddr, W)>, threads: &[u32]) -> 
         rate: lat.len() as f64 / elapsed.as_secs_f64(),
         p99: percentile(&lat, 0.99),
         cpu,
+        foreign: foreign_share(machine0, machine1),
     }
 }
 
@@ -256,24 +328,13 @@ fn current_tid() -> u32 {
 /// CPU time (user + system) a thread of this process has used so far, from
 /// `/proc/self/task/<tid>/stat`, in clock ticks of 10 ms (Linux's USER_HZ = 100).
 fn thread_cpu(tid: u32) -> Duration {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")) else {
-        return Duration::ZERO;
-    };
-    // Fields after the command name (which may hold spaces), from field 3 (`state`) on:
-    // utime and stime are fields 14 and 15.
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return Duration::ZERO;
-    };
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .skip(1)
-        .map(|v| v.parse().unwrap_or(0))
-        .collect();
-    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
-    Duration::from_millis(ticks * 10)
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))
+        .ok()
+        .and_then(|s| stat_ticks(&s).map(|(_, n)| Duration::from_millis(n * 10)))
+        .unwrap_or(Duration::ZERO)
 }
 
-/// Sequential scans so far per nauth table (`pg_stat_user_tables`).
+/// Sequential scans so far per nauth table (`pg_stat_user_tables` of the pool's database).
 async fn seq_scans(pool: &PgPool) -> BTreeMap<String, i64> {
     sqlx::query(
         "SELECT relname::text, seq_scan FROM pg_stat_user_tables WHERE relname LIKE 'nauth\\_%'",
@@ -286,30 +347,9 @@ async fn seq_scans(pool: &PgPool) -> BTreeMap<String, i64> {
     .collect()
 }
 
-/// A measured run with the sequential scans PostgreSQL counted during it. The counters are
-/// read once the statistics have settled, before and after ([`STATS_SETTLE`]): the caller
-/// lets them settle before the first run.
-async fn with_seq_scans(
-    pool: &PgPool,
-    run: impl std::future::Future<Output = Measured>,
-) -> (Measured, BTreeMap<String, i64>) {
-    let before = seq_scans(pool).await;
-    let m = run.await;
-    tokio::time::sleep(STATS_SETTLE).await;
-    let after = seq_scans(pool).await;
-    let delta = after
-        .into_iter()
-        .map(|(t, n)| {
-            let d = n - before.get(&t).copied().unwrap_or(0);
-            (t, d)
-        })
-        .filter(|(t, d)| *d != 0 || HOT_TABLES.contains(&t.as_str()))
-        .collect();
-    (m, delta)
-}
-
 fn scans_text(d: &BTreeMap<String, i64>) -> String {
     d.iter()
+        .filter(|(t, n)| **n != 0 || HOT_TABLES.contains(&t.as_str()))
         .map(|(t, n)| format!("{} {n}", t.trim_start_matches("nauth_")))
         .collect::<Vec<_>>()
         .join(", ")
@@ -349,31 +389,135 @@ fn scale_config(url: &str, cache: bool) -> NAuthConfig {
     cfg
 }
 
-/// One size's three measures.
-#[derive(Debug, Clone)]
-struct SizeRow {
-    size: u64,
-    login: Measured,
-    refresh: Measured,
-    data: Measured,
-    scans: [BTreeMap<String, i64>; 3],
-}
-
-/// Sizes to measure: `NAUTH_BENCH_SCALE_MAX` (a count like `1000000` or `1M`; default 100k).
-fn sizes() -> Vec<u64> {
-    let max = std::env::var("NAUTH_BENCH_SCALE_MAX")
+/// A count from the environment: `1000`, `100k`, `1M`.
+fn env_count(key: &str, default: u64) -> u64 {
+    std::env::var(key)
         .ok()
-        .map(|v| {
+        .and_then(|v| {
             let v = v.trim().to_ascii_lowercase().replace('_', "");
             let (d, f) = match v.chars().last() {
                 Some('k') => (&v[..v.len() - 1], 1_000),
                 Some('m') => (&v[..v.len() - 1], 1_000_000),
                 _ => (v.as_str(), 1),
             };
-            d.parse::<u64>().map(|n| n * f).unwrap_or(100_000)
+            d.parse::<u64>().ok().map(|n| n * f)
         })
-        .unwrap_or(100_000);
-    SIZES.into_iter().filter(|s| *s <= max.max(1_000)).collect()
+        .unwrap_or(default)
+}
+
+/// `1k`, `100k`, `1m`: the database suffix of a size.
+fn size_label(size: u64) -> String {
+    match size {
+        n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{}m", n / 1_000_000),
+        n if n >= 1_000 && n % 1_000 == 0 => format!("{}k", n / 1_000),
+        n => n.to_string(),
+    }
+}
+
+/// The measures, in the order of the table.
+const MEASURES: [&str; 3] = ["POST /auth/login", "POST /auth/refresh", "GET /api/data"];
+
+/// One size: its own database (so that sizes can be measured in interleaved rounds), engine
+/// and server, and what was measured on it.
+struct Target {
+    size: u64,
+    addr: SocketAddr,
+    nauth: nauth_core::NAuth,
+    url: String,
+    /// One connection: statistics, EXPLAIN, checks.
+    pool: PgPool,
+    /// Access tokens of `DATA_SESSIONS` logins of random seeded users.
+    access: Vec<String>,
+    /// Refresh tokens of more logins: `CONNECTIONS` chains per round.
+    chains: Vec<String>,
+    /// When the last activity on this database ended, and which measure's run it was (none:
+    /// preparation, booked to no measure).
+    last: Option<(Instant, Option<usize>)>,
+    /// The latest reading of the sequential-scan counters.
+    reading: BTreeMap<String, i64>,
+    /// Sequential scans counted during each measure's runs, summed over the rounds.
+    scans: [BTreeMap<String, i64>; 3],
+    runs: [Vec<Measured>; 3],
+}
+
+impl Target {
+    /// Reads the counters once the last run's statistics have settled, and books the change
+    /// to that run's measure.
+    async fn settle_and_read(&mut self) {
+        if let Some((end, _)) = self.last {
+            let waited = end.elapsed();
+            if waited < STATS_SETTLE {
+                tokio::time::sleep(STATS_SETTLE - waited).await;
+            }
+        }
+        let now = seq_scans(&self.pool).await;
+        if let Some((_, Some(m))) = self.last.take() {
+            for (t, n) in &now {
+                let d = n - self.reading.get(t).copied().unwrap_or(0);
+                *self.scans[m].entry(t.clone()).or_insert(0) += d;
+            }
+        }
+        self.reading = now;
+    }
+
+    /// One measured run of measure `m`.
+    async fn run(&mut self, m: usize, rng: &mut Rng) -> Measured {
+        self.settle_and_read().await;
+        let addr = self.addr;
+        let measured = match m {
+            0 => {
+                let loads = (0..CONNECTIONS)
+                    .map(|_| {
+                        let w = Logins {
+                            size: self.size,
+                            rng: Rng::new(rng.next()),
+                            req: Vec::new(),
+                        };
+                        (addr, w)
+                    })
+                    .collect();
+                run_load(loads, &[]).await
+            }
+            1 => {
+                let split = self.chains.len().saturating_sub(CONNECTIONS);
+                let loads = self
+                    .chains
+                    .split_off(split)
+                    .iter()
+                    .map(|t| {
+                        (
+                            addr,
+                            Refreshes {
+                                req: refresh_req(t),
+                            },
+                        )
+                    })
+                    .collect();
+                run_load(loads, &[]).await
+            }
+            _ => {
+                let loads = protected_loads(&self.access, CONNECTIONS)
+                    .into_iter()
+                    .map(|w| (addr, w))
+                    .collect();
+                run_load(loads, &[]).await
+            }
+        };
+        self.last = Some((Instant::now(), Some(m)));
+        self.runs[m].push(measured.clone());
+        measured
+    }
+}
+
+/// The median by rate, and the median p99, of some runs.
+fn median_of(runs: &[Measured]) -> (f64, Duration) {
+    let mut rates: Vec<f64> = runs.iter().map(|r| r.rate).collect();
+    let mut p99s: Vec<Duration> = runs.iter().map(|r| r.p99).collect();
+    if rates.is_empty() {
+        return (0.0, Duration::ZERO);
+    }
+    p99s.sort();
+    (crate::median(&mut rates), p99s[p99s.len() / 2])
 }
 
 /// The whole scale section.
@@ -382,48 +526,46 @@ pub(crate) async fn section() {
         println!("\n(Scale: NAUTH_TEST_POSTGRES_URL not set; skipped)");
         return;
     };
-    let name =
+    let prefix =
         std::env::var("NAUTH_BENCH_SCALE_DB").unwrap_or_else(|_| seed::DEFAULT_DATABASE.into());
-    if !name.starts_with(seed::DEFAULT_DATABASE) {
+    if !prefix.starts_with(seed::DEFAULT_DATABASE) {
         println!(
             "\n(Scale: NAUTH_BENCH_SCALE_DB must start with {}: the section drops and recreates \
-             it; skipped)",
+             its databases; skipped)",
             seed::DEFAULT_DATABASE
         );
         return;
     }
-    // Every size is measured on a table of that size: the run starts from an empty database
-    // and seeds up from one size to the next.
-    seed::drop_database(&server, &name)
-        .await
-        .expect("drop the scale database");
-    seed::create_database(&server, &name)
-        .await
-        .expect("create the scale database");
-    let url = seed::database_url(&server, &name).expect("scale database url");
-    let sizes = sizes();
+    let max = env_count("NAUTH_BENCH_SCALE_MAX", 100_000).max(SIZES[0]);
+    let sizes: Vec<u64> = SIZES.into_iter().filter(|s| *s <= max).collect();
+    let rounds = env_count("NAUTH_BENCH_SCALE_ROUNDS", 3).max(1) as usize;
     println!(
-        "\nScale on PostgreSQL (database {name}, recreated empty; sizes {}; NAUTH_BENCH_SCALE_MAX \
-         to change)",
+        "\nScale on PostgreSQL: {} seeded users (NAUTH_BENCH_SCALE_MAX to change), one database \
+         per size ({prefix}_<size>, recreated empty, seeded by nauth-seed's code), each measure \
+         run {rounds} times in interleaved rounds",
         sizes
             .iter()
             .map(|s| thousands(*s))
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(" / ")
     );
     println!(
-        "  Argon2id m=64 KiB t=1 p=1 in this section (not the default m=19456 t=2), so that a \
-         login's database work is measured, not the hash"
+        "  Argon2id m=64 KiB t=1 p=1 in this section (not the default m=19456 t=2): a login's \
+         database work is measured, not the hash; `database` validation, no session cache \
+         (cache_max_age = 0), lockout off"
     );
-    let cfg = scale_config(&url, false);
-    let nauth = nauth_core::NAuth::new(cfg.clone()).await.expect("engine");
-    let addr = serve(axum_app(nauth.clone())).await;
-    let pool = seed::pool(&url, CONNECTIONS as u32 + 1)
-        .await
-        .expect("pool on the scale database");
 
-    let mut rows = Vec::new();
+    let mut targets = Vec::new();
     for &size in &sizes {
+        let name = format!("{prefix}_{}", size_label(size));
+        seed::drop_database(&server, &name)
+            .await
+            .expect("drop a scale database");
+        seed::create_database(&server, &name)
+            .await
+            .expect("create a scale database");
+        let url = seed::database_url(&server, &name).expect("scale database url");
+        let cfg = scale_config(&url, false);
         let mut last = Instant::now();
         let s = seed::seed(&cfg, size, seed::DEFAULT_PASSWORD, |n| {
             if last.elapsed() >= Duration::from_secs(10) {
@@ -433,125 +575,98 @@ pub(crate) async fn section() {
         })
         .await
         .expect("seeding");
+        let pool = seed::pool(&url, 2).await.expect("pool on a scale database");
         sqlx::query("ANALYZE")
             .execute(&pool)
             .await
             .expect("ANALYZE");
-        let tables: Vec<(String, f32)> = sqlx::query(
-            "SELECT relname::text, reltuples FROM pg_class WHERE relname IN \
-             ('nauth_users', 'nauth_sessions', 'nauth_refresh_tokens') ORDER BY relname DESC",
-        )
-        .fetch_all(&pool)
-        .await
-        .expect("pg_class")
-        .into_iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
         println!(
-            "  seeded to {} users: {} added in {:.1} s (with their sessions and refresh tokens); \
-             ANALYZE; rows now: {}",
-            thousands(s.total),
+            "  {name}: {} users seeded in {:.1} s (with their sessions and refresh tokens), \
+             ANALYZE",
             thousands(s.added),
             s.elapsed.as_secs_f64(),
-            tables
-                .iter()
-                .map(|(t, n)| format!(
-                    "{} {}",
-                    t.trim_start_matches("nauth_"),
-                    thousands(*n as u64)
-                ))
-                .collect::<Vec<_>>()
-                .join(", ")
         );
-        rows.push(measure_size(addr, &pool, size).await);
+        let nauth = nauth_core::NAuth::new(cfg).await.expect("engine");
+        let addr = serve(axum_app(nauth.clone())).await;
+        targets.push(Target {
+            size,
+            addr,
+            nauth,
+            url,
+            pool,
+            access: Vec::new(),
+            chains: Vec::new(),
+            last: None,
+            reading: BTreeMap::new(),
+            scans: Default::default(),
+            runs: Default::default(),
+        });
     }
-    print_table(&rows);
+    let mut rng = Rng::new(1);
+    for t in &mut targets {
+        let mut c = Conn::open(t.addr).await;
+        for _ in 0..DATA_SESSIONS {
+            t.access.push(login(&mut c, rng.below(t.size)).await.0);
+        }
+        for _ in 0..rounds * CONNECTIONS {
+            t.chains.push(login(&mut c, rng.below(t.size)).await.1);
+        }
+        t.last = Some((Instant::now(), None));
+    }
+    // The logins above are nobody's run: read past them.
+    for t in &mut targets {
+        t.settle_and_read().await;
+    }
+    for round in 1..=rounds {
+        for (m, what) in MEASURES.iter().enumerate() {
+            let mut line = format!("    round {round}/{rounds} {what:<19}");
+            for t in &mut targets {
+                let r = t.run(m, &mut rng).await;
+                line.push_str(&format!(
+                    "  {}: {:.0}/s p99 {:.2} ms (others {:.0}% CPU)",
+                    size_label(t.size),
+                    r.rate,
+                    ms(r.p99),
+                    r.foreign * 100.0
+                ));
+            }
+            println!("{line}");
+        }
+    }
+    for t in &mut targets {
+        t.settle_and_read().await;
+    }
+    print_table(&targets, rounds);
 
-    let Some(&largest) = sizes.last() else {
+    let Some(largest) = targets.pop() else {
         return;
     };
-    plans(&pool, largest).await;
-    refresh_vs_raw(addr, &url, largest).await;
-    double_issue(addr, &pool, largest).await;
-    two_instances(&url, addr, largest).await;
-    pool.close().await;
-    nauth.close().await;
+    for t in targets {
+        t.pool.close().await;
+        t.nauth.close().await;
+    }
+    plans(&largest.pool, largest.size).await;
+    refresh_vs_raw(largest.addr, &largest.url, largest.size).await;
+    double_issue(largest.addr, &largest.pool, largest.size).await;
+    two_instances(&largest.url, largest.addr, largest.size).await;
+    largest.pool.close().await;
+    largest.nauth.close().await;
 }
 
-/// The three measures at one size.
-async fn measure_size(addr: SocketAddr, pool: &PgPool, size: u64) -> SizeRow {
-    let mut rng = Rng::new(size);
-    let mut c = Conn::open(addr).await;
-    let mut access = Vec::new();
-    for _ in 0..DATA_SESSIONS {
-        access.push(login(&mut c, rng.below(size)).await.0);
-    }
-    let mut chains = Vec::new();
-    for _ in 0..CONNECTIONS {
-        chains.push(login(&mut c, rng.below(size)).await.1);
-    }
-    drop(c);
-    tokio::time::sleep(STATS_SETTLE).await;
-
-    let logins = (0..CONNECTIONS)
-        .map(|k| {
-            let w = Logins {
-                size,
-                rng: Rng::new(size + k as u64),
-                req: Vec::new(),
-            };
-            (addr, w)
-        })
-        .collect();
-    let (login, s1) = with_seq_scans(pool, run_load(logins, &[])).await;
-    let refreshes = chains
-        .iter()
-        .map(|t| {
-            (
-                addr,
-                Refreshes {
-                    req: refresh_req(t),
-                },
-            )
-        })
-        .collect();
-    let (refresh, s2) = with_seq_scans(pool, run_load(refreshes, &[])).await;
-    let data = protected_loads(&access, CONNECTIONS)
-        .into_iter()
-        .map(|w| (addr, w))
-        .collect();
-    let (data, s3) = with_seq_scans(pool, run_load(data, &[])).await;
-    println!(
-        "    measured at {}: login {:.0}/s, refresh {:.0}/s, GET /api/data {:.0}/s",
-        thousands(size),
-        login.rate,
-        refresh.rate,
-        data.rate
-    );
-    SizeRow {
-        size,
-        login,
-        refresh,
-        data,
-        scans: [s1, s2, s3],
-    }
-}
-
-fn print_table(rows: &[SizeRow]) {
-    let Some(base) = rows.first() else {
+fn print_table(targets: &[Target], rounds: usize) {
+    let Some(base) = targets.first() else {
         return;
     };
     println!(
-        "\n  {CONNECTIONS} connections, {}s per measure; `database` validation with no session cache \
-         (cache_max_age = 0); ratio = rate / rate at {} users (target >= 0.90), p99 ratio = p99 / \
-         p99 at {} users (target <= 1.10)",
+        "\n  {CONNECTIONS} connections, {}s per run, median of {rounds} runs; ratio = req/s / req/s at \
+         {} users (target >= 0.90), p99 ratio = p99 / p99 at {} users",
         secs().as_secs(),
         thousands(base.size),
         thousands(base.size)
     );
     println!(
         "  {:>10} | {:<36} | {:<36} | {:<36}",
-        "users", "POST /auth/login", "POST /auth/refresh", "GET /api/data (database)"
+        "users", MEASURES[0], MEASURES[1], "GET /api/data (database)"
     );
     println!(
         "  {:>10} | {:>8} {:>8} {:>8} {:>9} | {:>8} {:>8} {:>8} {:>9} | {:>8} {:>8} {:>8} {:>9}",
@@ -569,32 +684,37 @@ fn print_table(rows: &[SizeRow]) {
         "ratio",
         "p99 ratio"
     );
-    for r in rows {
-        let cell = |m: &Measured, b: &Measured| {
-            format!(
-                "{:>8.0} {:>8.2} {:>8.2} {:>9.2}",
-                m.rate,
-                ms(m.p99),
-                m.rate / b.rate,
-                ms(m.p99) / ms(b.p99)
-            )
-        };
+    for t in targets {
+        let cells: Vec<String> = (0..3)
+            .map(|m| {
+                let (rate, p99) = median_of(&t.runs[m]);
+                let (brate, bp99) = median_of(&base.runs[m]);
+                format!(
+                    "{:>8.0} {:>8.2} {:>8.2} {:>9.2}",
+                    rate,
+                    ms(p99),
+                    rate / brate,
+                    ms(p99) / ms(bp99)
+                )
+            })
+            .collect();
         println!(
             "  {:>10} | {} | {} | {}",
-            thousands(r.size),
-            cell(&r.login, &base.login),
-            cell(&r.refresh, &base.refresh),
-            cell(&r.data, &base.data)
+            thousands(t.size),
+            cells[0],
+            cells[1],
+            cells[2]
         );
     }
     println!(
-        "\n  sequential scans counted by PostgreSQL during each measured run (pg_stat_user_tables, \
-         read {}s after the run so every backend has published; expect 0 on users and sessions)",
+        "\n  sequential scans PostgreSQL counted during the runs of each measure (pg_stat_user_tables \
+         of that size's database, read at least {}s after a run so every backend has published; \
+         expect 0 on users and sessions)",
         STATS_SETTLE.as_secs()
     );
-    for r in rows {
-        for (what, d) in ["login", "refresh", "GET /api/data"].iter().zip(&r.scans) {
-            println!("  {:>10} {:<14} {}", thousands(r.size), what, scans_text(d));
+    for t in targets {
+        for (what, d) in MEASURES.iter().zip(&t.scans) {
+            println!("  {:>10} {:<19} {}", thousands(t.size), what, scans_text(d));
         }
     }
 }
@@ -1066,20 +1186,27 @@ async fn two_instances(url: &str, login_addr: SocketAddr, size: u64) {
             .unwrap_or(0)
     );
     println!(
-        "  {:<14}{:>10}{:>10}{:>18}{:>20}{:>22}",
-        "", "req/s", "p99 ms", "server CPU s", "load-gen CPU s", "req per server CPU-s"
+        "  {:<14}{:>10}{:>10}{:>15}{:>17}{:>23}{:>13}",
+        "",
+        "req/s",
+        "p99 ms",
+        "server CPU s",
+        "load-gen CPU s",
+        "req per server CPU-s",
+        "others CPU"
     );
     for (label, m, s, e) in [
         ("one instance", &m1, s1, eff1),
         ("two instances", &m2, s2, eff2),
     ] {
         println!(
-            "  {label:<14}{:>10.0}{:>10.2}{:>18.2}{:>20.2}{:>22.0}",
+            "  {label:<14}{:>10.0}{:>10.2}{:>15.2}{:>17.2}{:>23.0}{:>12.0}%",
             m.rate,
             ms(m.p99),
             s,
             gen_cpu(m),
-            e
+            e,
+            m.foreign * 100.0
         );
     }
     println!(
