@@ -396,7 +396,7 @@ async fn main() {
                 .map(|n| n.get())
                 .unwrap_or(0)
         );
-        scale::section().await;
+        scale::section(true).await;
         return;
     }
     println!(
@@ -517,7 +517,7 @@ async fn main() {
     postgres_section().await;
 
     // 5. Scale: seeded users on PostgreSQL (NAUTH_TEST_POSTGRES_URL).
-    scale::section().await;
+    scale::section(false).await;
 }
 
 /// `GET /api/data` under `database` validation on PostgreSQL vs the bare axum handler: every

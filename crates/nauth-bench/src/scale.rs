@@ -7,7 +7,8 @@
 //!    100,000), throughput and p99 latency of `POST /auth/login` (random seeded users),
 //!    `POST /auth/refresh` (each connection rotating its own chain) and `GET /api/data`
 //!    (`database` validation, no cache, 1,000 sessions of random seeded users), in
-//!    `NAUTH_BENCH_SCALE_ROUNDS` (3) interleaved rounds so that a drift of the shared machine
+//!    `NAUTH_BENCH_SCALE_ROUNDS` interleaved rounds (3 when the section runs alone, 1 in the
+//!    full benchmark) so that a drift of the shared machine
 //!    hits every size alike, with the sequential scans PostgreSQL counted on the nauth tables
 //!    during the runs and the CPU share other processes took during each run.
 //! 2. Refresh rotations per second vs the minimal raw SQL rotation transaction, same database,
@@ -360,7 +361,7 @@ fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -408,8 +409,8 @@ fn env_count(key: &str, default: u64) -> u64 {
 /// `1k`, `100k`, `1m`: the database suffix of a size.
 fn size_label(size: u64) -> String {
     match size {
-        n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{}m", n / 1_000_000),
-        n if n >= 1_000 && n % 1_000 == 0 => format!("{}k", n / 1_000),
+        n if n >= 1_000_000 && n.is_multiple_of(1_000_000) => format!("{}m", n / 1_000_000),
+        n if n >= 1_000 && n.is_multiple_of(1_000) => format!("{}k", n / 1_000),
         n => n.to_string(),
     }
 }
@@ -520,8 +521,9 @@ fn median_of(runs: &[Measured]) -> (f64, Duration) {
     (crate::median(&mut rates), p99s[p99s.len() / 2])
 }
 
-/// The whole scale section.
-pub(crate) async fn section() {
+/// The whole scale section; `alone`: run by itself (`--scale`), so with 3 rounds by default
+/// instead of 1.
+pub(crate) async fn section(alone: bool) {
     let Ok(server) = std::env::var("NAUTH_TEST_POSTGRES_URL") else {
         println!("\n(Scale: NAUTH_TEST_POSTGRES_URL not set; skipped)");
         return;
@@ -538,7 +540,7 @@ pub(crate) async fn section() {
     }
     let max = env_count("NAUTH_BENCH_SCALE_MAX", 100_000).max(SIZES[0]);
     let sizes: Vec<u64> = SIZES.into_iter().filter(|s| *s <= max).collect();
-    let rounds = env_count("NAUTH_BENCH_SCALE_ROUNDS", 3).max(1) as usize;
+    let rounds = env_count("NAUTH_BENCH_SCALE_ROUNDS", if alone { 3 } else { 1 }).max(1) as usize;
     println!(
         "\nScale on PostgreSQL: {} seeded users (NAUTH_BENCH_SCALE_MAX to change), one database \
          per size ({prefix}_<size>, recreated empty, seeded by nauth-seed's code), each measure \
@@ -646,7 +648,7 @@ pub(crate) async fn section() {
         t.nauth.close().await;
     }
     plans(&largest.pool, largest.size).await;
-    refresh_vs_raw(largest.addr, &largest.url, largest.size).await;
+    refresh_vs_raw(largest.addr, &largest.url, largest.size, rounds).await;
     double_issue(largest.addr, &largest.pool, largest.size).await;
     two_instances(&largest.url, largest.addr, largest.size).await;
     largest.pool.close().await;
@@ -899,7 +901,8 @@ async fn raw_rate(url: &str, size: u64) -> f64 {
         .fetch_optional(&pool)
         .await
         .expect("a seeded session's token");
-        chains.extend(hash);
+        // Each chain its own session.
+        chains.extend(hash.filter(|h| !chains.contains(h)));
     }
     let stop = Arc::new(AtomicBool::new(false));
     let measuring = Arc::new(AtomicBool::new(false));
@@ -936,11 +939,11 @@ async fn raw_rate(url: &str, size: u64) -> f64 {
     n as f64 / elapsed.as_secs_f64()
 }
 
-/// `POST /auth/refresh` vs the raw rotation transaction, interleaved twice.
-async fn refresh_vs_raw(addr: SocketAddr, url: &str, size: u64) {
+/// `POST /auth/refresh` vs the raw rotation transaction, in `rounds` interleaved pairs.
+async fn refresh_vs_raw(addr: SocketAddr, url: &str, size: u64, rounds: usize) {
     let mut rng = Rng::new(11);
     let (mut http, mut raw) = (Vec::new(), Vec::new());
-    for _ in 0..2 {
+    for _ in 0..rounds {
         let mut c = Conn::open(addr).await;
         let mut loads = Vec::new();
         for _ in 0..CONNECTIONS {
@@ -955,13 +958,20 @@ async fn refresh_vs_raw(addr: SocketAddr, url: &str, size: u64) {
         http.push(run_load(loads, &[]).await.rate);
         raw.push(raw_rate(url, size).await);
     }
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let (h, r) = (mean(&http), mean(&raw));
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     println!(
-        "\nRefresh rotations/s at {} users, {CONNECTIONS} chains each on its own connection, mean of 2 \
-         interleaved runs (target >= 0.50)",
-        thousands(size)
+        "\nRefresh rotations/s at {} users, {CONNECTIONS} chains each on its own connection, median of \
+         {rounds} interleaved runs (raw: {}; nauth: {}) (target >= 0.50)",
+        thousands(size),
+        list(&raw),
+        list(&http)
     );
+    let (h, r) = (crate::median(&mut http), crate::median(&mut raw));
     println!(
         "  raw SQL rotation (BEGIN; SELECT … FOR UPDATE; UPDATE; INSERT; UPDATE; COMMIT) {r:>9.0}     1.00"
     );
@@ -1018,13 +1028,22 @@ async fn double_issue(addr: SocketAddr, pool: &PgPool, size: u64) {
         .fetch_one(pool)
         .await
         .expect("live tokens");
+        let refresh: Vec<String> = issued.iter().map(|(_, r)| r.clone()).collect();
+        let live_issued: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM nauth_refresh_tokens WHERE state = 0 AND token_hash IN \
+             (SELECT encode(sha256(convert_to(t, 'UTF8')), 'hex') FROM unnest($1::text[]) t)",
+        )
+        .bind(&refresh)
+        .fetch_one(pool)
+        .await
+        .expect("live issued tokens");
         let mut accepted = 0;
         for (access, _) in &issued {
             if probe.call(&get_req("/api/data", Some(access))).await == 200 {
                 accepted += 1;
             }
         }
-        if live != 1 || accepted > 1 || issued.is_empty() {
+        if live != 1 || live_issued != 1 || accepted != 1 {
             doubles += 1;
         }
     }
@@ -1043,7 +1062,8 @@ async fn double_issue(addr: SocketAddr, pool: &PgPool, size: u64) {
     );
     println!(
         "  double issue: {doubles} (races after which the session had other than exactly one live \
-         refresh token, or more than one answer's access token was accepted)"
+         refresh token, that token was not one of the answers', or other than exactly one of the \
+         answers' access tokens was accepted by GET /api/data)"
     );
     println!(
         "  (a repeat of a just-rotated token within refresh.reuse_interval = 10s is a benign race \
