@@ -1,7 +1,7 @@
 //! Bulk seeding of a PostgreSQL database with users that can log in, each with one live session,
 //! for the scale benchmark. The rows are written with `INSERT … SELECT … FROM generate_series`
 //! in batches of [`BATCH`] (users, their sessions and their refresh tokens in one statement per
-//! batch), never through the HTTP API: a million users take about a minute.
+//! batch), never through the HTTP API: a million users take well under a minute.
 //!
 //! Seeded user `i` (counting from 0) is:
 //! - `nauth_users`: id [`user_id`]`(i)` (`5eed0000-0000-4000-8000-` and `i` on 12 digits, a
