@@ -39,6 +39,12 @@ pub trait SessionCache: Send + Sync + 'static {
     fn put(&self, session_id: &str, session: &LiveSession, stamp: u64);
     /// Every cached session is stale from now on, on every instance that shares the database.
     async fn invalidate(&self);
+    /// Whether the cache answers now: `false` when it never does ([`NoSessionCache`]) and
+    /// while a shared cache has lost its subscription to the other instances' invalidations
+    /// (every request then reads the database). For health checks and metrics.
+    fn serving(&self) -> bool {
+        true
+    }
 }
 
 /// No cache: every request under `database` validation reads the session row. The default
@@ -56,6 +62,9 @@ impl SessionCache for NoSessionCache {
     }
     fn put(&self, _: &str, _: &LiveSession, _: u64) {}
     async fn invalidate(&self) {}
+    fn serving(&self) -> bool {
+        false
+    }
 }
 
 /// Entries per thread.
@@ -183,7 +192,8 @@ impl Subscribed {
         self.local.invalidate_local();
     }
 
-    fn live(&self) -> bool {
+    /// Whether it answers (subscribed).
+    pub(crate) fn live(&self) -> bool {
         self.live.load(Ordering::SeqCst)
     }
 

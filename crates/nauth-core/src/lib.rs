@@ -347,6 +347,13 @@ impl NAuth {
         self.inner.store.close().await;
     }
 
+    /// Whether the session-liveness cache answers now (see [`SessionCache::serving`]):
+    /// `false` without a cache, and while a shared cache has lost its subscription to the
+    /// other instances (requests then read the database). For health checks and metrics.
+    pub fn session_cache_serving(&self) -> bool {
+        self.inner.session_cache.serving()
+    }
+
     /// Answers one request under the mount prefix.
     pub async fn handle(&self, req: Request) -> Reply {
         routes::handle(&self.inner, req).await

@@ -354,6 +354,12 @@ pub(crate) async fn user_by_id(db: &impl Conn, id: &str) -> AuthResult<User> {
         .ok_or(AuthError::SessionNotFound)
 }
 
+/// The user a stored row names; a user gone since is `gone` (every other error, such as the
+/// database being away, stays what it is).
+pub(crate) async fn named_user(db: &impl Conn, id: &str, gone: AuthError) -> AuthResult<User> {
+    store::users::get(db, id).await?.ok_or(gone)
+}
+
 /// Seconds until `until_ms`, at least 1 (for `Retry-After`).
 pub(crate) fn retry_after(until_ms: i64, now: i64) -> u64 {
     ((until_ms - now).max(0) as u64).div_ceil(1000).max(1)

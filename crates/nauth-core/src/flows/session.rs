@@ -76,9 +76,7 @@ pub(crate) async fn refresh(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
             }
             _ => return Err(AuthError::TokenInvalid),
         }
-        let user = super::user_by_id(tx, &session.user_id)
-            .await
-            .map_err(|_| AuthError::TokenInvalid)?;
+        let user = super::named_user(tx, &session.user_id, AuthError::TokenInvalid).await?;
         if user.disabled {
             return Err(AuthError::AccountLocked);
         }

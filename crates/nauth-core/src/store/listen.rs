@@ -13,6 +13,11 @@ use sea_orm::sqlx::postgres::PgListener;
 use super::{OrStore, R};
 use crate::cache::{LiveSession, SessionCache, Subscribed};
 
+/// How often a quiet LISTEN connection is checked, and how long the check may take: a
+/// connection that dies without a word (a network partition) turns the cache off within
+/// twice this.
+const PING_EVERY: Duration = Duration::from_secs(1);
+
 /// The channel of session invalidations.
 pub(crate) const CHANNEL: &str = "nauth_sessions";
 
@@ -37,6 +42,9 @@ async fn listen(url: &str) -> Result<PgListener, sea_orm::DbErr> {
     let mut l = PgListener::connect(url)
         .await
         .map_err(|e| sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))?;
+    // A lost connection must end `try_recv` at once (then the cache turns off), not after a
+    // reconnection attempt that waits out the pool's timeout while the cache still answers.
+    l.eager_reconnect(false);
     l.listen(CHANNEL)
         .await
         .map_err(|e| sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))?;
@@ -77,9 +85,18 @@ async fn run(url: String, shared: Weak<Subscribed>, mut first: Option<PgListener
                         break;
                     }
                 },
-                () = tokio::time::sleep(Duration::from_secs(1)) => {
+                () = tokio::time::sleep(PING_EVERY) => {
                     if alive().is_none() {
                         return;
+                    }
+                    // A quiet connection may be half-open (a partition sends no FIN): ask.
+                    let ping = sea_orm::sqlx::query("SELECT 1").execute(&mut listener);
+                    if !matches!(tokio::time::timeout(PING_EVERY, ping).await, Ok(Ok(_))) {
+                        if let Some(s) = alive() {
+                            s.lost();
+                        }
+                        tracing::warn!("session cache: LISTEN connection unresponsive; reading sessions from the database");
+                        break;
                     }
                 }
             }
@@ -104,5 +121,9 @@ impl SessionCache for PgSessionCache {
     /// Local only: the other instances hear the `NOTIFY` the store sent with the commit.
     async fn invalidate(&self) {
         self.shared.invalidate();
+    }
+
+    fn serving(&self) -> bool {
+        self.shared.live()
     }
 }

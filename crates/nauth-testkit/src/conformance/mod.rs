@@ -12,6 +12,7 @@ mod cases;
 mod client;
 mod edge_cases;
 mod erasure_cases;
+mod fault_cases;
 mod instance_cases;
 mod mfa_cases;
 pub mod wire;
@@ -482,6 +483,7 @@ fn all_cases() -> impl Iterator<Item = &'static (&'static str, CaseFn)> {
         .chain(erasure_cases::ERASURE_CASES.iter())
         .chain(edge_cases::EDGE_CASES.iter())
         .chain(instance_cases::INSTANCE_CASES.iter())
+        .chain(fault_cases::FAULT_CASES.iter())
 }
 
 /// The names of every case, in order.
