@@ -162,7 +162,7 @@ impl NAuthBuilder {
     pub async fn build(self) -> Result<NAuth, StartError> {
         let cfg = self.cfg;
         cfg.validate()?;
-        let mut notify = false;
+        let mut notify = None;
         let session_cache: Arc<dyn cache::SessionCache> = match self.session_cache {
             Some(c) => c,
             // SQLite's file belongs to one nauth process, whose every session write
@@ -178,14 +178,16 @@ impl NAuthBuilder {
             None if !cfg.session.cache_max_age.is_zero()
                 && store::is_postgres_url(&cfg.database_url) =>
             {
-                notify = true;
-                let c = store::listen::PgSessionCache::connect(
-                    &cfg.database_url,
-                    cfg.session.cache_max_age,
-                )
-                .await
-                .map_err(|e| StartError::Database(e.to_string()))?;
-                Arc::new(c)
+                let c = Arc::new(
+                    store::listen::PgSessionCache::connect(
+                        &cfg.database_url,
+                        cfg.session.cache_max_age,
+                    )
+                    .await
+                    .map_err(|e| StartError::Database(e.to_string()))?,
+                );
+                notify = Some(c.clone());
+                c
             }
             None => Arc::new(cache::NoSessionCache),
         };
