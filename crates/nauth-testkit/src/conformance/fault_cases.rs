@@ -171,7 +171,7 @@ async fn database_cut_mid_burst_leaves_nothing_half_written(door: &dyn Door, b: 
         "a success or a 503: {statuses:?}"
     );
     assert!(
-        statuses.iter().any(|s| *s == 503),
+        statuses.contains(&503),
         "the cut hit requests in flight: {statuses:?}"
     );
     proxy.restore().await;
