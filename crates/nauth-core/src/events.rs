@@ -35,6 +35,8 @@ pub(crate) enum Event {
     BackupCodesRegenerated,
     DeviceTrusted,
     DeviceUntrusted,
+    ApiKeyCreated,
+    ApiKeyRevoked,
 }
 
 impl Event {
@@ -65,6 +67,8 @@ impl Event {
             Event::BackupCodesRegenerated => "BACKUP_CODES_REGENERATED",
             Event::DeviceTrusted => "DEVICE_TRUSTED",
             Event::DeviceUntrusted => "DEVICE_UNTRUSTED",
+            Event::ApiKeyCreated => "API_KEY_CREATED",
+            Event::ApiKeyRevoked => "API_KEY_REVOKED",
         }
     }
 }

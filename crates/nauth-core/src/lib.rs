@@ -21,6 +21,7 @@ mod password;
 #[cfg(feature = "redis")]
 mod redis_kv;
 mod routes;
+pub mod scope;
 mod store;
 mod tokens;
 
@@ -315,6 +316,16 @@ fn with_role(r: AuthResult<Principal>, role: &str) -> AuthResult<Principal> {
     }
 }
 
+/// `403 FORBIDDEN` without the scope.
+fn with_scope(r: AuthResult<Principal>, scope: &str) -> AuthResult<Principal> {
+    let p = r?;
+    if p.has_scope(scope) {
+        Ok(p)
+    } else {
+        Err(AuthError::Forbidden)
+    }
+}
+
 impl NAuth {
     /// Starts building an engine from a configuration.
     pub fn builder(cfg: NAuthConfig) -> NAuthBuilder {
@@ -390,6 +401,21 @@ impl NAuth {
         role: &str,
     ) -> Option<AuthResult<Principal>> {
         self.authenticate_now(req).map(|r| with_role(r, role))
+    }
+
+    /// [`NAuth::authenticate_scope`] without waiting, when no I/O is needed.
+    pub fn authenticate_scope_now(
+        &self,
+        req: &Request,
+        scope: &str,
+    ) -> Option<AuthResult<Principal>> {
+        self.authenticate_now(req).map(|r| with_scope(r, scope))
+    }
+
+    /// Authenticates and requires a scope: `403 FORBIDDEN` for an API key created without it.
+    /// A user's session holds every scope (scopes narrow what a key may do for its user).
+    pub async fn authenticate_scope(&self, req: &Request, scope: &str) -> AuthResult<Principal> {
+        with_scope(guard::authenticate(&self.inner, req).await, scope)
     }
 
     /// Like [`NAuth::authenticate`], but a request with no credentials at all is anonymous

@@ -59,6 +59,9 @@ enum Route {
     TrustedDevices,
     UntrustAll,
     Untrust(String),
+    ApiKeys,
+    CreateApiKey,
+    RevokeApiKey(String),
 }
 
 impl Route {
@@ -109,7 +112,14 @@ fn routes_for(rest: &str) -> Option<Vec<(&'static str, Route)>> {
         "/mfa/devices" => one("GET", MfaDevices),
         "/trust-device" => one("POST", TrustDevice),
         "/trusted-devices" => Some(vec![("GET", TrustedDevices), ("DELETE", UntrustAll)]),
+        "/api-keys" => Some(vec![("GET", ApiKeys), ("POST", CreateApiKey)]),
         _ => {
+            if let Some(id) = rest
+                .strip_prefix("/api-keys/")
+                .filter(|id| flows::api_keys::is_id(id))
+            {
+                return one("DELETE", RevokeApiKey(id.to_string()));
+            }
             let uuid_after = |p: &str| {
                 rest.strip_prefix(p)
                     .filter(|id| is_uuid(id))
@@ -214,6 +224,10 @@ async fn route_and_run(inner: &Arc<Inner>, req: &Request) -> Result<Reply, AuthE
         Body::Empty => &[],
     };
     let principal = match route.access() {
+        // API keys are for the app's routes: they never manage the account (or keys).
+        Access::Auth if guard::presented_api_key(req).is_some() => {
+            return Err(AuthError::Forbidden);
+        }
         Access::Auth => Some(guard::principal(inner, req).await?),
         _ => None,
     };
@@ -245,7 +259,7 @@ async fn route_and_run(inner: &Arc<Inner>, req: &Request) -> Result<Reply, AuthE
 }
 
 async fn run(ctx: &Ctx<'_>, route: Route, input: Input) -> Result<Outcome, AuthError> {
-    use flows::{account, auth, mfa, recovery, session};
+    use flows::{account, api_keys, auth, mfa, recovery, session};
     match route {
         Route::Signup => auth::signup(ctx, input).await,
         Route::Login => auth::login(ctx, input).await,
@@ -280,6 +294,9 @@ async fn run(ctx: &Ctx<'_>, route: Route, input: Input) -> Result<Outcome, AuthE
         Route::TrustedDevices => mfa::list_trusted(ctx).await,
         Route::UntrustAll => mfa::untrust(ctx, None).await,
         Route::Untrust(id) => mfa::untrust(ctx, Some(&id)).await,
+        Route::ApiKeys => api_keys::list(ctx).await,
+        Route::CreateApiKey => api_keys::create(ctx, input).await,
+        Route::RevokeApiKey(id) => api_keys::revoke(ctx, &id).await,
     }
 }
 

@@ -31,6 +31,7 @@ macro_rules! transaction {
 }
 
 pub(crate) mod account;
+pub(crate) mod api_keys;
 pub(crate) mod auth;
 pub(crate) mod budget;
 pub(crate) mod effects;

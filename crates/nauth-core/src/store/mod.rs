@@ -3,6 +3,7 @@
 //! one file per area; [`Store::begin_write`] and [`Store::end_write`] own every write
 //! transaction.
 
+pub(crate) mod api_keys;
 pub(crate) mod audit;
 pub(crate) mod challenges;
 pub(crate) mod devices;
@@ -31,15 +32,15 @@ use crate::error::{AuthError, AuthResult};
 use entities::schema_version;
 
 pub(crate) use entities::{
-    backup_codes::Model as BackupCode, challenges::Model as Challenge,
+    api_keys::Model as ApiKey, backup_codes::Model as BackupCode, challenges::Model as Challenge,
     mfa_devices::Model as MfaDevice, refresh_tokens::Model as RefreshToken,
     sessions::Model as Session, trusted_devices::Model as TrustedDevice, users::Model as User,
     verification_tokens::Model as VerificationToken,
 };
 
 /// The schema version this build creates. v3 adds the `expires_at` indexes the background
-/// purge uses (created on upgrade by the idempotent create step).
-pub(crate) const SCHEMA_VERSION: i32 = 3;
+/// purge uses, v5 the API keys table (created on upgrade by the idempotent create step).
+pub(crate) const SCHEMA_VERSION: i32 = 5;
 
 /// Why a storage operation failed. The cause goes to the log, never to the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -444,7 +445,8 @@ impl Store {
             entities::audit_log::Entity,
             entities::mfa_devices::Entity,
             entities::backup_codes::Entity,
-            entities::trusted_devices::Entity
+            entities::trusted_devices::Entity,
+            entities::api_keys::Entity
         );
         if current == 1 {
             // v1 → v2: the MFA tables above, and the challenge's code method. A fresh install

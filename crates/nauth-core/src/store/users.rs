@@ -8,8 +8,8 @@ use sea_orm::{
 
 use super::OrStore;
 use super::entities::{
-    audit_log, backup_codes, challenges, mfa_devices, password_history, refresh_tokens, sessions,
-    trusted_devices, users, verification_tokens,
+    api_keys, audit_log, backup_codes, challenges, mfa_devices, password_history, refresh_tokens,
+    sessions, trusted_devices, users, verification_tokens,
 };
 use super::{Conn, R, User, conflict};
 
@@ -226,6 +226,11 @@ pub(crate) async fn erase(db: &impl Conn, uid: &str) -> R<()> {
         .db()?;
     trusted_devices::Entity::delete_many()
         .filter(trusted_devices::Column::UserId.eq(uid))
+        .exec(c)
+        .await
+        .db()?;
+    api_keys::Entity::delete_many()
+        .filter(api_keys::Column::UserId.eq(uid))
         .exec(c)
         .await
         .db()?;
