@@ -1,6 +1,7 @@
 //! Two instances, one truth, as users deploy them: two processes of this example app behind
 //! no shared memory, on the machine's PostgreSQL (and Redis with the `redis` feature), each on
-//! its own port. Requests of one race are split between them. Skipped when
+//! its own port. Requests of one race are split between them; what one instance changes, the
+//! other sees on the very next request. Skipped when
 //! `NAUTH_TEST_POSTGRES_URL` is unset (`.ci/run` sets it).
 
 use std::io::{BufRead, BufReader};
@@ -195,6 +196,31 @@ async fn two_processes(settings: Vec<(&str, String)>) {
     assert_eq!(r.status, 200, "{}", r.json());
     let r = b.data(&access).await;
     assert_eq!((r.status, r.code()), (401, "AUTH_SESSION_NOT_FOUND".into()));
+
+    // An API key made on one serves `/api/reports` (scope `read`) on the other; revoked on
+    // the other, it is refused on the first at once.
+    let t = signup_across(&a, &b, &email()).await;
+    let user = token(&t, "accessToken");
+    let r = a
+        .send(
+            TestRequest::json(
+                "POST",
+                "/auth/api-keys",
+                &json!({"name": "reports", "scopes": ["read"]}),
+            )
+            .bearer(&user),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.json());
+    let (id, key) = (token(&r.json(), "id"), token(&r.json(), "key"));
+    let report = TestRequest::new("GET", "/api/reports").header("x-api-key", &key);
+    assert_eq!(b.send(report.clone()).await.status, 200);
+    let r = b
+        .send(TestRequest::new("DELETE", &format!("/auth/api-keys/{id}")).bearer(&user))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.json());
+    let r = a.send(report).await;
+    assert_eq!((r.status, r.code()), (401, "API_KEY_INVALID".into()));
 
     // The login budget counts across both: 16 wrong passwords at once, half to each, compare
     // at most `lockout.max_attempts` (5); then the right one is refused on both.
