@@ -59,6 +59,7 @@ enum Route {
     TrustedDevices,
     UntrustAll,
     Untrust(String),
+    AuditHistory,
     ApiKeys,
     CreateApiKey,
     RevokeApiKey(String),
@@ -113,6 +114,7 @@ fn routes_for(rest: &str) -> Option<Vec<(&'static str, Route)>> {
         "/trust-device" => one("POST", TrustDevice),
         "/trusted-devices" => Some(vec![("GET", TrustedDevices), ("DELETE", UntrustAll)]),
         "/api-keys" => Some(vec![("GET", ApiKeys), ("POST", CreateApiKey)]),
+        "/audit/history" => one("GET", AuditHistory),
         _ => {
             if let Some(id) = rest
                 .strip_prefix("/api-keys/")
@@ -259,7 +261,7 @@ async fn route_and_run(inner: &Arc<Inner>, req: &Request) -> Result<Reply, AuthE
 }
 
 async fn run(ctx: &Ctx<'_>, route: Route, input: Input) -> Result<Outcome, AuthError> {
-    use flows::{account, api_keys, auth, mfa, recovery, session};
+    use flows::{account, api_keys, audit, auth, mfa, recovery, session};
     match route {
         Route::Signup => auth::signup(ctx, input).await,
         Route::Login => auth::login(ctx, input).await,
@@ -294,6 +296,7 @@ async fn run(ctx: &Ctx<'_>, route: Route, input: Input) -> Result<Outcome, AuthE
         Route::TrustedDevices => mfa::list_trusted(ctx).await,
         Route::UntrustAll => mfa::untrust(ctx, None).await,
         Route::Untrust(id) => mfa::untrust(ctx, Some(&id)).await,
+        Route::AuditHistory => audit::history(ctx).await,
         Route::ApiKeys => api_keys::list(ctx).await,
         Route::CreateApiKey => api_keys::create(ctx, input).await,
         Route::RevokeApiKey(id) => api_keys::revoke(ctx, &id).await,

@@ -32,6 +32,7 @@ macro_rules! transaction {
 
 pub(crate) mod account;
 pub(crate) mod api_keys;
+pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod budget;
 pub(crate) mod effects;

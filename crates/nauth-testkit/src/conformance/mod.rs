@@ -15,6 +15,7 @@ mod client;
 mod edge_cases;
 mod erasure_cases;
 mod fault_cases;
+mod history_cases;
 mod instance_cases;
 mod mfa_cases;
 pub mod wire;
@@ -487,6 +488,7 @@ fn all_cases() -> impl Iterator<Item = &'static (&'static str, CaseFn)> {
         .chain(instance_cases::INSTANCE_CASES.iter())
         .chain(fault_cases::FAULT_CASES.iter())
         .chain(api_key_cases::API_KEY_CASES.iter())
+        .chain(history_cases::HISTORY_CASES.iter())
 }
 
 /// The names of every case, in order.
