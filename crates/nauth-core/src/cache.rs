@@ -23,6 +23,9 @@ pub struct LiveSession {
     pub expires_at: i64,
     /// Absolute expiry, Unix milliseconds.
     pub absolute_expires_at: i64,
+    /// The user's roles as the database holds them (what `RequireRole` checks under
+    /// `database` validation).
+    pub roles: Vec<String>,
 }
 
 /// A cache of live sessions. The engine calls [`SessionCache::invalidate`] after every
@@ -226,6 +229,7 @@ mod tests {
             auth_method: "password".into(),
             expires_at: 10,
             absolute_expires_at: 20,
+            roles: vec!["user".into()],
         }
     }
 

@@ -237,7 +237,9 @@ fn build(
     via_cookie: bool,
     now_ms: i64,
 ) -> AuthResult<Principal> {
-    let auth_method = match row {
+    // Under `database` validation the session row (with its user's roles) decides; under
+    // `token` the claims do, and a role change applies at the next refresh.
+    let (auth_method, roles) = match row {
         Some(s) => {
             if s.user_id != claims.sub || s.access_jti != claims.jti {
                 return Err(AuthError::TokenInvalid);
@@ -245,14 +247,17 @@ fn build(
             if s.absolute_expires_at <= now_ms || s.expires_at <= now_ms {
                 return Err(AuthError::SessionExpired);
             }
-            s.auth_method.clone()
+            (s.auth_method.clone(), s.roles.clone())
         }
-        None => claims.amr.clone().unwrap_or_else(|| "password".into()),
+        None => (
+            claims.amr.clone().unwrap_or_else(|| "password".into()),
+            claims.roles.clone(),
+        ),
     };
     Ok(Principal {
         sub: claims.sub.clone(),
         session_id: claims.sid.clone(),
-        roles: claims.roles.clone(),
+        roles,
         auth_method,
         via_cookie,
         scopes: None,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::cases::{PW, assert_error, email, signup_verified, token, update_user};
+use super::cases::{PW, assert_error, email, login, signup_verified, token, update_user};
 use super::{Backend, CaseFn, Door, Env, TestRequest, TestResponse};
 use crate::db::{audit_log, users};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
@@ -22,6 +22,7 @@ cases!(
     api_key_requests_that_are_refused,
     api_keys_die_with_their_user,
     api_keys_carry_the_roles_the_database_holds,
+    database_validation_reads_roles_from_the_database,
 );
 
 /// `POST /auth/api-keys` with the user's access token.
@@ -323,4 +324,65 @@ async fn api_keys_carry_the_roles_the_database_holds(door: &dyn Door, b: &Backen
     assert_eq!(with_key(&env, "/api/admin", &key).await.status, 200);
     update_user(&env, &e, users::Column::Roles, "user".into()).await;
     assert_error(&with_key(&env, "/api/admin", &key).await, 403, "FORBIDDEN");
+}
+
+/// Under `session.validation = "database"` the session row's user decides: a role granted or
+/// taken in the database, or a disabled account, applies to the very next request (on the
+/// back ends without a liveness cache; a cache is invalidated by the engine's own writes).
+/// Under `token` the token's roles hold until the next refresh, which reads them anew.
+async fn database_validation_reads_roles_from_the_database(door: &dyn Door, b: &Backend) {
+    let db_env = Env::start(door, &b.url(), |c| {
+        c.session.validation = nauth_core::config::SessionValidation::Database;
+    })
+    .await;
+    let cached = b.url.is_none(); // SQLite keeps a per-thread liveness cache
+    let e = email();
+    let t = signup_verified(&db_env, &e).await;
+    let access = token(&t, "accessToken");
+    assert_error(
+        &db_env.get("/api/admin", Some(&access)).await,
+        403,
+        "FORBIDDEN",
+    );
+    update_user(&db_env, &e, users::Column::Roles, "user,admin".into()).await;
+    if !cached {
+        let r = db_env.get("/api/admin", Some(&access)).await;
+        assert_eq!(r.status, 200, "granted at once: {}", r.json());
+        update_user(&db_env, &e, users::Column::Roles, "user".into()).await;
+        assert_error(
+            &db_env.get("/api/admin", Some(&access)).await,
+            403,
+            "FORBIDDEN",
+        );
+        update_user(&db_env, &e, users::Column::Disabled, true.into()).await;
+        assert_error(
+            &db_env.get("/api/data", Some(&access)).await,
+            401,
+            "AUTH_SESSION_NOT_FOUND",
+        );
+    }
+
+    // `token` validation: the token's roles until a refresh, whose token carries the new ones.
+    let env = Env::start(door, &b.url(), |c| {
+        c.session.validation = nauth_core::config::SessionValidation::Token;
+    })
+    .await;
+    let e = email();
+    let t = signup_verified(&env, &e).await;
+    update_user(&env, &e, users::Column::Roles, "user,admin".into()).await;
+    let access = token(&t, "accessToken");
+    assert_error(
+        &env.get("/api/admin", Some(&access)).await,
+        403,
+        "FORBIDDEN",
+    );
+    let r = env
+        .post("/auth/refresh", json!({"refreshToken": t["refreshToken"]}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.json());
+    let r = env
+        .get("/api/admin", Some(&token(&r.json(), "accessToken")))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.json());
+    assert_eq!(login(&env, &e, PW).await.status, 200);
 }
