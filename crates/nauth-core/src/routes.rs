@@ -60,6 +60,8 @@ enum Route {
     UntrustAll,
     Untrust(String),
     AuditHistory,
+    MagicLink,
+    MagicLinkVerify,
     ApiKeys,
     CreateApiKey,
     RevokeApiKey(String),
@@ -70,7 +72,9 @@ impl Route {
         use Route::*;
         match self {
             Signup | Login | Respond | Resend | Refresh | Revoke | Forgot | ForgotConfirm
-            | ResetPassword | VerifyEmail | ChallengeSetupData => Access::Public,
+            | ResetPassword | VerifyEmail | ChallengeSetupData | MagicLink | MagicLinkVerify => {
+                Access::Public
+            }
             Logout => Access::Logout,
             _ => Access::Auth,
         }
@@ -115,6 +119,8 @@ fn routes_for(rest: &str) -> Option<Vec<(&'static str, Route)>> {
         "/trusted-devices" => Some(vec![("GET", TrustedDevices), ("DELETE", UntrustAll)]),
         "/api-keys" => Some(vec![("GET", ApiKeys), ("POST", CreateApiKey)]),
         "/audit/history" => one("GET", AuditHistory),
+        "/magic-link" => one("POST", MagicLink),
+        "/magic-link/verify" => one("GET", MagicLinkVerify),
         _ => {
             if let Some(id) = rest
                 .strip_prefix("/api-keys/")
@@ -261,7 +267,7 @@ async fn route_and_run(inner: &Arc<Inner>, req: &Request) -> Result<Reply, AuthE
 }
 
 async fn run(ctx: &Ctx<'_>, route: Route, input: Input) -> Result<Outcome, AuthError> {
-    use flows::{account, api_keys, audit, auth, mfa, recovery, session};
+    use flows::{account, api_keys, audit, auth, magic, mfa, recovery, session};
     match route {
         Route::Signup => auth::signup(ctx, input).await,
         Route::Login => auth::login(ctx, input).await,
@@ -297,6 +303,8 @@ async fn run(ctx: &Ctx<'_>, route: Route, input: Input) -> Result<Outcome, AuthE
         Route::UntrustAll => mfa::untrust(ctx, None).await,
         Route::Untrust(id) => mfa::untrust(ctx, Some(&id)).await,
         Route::AuditHistory => audit::history(ctx).await,
+        Route::MagicLink => magic::request(ctx, input).await,
+        Route::MagicLinkVerify => magic::verify(ctx).await,
         Route::ApiKeys => api_keys::list(ctx).await,
         Route::CreateApiKey => api_keys::create(ctx, input).await,
         Route::RevokeApiKey(id) => api_keys::revoke(ctx, &id).await,
@@ -338,6 +346,25 @@ fn render(inner: &Inner, ctx: &Ctx<'_>, outcome: Outcome, json_delivery: bool) -
     match outcome {
         Outcome::Json(status, body) => Reply::json(status, &body),
         Outcome::Redirect(location) => Reply::empty(302).with_header("location", location),
+        Outcome::AuthRedirect(outcome, _) if json_delivery => {
+            render(inner, ctx, Outcome::Auth(200, outcome), true)
+        }
+        Outcome::AuthRedirect(AuthOutcome::Tokens { tokens, .. }, location) => {
+            let mut r = Reply::empty(302).with_header("location", location);
+            for c in inner.cookies.set_tokens(&tokens, now_s) {
+                r.headers.push(("set-cookie".into(), c));
+            }
+            r
+        }
+        Outcome::AuthRedirect(AuthOutcome::Challenge { name, session, .. }, location) => {
+            let sep = if location.contains('?') { '&' } else { '?' };
+            let location = format!(
+                "{location}{sep}challenge={}&session={}",
+                name.as_str(),
+                crate::http::percent_encode(&session)
+            );
+            Reply::empty(302).with_header("location", location)
+        }
         Outcome::JsonClearing { body, device } => {
             let mut r = Reply::json(200, &body);
             if !json_delivery {

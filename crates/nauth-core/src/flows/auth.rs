@@ -27,7 +27,7 @@ pub(crate) struct Carry {
     pub backup_codes: Option<Vec<String>>,
 }
 
-fn device_from(ctx: &Ctx<'_>, name: Option<String>, kind: Option<String>) -> Device {
+pub(crate) fn device_from(ctx: &Ctx<'_>, name: Option<String>, kind: Option<String>) -> Device {
     Device {
         name,
         kind,

@@ -36,6 +36,7 @@ pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod budget;
 pub(crate) mod effects;
+pub(crate) mod magic;
 pub(crate) mod mfa;
 pub(crate) mod recovery;
 pub(crate) mod session;
@@ -259,6 +260,10 @@ pub(crate) enum Outcome {
     JsonClearing { body: Value, device: bool },
     /// A `302` to this location.
     Redirect(String),
+    /// A challenge or tokens reached by following a link: json delivery answers it as
+    /// [`Outcome::Auth`]; cookie delivery sets the cookies and redirects to the location (a
+    /// challenge goes along as `challenge` and `session` query parameters).
+    AuthRedirect(AuthOutcome, String),
     /// A new trusted-device token: in the body (json) or the device cookie.
     DeviceToken(String),
 }

@@ -17,6 +17,7 @@ mod erasure_cases;
 mod fault_cases;
 mod history_cases;
 mod instance_cases;
+mod magic_cases;
 mod mfa_cases;
 pub mod wire;
 
@@ -489,6 +490,7 @@ fn all_cases() -> impl Iterator<Item = &'static (&'static str, CaseFn)> {
         .chain(fault_cases::FAULT_CASES.iter())
         .chain(api_key_cases::API_KEY_CASES.iter())
         .chain(history_cases::HISTORY_CASES.iter())
+        .chain(magic_cases::MAGIC_CASES.iter())
 }
 
 /// The names of every case, in order.
