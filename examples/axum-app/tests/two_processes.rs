@@ -206,7 +206,7 @@ async fn two_processes(settings: Vec<(&str, String)>) {
             TestRequest::json(
                 "POST",
                 "/auth/api-keys",
-                &json!({"name": "reports", "scopes": ["read"]}),
+                &json!({"name": "reports", "scopes": ["read"], "password": PW}),
             )
             .bearer(&user),
         )

@@ -93,12 +93,22 @@ struct CreatedBody {
     expires_at: Option<String>,
 }
 
-/// `POST /api-keys`: `name`, `scopes` (each one of `api_keys.scopes`), `expiresAt?`.
+/// `POST /api-keys`: `name`, `scopes` (each one of `api_keys.scopes`), `expiresAt?`, and a
+/// fresh proof, `password` or `code` (a current TOTP or backup code): a key outlives the
+/// access token, so a stolen token alone must not mint one.
 pub(crate) async fn create(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome> {
     let p = ctx.principal()?;
     let name = input.text_req("name", 100);
     let scopes = input.strings("scopes", 32, 64);
     let expires_at = input.time("expiresAt");
+    let password = input.text("password", crate::input::PASSWORD_HARD_MAX);
+    let code = input.text("code", 16);
+    if password.is_none() && code.is_none() {
+        input.error(
+            "password",
+            "password or code (a current second factor) is required",
+        );
+    }
     if scopes.is_empty() && input.has("scopes") {
         input.error("scopes", "must hold at least one scope");
     }
@@ -110,6 +120,8 @@ pub(crate) async fn create(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
     if scopes.iter().any(|s| !allowed.contains(s)) {
         return Err(AuthError::ApiKeyScopeInvalid);
     }
+    let user = super::named_user(&ctx.inner.store, &p.sub, AuthError::SessionNotFound).await?;
+    super::mfa::step_up(ctx, &user, password, code).await?;
     let id = codes::random_hex::<{ ID_LEN / 2 }>();
     let secret = codes::random_token();
     let key = ApiKey {

@@ -22,6 +22,7 @@ cases!(
     api_key_requests_that_are_refused,
     api_keys_die_with_their_user,
     api_keys_carry_the_roles_the_database_holds,
+    api_key_creation_needs_a_fresh_proof,
     database_validation_reads_roles_from_the_database,
 );
 
@@ -33,7 +34,12 @@ async fn create(env: &Env, access: &str, body: Value) -> TestResponse {
 
 /// A new key of `scopes`; returns the `201` body.
 async fn new_key(env: &Env, access: &str, scopes: &[&str]) -> Value {
-    let r = create(env, access, json!({"name": "ci", "scopes": scopes})).await;
+    let r = create(
+        env,
+        access,
+        json!({"name": "ci", "scopes": scopes, "password": PW}),
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.json());
     r.json()
 }
@@ -150,35 +156,47 @@ async fn api_key_requests_that_are_refused(door: &dyn Door, b: &Backend) {
     // Bad creations.
     for (body, status, code) in [
         (
-            json!({"name": "x", "scopes": ["nope"]}),
+            json!({"password": PW, "name": "x", "scopes": ["nope"]}),
             400,
             "API_KEY_SCOPE_INVALID",
         ),
         (
-            json!({"name": "x", "scopes": ["read", "admin:all"]}),
+            json!({"password": PW, "name": "x", "scopes": ["read", "admin:all"]}),
             400,
             "API_KEY_SCOPE_INVALID",
         ),
-        (json!({"name": "x"}), 400, "VALIDATION_FAILED"),
-        (json!({"name": "x", "scopes": []}), 400, "VALIDATION_FAILED"),
         (
-            json!({"name": "x", "scopes": "read"}),
+            json!({"password": PW, "name": "x"}),
             400,
             "VALIDATION_FAILED",
         ),
         (
-            json!({"name": "x", "scopes": [1]}),
-            400,
-            "VALIDATION_FAILED",
-        ),
-        (json!({"scopes": ["read"]}), 400, "VALIDATION_FAILED"),
-        (
-            json!({"name": "x", "scopes": ["read"], "expiresAt": "2001-01-01T00:00:00Z"}),
+            json!({"password": PW, "name": "x", "scopes": []}),
             400,
             "VALIDATION_FAILED",
         ),
         (
-            json!({"name": "x", "scopes": ["read"], "expiresAt": "tomorrow"}),
+            json!({"password": PW, "name": "x", "scopes": "read"}),
+            400,
+            "VALIDATION_FAILED",
+        ),
+        (
+            json!({"password": PW, "name": "x", "scopes": [1]}),
+            400,
+            "VALIDATION_FAILED",
+        ),
+        (
+            json!({"password": PW, "scopes": ["read"]}),
+            400,
+            "VALIDATION_FAILED",
+        ),
+        (
+            json!({"password": PW, "name": "x", "scopes": ["read"], "expiresAt": "2001-01-01T00:00:00Z"}),
+            400,
+            "VALIDATION_FAILED",
+        ),
+        (
+            json!({"password": PW, "name": "x", "scopes": ["read"], "expiresAt": "tomorrow"}),
             400,
             "VALIDATION_FAILED",
         ),
@@ -253,7 +271,7 @@ async fn api_key_requests_that_are_refused(door: &dyn Door, b: &Backend) {
     let r = create(
         &env,
         &access,
-        json!({"name": "short", "scopes": ["read"], "expiresAt": at}),
+        json!({"name": "short", "scopes": ["read"], "expiresAt": at, "password": PW}),
     )
     .await;
     assert_eq!(r.status, 201, "{}", r.json());
@@ -385,4 +403,50 @@ async fn database_validation_reads_roles_from_the_database(door: &dyn Door, b: &
         .await;
     assert_eq!(r.status, 200, "{}", r.json());
     assert_eq!(login(&env, &e, PW).await.status, 200);
+}
+
+/// A key outlives the access token: creating one needs the password (or a current second
+/// factor), checked on the login budget, so a burst of guesses compares at most five.
+async fn api_key_creation_needs_a_fresh_proof(door: &dyn Door, b: &Backend) {
+    let env = Env::start(door, &b.url(), |c| c.lockout.ip_max_attempts = 1000).await;
+    let e = email();
+    let t = signup_verified(&env, &e).await;
+    let access = token(&t, "accessToken");
+    let body = |pw: Option<&str>| match pw {
+        Some(pw) => json!({"name": "k", "scopes": ["read"], "password": pw}),
+        None => json!({"name": "k", "scopes": ["read"]}),
+    };
+    assert_error(
+        &create(&env, &access, body(None)).await,
+        400,
+        "VALIDATION_FAILED",
+    );
+    assert_error(
+        &create(&env, &access, body(Some("Wrong-Password-1"))).await,
+        400,
+        "PASSWORD_INCORRECT",
+    );
+    let burst: Vec<_> = (0..20)
+        .map(|_| create(&env, &access, body(Some("Wrong-Password-1"))))
+        .collect();
+    let answers = super::cases::futures_join(burst).await;
+    let compared = answers
+        .iter()
+        .filter(|r| r.code() == "PASSWORD_INCORRECT")
+        .count();
+    assert!(
+        compared <= 4 && answers.iter().all(|r| r.status == 400 || r.status == 429),
+        "{compared} compared: {:?}",
+        answers
+            .iter()
+            .map(|r| (r.status, r.code()))
+            .collect::<Vec<_>>()
+    );
+    // The budget is spent: the right password is refused too, and nothing was created.
+    assert_error(
+        &create(&env, &access, body(Some(PW))).await,
+        429,
+        "RATE_LIMIT_LOGIN",
+    );
+    assert!(listed(&env, &access).await.is_empty());
 }

@@ -104,7 +104,7 @@ async fn audit_history_pages_the_users_own_events(door: &dyn Door, b: &Backend) 
             TestRequest::json(
                 "POST",
                 "/auth/api-keys",
-                &json!({"name": "k", "scopes": ["read"]}),
+                &json!({"name": "k", "scopes": ["read"], "password": PW}),
             )
             .bearer(&access),
         )
