@@ -37,6 +37,7 @@ pub(crate) enum Event {
     DeviceUntrusted,
     ApiKeyCreated,
     ApiKeyRevoked,
+    AdminAction,
 }
 
 impl Event {
@@ -69,6 +70,7 @@ impl Event {
             Event::DeviceUntrusted => "DEVICE_UNTRUSTED",
             Event::ApiKeyCreated => "API_KEY_CREATED",
             Event::ApiKeyRevoked => "API_KEY_REVOKED",
+            Event::AdminAction => "ADMIN_ACTION",
         }
     }
 }

@@ -60,6 +60,15 @@ enum Route {
     UntrustAll,
     Untrust(String),
     AuditHistory,
+    AdminUsers,
+    AdminUser(String),
+    AdminDisable(String),
+    AdminEnable(String),
+    AdminRoles(String),
+    AdminSessions(String),
+    AdminLogoutAll(String),
+    AdminUnlock(String),
+    AdminAudit,
     MagicLink,
     MagicLinkVerify,
     ApiKeys,
@@ -119,9 +128,28 @@ fn routes_for(rest: &str) -> Option<Vec<(&'static str, Route)>> {
         "/trusted-devices" => Some(vec![("GET", TrustedDevices), ("DELETE", UntrustAll)]),
         "/api-keys" => Some(vec![("GET", ApiKeys), ("POST", CreateApiKey)]),
         "/audit/history" => one("GET", AuditHistory),
+        "/admin/users" => one("GET", AdminUsers),
+        "/admin/audit" => one("GET", AdminAudit),
         "/magic-link" => one("POST", MagicLink),
         "/magic-link/verify" => one("GET", MagicLinkVerify),
         _ => {
+            if let Some(user) = rest.strip_prefix("/admin/users/") {
+                let (sub, action) = user.split_once('/').unwrap_or((user, ""));
+                if !is_uuid(sub) {
+                    return None;
+                }
+                let sub = sub.to_string();
+                return match action {
+                    "" => one("GET", AdminUser(sub)),
+                    "disable" => one("POST", AdminDisable(sub)),
+                    "enable" => one("POST", AdminEnable(sub)),
+                    "roles" => one("POST", AdminRoles(sub)),
+                    "sessions" => one("GET", AdminSessions(sub)),
+                    "logout-all" => one("POST", AdminLogoutAll(sub)),
+                    "unlock" => one("POST", AdminUnlock(sub)),
+                    _ => None,
+                };
+            }
             if let Some(id) = rest
                 .strip_prefix("/api-keys/")
                 .filter(|id| flows::api_keys::is_id(id))
@@ -267,7 +295,7 @@ async fn route_and_run(inner: &Arc<Inner>, req: &Request) -> Result<Reply, AuthE
 }
 
 async fn run(ctx: &Ctx<'_>, route: Route, input: Input) -> Result<Outcome, AuthError> {
-    use flows::{account, api_keys, audit, auth, magic, mfa, recovery, session};
+    use flows::{account, admin, api_keys, audit, auth, magic, mfa, recovery, session};
     match route {
         Route::Signup => auth::signup(ctx, input).await,
         Route::Login => auth::login(ctx, input).await,
@@ -303,6 +331,15 @@ async fn run(ctx: &Ctx<'_>, route: Route, input: Input) -> Result<Outcome, AuthE
         Route::UntrustAll => mfa::untrust(ctx, None).await,
         Route::Untrust(id) => mfa::untrust(ctx, Some(&id)).await,
         Route::AuditHistory => audit::history(ctx).await,
+        Route::AdminUsers => admin::users(ctx).await,
+        Route::AdminUser(sub) => admin::user(ctx, &sub).await,
+        Route::AdminDisable(sub) => admin::disable(ctx, &sub, input).await,
+        Route::AdminEnable(sub) => admin::enable(ctx, &sub).await,
+        Route::AdminRoles(sub) => admin::set_roles(ctx, &sub, input).await,
+        Route::AdminSessions(sub) => admin::sessions(ctx, &sub).await,
+        Route::AdminLogoutAll(sub) => admin::logout_all(ctx, &sub).await,
+        Route::AdminUnlock(sub) => admin::unlock(ctx, &sub).await,
+        Route::AdminAudit => admin::audit(ctx).await,
         Route::MagicLink => magic::request(ctx, input).await,
         Route::MagicLinkVerify => magic::verify(ctx).await,
         Route::ApiKeys => api_keys::list(ctx).await,

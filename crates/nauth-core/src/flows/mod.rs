@@ -31,6 +31,7 @@ macro_rules! transaction {
 }
 
 pub(crate) mod account;
+pub(crate) mod admin;
 pub(crate) mod api_keys;
 pub(crate) mod audit;
 pub(crate) mod auth;

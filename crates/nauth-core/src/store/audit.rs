@@ -63,3 +63,49 @@ pub(crate) async fn insert(db: &impl Conn, row: AuditRow) {
         tracing::warn!(event, error = %e, "audit write failed");
     }
 }
+
+/// What the admin audit query keeps.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AuditFilter {
+    pub user_id: Option<String>,
+    pub event_type: Option<String>,
+    /// Unix ms, inclusive.
+    pub from: Option<i64>,
+    /// Unix ms, exclusive.
+    pub to: Option<i64>,
+}
+
+/// One page of audit rows matching `f`, newest first, and how many match in all.
+pub(crate) async fn query(
+    db: &impl Conn,
+    f: &AuditFilter,
+    offset: u64,
+    limit: u64,
+) -> R<(Vec<AuditEntry>, u64)> {
+    let matching = || {
+        let mut q = audit_log::Entity::find();
+        if let Some(u) = &f.user_id {
+            q = q.filter(audit_log::Column::UserId.eq(u.as_str()));
+        }
+        if let Some(e) = &f.event_type {
+            q = q.filter(audit_log::Column::EventType.eq(e.as_str()));
+        }
+        if let Some(t) = f.from {
+            q = q.filter(audit_log::Column::CreatedAt.gte(t));
+        }
+        if let Some(t) = f.to {
+            q = q.filter(audit_log::Column::CreatedAt.lt(t));
+        }
+        q
+    };
+    let total = matching().count(db.c()).await.db()?;
+    let rows = matching()
+        .order_by_desc(audit_log::Column::CreatedAt)
+        .order_by_desc(audit_log::Column::Id)
+        .offset(offset)
+        .limit(limit)
+        .all(db.c())
+        .await
+        .db()?;
+    Ok((rows, total))
+}

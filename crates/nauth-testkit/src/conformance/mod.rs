@@ -8,6 +8,7 @@
 //! The suite then speaks real HTTP/1.1 to it, so all three doors are held to the same bytes.
 //! The doors of the three adapters are in [`crate::doors`].
 
+mod admin_cases;
 mod api_key_cases;
 mod budget_cases;
 mod cases;
@@ -491,6 +492,7 @@ fn all_cases() -> impl Iterator<Item = &'static (&'static str, CaseFn)> {
         .chain(api_key_cases::API_KEY_CASES.iter())
         .chain(history_cases::HISTORY_CASES.iter())
         .chain(magic_cases::MAGIC_CASES.iter())
+        .chain(admin_cases::ADMIN_CASES.iter())
 }
 
 /// The names of every case, in order.
