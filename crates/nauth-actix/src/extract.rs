@@ -1,4 +1,4 @@
-//! `AuthUser`, `OptionalAuthUser` and `RequireRole`: the app's routes ask the core, which
+//! `AuthUser`, `OptionalAuthUser`, `RequireRole` and `RequireScope`: the app's routes ask the core, which
 //! decides; these only translate. The engine comes from the app data (`.app_data(nauth)`).
 
 use std::future::Future;
@@ -7,6 +7,7 @@ use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
+use nauth_core::scope::ScopeName;
 use nauth_core::{AuthError, NAuth, Principal};
 
 use crate::response::{NAuthRejection, missing_engine};
@@ -113,6 +114,31 @@ impl<R: RoleName + 'static> FromRequest for RequireRole<R> {
             Err((nauth, r)) => Box::pin(async move {
                 let res = nauth.authenticate_role(&r, R::NAME).await;
                 res.map(|p| RequireRole(p, PhantomData))
+                    .map_err(|e| reject(&nauth, &e))
+            }),
+        }
+    }
+}
+
+/// The caller, who must hold scope `S` (`403 FORBIDDEN` otherwise): a user's session holds
+/// every scope, an API key the scopes it was created with.
+#[derive(Debug, Clone)]
+pub struct RequireScope<S: ScopeName>(pub Principal, pub PhantomData<S>);
+
+impl<S: ScopeName + 'static> FromRequest for RequireScope<S> {
+    type Error = NAuthRejection;
+    type Future = Extracting<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let now = |n: &NAuth, r: &_| {
+            n.authenticate_scope_now(r, S::NAME)
+                .map(|a| a.map(|p| RequireScope(p, PhantomData)))
+        };
+        match fast(req, now) {
+            Ok(ready) => ready,
+            Err((nauth, r)) => Box::pin(async move {
+                let res = nauth.authenticate_scope(&r, S::NAME).await;
+                res.map(|p| RequireScope(p, PhantomData))
                     .map_err(|e| reject(&nauth, &e))
             }),
         }

@@ -1,4 +1,4 @@
-//! `AuthUser`, `OptionalAuthUser` and `RequireRole`: the app's routes ask the core, which
+//! `AuthUser`, `OptionalAuthUser`, `RequireRole` and `RequireScope`: the app's routes ask the core, which
 //! decides; these only translate.
 
 use std::marker::PhantomData;
@@ -7,6 +7,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use nauth_core::http::AUTH_HEADERS;
+use nauth_core::scope::ScopeName;
 use nauth_core::{NAuth, Principal};
 
 use crate::response::NAuthRejection;
@@ -89,6 +90,26 @@ impl<R: RoleName + Send + Sync, S: Send + Sync> FromRequestParts<S> for RequireR
         };
         answer
             .map(|p| RequireRole(p, PhantomData))
+            .map_err(|e| reject(nauth, &e))
+    }
+}
+
+/// The caller, who must hold scope `S` (`403 FORBIDDEN` otherwise): a user's session holds
+/// every scope, an API key the scopes it was created with.
+#[derive(Debug, Clone)]
+pub struct RequireScope<S: ScopeName>(pub Principal, pub PhantomData<S>);
+
+impl<Sc: ScopeName + Send + Sync, S: Send + Sync> FromRequestParts<S> for RequireScope<Sc> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+        let (nauth, req) = (engine(parts)?, core_request(parts, Some(AUTH_HEADERS)));
+        let answer = match nauth.authenticate_scope_now(&req, Sc::NAME) {
+            Some(answer) => answer,
+            None => nauth.authenticate_scope(&req, Sc::NAME).await,
+        };
+        answer
+            .map(|p| RequireScope(p, PhantomData))
             .map_err(|e| reject(nauth, &e))
     }
 }

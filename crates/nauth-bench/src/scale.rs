@@ -744,10 +744,12 @@ async fn plans(pool: &PgPool, size: u64) {
     let email = seed::email(size / 2);
     let statements = [
         (
-            "GET /api/data: the live session",
+            "GET /api/data: session and user",
             format!(
-                "SELECT user_id, access_jti, auth_method, expires_at, absolute_expires_at \
-                 FROM nauth_sessions WHERE id = '{session}' AND revoked_at IS NULL"
+                "SELECT s.user_id, s.access_jti, s.auth_method, s.expires_at, \
+                 s.absolute_expires_at, u.roles FROM nauth_sessions s \
+                 JOIN nauth_users u ON u.id = s.user_id \
+                 WHERE s.id = '{session}' AND s.revoked_at IS NULL AND u.disabled = FALSE"
             ),
         ),
         (

@@ -23,6 +23,9 @@ pub struct LiveSession {
     pub expires_at: i64,
     /// Absolute expiry, Unix milliseconds.
     pub absolute_expires_at: i64,
+    /// The user's roles as the database holds them (what `RequireRole` checks under
+    /// `database` validation).
+    pub roles: Vec<String>,
 }
 
 /// A cache of live sessions. The engine calls [`SessionCache::invalidate`] after every
@@ -39,6 +42,12 @@ pub trait SessionCache: Send + Sync + 'static {
     fn put(&self, session_id: &str, session: &LiveSession, stamp: u64);
     /// Every cached session is stale from now on, on every instance that shares the database.
     async fn invalidate(&self);
+    /// Whether the cache answers now: `false` when it never does ([`NoSessionCache`]) and
+    /// while a shared cache has lost its subscription to the other instances' invalidations
+    /// (every request then reads the database). For health checks and metrics.
+    fn serving(&self) -> bool {
+        true
+    }
 }
 
 /// No cache: every request under `database` validation reads the session row. The default
@@ -56,6 +65,9 @@ impl SessionCache for NoSessionCache {
     }
     fn put(&self, _: &str, _: &LiveSession, _: u64) {}
     async fn invalidate(&self) {}
+    fn serving(&self) -> bool {
+        false
+    }
 }
 
 /// Entries per thread.
@@ -183,7 +195,8 @@ impl Subscribed {
         self.local.invalidate_local();
     }
 
-    fn live(&self) -> bool {
+    /// Whether it answers (subscribed).
+    pub(crate) fn live(&self) -> bool {
         self.live.load(Ordering::SeqCst)
     }
 
@@ -216,6 +229,7 @@ mod tests {
             auth_method: "password".into(),
             expires_at: 10,
             absolute_expires_at: 20,
+            roles: vec!["user".into()],
         }
     }
 

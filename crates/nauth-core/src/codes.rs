@@ -39,6 +39,11 @@ pub(crate) fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(random_bytes::<32>())
 }
 
+/// `N` random bytes as lower-case hex (`2N` digits).
+pub(crate) fn random_hex<const N: usize>() -> String {
+    hex(&random_bytes::<N>())
+}
+
 /// A random string over `alphabet` of `len` characters.
 pub(crate) fn random_string(alphabet: &[u8], len: usize) -> String {
     (0..len)

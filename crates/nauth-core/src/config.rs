@@ -147,6 +147,8 @@ section! {
         email: EmailConfig = EmailConfig::default(),
         /// `[sms]`: text-message delivery.
         sms: SmsConfig = SmsConfig::default(),
+        /// `[magic_link]`: passwordless login by a mailed link.
+        magic_link: MagicLinkConfig = MagicLinkConfig::default(),
         /// `[api_keys]`: API keys.
         api_keys: ApiKeysConfig = ApiKeysConfig::default(),
         /// `[kv]`: counter and lock storage.
@@ -326,6 +328,18 @@ section! {
     }
 }
 section! {
+    /// `[magic_link]`.
+    #[derive(Debug)]
+    MagicLinkConfig {
+        /// Whether `POST /magic-link` and `GET /magic-link/verify` exist (`404` otherwise).
+        enabled: bool = false,
+        /// How long a mailed link works (once).
+        #[serde(with = "duration_str")] ttl: Duration = mins(15),
+        /// `/magic-link` requests per client IP per hour (`429 RATE_LIMIT_EMAIL` past it).
+        ip_max_per_hour: u32 = 20,
+    }
+}
+section! {
     /// `[api_keys]`.
     #[derive(Debug)]
     ApiKeysConfig {
@@ -381,6 +395,7 @@ impl fmt::Debug for NAuthConfig {
             .field("mfa", &self.mfa)
             .field("email", &self.email)
             .field("sms", &self.sms)
+            .field("magic_link", &self.magic_link)
             .field("api_keys", &self.api_keys)
             .field("kv", &self.kv)
             .finish()
@@ -552,13 +567,15 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("email", "from", Str),
     ("sms", "provider", Enum(SmsProvider::NAMES)), ("sms", "webhook_url", Str),
     ("sms", "user_max_per_hour", U32), ("sms", "ip_max_per_hour", U32),
+    ("magic_link", "enabled", Bool), ("magic_link", "ttl", Dur),
+    ("magic_link", "ip_max_per_hour", U32),
     ("api_keys", "scopes", StrList),
     ("kv", "backend", Enum(KvBackend::NAMES)), ("kv", "redis_url", Str),
     ("kv", "purge_interval", Dur),
 ];
 #[rustfmt::skip]
 const SECTIONS: &[&str] = &["jwt", "refresh", "session", "token_delivery", "signup", "password",
-    "lockout", "mfa", "email", "sms", "api_keys", "kv"];
+    "lockout", "mfa", "email", "sms", "magic_link", "api_keys", "kv"];
 
 fn kind_of(section: &str, key: &str) -> Option<Kind> {
     KEYS.iter()
@@ -968,6 +985,7 @@ refresh = { ttl = "7d", absolute_lifetime = "30d", reuse_interval = "10s" }
 session = { validation = "database", cache_max_age = "0s" }
 email = { provider = "console", smtp_url = "", from = "nauth <no-reply@localhost>" }
 sms = { provider = "console", webhook_url = "", user_max_per_hour = 5, ip_max_per_hour = 20 }
+magic_link = { enabled = false, ttl = "15m", ip_max_per_hour = 20 }
 api_keys = { scopes = ["read", "write", "admin"] }
 kv = { backend = "database", redis_url = "", purge_interval = "10m" }
 [token_delivery]

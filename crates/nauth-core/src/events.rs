@@ -35,6 +35,9 @@ pub(crate) enum Event {
     BackupCodesRegenerated,
     DeviceTrusted,
     DeviceUntrusted,
+    ApiKeyCreated,
+    ApiKeyRevoked,
+    AdminAction,
 }
 
 impl Event {
@@ -65,6 +68,9 @@ impl Event {
             Event::BackupCodesRegenerated => "BACKUP_CODES_REGENERATED",
             Event::DeviceTrusted => "DEVICE_TRUSTED",
             Event::DeviceUntrusted => "DEVICE_UNTRUSTED",
+            Event::ApiKeyCreated => "API_KEY_CREATED",
+            Event::ApiKeyRevoked => "API_KEY_REVOKED",
+            Event::AdminAction => "ADMIN_ACTION",
         }
     }
 }

@@ -19,14 +19,19 @@ use crate::tokens::Claims;
 pub struct Principal {
     /// The user id.
     pub sub: String,
-    /// The session id (the access token's `sid`).
+    /// The session id (the access token's `sid`); empty for an API key.
     pub session_id: String,
-    /// The user's roles.
+    /// The user's roles (for an API key, the ones the database holds now).
     pub roles: Vec<String>,
-    /// How the session was authenticated (`password`, …).
+    /// How the session was authenticated (`password`, …), or `api_key`.
     pub auth_method: String,
     /// Authenticated by the access cookie (so CSRF rules apply) rather than a bearer token.
     pub via_cookie: bool,
+    /// The API key's scopes when an API key authenticated the request; `None` for a user's
+    /// session, which holds every scope of its user.
+    pub scopes: Option<Vec<String>>,
+    /// The API key's public id when an API key authenticated the request.
+    pub api_key_id: Option<String>,
 }
 
 impl Principal {
@@ -34,6 +39,64 @@ impl Principal {
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
     }
+
+    /// Whether the principal may act with a scope: a user's session always, an API key when
+    /// it was created with that scope.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes
+            .as_ref()
+            .is_none_or(|s| s.iter().any(|x| x == scope))
+    }
+}
+
+/// The API key a request presents: `X-API-Key`, or a bearer token that starts with `nk_`.
+pub(crate) fn presented_api_key(req: &Request) -> Option<&str> {
+    req.header("x-api-key")
+        .map(str::trim)
+        .or_else(|| req.bearer().filter(|b| b.starts_with(API_KEY_PREFIX)))
+}
+
+/// How every API key starts.
+pub(crate) const API_KEY_PREFIX: &str = "nk_";
+
+/// SHA-256 of nothing anyone holds: compared when the id is unknown, so an unknown id and a
+/// wrong secret take the same work.
+const NO_KEY_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Authenticates an API key: its row (by the public id), the secret's SHA-256 compared in
+/// constant time, not revoked, not expired, and its user still there and enabled; roles come
+/// from the database. `lastUsedAt` is written at most once a minute per key.
+async fn api_key_principal(inner: &Inner, raw: &str) -> AuthResult<Principal> {
+    let (id, secret) = crate::flows::api_keys::parse(raw).ok_or(AuthError::ApiKeyInvalid)?;
+    let row = crate::store::api_keys::get(&inner.store, id).await?;
+    let presented = crate::codes::sha256_hex(secret);
+    let stored = row.as_ref().map_or(NO_KEY_HASH, |r| r.secret_hash.as_str());
+    let matches = crate::codes::ct_eq(&presented, stored);
+    let key = row
+        .filter(|_| matches)
+        .filter(|r| r.revoked_at.is_none())
+        .ok_or(AuthError::ApiKeyInvalid)?;
+    let now = inner.clock.now_ms();
+    if key.expires_at.is_some_and(|e| e <= now) {
+        return Err(AuthError::ApiKeyExpired);
+    }
+    let user = crate::store::users::get(&inner.store, &key.user_id)
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or(AuthError::ApiKeyInvalid)?;
+    const TOUCH_EVERY_MS: i64 = 60_000;
+    if key.last_used_at.is_none_or(|t| t <= now - TOUCH_EVERY_MS) {
+        crate::store::api_keys::touch(&inner.store, &key.id, now, now - TOUCH_EVERY_MS + 1).await?;
+    }
+    Ok(Principal {
+        sub: user.id.clone(),
+        session_id: String::new(),
+        roles: crate::flows::roles(&user),
+        auth_method: "api_key".into(),
+        via_cookie: false,
+        scopes: Some(crate::flows::api_keys::split_scopes(&key.scopes)),
+        api_key_id: Some(key.id),
+    })
 }
 
 /// Whether a method changes state (CSRF applies).
@@ -74,9 +137,9 @@ pub(crate) fn check_csrf(inner: &Inner, req: &Request, session_id: &str) -> Auth
 /// sent twice is `401 AUTH_TOKEN_INVALID` (cookie tossing), unless a bearer token decides.
 pub(crate) fn access_token<'r>(inner: &Inner, req: &'r Request) -> AuthResult<(&'r str, bool)> {
     let bearer = req.bearer();
-    if bearer.is_some_and(|b| b.starts_with("nk_")) {
-        // API keys arrive with their own issue; until then no key is valid.
-        return Err(AuthError::ApiKeyInvalid);
+    if bearer.is_some_and(|b| b.starts_with(API_KEY_PREFIX)) {
+        // Keys authenticate the app's routes, never nauth's own account routes.
+        return Err(AuthError::Forbidden);
     }
     let cookie = match bearer {
         // The bearer alone authenticates (docs/api.md §5); the cookies are not read.
@@ -174,7 +237,9 @@ fn build(
     via_cookie: bool,
     now_ms: i64,
 ) -> AuthResult<Principal> {
-    let auth_method = match row {
+    // Under `database` validation the session row (with its user's roles) decides; under
+    // `token` the claims do, and a role change applies at the next refresh.
+    let (auth_method, roles) = match row {
         Some(s) => {
             if s.user_id != claims.sub || s.access_jti != claims.jti {
                 return Err(AuthError::TokenInvalid);
@@ -182,16 +247,21 @@ fn build(
             if s.absolute_expires_at <= now_ms || s.expires_at <= now_ms {
                 return Err(AuthError::SessionExpired);
             }
-            s.auth_method.clone()
+            (s.auth_method.clone(), s.roles.clone())
         }
-        None => claims.amr.clone().unwrap_or_else(|| "password".into()),
+        None => (
+            claims.amr.clone().unwrap_or_else(|| "password".into()),
+            claims.roles.clone(),
+        ),
     };
     Ok(Principal {
         sub: claims.sub.clone(),
         session_id: claims.sid.clone(),
-        roles: claims.roles.clone(),
+        roles,
         auth_method,
         via_cookie,
+        scopes: None,
+        api_key_id: None,
     })
 }
 
@@ -246,13 +316,22 @@ fn app_checks(inner: &Inner, req: &Request, p: Principal) -> AuthResult<Principa
     Ok(p)
 }
 
-/// [`authenticate`] when it needs no I/O (see [`principal_now`]).
+/// [`authenticate`] when it needs no I/O (see [`principal_now`]); an API key always reads
+/// the database.
 pub(crate) fn authenticate_now(inner: &Inner, req: &Request) -> Option<AuthResult<Principal>> {
+    if presented_api_key(req).is_some() {
+        return None;
+    }
     principal_now(inner, req).map(|r| r.and_then(|p| app_checks(inner, req, p)))
 }
 
-/// Authenticates an app route: token, session, then origin and CSRF for cookie requests.
+/// Authenticates an app route: an API key (`X-API-Key` or a bearer `nk_…`, which no cookie
+/// carries, so CSRF does not apply), or a token and its session, then origin and CSRF for
+/// cookie requests.
 pub(crate) async fn authenticate(inner: &Inner, req: &Request) -> AuthResult<Principal> {
+    if let Some(key) = presented_api_key(req) {
+        return api_key_principal(inner, key).await;
+    }
     let p = principal(inner, req).await?;
     app_checks(inner, req, p)
 }

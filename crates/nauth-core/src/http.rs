@@ -9,7 +9,13 @@ use std::net::IpAddr;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The headers [`crate::NAuth::authenticate`] reads; an adapter's extractor may copy just these.
-pub const AUTH_HEADERS: &[&str] = &["authorization", "cookie", "origin", "x-csrf-token"];
+pub const AUTH_HEADERS: &[&str] = &[
+    "authorization",
+    "cookie",
+    "origin",
+    "x-csrf-token",
+    "x-api-key",
+];
 
 /// A request body as the adapter read it. `Debug` shows its length, never its bytes (it may
 /// hold a password).

@@ -301,6 +301,60 @@ impl Input {
         }
     }
 
+    /// A required array of at most `max_items` strings, each 1 to `max_len` characters without
+    /// control characters; duplicates are dropped, the order kept.
+    pub(crate) fn strings(&mut self, field: &str, max_items: usize, max_len: usize) -> Vec<String> {
+        let items = match self.map.get(field) {
+            None | Some(Value::Null) => {
+                self.error(field, "is required");
+                return Vec::new();
+            }
+            Some(Value::Array(a)) if a.len() > max_items => {
+                self.error(field, &format!("must have at most {max_items} items"));
+                return Vec::new();
+            }
+            Some(Value::Array(a)) => a.clone(),
+            Some(_) => {
+                self.error(field, "must be an array of strings");
+                return Vec::new();
+            }
+        };
+        let mut out: Vec<String> = Vec::new();
+        for item in items {
+            match item {
+                Value::String(s)
+                    if !s.is_empty() && s.chars().count() <= max_len && !has_control(&s) =>
+                {
+                    if !out.contains(&s) {
+                        out.push(s);
+                    }
+                }
+                _ => {
+                    self.error(
+                        field,
+                        &format!("must hold strings of 1 to {max_len} characters"),
+                    );
+                    return Vec::new();
+                }
+            }
+        }
+        out
+    }
+
+    /// An optional RFC 3339 time (`2030-01-31T12:00:00Z`), as Unix milliseconds.
+    pub(crate) fn time(&mut self, field: &str) -> Option<i64> {
+        let raw = self.raw_str(field, false)?;
+        let parsed =
+            time::OffsetDateTime::parse(&raw, &time::format_description::well_known::Rfc3339);
+        match parsed {
+            Ok(t) => i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok(),
+            Err(_) => {
+                self.error(field, "must be an RFC 3339 time, e.g. 2030-01-31T12:00:00Z");
+                None
+            }
+        }
+    }
+
     /// One of a fixed set of strings.
     pub(crate) fn one_of(
         &mut self,

@@ -453,6 +453,7 @@ mod tests {
             auth_method: "password".into(),
             expires_at: i64::MAX,
             absolute_expires_at: i64::MAX,
+            roles: vec!["user".into()],
         };
         let sid = uuid::Uuid::new_v4().to_string();
         cut_off.put(&sid, &row, cut_off.stamp());

@@ -21,6 +21,7 @@ mod password;
 #[cfg(feature = "redis")]
 mod redis_kv;
 mod routes;
+pub mod scope;
 mod store;
 mod tokens;
 
@@ -162,7 +163,7 @@ impl NAuthBuilder {
     pub async fn build(self) -> Result<NAuth, StartError> {
         let cfg = self.cfg;
         cfg.validate()?;
-        let mut notify = false;
+        let mut notify = None;
         let session_cache: Arc<dyn cache::SessionCache> = match self.session_cache {
             Some(c) => c,
             // SQLite's file belongs to one nauth process, whose every session write
@@ -178,14 +179,16 @@ impl NAuthBuilder {
             None if !cfg.session.cache_max_age.is_zero()
                 && store::is_postgres_url(&cfg.database_url) =>
             {
-                notify = true;
-                let c = store::listen::PgSessionCache::connect(
-                    &cfg.database_url,
-                    cfg.session.cache_max_age,
-                )
-                .await
-                .map_err(|e| StartError::Database(e.to_string()))?;
-                Arc::new(c)
+                let c = Arc::new(
+                    store::listen::PgSessionCache::connect(
+                        &cfg.database_url,
+                        cfg.session.cache_max_age,
+                    )
+                    .await
+                    .map_err(|e| StartError::Database(e.to_string()))?,
+                );
+                notify = Some(c.clone());
+                c
             }
             None => Arc::new(cache::NoSessionCache),
         };
@@ -313,6 +316,16 @@ fn with_role(r: AuthResult<Principal>, role: &str) -> AuthResult<Principal> {
     }
 }
 
+/// `403 FORBIDDEN` without the scope.
+fn with_scope(r: AuthResult<Principal>, scope: &str) -> AuthResult<Principal> {
+    let p = r?;
+    if p.has_scope(scope) {
+        Ok(p)
+    } else {
+        Err(AuthError::Forbidden)
+    }
+}
+
 impl NAuth {
     /// Starts building an engine from a configuration.
     pub fn builder(cfg: NAuthConfig) -> NAuthBuilder {
@@ -345,6 +358,13 @@ impl NAuth {
     /// answers `503` afterwards.
     pub async fn close(&self) {
         self.inner.store.close().await;
+    }
+
+    /// Whether the session-liveness cache answers now (see [`SessionCache::serving`]):
+    /// `false` without a cache, and while a shared cache has lost its subscription to the
+    /// other instances (requests then read the database). For health checks and metrics.
+    pub fn session_cache_serving(&self) -> bool {
+        self.inner.session_cache.serving()
     }
 
     /// Answers one request under the mount prefix.
@@ -381,6 +401,21 @@ impl NAuth {
         role: &str,
     ) -> Option<AuthResult<Principal>> {
         self.authenticate_now(req).map(|r| with_role(r, role))
+    }
+
+    /// [`NAuth::authenticate_scope`] without waiting, when no I/O is needed.
+    pub fn authenticate_scope_now(
+        &self,
+        req: &Request,
+        scope: &str,
+    ) -> Option<AuthResult<Principal>> {
+        self.authenticate_now(req).map(|r| with_scope(r, scope))
+    }
+
+    /// Authenticates and requires a scope: `403 FORBIDDEN` for an API key created without it.
+    /// A user's session holds every scope (scopes narrow what a key may do for its user).
+    pub async fn authenticate_scope(&self, req: &Request, scope: &str) -> AuthResult<Principal> {
+        with_scope(guard::authenticate(&self.inner, req).await, scope)
     }
 
     /// Like [`NAuth::authenticate`], but a request with no credentials at all is anonymous

@@ -510,6 +510,10 @@ impl crate::cache::SessionCache for RedisSessionCache {
         self.shared.put(session_id, session, stamp);
     }
 
+    fn serving(&self) -> bool {
+        self.shared.live()
+    }
+
     async fn invalidate(&self) {
         self.shared.invalidate();
         let mut conn = self.publisher.clone();

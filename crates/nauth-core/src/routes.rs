@@ -59,6 +59,21 @@ enum Route {
     TrustedDevices,
     UntrustAll,
     Untrust(String),
+    AuditHistory,
+    AdminUsers,
+    AdminUser(String),
+    AdminDisable(String),
+    AdminEnable(String),
+    AdminRoles(String),
+    AdminSessions(String),
+    AdminLogoutAll(String),
+    AdminUnlock(String),
+    AdminAudit,
+    MagicLink,
+    MagicLinkVerify,
+    ApiKeys,
+    CreateApiKey,
+    RevokeApiKey(String),
 }
 
 impl Route {
@@ -66,7 +81,9 @@ impl Route {
         use Route::*;
         match self {
             Signup | Login | Respond | Resend | Refresh | Revoke | Forgot | ForgotConfirm
-            | ResetPassword | VerifyEmail | ChallengeSetupData => Access::Public,
+            | ResetPassword | VerifyEmail | ChallengeSetupData | MagicLink | MagicLinkVerify => {
+                Access::Public
+            }
             Logout => Access::Logout,
             _ => Access::Auth,
         }
@@ -109,7 +126,36 @@ fn routes_for(rest: &str) -> Option<Vec<(&'static str, Route)>> {
         "/mfa/devices" => one("GET", MfaDevices),
         "/trust-device" => one("POST", TrustDevice),
         "/trusted-devices" => Some(vec![("GET", TrustedDevices), ("DELETE", UntrustAll)]),
+        "/api-keys" => Some(vec![("GET", ApiKeys), ("POST", CreateApiKey)]),
+        "/audit/history" => one("GET", AuditHistory),
+        "/admin/users" => one("GET", AdminUsers),
+        "/admin/audit" => one("GET", AdminAudit),
+        "/magic-link" => one("POST", MagicLink),
+        "/magic-link/verify" => one("GET", MagicLinkVerify),
         _ => {
+            if let Some(user) = rest.strip_prefix("/admin/users/") {
+                let (sub, action) = user.split_once('/').unwrap_or((user, ""));
+                if !is_uuid(sub) {
+                    return None;
+                }
+                let sub = sub.to_string();
+                return match action {
+                    "" => one("GET", AdminUser(sub)),
+                    "disable" => one("POST", AdminDisable(sub)),
+                    "enable" => one("POST", AdminEnable(sub)),
+                    "roles" => one("POST", AdminRoles(sub)),
+                    "sessions" => one("GET", AdminSessions(sub)),
+                    "logout-all" => one("POST", AdminLogoutAll(sub)),
+                    "unlock" => one("POST", AdminUnlock(sub)),
+                    _ => None,
+                };
+            }
+            if let Some(id) = rest
+                .strip_prefix("/api-keys/")
+                .filter(|id| flows::api_keys::is_id(id))
+            {
+                return one("DELETE", RevokeApiKey(id.to_string()));
+            }
             let uuid_after = |p: &str| {
                 rest.strip_prefix(p)
                     .filter(|id| is_uuid(id))
@@ -214,6 +260,10 @@ async fn route_and_run(inner: &Arc<Inner>, req: &Request) -> Result<Reply, AuthE
         Body::Empty => &[],
     };
     let principal = match route.access() {
+        // API keys are for the app's routes: they never manage the account (or keys).
+        Access::Auth if guard::presented_api_key(req).is_some() => {
+            return Err(AuthError::Forbidden);
+        }
         Access::Auth => Some(guard::principal(inner, req).await?),
         _ => None,
     };
@@ -245,7 +295,7 @@ async fn route_and_run(inner: &Arc<Inner>, req: &Request) -> Result<Reply, AuthE
 }
 
 async fn run(ctx: &Ctx<'_>, route: Route, input: Input) -> Result<Outcome, AuthError> {
-    use flows::{account, auth, mfa, recovery, session};
+    use flows::{account, admin, api_keys, audit, auth, magic, mfa, recovery, session};
     match route {
         Route::Signup => auth::signup(ctx, input).await,
         Route::Login => auth::login(ctx, input).await,
@@ -280,6 +330,21 @@ async fn run(ctx: &Ctx<'_>, route: Route, input: Input) -> Result<Outcome, AuthE
         Route::TrustedDevices => mfa::list_trusted(ctx).await,
         Route::UntrustAll => mfa::untrust(ctx, None).await,
         Route::Untrust(id) => mfa::untrust(ctx, Some(&id)).await,
+        Route::AuditHistory => audit::history(ctx).await,
+        Route::AdminUsers => admin::users(ctx).await,
+        Route::AdminUser(sub) => admin::user(ctx, &sub).await,
+        Route::AdminDisable(sub) => admin::disable(ctx, &sub, input).await,
+        Route::AdminEnable(sub) => admin::enable(ctx, &sub).await,
+        Route::AdminRoles(sub) => admin::set_roles(ctx, &sub, input).await,
+        Route::AdminSessions(sub) => admin::sessions(ctx, &sub).await,
+        Route::AdminLogoutAll(sub) => admin::logout_all(ctx, &sub).await,
+        Route::AdminUnlock(sub) => admin::unlock(ctx, &sub).await,
+        Route::AdminAudit => admin::audit(ctx).await,
+        Route::MagicLink => magic::request(ctx, input).await,
+        Route::MagicLinkVerify => magic::verify(ctx).await,
+        Route::ApiKeys => api_keys::list(ctx).await,
+        Route::CreateApiKey => api_keys::create(ctx, input).await,
+        Route::RevokeApiKey(id) => api_keys::revoke(ctx, &id).await,
     }
 }
 
@@ -318,6 +383,25 @@ fn render(inner: &Inner, ctx: &Ctx<'_>, outcome: Outcome, json_delivery: bool) -
     match outcome {
         Outcome::Json(status, body) => Reply::json(status, &body),
         Outcome::Redirect(location) => Reply::empty(302).with_header("location", location),
+        Outcome::AuthRedirect(outcome, _) if json_delivery => {
+            render(inner, ctx, Outcome::Auth(200, outcome), true)
+        }
+        Outcome::AuthRedirect(AuthOutcome::Tokens { tokens, .. }, location) => {
+            let mut r = Reply::empty(302).with_header("location", location);
+            for c in inner.cookies.set_tokens(&tokens, now_s) {
+                r.headers.push(("set-cookie".into(), c));
+            }
+            r
+        }
+        Outcome::AuthRedirect(AuthOutcome::Challenge { name, session, .. }, location) => {
+            let sep = if location.contains('?') { '&' } else { '?' };
+            let location = format!(
+                "{location}{sep}challenge={}&session={}",
+                name.as_str(),
+                crate::http::percent_encode(&session)
+            );
+            Reply::empty(302).with_header("location", location)
+        }
         Outcome::JsonClearing { body, device } => {
             let mut r = Reply::json(200, &body);
             if !json_delivery {

@@ -1,9 +1,10 @@
-//! `AuthUser`, `OptionalAuthUser` and `RequireRole`: the app's routes ask the core, which
+//! `AuthUser`, `OptionalAuthUser`, `RequireRole` and `RequireScope`: the app's routes ask the core, which
 //! decides; these only translate.
 
 use std::marker::PhantomData;
 
 use nauth_core::http::AUTH_HEADERS;
+use nauth_core::scope::ScopeName;
 use nauth_core::{AuthError, NAuth, Principal};
 use poem::{FromRequest, Request, RequestBody};
 
@@ -78,6 +79,24 @@ impl<'a, R: RoleName> FromRequest<'a> for RequireRole<R> {
         };
         answer
             .map(|p| RequireRole(p, PhantomData))
+            .map_err(|e| reject(nauth, &e))
+    }
+}
+
+/// The caller, who must hold scope `S` (`403 FORBIDDEN` otherwise): a user's session holds
+/// every scope, an API key the scopes it was created with.
+#[derive(Debug, Clone)]
+pub struct RequireScope<S: ScopeName>(pub Principal, pub PhantomData<S>);
+
+impl<'a, S: ScopeName> FromRequest<'a> for RequireScope<S> {
+    async fn from_request(req: &'a Request, _: &mut RequestBody) -> poem::Result<Self> {
+        let (nauth, r) = (engine(req)?, core_request(req, Some(AUTH_HEADERS)));
+        let answer = match nauth.authenticate_scope_now(&r, S::NAME) {
+            Some(answer) => answer,
+            None => nauth.authenticate_scope(&r, S::NAME).await,
+        };
+        answer
+            .map(|p| RequireScope(p, PhantomData))
             .map_err(|e| reject(nauth, &e))
     }
 }

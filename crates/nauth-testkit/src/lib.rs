@@ -5,6 +5,7 @@ pub mod conformance;
 mod db;
 pub mod doors;
 mod extract;
+pub mod proxy;
 mod secrets;
 
 pub use conformance::{Backend, Door, Env, TestRequest, TestResponse};

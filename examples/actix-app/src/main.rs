@@ -5,7 +5,7 @@
 
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, Route, guard, web};
-use nauth_actix::{Admin, AuthUser, RequireRole};
+use nauth_actix::{Admin, AuthUser, Read, RequireRole, RequireScope};
 use nauth_example_common as example;
 use serde_json::json;
 
@@ -17,8 +17,8 @@ async fn admin(RequireRole(u, ..): RequireRole<Admin>) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "sub": u.sub, "message": "admin data" }))
 }
 
-/// API keys arrive in a later release; until then a user session reads reports.
-async fn reports(AuthUser(u): AuthUser) -> HttpResponse {
+/// An API key with the `read` scope (`X-API-Key: nk_…`) or a user's session.
+async fn reports(RequireScope(u, ..): RequireScope<Read>) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "sub": u.sub, "message": "reports" }))
 }
 

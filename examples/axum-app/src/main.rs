@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use axum::response::Html;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
-use nauth_axum::{Admin, AuthUser, NAuth, RequireRole};
+use nauth_axum::{Admin, AuthUser, NAuth, Read, RequireRole, RequireScope};
 use nauth_example_common as example;
 use serde_json::{Value, json};
 
@@ -20,8 +20,8 @@ async fn admin(RequireRole(u, ..): RequireRole<Admin>) -> Json<Value> {
     Json(json!({ "sub": u.sub, "message": "admin data" }))
 }
 
-/// API keys arrive in a later release; until then a user session reads reports.
-async fn reports(AuthUser(u): AuthUser) -> Json<Value> {
+/// An API key with the `read` scope (`X-API-Key: nk_…`) or a user's session.
+async fn reports(RequireScope(u, ..): RequireScope<Read>) -> Json<Value> {
     Json(json!({ "sub": u.sub, "message": "reports" }))
 }
 

@@ -4,7 +4,7 @@
 //! `cargo run -p poem-app` needs no configuration: SQLite `nauth.db`, codes on the console.
 
 use nauth_example_common as example;
-use nauth_poem::{Admin, AuthUser, Methods, NAuth, RequireRole};
+use nauth_poem::{Admin, AuthUser, Methods, NAuth, Read, RequireRole, RequireScope};
 use poem::listener::TcpAcceptor;
 use poem::web::{Html, Json};
 use poem::{Endpoint, EndpointExt, Route, Server, handler};
@@ -35,9 +35,9 @@ fn admin(RequireRole(u, ..): RequireRole<Admin>) -> Json<Value> {
     Json(json!({ "sub": u.sub, "message": "admin data" }))
 }
 
-/// API keys arrive in a later release; until then a user session reads reports.
+/// An API key with the `read` scope (`X-API-Key: nk_…`) or a user's session.
 #[handler]
-fn reports(AuthUser(u): AuthUser) -> Json<Value> {
+fn reports(RequireScope(u, ..): RequireScope<Read>) -> Json<Value> {
     Json(json!({ "sub": u.sub, "message": "reports" }))
 }
 

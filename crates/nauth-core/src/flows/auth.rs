@@ -27,7 +27,7 @@ pub(crate) struct Carry {
     pub backup_codes: Option<Vec<String>>,
 }
 
-fn device_from(ctx: &Ctx<'_>, name: Option<String>, kind: Option<String>) -> Device {
+pub(crate) fn device_from(ctx: &Ctx<'_>, name: Option<String>, kind: Option<String>) -> Device {
     Device {
         name,
         kind,
@@ -644,11 +644,7 @@ pub(crate) async fn respond(ctx: &Ctx<'_>, input: Input) -> AuthResult<Outcome> 
         return Err(AuthError::ChallengeMaxAttempts);
     }
     let user = match &ch.user_id {
-        Some(id) => Some(
-            super::user_by_id(db, id)
-                .await
-                .map_err(|_| AuthError::ChallengeInvalid)?,
-        ),
+        Some(id) => Some(super::named_user(db, id, AuthError::ChallengeInvalid).await?),
         None => None,
     };
     if user.as_ref().is_some_and(|u| u.disabled) {
@@ -1068,9 +1064,7 @@ pub(crate) async fn challenge_setup_data(ctx: &Ctx<'_>, mut input: Input) -> Aut
         return Err(AuthError::ChallengeTypeMismatch);
     }
     let uid = ch.user_id.clone().ok_or(AuthError::ChallengeInvalid)?;
-    let user = super::user_by_id(db, &uid)
-        .await
-        .map_err(|_| AuthError::ChallengeInvalid)?;
+    let user = super::named_user(db, &uid, AuthError::ChallengeInvalid).await?;
     let data = super::mfa::setup_data(ctx, &user, method, phone).await?;
     Ok(Outcome::Json(200, json!({ "setupData": data })))
 }

@@ -84,6 +84,10 @@ pub(crate) mod keys {
         ResendCount(&'a str),
         /// A deny-set entry of a subject (see `crate::deny`).
         Deny(&'a str),
+        /// `/magic-link` requests from a client address.
+        MagicIp(IpAddr),
+        /// Magic links mailed for an account.
+        MagicAccount(&'a str),
     }
 
     impl<'a> KvKey<'a> {
@@ -109,11 +113,13 @@ pub(crate) mod keys {
                 KvKey::ResendClaim(_) => "resendv:last:",
                 KvKey::ResendCount(_) => "resendv:count:",
                 KvKey::Deny(_) => "deny:",
+                KvKey::MagicIp(_) => "magic:ip:",
+                KvKey::MagicAccount(_) => "magic:acct:",
             }
         }
 
         /// Every kv key that belongs to an account (removed with it).
-        pub(crate) fn of_account(user_id: &'a str) -> [KvKey<'a>; 7] {
+        pub(crate) fn of_account(user_id: &'a str) -> [KvKey<'a>; 8] {
             [
                 KvKey::Account(Budget::Password, user_id),
                 KvKey::Account(Budget::SecondFactor, user_id),
@@ -122,6 +128,7 @@ pub(crate) mod keys {
                 KvKey::ResendClaim(user_id),
                 KvKey::ResendCount(user_id),
                 KvKey::ResetAccount(user_id),
+                KvKey::MagicAccount(user_id),
             ]
         }
     }
@@ -135,7 +142,8 @@ pub(crate) mod keys {
                 KvKey::PasswordIp(ip)
                 | KvKey::SmsIp(ip)
                 | KvKey::SignupIp(ip)
-                | KvKey::ResetIp(ip) => f.write_str(&ip_bucket(ip)),
+                | KvKey::ResetIp(ip)
+                | KvKey::MagicIp(ip) => f.write_str(&ip_bucket(ip)),
                 KvKey::Account(_, s)
                 | KvKey::Identifier(s)
                 | KvKey::Messages(s)
@@ -145,7 +153,8 @@ pub(crate) mod keys {
                 | KvKey::ResetFailures(s)
                 | KvKey::ResendClaim(s)
                 | KvKey::ResendCount(s)
-                | KvKey::Deny(s) => f.write_str(s),
+                | KvKey::Deny(s)
+                | KvKey::MagicAccount(s) => f.write_str(s),
             }
         }
     }
@@ -178,6 +187,8 @@ pub(crate) mod keys {
                 (KvKey::ResendClaim("u1"), "resendv:last:u1"),
                 (KvKey::ResendCount("u1"), "resendv:count:u1"),
                 (KvKey::Deny("u1"), "deny:u1"),
+                (KvKey::MagicIp(v4), "magic:ip:203.0.113.9"),
+                (KvKey::MagicAccount("u1"), "magic:acct:u1"),
             ];
             for (key, want) in cases {
                 assert_eq!(key.to_string(), want, "{key:?}");
@@ -197,7 +208,8 @@ pub(crate) mod keys {
                     "smsu:u1",
                     "resendv:last:u1",
                     "resendv:count:u1",
-                    "pwreset:acct:u1"
+                    "pwreset:acct:u1",
+                    "magic:acct:u1"
                 ]
             );
         }

@@ -687,7 +687,7 @@ pub(crate) async fn setup(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome
 /// A fresh proof from the signed-in user: the password (counted like a login) or a current
 /// TOTP or unused backup code (counted on the account's second-factor budget, reserved
 /// before it is compared).
-async fn step_up(
+pub(crate) async fn step_up(
     ctx: &Ctx<'_>,
     user: &User,
     password: Option<String>,

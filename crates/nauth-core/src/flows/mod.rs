@@ -31,9 +31,13 @@ macro_rules! transaction {
 }
 
 pub(crate) mod account;
+pub(crate) mod admin;
+pub(crate) mod api_keys;
+pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod budget;
 pub(crate) mod effects;
+pub(crate) mod magic;
 pub(crate) mod mfa;
 pub(crate) mod recovery;
 pub(crate) mod session;
@@ -257,6 +261,10 @@ pub(crate) enum Outcome {
     JsonClearing { body: Value, device: bool },
     /// A `302` to this location.
     Redirect(String),
+    /// A challenge or tokens reached by following a link: json delivery answers it as
+    /// [`Outcome::Auth`]; cookie delivery sets the cookies and redirects to the location (a
+    /// challenge goes along as `challenge` and `session` query parameters).
+    AuthRedirect(AuthOutcome, String),
     /// A new trusted-device token: in the body (json) or the device cookie.
     DeviceToken(String),
 }
@@ -352,6 +360,12 @@ pub(crate) async fn user_by_id(db: &impl Conn, id: &str) -> AuthResult<User> {
     store::users::get(db, id)
         .await?
         .ok_or(AuthError::SessionNotFound)
+}
+
+/// The user a stored row names; a user gone since is `gone` (every other error, such as the
+/// database being away, stays what it is).
+pub(crate) async fn named_user(db: &impl Conn, id: &str, gone: AuthError) -> AuthResult<User> {
+    store::users::get(db, id).await?.ok_or(gone)
 }
 
 /// Seconds until `until_ms`, at least 1 (for `Retry-After`).

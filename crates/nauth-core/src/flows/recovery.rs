@@ -279,9 +279,7 @@ pub(crate) async fn reset_with_link(ctx: &Ctx<'_>, mut input: Input) -> AuthResu
     if row.expires_at <= ctx.now {
         return Err(AuthError::PasswordResetCodeExpired);
     }
-    let user = super::user_by_id(db, &row.user_id)
-        .await
-        .map_err(|_| AuthError::PasswordResetCodeInvalid)?;
+    let user = super::named_user(db, &row.user_id, AuthError::PasswordResetCodeInvalid).await?;
     apply_reset(ctx, &user, row, &new_password).await
 }
 

@@ -1,7 +1,7 @@
 //! Sessions: refresh-token rotation with reuse detection, logout, revocation and the
 //! session list.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{AuthOutcome, Ctx, Outcome};
 use crate::clock::iso8601;
@@ -76,9 +76,7 @@ pub(crate) async fn refresh(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outco
             }
             _ => return Err(AuthError::TokenInvalid),
         }
-        let user = super::user_by_id(tx, &session.user_id)
-            .await
-            .map_err(|_| AuthError::TokenInvalid)?;
+        let user = super::named_user(tx, &session.user_id, AuthError::TokenInvalid).await?;
         if user.disabled {
             return Err(AuthError::AccountLocked);
         }
@@ -267,10 +265,15 @@ struct SessionList {
 pub(crate) async fn list(ctx: &Ctx<'_>) -> AuthResult<Outcome> {
     let p = ctx.principal()?;
     let rows = sessions::list_live(&ctx.inner.store, &p.sub, ctx.now).await?;
+    Ok(Outcome::Json(200, sessions_json(rows, &p.session_id)))
+}
+
+/// `{ "sessions": [...] }` of live sessions; `current` marks the caller's own.
+pub(crate) fn sessions_json(rows: Vec<Session>, current: &str) -> Value {
     let sessions = rows
         .into_iter()
         .map(|s| SessionBody {
-            is_current: s.id == p.session_id,
+            is_current: s.id == current,
             session_id: s.id,
             device_name: s.device_name,
             device_type: s.device_type,
@@ -282,7 +285,7 @@ pub(crate) async fn list(ctx: &Ctx<'_>) -> AuthResult<Outcome> {
             expires_at: iso8601(s.expires_at),
         })
         .collect();
-    Ok(Outcome::Json(200, super::body(&SessionList { sessions })))
+    super::body(&SessionList { sessions })
 }
 
 /// `DELETE /sessions/{id}`: only the caller's own sessions; others are `404`.

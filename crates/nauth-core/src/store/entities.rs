@@ -67,7 +67,7 @@ pub(crate) mod sessions {
         #[sea_orm(indexed)]
         pub expires_at: i64,
         pub absolute_expires_at: i64,
-        /// Indexed for the background purge (schema v4).
+        /// Indexed for the background purge (schema v6).
         #[sea_orm(indexed)]
         pub revoked_at: Option<i64>,
     }
@@ -274,6 +274,31 @@ pub(crate) mod trusted_devices {
         /// Indexed for the background purge.
         #[sea_orm(indexed)]
         pub expires_at: i64,
+    }
+    no_relations!();
+}
+
+pub(crate) mod api_keys {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "nauth_api_keys")]
+    pub(crate) struct Model {
+        /// The public id: the `<id>` of `nk_<id>_<secret>`.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        #[sea_orm(indexed)]
+        pub user_id: String,
+        pub name: String,
+        /// Space-separated.
+        pub scopes: String,
+        /// SHA-256 of the secret, hex.
+        pub secret_hash: String,
+        pub last_four: String,
+        pub created_at: i64,
+        pub expires_at: Option<i64>,
+        pub last_used_at: Option<i64>,
+        pub revoked_at: Option<i64>,
     }
     no_relations!();
 }

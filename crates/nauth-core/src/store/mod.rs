@@ -3,6 +3,7 @@
 //! one file per area; [`Store::begin_write`] and [`Store::end_write`] own every write
 //! transaction.
 
+pub(crate) mod api_keys;
 pub(crate) mod audit;
 pub(crate) mod challenges;
 pub(crate) mod devices;
@@ -31,16 +32,16 @@ use crate::error::{AuthError, AuthResult};
 use entities::schema_version;
 
 pub(crate) use entities::{
-    backup_codes::Model as BackupCode, challenges::Model as Challenge,
+    api_keys::Model as ApiKey, backup_codes::Model as BackupCode, challenges::Model as Challenge,
     mfa_devices::Model as MfaDevice, refresh_tokens::Model as RefreshToken,
     sessions::Model as Session, trusted_devices::Model as TrustedDevice, users::Model as User,
     verification_tokens::Model as VerificationToken,
 };
 
 /// The schema version this build creates. v3 adds the `expires_at` indexes the background
-/// purge uses, v4 the index on `nauth_sessions.revoked_at` its session pass needs (created on
-/// upgrade by the idempotent create step).
-pub(crate) const SCHEMA_VERSION: i32 = 4;
+/// purge uses, v5 the API keys table, v6 the index on `nauth_sessions.revoked_at` the purge's
+/// session pass needs (created on upgrade by the idempotent create step).
+pub(crate) const SCHEMA_VERSION: i32 = 6;
 
 /// Why a storage operation failed. The cause goes to the log, never to the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -165,8 +166,9 @@ pub(crate) struct Store {
     db: DatabaseConnection,
     /// The session-liveness cache every session write invalidates after its commit.
     cache: Arc<dyn SessionCache>,
-    /// Session writes also `NOTIFY` the other instances (PostgreSQL, `session.cache_max_age`).
-    notify: bool,
+    /// Session writes also notify the other instances and wait for them (PostgreSQL without
+    /// Redis, `session.cache_max_age`).
+    notify: Option<Arc<listen::PgSessionCache>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -198,8 +200,13 @@ impl Conn for Store {
         &self.db
     }
     async fn sessions_changed(&self) {
-        if self.notify {
-            notify(&self.db).await;
+        if let Some(pg) = &self.notify {
+            match pg.send(&self.db).await {
+                Ok(sent) => pg.delivered(sent).await,
+                Err(_) => {
+                    tracing::error!("could not notify the other instances of a session change")
+                }
+            }
         }
         self.cache.invalidate().await;
     }
@@ -230,17 +237,6 @@ pub(crate) enum Written<T> {
     Done(AuthResult<T>),
     /// Lost a lock race and rolled back: run the whole transaction again.
     Again,
-}
-
-/// Tells the other instances that sessions changed (PostgreSQL `NOTIFY`; on a transaction it
-/// is delivered with the commit). A failure is logged: `session.cache_max_age` bounds it.
-async fn notify(db: &impl ConnectionTrait) {
-    if let Err(e) = db
-        .execute_unprepared(&format!("NOTIFY {}", listen::CHANNEL))
-        .await
-    {
-        tracing::error!(error = %e, "could not notify the other instances of a session change");
-    }
 }
 
 /// Whether a `database_url` names SQLite.
@@ -293,13 +289,14 @@ impl Store {
         Ok(Store {
             db,
             cache,
-            notify: false,
+            notify: None,
         })
     }
 
-    /// Session writes also notify the other instances (PostgreSQL only).
-    pub(crate) fn notify_others(mut self, on: bool) -> Self {
-        self.notify = on && self.db.get_database_backend() == DbBackend::Postgres;
+    /// Session writes also notify the other instances through `pg` and wait for them
+    /// (PostgreSQL only).
+    pub(crate) fn notify_others(mut self, pg: Option<Arc<listen::PgSessionCache>>) -> Self {
+        self.notify = pg.filter(|_| self.db.get_database_backend() == DbBackend::Postgres);
         self
     }
 
@@ -350,9 +347,16 @@ impl Store {
         attempt: &mut u32,
     ) -> Written<T> {
         let changed = tx.sessions_changed.load(Ordering::Relaxed);
-        if changed && self.notify && work.is_ok() {
-            // Delivered to every listening instance when (and only if) this commits.
-            notify(&tx.tx).await;
+        // Delivered to every listening instance when (and only if) this commits.
+        let (mut work, mut sent) = (work, None);
+        if changed
+            && work.is_ok()
+            && let Some(pg) = &self.notify
+        {
+            match pg.send(&tx.tx).await {
+                Ok(s) => sent = Some(s),
+                Err(e) => work = Err(e.into()),
+            }
         }
         let result = match work {
             Ok(v) => tx
@@ -365,6 +369,9 @@ impl Store {
             Err(e) => Err(e),
         };
         if changed && result.is_ok() {
+            if let (Some(pg), Some(sent)) = (&self.notify, sent) {
+                pg.delivered(sent).await;
+            }
             self.cache.invalidate().await;
         }
         match result {
@@ -439,7 +446,8 @@ impl Store {
             entities::audit_log::Entity,
             entities::mfa_devices::Entity,
             entities::backup_codes::Entity,
-            entities::trusted_devices::Entity
+            entities::trusted_devices::Entity,
+            entities::api_keys::Entity
         );
         if current == 1 {
             // v1 → v2: the MFA tables above, and the challenge's code method. A fresh install

@@ -183,23 +183,33 @@ pub(crate) async fn list_live(db: &impl Conn, user_id: &str, now: i64) -> R<Vec<
 /// The columns the per-request session check needs, read with one fixed statement.
 pub(crate) async fn live(db: &impl Conn, id: &str) -> R<Option<LiveSession>> {
     let backend = db.backend();
+    // The user's roles and state come along (one primary-key join): under `database`
+    // validation they are the ones the database holds now, not the ones in the token.
     let sql = if backend == sea_orm::DbBackend::Postgres {
-        "SELECT user_id, access_jti, auth_method, expires_at, absolute_expires_at \
-         FROM nauth_sessions WHERE id = $1 AND revoked_at IS NULL"
+        "SELECT s.user_id, s.access_jti, s.auth_method, s.expires_at, s.absolute_expires_at, \
+         u.roles FROM nauth_sessions s JOIN nauth_users u ON u.id = s.user_id \
+         WHERE s.id = $1 AND s.revoked_at IS NULL AND u.disabled = FALSE"
     } else {
-        "SELECT user_id, access_jti, auth_method, expires_at, absolute_expires_at \
-         FROM nauth_sessions WHERE id = ? AND revoked_at IS NULL"
+        "SELECT s.user_id, s.access_jti, s.auth_method, s.expires_at, s.absolute_expires_at, \
+         u.roles FROM nauth_sessions s JOIN nauth_users u ON u.id = s.user_id \
+         WHERE s.id = ? AND s.revoked_at IS NULL AND u.disabled = FALSE"
     };
     let stmt = Statement::from_sql_and_values(backend, sql, [id.into()]);
     let Some(r) = db.c().query_one_raw(stmt).await.db()? else {
         return Ok(None);
     };
+    let roles: String = r.try_get("", "roles").db()?;
     Ok(Some(LiveSession {
         user_id: r.try_get("", "user_id").db()?,
         access_jti: r.try_get("", "access_jti").db()?,
         auth_method: r.try_get("", "auth_method").db()?,
         expires_at: r.try_get("", "expires_at").db()?,
         absolute_expires_at: r.try_get("", "absolute_expires_at").db()?,
+        roles: roles
+            .split(',')
+            .filter(|r| !r.is_empty())
+            .map(str::to_string)
+            .collect(),
     }))
 }
 

@@ -1,6 +1,6 @@
 //! Users, their password history, and the erasure of everything a user owns.
 
-use sea_orm::sea_query::{Expr, SimpleExpr};
+use sea_orm::sea_query::{Expr, ExprTrait, SimpleExpr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
     QuerySelect, Set,
@@ -8,8 +8,8 @@ use sea_orm::{
 
 use super::OrStore;
 use super::entities::{
-    audit_log, backup_codes, challenges, mfa_devices, password_history, refresh_tokens, sessions,
-    trusted_devices, users, verification_tokens,
+    api_keys, audit_log, backup_codes, challenges, mfa_devices, password_history, refresh_tokens,
+    sessions, trusted_devices, users, verification_tokens,
 };
 use super::{Conn, R, User, conflict};
 
@@ -95,6 +95,9 @@ pub(crate) struct UserPatch {
     pub is_email_verified: Option<bool>,
     pub is_phone_verified: Option<bool>,
     pub mfa_enabled: Option<bool>,
+    /// Comma-separated.
+    pub roles: Option<String>,
+    pub disabled: Option<bool>,
     /// Also sets `updated_at`.
     pub updated_at: Option<i64>,
 }
@@ -124,6 +127,8 @@ pub(crate) async fn update(db: &impl Conn, id: &str, p: UserPatch) -> R<bool> {
     set(C::IsEmailVerified, p.is_email_verified.map(Into::into));
     set(C::IsPhoneVerified, p.is_phone_verified.map(Into::into));
     set(C::MfaEnabled, p.mfa_enabled.map(Into::into));
+    set(C::Roles, p.roles.map(Into::into));
+    set(C::Disabled, p.disabled.map(Into::into));
     set(C::UpdatedAt, p.updated_at.map(Into::into));
     if cols.is_empty() {
         return Ok(get(db, id).await.db()?.is_some());
@@ -229,9 +234,94 @@ pub(crate) async fn erase(db: &impl Conn, uid: &str) -> R<()> {
         .exec(c)
         .await
         .db()?;
+    api_keys::Entity::delete_many()
+        .filter(api_keys::Column::UserId.eq(uid))
+        .exec(c)
+        .await
+        .db()?;
     users::Entity::delete_by_id(uid.to_string())
         .exec(c)
         .await
         .db()?;
     Ok(())
+}
+
+/// How the admin list is ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UserOrder {
+    CreatedAsc,
+    CreatedDesc,
+    EmailAsc,
+    EmailDesc,
+}
+
+/// What the admin list keeps.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct UserFilter {
+    /// Part of the email (case as stored: emails are normalised to lower case).
+    pub email: Option<String>,
+    /// One role the user holds.
+    pub role: Option<String>,
+    /// Disabled (`true`) or enabled (`false`) accounts.
+    pub disabled: Option<bool>,
+}
+
+/// One page of users for the admin API, and how many match in all.
+pub(crate) async fn page(
+    db: &impl Conn,
+    filter: &UserFilter,
+    order: UserOrder,
+    offset: u64,
+    limit: u64,
+) -> R<(Vec<User>, u64)> {
+    use sea_orm::sea_query::Condition;
+    use sea_orm::{PaginatorTrait, QueryOrder, QuerySelect};
+    // LIKE patterns take the value literally.
+    let literal = |v: &str| {
+        v.replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    };
+    let mut cond = Condition::all();
+    if let Some(e) = &filter.email {
+        cond = cond.add(
+            Expr::col(users::Column::Email)
+                .like(sea_orm::sea_query::LikeExpr::new(format!("%{}%", literal(e))).escape('\\')),
+        );
+    }
+    if let Some(r) = &filter.role {
+        // `roles` is comma-separated: the role alone, first, last or in between.
+        let like = |p: String| {
+            Expr::col(users::Column::Roles).like(sea_orm::sea_query::LikeExpr::new(p).escape('\\'))
+        };
+        let r = literal(r);
+        cond = cond.add(
+            Condition::any()
+                .add(users::Column::Roles.eq(filter.role.clone()))
+                .add(like(format!("{r},%")))
+                .add(like(format!("%,{r}")))
+                .add(like(format!("%,{r},%"))),
+        );
+    }
+    if let Some(d) = filter.disabled {
+        cond = cond.add(users::Column::Disabled.eq(d));
+    }
+    let total = users::Entity::find()
+        .filter(cond.clone())
+        .count(db.c())
+        .await
+        .db()?;
+    let q = users::Entity::find().filter(cond);
+    let q = match order {
+        UserOrder::CreatedAsc => q
+            .order_by_asc(users::Column::CreatedAt)
+            .order_by_asc(users::Column::Id),
+        UserOrder::CreatedDesc => q
+            .order_by_desc(users::Column::CreatedAt)
+            .order_by_desc(users::Column::Id),
+        UserOrder::EmailAsc => q.order_by_asc(users::Column::Email),
+        UserOrder::EmailDesc => q.order_by_desc(users::Column::Email),
+    };
+    let rows = q.offset(offset).limit(limit).all(db.c()).await.db()?;
+    Ok((rows, total))
 }

@@ -2,17 +2,23 @@
 //!
 //! An adapter implements [`Door`]: serve this engine, with the example app's routes
 //! (`/api/data` behind `AuthUser` for GET, HEAD and POST, `/api/admin` behind
-//! `RequireRole<Admin>` and `/api/optional` behind `OptionalAuthUser` for GET and HEAD, the
-//! adapter's 405/OPTIONS answers for them, and the JSON 404 fallback), on a loopback port.
+//! `RequireRole<Admin>`, `/api/reports` behind `RequireScope<Read>` and `/api/optional`
+//! behind `OptionalAuthUser` for GET and HEAD, the adapter's 405/OPTIONS answers for them,
+//! and the JSON 404 fallback), on a loopback port.
 //! The suite then speaks real HTTP/1.1 to it, so all three doors are held to the same bytes.
 //! The doors of the three adapters are in [`crate::doors`].
 
+mod admin_cases;
+mod api_key_cases;
 mod budget_cases;
 mod cases;
 mod client;
 mod edge_cases;
 mod erasure_cases;
+mod fault_cases;
+mod history_cases;
 mod instance_cases;
+mod magic_cases;
 mod mfa_cases;
 pub mod wire;
 
@@ -482,6 +488,11 @@ fn all_cases() -> impl Iterator<Item = &'static (&'static str, CaseFn)> {
         .chain(erasure_cases::ERASURE_CASES.iter())
         .chain(edge_cases::EDGE_CASES.iter())
         .chain(instance_cases::INSTANCE_CASES.iter())
+        .chain(fault_cases::FAULT_CASES.iter())
+        .chain(api_key_cases::API_KEY_CASES.iter())
+        .chain(history_cases::HISTORY_CASES.iter())
+        .chain(magic_cases::MAGIC_CASES.iter())
+        .chain(admin_cases::ADMIN_CASES.iter())
 }
 
 /// The names of every case, in order.

@@ -6,7 +6,7 @@ use std::pin::Pin;
 
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, Route, guard, web};
-use nauth_actix::{Admin, AuthUser, OptionalAuthUser, RequireRole};
+use nauth_actix::{Admin, AuthUser, OptionalAuthUser, Read, RequireRole, RequireScope};
 use nauth_core::NAuth;
 use serde_json::json;
 
@@ -23,6 +23,11 @@ async fn data(AuthUser(u): AuthUser) -> HttpResponse {
 
 async fn admin(RequireRole(u, ..): RequireRole<Admin>) -> HttpResponse {
     HttpResponse::Ok().json(json!({"sub": u.sub, "message": "admin data"}))
+}
+
+async fn reports(RequireScope(u, ..): RequireScope<Read>) -> HttpResponse {
+    HttpResponse::Ok()
+        .json(json!({"sub": u.sub, "message": "reports", "authMethod": u.auth_method}))
 }
 
 async fn optional(OptionalAuthUser(u): OptionalAuthUser) -> HttpResponse {
@@ -51,6 +56,7 @@ impl Door for Actix {
                                 .route(web::post().to(data)),
                         )
                         .service(web::resource("/api/admin").route(get().to(admin)))
+                        .service(web::resource("/api/reports").route(get().to(reports)))
                         .service(web::resource("/api/optional").route(get().to(optional)))
                         .configure(nauth_actix::configure(nauth.clone()))
                         .app_data(nauth.clone())

@@ -6,7 +6,7 @@ use std::pin::Pin;
 
 use ::axum::routing::get;
 use ::axum::{Extension, Json, Router};
-use nauth_axum::{Admin, AuthUser, OptionalAuthUser, RequireRole};
+use nauth_axum::{Admin, AuthUser, OptionalAuthUser, Read, RequireRole, RequireScope};
 use nauth_core::NAuth;
 use serde_json::{Value, json};
 
@@ -25,6 +25,10 @@ async fn admin(RequireRole(u, ..): RequireRole<Admin>) -> Json<Value> {
     Json(json!({"sub": u.sub, "message": "admin data"}))
 }
 
+async fn reports(RequireScope(u, ..): RequireScope<Read>) -> Json<Value> {
+    Json(json!({"sub": u.sub, "message": "reports", "authMethod": u.auth_method}))
+}
+
 async fn optional(OptionalAuthUser(u): OptionalAuthUser) -> Json<Value> {
     Json(json!({"sub": u.map(|u| u.sub)}))
 }
@@ -35,6 +39,7 @@ impl Door for Axum {
             let app = Router::new()
                 .route("/api/data", get(data).post(data))
                 .route("/api/admin", get(admin))
+                .route("/api/reports", get(reports))
                 .route("/api/optional", get(optional))
                 .merge(nauth_axum::router(nauth.clone()))
                 .fallback(nauth_axum::fallback)

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 
 use nauth_core::NAuth;
-use nauth_poem::{Admin, AuthUser, Methods, OptionalAuthUser, RequireRole};
+use nauth_poem::{Admin, AuthUser, Methods, OptionalAuthUser, Read, RequireRole, RequireScope};
 use poem::listener::TcpAcceptor;
 use poem::web::Json;
 use poem::{EndpointExt, Route, Server, handler};
@@ -29,6 +29,11 @@ async fn admin(RequireRole(u, ..): RequireRole<Admin>) -> Json<Value> {
 }
 
 #[handler]
+async fn reports(RequireScope(u, ..): RequireScope<Read>) -> Json<Value> {
+    Json(json!({"sub": u.sub, "message": "reports", "authMethod": u.auth_method}))
+}
+
+#[handler]
 async fn optional(OptionalAuthUser(u): OptionalAuthUser) -> Json<Value> {
     Json(json!({"sub": u.map(|u| u.sub)}))
 }
@@ -39,6 +44,7 @@ impl Door for Poem {
             let routes = Route::new()
                 .at("/api/data", Methods::new().get(data).post(data))
                 .at("/api/admin", Methods::new().get(admin))
+                .at("/api/reports", Methods::new().get(reports))
                 .at("/api/optional", Methods::new().get(optional));
             let app = nauth_poem::mount(routes, &nauth)
                 .catch_error(nauth_poem::fallback(&nauth))

@@ -1,0 +1,64 @@
+//! `GET /audit/history` (docs/api.md §3.7): the signed-in user's own audit rows, newest first.
+
+use serde_json::{Value, json};
+
+use super::{Ctx, Outcome, body};
+use crate::clock::iso8601;
+use crate::error::{AuthError, AuthResult};
+use crate::store;
+
+/// Rows per page at most, and by default.
+const LIMIT_MAX: u64 = 100;
+const LIMIT_DEFAULT: u64 = 20;
+/// Pages past this are refused (the offset stays small for every database).
+const PAGE_MAX: u64 = 100_000;
+
+/// One row as the history shows it.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EntryBody {
+    event_type: String,
+    event_status: String,
+    ip_address: Option<String>,
+    user_agent: Option<String>,
+    created_at: String,
+    details: Value,
+}
+
+/// A whole number query parameter in `1..=max`, or its default when absent.
+pub(crate) fn page_param(ctx: &Ctx<'_>, name: &str, default: u64, max: u64) -> AuthResult<u64> {
+    match ctx.req.query_param(name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                AuthError::field(name, &format!("must be a whole number from 1 to {max}"))
+            }),
+    }
+}
+
+/// `GET /audit/history?page=&limit=`: `{ data, total, page, limit }`.
+pub(crate) async fn history(ctx: &Ctx<'_>) -> AuthResult<Outcome> {
+    let p = ctx.principal()?;
+    let page = page_param(ctx, "page", 1, PAGE_MAX)?;
+    let limit = page_param(ctx, "limit", LIMIT_DEFAULT, LIMIT_MAX)?;
+    let (rows, total) =
+        store::audit::of_user(&ctx.inner.store, &p.sub, (page - 1) * limit, limit).await?;
+    let data: Vec<EntryBody> = rows
+        .into_iter()
+        .map(|r| EntryBody {
+            event_type: r.event_type,
+            event_status: r.event_status,
+            ip_address: r.ip_address,
+            user_agent: r.user_agent,
+            created_at: iso8601(r.created_at),
+            details: serde_json::from_str(&r.details).unwrap_or_else(|_| json!({})),
+        })
+        .collect();
+    Ok(Outcome::Json(
+        200,
+        json!({"data": body(&data), "total": total, "page": page, "limit": limit}),
+    ))
+}

@@ -1,0 +1,317 @@
+//! The admin API (docs/api.md §3.6) under `/auth/admin`, for role `admin`.
+
+use serde_json::{Value, json};
+
+use super::cases::{PW, assert_error, email, login, signup_verified, token, update_user};
+use super::{Backend, CaseFn, Door, Env, TestRequest, TestResponse};
+use crate::db::users;
+
+macro_rules! cases {
+    ($($name:ident),* $(,)?) => {
+        pub(super) const ADMIN_CASES: &[(&str, CaseFn)] = &[$((stringify!($name), |d, b| Box::pin($name(d, b)))),*];
+    };
+}
+
+cases!(
+    admin_lists_and_reads_users,
+    admin_disables_enables_and_sets_roles,
+    admin_sessions_unlock_and_audit,
+);
+
+/// An admin (a verified user given the role, then logged in): `(email, sub, access token)`.
+async fn admin(env: &Env) -> (String, String, String) {
+    let e = email();
+    signup_verified(env, &e).await;
+    update_user(env, &e, users::Column::Roles, "user,admin".into()).await;
+    let r = login(env, &e, PW).await;
+    assert_eq!(r.status, 200, "{}", r.json());
+    let access = token(&r.json(), "accessToken");
+    let sub = token(&r.json()["user"], "sub");
+    (e, sub, access)
+}
+
+/// A verified user: `(email, sub, access token)`.
+async fn user(env: &Env) -> (String, String, String) {
+    let e = email();
+    let t = signup_verified(env, &e).await;
+    (e, token(&t["user"], "sub"), token(&t, "accessToken"))
+}
+
+async fn get(env: &Env, path: &str, access: &str) -> TestResponse {
+    env.send(TestRequest::new("GET", path).bearer(access)).await
+}
+
+async fn post(env: &Env, path: &str, body: Value, access: &str) -> TestResponse {
+    env.send(TestRequest::json("POST", path, &body).bearer(access))
+        .await
+}
+
+async fn admin_lists_and_reads_users(door: &dyn Door, b: &Backend) {
+    let env = Env::start(door, &b.url(), |_| {}).await;
+    let (_, admin_sub, admin_token) = admin(&env).await;
+    let (ue, usub, utoken) = user(&env).await;
+
+    // Not for users, nor for anonymous callers.
+    assert_error(
+        &get(&env, "/auth/admin/users", &utoken).await,
+        403,
+        "FORBIDDEN",
+    );
+    assert_error(
+        &env.send(TestRequest::new("GET", "/auth/admin/users")).await,
+        401,
+        "AUTH_TOKEN_MISSING",
+    );
+
+    let r = get(&env, &format!("/auth/admin/users?email={ue}"), &admin_token).await;
+    assert_eq!(r.status, 200, "{}", r.json());
+    let v = r.json();
+    assert_eq!(
+        (v["total"].clone(), v["page"].clone(), v["limit"].clone()),
+        (json!(1), json!(1), json!(20))
+    );
+    assert_eq!(v["data"][0]["sub"], usub.as_str());
+    assert_eq!(v["data"][0]["disabled"], false);
+    assert!(v["data"][0].get("passwordHash").is_none() && !v.to_string().contains("argon2"));
+
+    let r = get(&env, "/auth/admin/users?role=admin&limit=100", &admin_token).await;
+    assert_eq!(r.status, 200, "{}", r.json());
+    let data = r.json()["data"].as_array().expect("data").clone();
+    assert!(data.iter().any(|u| u["sub"] == admin_sub.as_str()));
+    assert!(data.iter().all(|u| {
+        u["roles"]
+            .as_array()
+            .expect("roles")
+            .contains(&json!("admin"))
+    }));
+    let r = get(
+        &env,
+        "/auth/admin/users?sort=email&limit=5&page=100000",
+        &admin_token,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.json());
+    assert_eq!(r.json()["data"], json!([]));
+    for bad in [
+        "?limit=0",
+        "?limit=101",
+        "?page=0",
+        "?sort=password",
+        "?locked=maybe",
+    ] {
+        assert_error(
+            &get(&env, &format!("/auth/admin/users{bad}"), &admin_token).await,
+            400,
+            "VALIDATION_FAILED",
+        );
+    }
+
+    let r = get(&env, &format!("/auth/admin/users/{usub}"), &admin_token).await;
+    assert_eq!(r.status, 200, "{}", r.json());
+    assert_eq!(r.json()["email"], ue.as_str());
+    let unknown = "00000000-0000-4000-8000-000000000000";
+    for path in [
+        format!("/auth/admin/users/{unknown}"),
+        "/auth/admin/users/not-a-uuid".to_string(),
+    ] {
+        assert_error(
+            &get(&env, &path, &admin_token).await,
+            404,
+            "RESOURCE_NOT_FOUND",
+        );
+    }
+    assert_error(
+        &post(
+            &env,
+            &format!("/auth/admin/users/{unknown}/disable"),
+            json!({}),
+            &admin_token,
+        )
+        .await,
+        404,
+        "RESOURCE_NOT_FOUND",
+    );
+}
+
+async fn admin_disables_enables_and_sets_roles(door: &dyn Door, b: &Backend) {
+    let env = Env::start(door, &b.url(), |_| {}).await;
+    let (_, admin_sub, admin_token) = admin(&env).await;
+    let (ue, usub, utoken) = user(&env).await;
+    assert_eq!(env.get("/api/data", Some(&utoken)).await.status, 200);
+
+    // Disable: sessions revoked, tokens refused at once, logins locked out.
+    let path = format!("/auth/admin/users/{usub}/disable");
+    let r = post(&env, &path, json!({"reason": "abuse"}), &admin_token).await;
+    assert_eq!(r.status, 200, "{}", r.json());
+    assert_eq!(r.json()["sessionsRevoked"], 1);
+    assert_eq!(env.get("/api/data", Some(&utoken)).await.status, 401);
+    assert_error(&login(&env, &ue, PW).await, 403, "AUTH_ACCOUNT_LOCKED");
+    let r = get(
+        &env,
+        "/auth/admin/users?locked=true&limit=100",
+        &admin_token,
+    )
+    .await;
+    assert!(
+        r.json()["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .any(|u| u["sub"] == usub.as_str())
+    );
+    // Enable.
+    let r = post(
+        &env,
+        &format!("/auth/admin/users/{usub}/enable"),
+        json!({}),
+        &admin_token,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.json());
+    // Tokens issued within the deny set's 30 s clock-skew margin of the disable stay refused.
+    env.clock.advance(std::time::Duration::from_secs(31));
+    let r = login(&env, &ue, PW).await;
+    assert_eq!(r.status, 200, "{}", r.json());
+    let utoken = token(&r.json(), "accessToken");
+
+    // Roles apply to the user's next request (database validation), cache or not.
+    assert_error(
+        &env.get("/api/admin", Some(&utoken)).await,
+        403,
+        "FORBIDDEN",
+    );
+    let roles = format!("/auth/admin/users/{usub}/roles");
+    let r = post(
+        &env,
+        &roles,
+        json!({"roles": ["user", "admin"]}),
+        &admin_token,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.json());
+    assert_eq!(r.json()["roles"], json!(["user", "admin"]));
+    assert_eq!(env.get("/api/admin", Some(&utoken)).await.status, 200);
+    let r = post(&env, &roles, json!({"roles": ["user"]}), &admin_token).await;
+    assert_eq!(r.status, 200, "{}", r.json());
+    assert_error(
+        &env.get("/api/admin", Some(&utoken)).await,
+        403,
+        "FORBIDDEN",
+    );
+    for bad in [
+        json!({"roles": ["Admin"]}),
+        json!({"roles": "user"}),
+        json!({}),
+    ] {
+        assert_error(
+            &post(&env, &roles, bad, &admin_token).await,
+            400,
+            "VALIDATION_FAILED",
+        );
+    }
+
+    // An admin keeps their own account and role.
+    assert_error(
+        &post(
+            &env,
+            &format!("/auth/admin/users/{admin_sub}/disable"),
+            json!({}),
+            &admin_token,
+        )
+        .await,
+        400,
+        "VALIDATION_FAILED",
+    );
+    assert_error(
+        &post(
+            &env,
+            &format!("/auth/admin/users/{admin_sub}/roles"),
+            json!({"roles": ["user"]}),
+            &admin_token,
+        )
+        .await,
+        400,
+        "VALIDATION_FAILED",
+    );
+    assert_eq!(
+        get(&env, "/auth/admin/users", &admin_token).await.status,
+        200
+    );
+}
+
+async fn admin_sessions_unlock_and_audit(door: &dyn Door, b: &Backend) {
+    let env = Env::start(door, &b.url(), |c| c.lockout.ip_max_attempts = 1000).await;
+    let (_, admin_sub, admin_token) = admin(&env).await;
+    let (ue, usub, utoken) = user(&env).await;
+
+    let r = get(
+        &env,
+        &format!("/auth/admin/users/{usub}/sessions"),
+        &admin_token,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.json());
+    assert_eq!(r.json()["sessions"].as_array().expect("sessions").len(), 1);
+    let r = post(
+        &env,
+        &format!("/auth/admin/users/{usub}/logout-all"),
+        json!({}),
+        &admin_token,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.json());
+    assert_eq!(env.get("/api/data", Some(&utoken)).await.status, 401);
+
+    // Unlock: a locked-out account logs in again.
+    for _ in 0..5 {
+        assert_eq!(login(&env, &ue, "Wrong-Password-1").await.status, 401);
+    }
+    assert_error(&login(&env, &ue, PW).await, 429, "RATE_LIMIT_LOGIN");
+    let r = post(
+        &env,
+        &format!("/auth/admin/users/{usub}/unlock"),
+        json!({}),
+        &admin_token,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.json());
+    assert_eq!(login(&env, &ue, PW).await.status, 200);
+
+    // The audit query: every action on the user, by this admin.
+    let r = get(
+        &env,
+        &format!("/auth/admin/audit?sub={usub}&eventType=ADMIN_ACTION"),
+        &admin_token,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.json());
+    let rows = r.json()["data"].as_array().expect("data").clone();
+    let actions: Vec<&str> = rows
+        .iter()
+        .filter_map(|r| r["details"]["action"].as_str())
+        .collect();
+    assert_eq!(actions, ["unlock", "logout_all"], "newest first");
+    assert!(
+        rows.iter()
+            .all(|r| r["details"]["adminSub"] == admin_sub.as_str() && r["sub"] == usub.as_str())
+    );
+    let r = get(
+        &env,
+        &format!("/auth/admin/audit?sub={usub}&from=2999-01-01T00:00:00Z"),
+        &admin_token,
+    )
+    .await;
+    assert_eq!((r.status, r.json()["total"].clone()), (200, json!(0)));
+    for bad in [
+        "?sub=nope",
+        "?from=yesterday",
+        "?eventType=drop%20table",
+        "?limit=101",
+    ] {
+        assert_error(
+            &get(&env, &format!("/auth/admin/audit{bad}"), &admin_token).await,
+            400,
+            "VALIDATION_FAILED",
+        );
+    }
+}
