@@ -633,8 +633,10 @@ pub(crate) mod tests {
             .expect("set");
         let hot = [
             // Every protected request under `database` validation.
-            "SELECT user_id, access_jti, auth_method, expires_at, absolute_expires_at \
-             FROM nauth_sessions WHERE id = 'x' AND revoked_at IS NULL",
+            "SELECT s.user_id, s.access_jti, s.auth_method, s.expires_at, \
+             s.absolute_expires_at, u.roles FROM nauth_sessions s \
+             JOIN nauth_users u ON u.id = s.user_id \
+             WHERE s.id = 'x' AND s.revoked_at IS NULL AND u.disabled = FALSE",
             // Login and signup.
             "SELECT * FROM nauth_users WHERE email = 'x'",
             "SELECT * FROM nauth_users WHERE username = 'x'",
@@ -660,6 +662,14 @@ pub(crate) mod tests {
             // The background purge.
             "SELECT id FROM nauth_sessions WHERE revoked_at <= 0 OR expires_at <= 0 LIMIT 500",
             "SELECT key FROM nauth_kv WHERE expires_at <= 0 LIMIT 500",
+            // API keys: by public id on every keyed request, a user's keys, the use stamp.
+            "SELECT * FROM nauth_api_keys WHERE id = 'x'",
+            "SELECT * FROM nauth_api_keys WHERE user_id = 'x' ORDER BY created_at DESC",
+            "UPDATE nauth_api_keys SET last_used_at = 1 WHERE id = 'x' \
+             AND (last_used_at IS NULL OR last_used_at < 0)",
+            // Audit history of one user, newest first.
+            "SELECT * FROM nauth_audit_log WHERE user_id = 'x' \
+             ORDER BY created_at DESC, id DESC LIMIT 20",
         ];
         for q in hot {
             let rows = tx
