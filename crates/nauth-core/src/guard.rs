@@ -53,6 +53,7 @@ impl Principal {
 pub(crate) fn presented_api_key(req: &Request) -> Option<&str> {
     req.header("x-api-key")
         .map(str::trim)
+        .filter(|k| !k.is_empty())
         .or_else(|| req.bearer().filter(|b| b.starts_with(API_KEY_PREFIX)))
 }
 

@@ -118,14 +118,10 @@ pub(crate) async fn users(ctx: &Ctx<'_>) -> AuthResult<Outcome> {
         role: q("role"),
         disabled,
     };
-    if [&filter.email, &filter.role]
-        .iter()
-        .any(|v| v.as_ref().is_some_and(|v| v.chars().count() > 254))
-    {
-        return Err(AuthError::field(
-            "email",
-            "filters are at most 254 characters",
-        ));
+    for (name, value) in [("email", &filter.email), ("role", &filter.role)] {
+        if value.as_ref().is_some_and(|v| v.chars().count() > 254) {
+            return Err(AuthError::field(name, "must be at most 254 characters"));
+        }
     }
     let (rows, total) =
         store::users::page(&ctx.inner.store, &filter, order, (page - 1) * limit, limit).await?;

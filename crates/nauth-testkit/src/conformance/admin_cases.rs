@@ -92,12 +92,14 @@ async fn admin_lists_and_reads_users(door: &dyn Door, b: &Backend) {
     .await;
     assert_eq!(r.status, 200, "{}", r.json());
     assert_eq!(r.json()["data"], json!([]));
+    let long_role = format!("?role={}", "r".repeat(300));
     for bad in [
         "?limit=0",
         "?limit=101",
         "?page=0",
         "?sort=password",
         "?locked=maybe",
+        long_role.as_str(),
     ] {
         assert_error(
             &get(&env, &format!("/auth/admin/users{bad}"), &admin_token).await,

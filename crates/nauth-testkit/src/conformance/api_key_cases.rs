@@ -262,6 +262,16 @@ async fn api_key_requests_that_are_refused(door: &dyn Door, b: &Backend) {
     }
     assert_eq!(with_key(&env, "/api/data", &key).await.status, 200);
 
+    // An empty X-API-Key is no key: the bearer token decides.
+    let r = env
+        .send(
+            TestRequest::new("GET", "/api/data")
+                .header("x-api-key", "")
+                .bearer(&access),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.json());
+
     // Expiry.
     let in_an_hour = nauth_core::Clock::now_ms(&env.clock) / 1000 + 3600;
     let at = time::OffsetDateTime::from_unix_timestamp(in_an_hour).expect("time");
