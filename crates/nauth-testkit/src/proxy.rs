@@ -1,20 +1,25 @@
 //! A TCP proxy the tests control, standing between an engine and its PostgreSQL, MySQL or
-//! Redis server: [`Proxy::cut`] is the server going away (its port closes and every open
-//! connection drops, so new connections are refused, as when the service stops), and
-//! [`Proxy::restore`] brings it back on the same port.
+//! Redis server: [`Proxy::cut`] is the server going away (every open connection drops, and a
+//! new one is closed as soon as it is accepted, so nothing reaches the server), and
+//! [`Proxy::restore`] brings it back. The port stays bound the whole time: a port given back
+//! to the system could be taken by another test's connection before it is bound again.
 
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
-/// See the module documentation. Dropping the proxy cuts it.
+/// See the module documentation. Dropping the proxy closes it.
 #[derive(Debug)]
 pub struct Proxy {
     addr: SocketAddr,
-    target: String,
-    running: Mutex<Option<JoinHandle<()>>>,
+    up: watch::Sender<bool>,
+    /// Forwarded connections still open.
+    open: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
 }
 
 impl Proxy {
@@ -23,10 +28,13 @@ impl Proxy {
     pub async fn start(target: &str) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let (up, rx) = watch::channel(true);
+        let open = Arc::new(AtomicUsize::new(0));
         Proxy {
             addr,
-            target: target.to_string(),
-            running: Mutex::new(Some(tokio::spawn(forward(listener, target.to_string())))),
+            up,
+            task: tokio::spawn(forward(listener, target.to_string(), rx, open.clone())),
+            open,
         }
     }
 
@@ -42,52 +50,79 @@ impl Proxy {
         format!("{head}{}{tail}", self.addr)
     }
 
-    /// The server goes away: the port closes and every forwarded connection drops.
+    /// The server goes away: every forwarded connection drops, new ones are closed at once.
     pub async fn cut(&self) {
-        let running = self.running.lock().expect("proxy").take();
-        if let Some(task) = running {
-            task.abort();
-            let _ = task.await;
+        self.up.send_replace(false);
+        // Every forwarded connection is closed before the caller goes on.
+        for _ in 0..5000 {
+            if self.open.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
+        panic!("the proxy's connections did not close");
     }
 
-    /// The server is back on the same port (a no-op while it is up).
+    /// The server is back.
     pub async fn restore(&self) {
-        if self.running.lock().expect("proxy").is_some() {
-            return;
-        }
-        let listener = TcpListener::bind(self.addr).await.expect("rebind");
-        *self.running.lock().expect("proxy") =
-            Some(tokio::spawn(forward(listener, self.target.clone())));
+        self.up.send_replace(true);
     }
 }
 
 impl Drop for Proxy {
     fn drop(&mut self) {
-        if let Some(task) = self.running.get_mut().ok().and_then(Option::take) {
-            task.abort();
-        }
+        self.task.abort();
     }
 }
 
-/// Accepts and forwards until aborted; the connections live in a set that dies with it.
-async fn forward(listener: TcpListener, target: String) {
+/// Accepts and forwards while up; the connections live in a set that dies with it.
+async fn forward(
+    listener: TcpListener,
+    target: String,
+    up: watch::Receiver<bool>,
+    open: Arc<AtomicUsize>,
+) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((mut client, _)) = accepted else { continue };
+                if !*up.borrow() {
+                    drop(client);
+                    continue;
+                }
                 let target = target.clone();
+                let mut down = up.clone();
+                let open = Closes::count(&open);
                 conns.spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect(&target).await {
-                        let _ = client.set_nodelay(true);
-                        let _ = server.set_nodelay(true);
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    let _open = open;
+                    let Ok(mut server) = TcpStream::connect(&target).await else { return };
+                    let _ = client.set_nodelay(true);
+                    let _ = server.set_nodelay(true);
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = down.wait_for(|up| !*up) => {}
                     }
                 });
             }
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
+    }
+}
+
+/// One open forwarded connection in the count, until dropped.
+struct Closes(Arc<AtomicUsize>);
+
+impl Closes {
+    fn count(open: &Arc<AtomicUsize>) -> Closes {
+        open.fetch_add(1, Ordering::SeqCst);
+        Closes(open.clone())
+    }
+}
+
+impl Drop for Closes {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
