@@ -25,6 +25,7 @@ cases!(
     magic_link_refusals,
     magic_links_run_the_state_machine,
     magic_link_in_cookie_mode_sets_cookies_and_redirects,
+    magic_link_bursts_hold_their_caps,
 );
 
 fn on(c: &mut NAuthConfig) {
@@ -228,4 +229,46 @@ async fn magic_link_in_cookie_mode_sets_cookies_and_redirects(door: &dyn Door, b
             .all(|c| c.contains("HttpOnly") || c.contains("csrf")),
         "{cookies:?}"
     );
+}
+
+/// 30 requests at once from one client address answer `200` at most
+/// `magic_link.ip_max_per_hour` times (the rest `429 RATE_LIMIT_EMAIL`), and of 12 at once for
+/// one account at most three links are mailed.
+async fn magic_link_bursts_hold_their_caps(door: &dyn Door, b: &Backend) {
+    let env = Env::start(door, &b.url(), |c| {
+        on(c);
+        c.magic_link.ip_max_per_hour = 20;
+    })
+    .await;
+    let strangers: Vec<String> = (0..30).map(|_| email()).collect();
+    let burst: Vec<_> = strangers.iter().map(|s| ask(&env, s, None)).collect();
+    let answers = super::cases::futures_join(burst).await;
+    let ok = answers.iter().filter(|r| r.status == 200).count();
+    assert!(
+        ok == 20
+            && answers
+                .iter()
+                .all(|r| r.status == 200 || r.code() == "RATE_LIMIT_EMAIL"),
+        "{:?}",
+        answers
+            .iter()
+            .map(|r| (r.status, r.code()))
+            .collect::<Vec<_>>()
+    );
+
+    let env = Env::start(door, &b.url(), on).await;
+    let e = email();
+    signup_verified(&env, &e).await;
+    let burst: Vec<_> = (0..12).map(|_| ask(&env, &e, None)).collect();
+    let answers = super::cases::futures_join(burst).await;
+    assert!(answers.iter().all(|r| r.status == 200));
+    let _ = link_token(&env, &e, 3).await;
+    let links = env
+        .outbox
+        .wait_emails_to(&e, 5, Duration::from_millis(500))
+        .await
+        .iter()
+        .filter(|m| m.text.contains("/auth/magic-link/verify?token="))
+        .count();
+    assert_eq!(links, 3, "three links an hour, however many requests");
 }
