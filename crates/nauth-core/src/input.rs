@@ -139,6 +139,15 @@ pub(crate) fn mask_phone(phone: &str) -> String {
     format!("***-***-{tail}")
 }
 
+/// What a bad time field or parameter is told.
+pub(crate) const RFC3339_HINT: &str = "must be an RFC 3339 time, e.g. 2030-01-31T12:00:00Z";
+
+/// An RFC 3339 time as Unix milliseconds.
+pub(crate) fn rfc3339_ms(s: &str) -> Option<i64> {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
 impl Input {
     /// Parses a body: empty counts as `{}`; anything but a JSON object is a 400.
     pub(crate) fn parse(body: &[u8]) -> AuthResult<Input> {
@@ -344,15 +353,11 @@ impl Input {
     /// An optional RFC 3339 time (`2030-01-31T12:00:00Z`), as Unix milliseconds.
     pub(crate) fn time(&mut self, field: &str) -> Option<i64> {
         let raw = self.raw_str(field, false)?;
-        let parsed =
-            time::OffsetDateTime::parse(&raw, &time::format_description::well_known::Rfc3339);
-        match parsed {
-            Ok(t) => i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok(),
-            Err(_) => {
-                self.error(field, "must be an RFC 3339 time, e.g. 2030-01-31T12:00:00Z");
-                None
-            }
+        let parsed = rfc3339_ms(&raw);
+        if parsed.is_none() {
+            self.error(field, RFC3339_HINT);
         }
+        parsed
     }
 
     /// One of a fixed set of strings.

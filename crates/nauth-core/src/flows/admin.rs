@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use super::audit::page_param;
+use super::audit::{EntryBody, page_param};
 use super::budget::{Budget, KvKey};
 use super::{Ctx, Outcome, body};
 use crate::clock::iso8601;
@@ -34,19 +34,12 @@ fn admin<'c>(ctx: &'c Ctx<'_>) -> AuthResult<&'c Principal> {
     }
 }
 
-/// A user as the admin API shows it.
+/// A user as the admin API shows it: the tokens response's user and the account's state.
 #[derive(Debug, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct AdminUserBody {
-    sub: String,
-    email: String,
-    username: Option<String>,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    phone: Option<String>,
-    is_email_verified: bool,
-    is_phone_verified: bool,
-    roles: Vec<String>,
+    #[serde(flatten)]
+    user: super::UserBody,
     disabled: bool,
     must_change_password: bool,
     mfa_enabled: bool,
@@ -57,15 +50,7 @@ struct AdminUserBody {
 impl AdminUserBody {
     fn of(u: User) -> Self {
         AdminUserBody {
-            roles: super::roles(&u),
-            sub: u.id,
-            email: u.email,
-            username: u.username,
-            first_name: u.first_name,
-            last_name: u.last_name,
-            phone: u.phone,
-            is_email_verified: u.is_email_verified,
-            is_phone_verified: u.is_phone_verified,
+            user: super::UserBody::of(&u),
             disabled: u.disabled,
             must_change_password: u.must_change_password,
             mfa_enabled: u.mfa_enabled,
@@ -297,31 +282,14 @@ pub(crate) async fn unlock(ctx: &Ctx<'_>, sub: &str) -> AuthResult<Outcome> {
     Ok(Outcome::Json(200, json!({"success": true})))
 }
 
-/// One audit row as the admin query shows it.
-#[derive(Debug, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct AuditRowBody {
-    sub: Option<String>,
-    event_type: String,
-    event_status: String,
-    ip_address: Option<String>,
-    user_agent: Option<String>,
-    created_at: String,
-    details: Value,
-}
-
 /// An optional RFC 3339 query parameter, as Unix ms.
 fn time_param(ctx: &Ctx<'_>, name: &str) -> AuthResult<Option<i64>> {
     let Some(v) = ctx.req.query_param(name).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
-    time::OffsetDateTime::parse(&v, &time::format_description::well_known::Rfc3339)
-        .ok()
-        .and_then(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok())
+    crate::input::rfc3339_ms(&v)
         .map(Some)
-        .ok_or_else(|| {
-            AuthError::field(name, "must be an RFC 3339 time, e.g. 2030-01-31T12:00:00Z")
-        })
+        .ok_or_else(|| AuthError::field(name, crate::input::RFC3339_HINT))
 }
 
 /// `GET /admin/audit?sub=&eventType=&from=&to=&page=&limit=`: newest first.
@@ -354,18 +322,7 @@ pub(crate) async fn audit(ctx: &Ctx<'_>) -> AuthResult<Outcome> {
     };
     let (rows, total) =
         store::audit::query(&ctx.inner.store, &filter, (page - 1) * limit, limit).await?;
-    let data: Vec<AuditRowBody> = rows
-        .into_iter()
-        .map(|r| AuditRowBody {
-            sub: r.user_id,
-            event_type: r.event_type,
-            event_status: r.event_status,
-            ip_address: r.ip_address,
-            user_agent: r.user_agent,
-            created_at: iso8601(r.created_at),
-            details: serde_json::from_str(&r.details).unwrap_or_else(|_| json!({})),
-        })
-        .collect();
+    let data: Vec<EntryBody> = rows.into_iter().map(|r| EntryBody::of(r, true)).collect();
     Ok(Outcome::Json(
         200,
         json!({"data": body(&data), "total": total, "page": page, "limit": limit}),

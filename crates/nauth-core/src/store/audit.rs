@@ -17,17 +17,11 @@ pub(crate) async fn of_user(
     offset: u64,
     limit: u64,
 ) -> R<(Vec<AuditEntry>, u64)> {
-    let mine = || audit_log::Entity::find().filter(audit_log::Column::UserId.eq(user_id));
-    let total = mine().count(db.c()).await.db()?;
-    let rows = mine()
-        .order_by_desc(audit_log::Column::CreatedAt)
-        .order_by_desc(audit_log::Column::Id)
-        .offset(offset)
-        .limit(limit)
-        .all(db.c())
-        .await
-        .db()?;
-    Ok((rows, total))
+    let mine = AuditFilter {
+        user_id: Some(user_id.to_string()),
+        ..AuditFilter::default()
+    };
+    query(db, &mine, offset, limit).await
 }
 
 /// One audit row, ready to store.
