@@ -80,6 +80,7 @@ pub(crate) struct Keys {
     csrf: Vec<u8>,
     code: Vec<u8>,
     mfa: [u8; 32],
+    signing: [u8; 32],
 }
 
 impl std::fmt::Debug for Keys {
@@ -107,7 +108,13 @@ impl Keys {
             csrf: k("csrf"),
             code: k("code"),
             mfa: hmac(secret.as_bytes(), &[b"nauth/v1", b"mfa-seal"]),
+            signing: hmac(secret.as_bytes(), &[b"nauth/v1", b"signing-key-seal"]),
         }
+    }
+
+    /// The key that seals generated access-token signing keys at rest.
+    pub(crate) fn signing_seal_key(&self) -> &[u8; 32] {
+        &self.signing
     }
 
     /// The key that seals MFA secrets at rest.

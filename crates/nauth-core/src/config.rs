@@ -46,8 +46,9 @@ macro_rules! str_enum {
 }
 
 str_enum! {
-    /// `jwt.algorithm`. Only `HS256` (with `secret`) is supported now; `RS256` and `EdDSA` parse
-    /// but [`NAuthConfig::validate`] rejects them.
+    /// `jwt.algorithm`: `HS256` signs with a key derived from `secret`; `RS256` (RSA 2048) and
+    /// `EdDSA` (Ed25519) sign with the key of `jwt.private_key_file`, or with keys generated
+    /// and stored in the database, whose public parts are published as a JWKS.
     JwtAlgorithm { Hs256 = "HS256", Rs256 = "RS256", EdDsa = "EdDSA" }
 }
 str_enum! {
@@ -159,8 +160,11 @@ section! {
     /// `[jwt]`: access tokens.
     #[derive(Debug)]
     JwtConfig {
-        /// Signing algorithm; only `HS256` is supported now.
+        /// Signing algorithm: `HS256` (the secret), `RS256` or `EdDSA` (key pairs, JWKS).
         algorithm: JwtAlgorithm = JwtAlgorithm::Hs256,
+        /// RS256/EdDSA only: a PKCS#8 PEM private key of that algorithm. Empty: a key is
+        /// generated on first start and kept in the database (sealed with `secret`).
+        private_key_file: String = String::new(),
         /// Access-token lifetime.
         #[serde(with = "duration_str")] access_ttl: Duration = mins(15),
         /// The `iss` claim.
@@ -536,7 +540,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("", "database_url", Str), ("", "base_url", Str), ("", "mount_prefix", Str),
     ("", "secret", Str), ("", "trusted_proxies", NetList), ("", "trusted_origins", StrList),
     ("jwt", "algorithm", Enum(JwtAlgorithm::NAMES)), ("jwt", "access_ttl", Dur),
-    ("jwt", "issuer", Str), ("jwt", "audience", Str),
+    ("jwt", "issuer", Str), ("jwt", "audience", Str), ("jwt", "private_key_file", Str),
     ("refresh", "ttl", Dur), ("refresh", "absolute_lifetime", Dur),
     ("refresh", "reuse_interval", Dur),
     ("session", "validation", Enum(SessionValidation::NAMES)),
@@ -857,8 +861,8 @@ impl NAuthConfig {
              "mount_prefix", "must start with '/', not end with '/', and use only A-Z a-z 0-9 /_-"),
             (self.secret.len() >= 32, "secret",
              "must be at least 32 bytes; generate one with `openssl rand -base64 48`"),
-            (self.jwt.algorithm == JwtAlgorithm::Hs256, "jwt.algorithm",
-             "not supported yet; use \"HS256\""),
+            (self.jwt.algorithm != JwtAlgorithm::Hs256 || self.jwt.private_key_file.is_empty(),
+             "jwt.private_key_file", "must be empty when jwt.algorithm = \"HS256\""),
             (!self.jwt.access_ttl.is_zero(), "jwt.access_ttl", positive),
             (!self.jwt.issuer.is_empty(), "jwt.issuer", "must not be empty"),
             (!self.jwt.audience.is_empty(), "jwt.audience", "must not be empty"),
@@ -919,6 +923,7 @@ impl NAuthConfig {
         if let Some(&(_, key, message)) = rules.iter().find(|r| !r.0) {
             return Err(err(key, message));
         }
+        crate::signing_keys::key_file(self)?;
         if let Some(o) = self.trusted_origins.iter().find(|o| !is_origin(o)) {
             let message = format!("{o:?} is not an origin like https://example.com:8443 (no path)");
             return Err(err("trusted_origins", message));
@@ -980,7 +985,7 @@ mount_prefix = "/auth"
 secret = "0123456789abcdef0123456789abcdef"
 trusted_proxies = []
 trusted_origins = []
-jwt = { algorithm = "HS256", access_ttl = "15m", issuer = "nauth", audience = "nauth" }
+jwt = { algorithm = "HS256", access_ttl = "15m", issuer = "nauth", audience = "nauth", private_key_file = "" }
 refresh = { ttl = "7d", absolute_lifetime = "30d", reuse_interval = "10s" }
 session = { validation = "database", cache_max_age = "0s" }
 email = { provider = "console", smtp_url = "", from = "nauth <no-reply@localhost>" }
@@ -1225,7 +1230,11 @@ backup_code_count = 10
     fn validation_rules() {
         let cases = [
             ("[jwt]\naccess_ttl = \"0m\"", "jwt.access_ttl"),
-            ("[jwt]\nalgorithm = \"RS256\"", "jwt.algorithm"),
+            ("[jwt]\nalgorithm = \"RS512\"", "jwt.algorithm"),
+            (
+                "[jwt]\nprivate_key_file = \"/k.pem\"",
+                "jwt.private_key_file",
+            ),
             ("[jwt]\nissuer = \"\"", "jwt.issuer"),
             ("[refresh]\nttl = \"40d\"", "refresh.absolute_lifetime"),
             ("mount_prefix = \"/auth/\"", "mount_prefix"),

@@ -276,6 +276,12 @@ pub(crate) fn principal_now(inner: &Inner, req: &Request) -> Option<AuthResult<P
     };
     let claims = match inner.tokens.claims(inner, token, now_ms / 1000) {
         Ok(c) => c,
+        // Perhaps a key another instance added: the database is asked (throttled).
+        Err(AuthError::TokenInvalid)
+            if inner.keyring.may_reload(now_ms) && inner.signer.unknown_kid(token).is_some() =>
+        {
+            return None;
+        }
         Err(e) => return Some(Err(e)),
     };
     // A deleted account's tokens stop at once, also under `token` validation (one atomic
@@ -295,8 +301,15 @@ pub(crate) async fn principal(inner: &Inner, req: &Request) -> AuthResult<Princi
     if let Some(answer) = principal_now(inner, req) {
         return answer;
     }
-    // Only `database` validation with an uncached session gets here.
+    // Only a token under an unknown `kid`, or `database` validation with an uncached
+    // session, gets here.
     let (token, via_cookie) = access_token(inner, req)?;
+    if inner.signer.unknown_kid(token).is_some() {
+        inner.keyring.reload_for_unknown_kid(inner).await;
+        if let Some(answer) = principal_now(inner, req) {
+            return answer;
+        }
+    }
     let now_ms = inner.clock.now_ms();
     // Owned, not the thread's shared copy: the future may resume on another thread.
     let claims: Claims = (*inner.tokens.claims(inner, token, now_ms / 1000)?).clone();

@@ -14,6 +14,7 @@ mod guard;
 pub mod http;
 mod input;
 mod ip;
+mod jwk;
 mod kv;
 mod mfa;
 mod notify;
@@ -22,6 +23,7 @@ mod password;
 mod redis_kv;
 mod routes;
 pub mod scope;
+mod signing_keys;
 mod store;
 mod tokens;
 
@@ -41,6 +43,7 @@ pub use notify::{
 };
 #[cfg(feature = "redis")]
 pub use redis_kv::{RedisKv, RedisSessionCache};
+pub use signing_keys::SigningKeyInfo;
 pub use store::StoreError;
 pub use tokens::Claims;
 
@@ -92,6 +95,8 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) keys: codes::Keys,
     pub(crate) signer: tokens::TokenSigner,
+    /// Where the RS256/EdDSA keys of `signer` come from, and how they are kept current.
+    pub(crate) keyring: signing_keys::Keyring,
     pub(crate) hasher: password::Hasher,
     pub(crate) cookies: delivery::CookieSpec,
     /// The liveness cache of `database` validation (shared with the store, which invalidates it).
@@ -225,7 +230,9 @@ impl NAuthBuilder {
             (None, SmsProvider::Console) => Arc::new(notify::ConsoleSmsSender),
         };
         let keys = codes::Keys::derive(&cfg.secret);
-        let signer = tokens::TokenSigner::hs256(&keys.jwt, &cfg.jwt.issuer, &cfg.jwt.audience);
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let (keyring, signer) =
+            signing_keys::Keyring::start(&cfg, &keys, &store, clock.now_ms()).await?;
         let hasher = password::Hasher::new(&cfg.password).map_err(|e| {
             StartError::Config(ConfigError {
                 key: "password".into(),
@@ -239,9 +246,10 @@ impl NAuthBuilder {
             kv,
             email,
             sms,
-            clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            clock,
             keys,
             signer,
+            keyring,
             hasher,
             cookies,
             session_cache,
@@ -434,6 +442,21 @@ impl NAuth {
     /// password, to be shown once.
     pub async fn create_admin(&self, email: &str) -> AuthResult<String> {
         flows::account::create_admin(&self.inner, email).await
+    }
+
+    /// Makes a newly generated key the one that signs access tokens (on this instance at
+    /// once; other instances within about ten seconds, or at the first token they see under
+    /// it). The previous key keeps verifying, and stays in the JWKS, until the longest access
+    /// token it may have signed has expired. Only for generated keys: under
+    /// `jwt.private_key_file` replace the file instead; under HS256 there is nothing to rotate.
+    pub async fn rotate_signing_key(&self) -> AuthResult<SigningKeyInfo> {
+        self.inner.keyring.rotate(&self.inner).await
+    }
+
+    /// The stored RS256/EdDSA signing keys, oldest first, retired ones included until they are
+    /// purged (empty under HS256).
+    pub async fn signing_keys(&self) -> AuthResult<Vec<SigningKeyInfo>> {
+        self.inner.keyring.list(&self.inner).await
     }
 
     /// Renders an error as the contract's JSON reply (for adapters' extractors).

@@ -74,6 +74,7 @@ enum Route {
     ApiKeys,
     CreateApiKey,
     RevokeApiKey(String),
+    Jwks,
 }
 
 impl Route {
@@ -81,9 +82,8 @@ impl Route {
         use Route::*;
         match self {
             Signup | Login | Respond | Resend | Refresh | Revoke | Forgot | ForgotConfirm
-            | ResetPassword | VerifyEmail | ChallengeSetupData | MagicLink | MagicLinkVerify => {
-                Access::Public
-            }
+            | ResetPassword | VerifyEmail | ChallengeSetupData | MagicLink | MagicLinkVerify
+            | Jwks => Access::Public,
             Logout => Access::Logout,
             _ => Access::Auth,
         }
@@ -132,6 +132,7 @@ fn routes_for(rest: &str) -> Option<Vec<(&'static str, Route)>> {
         "/admin/audit" => one("GET", AdminAudit),
         "/magic-link" => one("POST", MagicLink),
         "/magic-link/verify" => one("GET", MagicLinkVerify),
+        "/.well-known/jwks.json" => one("GET", Jwks),
         _ => {
             if let Some(user) = rest.strip_prefix("/admin/users/") {
                 let (sub, action) = user.split_once('/').unwrap_or((user, ""));
@@ -273,6 +274,9 @@ async fn route_and_run(inner: &Arc<Inner>, req: &Request) -> Result<Reply, AuthE
     {
         guard::check_csrf(inner, req, &p.session_id)?;
     }
+    if route == Route::Jwks {
+        return Ok(jwks(inner));
+    }
     if !body.is_empty() && !is_json_content_type(req) {
         return Err(AuthError::UnsupportedMediaType);
     }
@@ -285,6 +289,8 @@ async fn route_and_run(inner: &Arc<Inner>, req: &Request) -> Result<Reply, AuthE
     drop(input);
     let json_delivery = wants_json(inner.cfg.token_delivery.mode, req, refresh_from);
     let ip = client_ip(inner, req);
+    // A rotation made by another instance is signed with here within the re-check interval.
+    inner.keyring.recheck(inner).await;
     let ctx = Ctx::new(inner, req, inner.clock.now_ms(), ip, principal);
     // A transaction that lost a lock race was already run again by `Store::write`; the
     // session cache was invalidated after every commit that wrote sessions.
@@ -292,6 +298,18 @@ async fn route_and_run(inner: &Arc<Inner>, req: &Request) -> Result<Reply, AuthE
     flows::effects::run(&ctx, result.is_ok()).await;
     let outcome = result?;
     Ok(render(inner, &ctx, outcome, json_delivery))
+}
+
+/// `GET /.well-known/jwks.json`: the public keys tokens are still verified with (none under
+/// HS256), cacheable for [`crate::signing_keys::JWKS_MAX_AGE_SECS`].
+fn jwks(inner: &Inner) -> Reply {
+    let doc = inner.signer.current().jwks(inner.clock.now_ms() / 1000);
+    let mut r = Reply::json(200, &doc);
+    r.headers.retain(|(k, _)| k != "cache-control");
+    r.with_header(
+        "cache-control",
+        format!("public, max-age={}", crate::signing_keys::JWKS_MAX_AGE_SECS),
+    )
 }
 
 async fn run(ctx: &Ctx<'_>, route: Route, input: Input) -> Result<Outcome, AuthError> {
@@ -345,6 +363,8 @@ async fn run(ctx: &Ctx<'_>, route: Route, input: Input) -> Result<Outcome, AuthE
         Route::ApiKeys => api_keys::list(ctx).await,
         Route::CreateApiKey => api_keys::create(ctx, input).await,
         Route::RevokeApiKey(id) => api_keys::revoke(ctx, &id).await,
+        // Answered by `jwks` before the flows.
+        Route::Jwks => Err(AuthError::NotFound),
     }
 }
 

@@ -143,7 +143,7 @@ pub(crate) async fn logout(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
     let now_s = ctx.now_s();
     // An access token identifies the session even when it is already revoked (idempotence).
     let sid_user = match crate::guard::access_token(ctx.inner, ctx.req) {
-        Ok((token, _)) => match ctx.inner.signer.verify(token, now_s) {
+        Ok((token, _)) => match crate::signing_keys::verify(ctx.inner, token, now_s).await {
             Ok(c) => Some((c.sid, c.sub)),
             Err(AuthError::TokenExpired) => None,
             Err(e) => return Err(e),

@@ -303,6 +303,35 @@ pub(crate) mod api_keys {
     no_relations!();
 }
 
+pub(crate) mod signing_keys {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "nauth_signing_keys")]
+    pub(crate) struct Model {
+        /// RFC 7638 thumbprint of the public key.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub kid: String,
+        /// Order of creation. Unique: of two instances adding "the next key" at once, one
+        /// insert fails and that instance adopts the other's key.
+        #[sea_orm(unique)]
+        pub seq: i64,
+        /// `RS256` or `EdDSA`.
+        pub algorithm: String,
+        /// PKCS#8 DER sealed with the engine secret (XChaCha20-Poly1305, the kid as AAD);
+        /// `NULL` for a key read from `jwt.private_key_file` (only its public part is kept).
+        #[sea_orm(column_type = "Text", nullable)]
+        pub private_sealed: Option<String>,
+        /// The public JWK (JSON).
+        #[sea_orm(column_type = "Text")]
+        pub public_jwk: String,
+        pub created_at: i64,
+        /// When a newer key replaced it; verifiable for the window after it.
+        pub retired_at: Option<i64>,
+    }
+    no_relations!();
+}
+
 pub(crate) mod schema_version {
     use sea_orm::entity::prelude::*;
 

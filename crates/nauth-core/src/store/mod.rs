@@ -13,6 +13,7 @@ pub(crate) mod listen;
 pub(crate) mod mfa;
 pub(crate) mod purge;
 pub(crate) mod sessions;
+pub(crate) mod signing_keys;
 pub(crate) mod users;
 pub(crate) mod verification;
 
@@ -34,14 +35,16 @@ use entities::schema_version;
 pub(crate) use entities::{
     api_keys::Model as ApiKey, backup_codes::Model as BackupCode, challenges::Model as Challenge,
     mfa_devices::Model as MfaDevice, refresh_tokens::Model as RefreshToken,
-    sessions::Model as Session, trusted_devices::Model as TrustedDevice, users::Model as User,
+    sessions::Model as Session, signing_keys::Model as SigningKeyRow,
+    trusted_devices::Model as TrustedDevice, users::Model as User,
     verification_tokens::Model as VerificationToken,
 };
 
 /// The schema version this build creates. v3 adds the `expires_at` indexes the background
 /// purge uses, v5 the API keys table, v6 the index on `nauth_sessions.revoked_at` the purge's
-/// session pass needs (created on upgrade by the idempotent create step).
-pub(crate) const SCHEMA_VERSION: i32 = 6;
+/// session pass needs (created on upgrade by the idempotent create step), v7 the signing keys
+/// of RS256/EdDSA access tokens (`nauth_signing_keys`, likewise).
+pub(crate) const SCHEMA_VERSION: i32 = 7;
 
 /// Why a storage operation failed. The cause goes to the log, never to the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -447,7 +450,8 @@ impl Store {
             entities::mfa_devices::Entity,
             entities::backup_codes::Entity,
             entities::trusted_devices::Entity,
-            entities::api_keys::Entity
+            entities::api_keys::Entity,
+            entities::signing_keys::Entity
         );
         if current == 1 {
             // v1 → v2: the MFA tables above, and the challenge's code method. A fresh install
