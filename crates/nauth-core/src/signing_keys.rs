@@ -450,3 +450,333 @@ pub(crate) async fn verify(inner: &Inner, token: &str, now_s: i64) -> AuthResult
         r => r,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use rsa::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
+
+    use super::*;
+    use crate::{Claims, ManualClock, NAuth};
+
+    fn config(url: &str, algorithm: JwtAlgorithm) -> NAuthConfig {
+        let mut cfg = crate::store::purge::tests::config(url);
+        cfg.jwt.algorithm = algorithm;
+        cfg
+    }
+
+    async fn engine(cfg: NAuthConfig, clock: &ManualClock) -> NAuth {
+        NAuth::builder(cfg)
+            .clock(clock.clone())
+            .build()
+            .await
+            .expect("engine")
+    }
+
+    fn claims(n: &NAuth) -> Claims {
+        let iat = n.inner.clock.now_ms() / 1000;
+        Claims {
+            sub: "u1".into(),
+            sid: "s1".into(),
+            jti: uuid::Uuid::new_v4().to_string(),
+            roles: vec!["user".into()],
+            iat,
+            exp: iat + 900,
+            iss: "nauth".into(),
+            aud: "nauth".into(),
+            token_type: "access".into(),
+            amr: None,
+        }
+    }
+
+    fn token(n: &NAuth) -> String {
+        n.inner.signer.sign(&claims(n)).expect("sign")
+    }
+
+    fn kid(token: &str) -> String {
+        jsonwebtoken::decode_header(token)
+            .expect("header")
+            .kid
+            .expect("kid")
+    }
+
+    fn now_s(n: &NAuth) -> i64 {
+        n.inner.clock.now_ms() / 1000
+    }
+
+    fn jwks_kids(n: &NAuth) -> Vec<String> {
+        n.inner.signer.current().jwks(now_s(n))["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    fn temp_file(text: &str) -> String {
+        let path = std::env::temp_dir().join(format!("nauth-key-{}.pem", uuid::Uuid::new_v4()));
+        std::fs::write(&path, text).expect("write key");
+        path.display().to_string()
+    }
+
+    #[test]
+    fn bad_key_files_are_named() {
+        let k = KeyMaterial::generate(JwtAlgorithm::Rs256).expect("rsa");
+        let rsa_pem = rsa::RsaPrivateKey::from_pkcs8_der(k.pkcs8_der())
+            .expect("der")
+            .to_pkcs8_pem(Default::default())
+            .expect("pem")
+            .to_string();
+        let ed = temp_file(crate::jwk::tests::ED_PEM);
+        let rsa = temp_file(&rsa_pem);
+        let garbage = temp_file("not a key");
+        let cases: &[(JwtAlgorithm, &str, &str)] = &[
+            (
+                JwtAlgorithm::Rs256,
+                "/nonexistent/key.pem",
+                "cannot be read",
+            ),
+            (JwtAlgorithm::Rs256, &garbage, "not a PEM private key"),
+            (
+                JwtAlgorithm::Rs256,
+                &ed,
+                "holds a key for EdDSA, but jwt.algorithm = \"RS256\"",
+            ),
+            (
+                JwtAlgorithm::EdDsa,
+                &rsa,
+                "holds a key for RS256, but jwt.algorithm = \"EdDSA\"",
+            ),
+            (
+                JwtAlgorithm::Hs256,
+                &ed,
+                "must be empty when jwt.algorithm = \"HS256\"",
+            ),
+        ];
+        for (alg, path, want) in cases {
+            let mut cfg = config("sqlite::memory:", *alg);
+            cfg.jwt.private_key_file = path.to_string();
+            let e = cfg.validate().expect_err(want);
+            assert_eq!(e.key, "jwt.private_key_file", "{e}");
+            assert!(e.message.contains(want), "{e}");
+            if *alg != JwtAlgorithm::Hs256 {
+                assert!(e.message.contains(path), "the file is named: {e}");
+            }
+        }
+        for (alg, path) in [(JwtAlgorithm::EdDsa, &ed), (JwtAlgorithm::Rs256, &rsa)] {
+            let mut cfg = config("sqlite::memory:", alg);
+            cfg.jwt.private_key_file = path.clone();
+            assert!(cfg.validate().is_ok(), "{alg:?}");
+        }
+        for p in [ed, rsa, garbage] {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    /// Four instances starting at once on an empty table end with one key, which all sign with.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_starts_store_one_key() {
+        let url = crate::store::tests::sqlite_url();
+        let clock = ManualClock::new();
+        let starts: Vec<_> = (0..4)
+            .map(|_| {
+                let (cfg, clock) = (config(&url, JwtAlgorithm::EdDsa), clock.clone());
+                tokio::spawn(async move { engine(cfg, &clock).await })
+            })
+            .collect();
+        let mut engines = Vec::new();
+        for s in starts {
+            engines.push(s.await.expect("task"));
+        }
+        let keys = engines[0].signing_keys().await.expect("list");
+        assert_eq!(keys.len(), 1, "{keys:?}");
+        assert!(keys[0].active && keys[0].retired_at.is_none());
+        for e in &engines {
+            assert_eq!(kid(&token(e)), keys[0].kid);
+        }
+        // A restart adopts the stored key.
+        let again = engine(config(&url, JwtAlgorithm::EdDsa), &clock).await;
+        assert_eq!(kid(&token(&again)), keys[0].kid);
+    }
+
+    /// Rotation signs with the new key at once; the old one verifies (and is published) through
+    /// its window, to the second, then neither.
+    #[tokio::test]
+    async fn rotation_window_edges() {
+        let url = crate::store::tests::sqlite_url();
+        let clock = ManualClock::new();
+        let n = engine(config(&url, JwtAlgorithm::EdDsa), &clock).await;
+        let old = token(&n);
+        let info = n.rotate_signing_key().await.expect("rotate");
+        assert!(info.active && info.algorithm == JwtAlgorithm::EdDsa);
+        let new = token(&n);
+        assert_eq!(kid(&new), info.kid);
+        assert_ne!(kid(&old), kid(&new));
+        let keys = n.signing_keys().await.expect("list");
+        assert_eq!(keys.len(), 2);
+        let retired = keys.iter().find(|k| k.kid == kid(&old)).expect("old key");
+        assert!(!retired.active);
+        let until = retired.verifiable_until.expect("window") / 1000;
+        assert_eq!(
+            retired.verifiable_until,
+            retired
+                .retired_at
+                .map(|t| t + (900 + LEEWAY_SECS) * 1000 + RECHECK_EVERY_MS)
+        );
+        assert_eq!(jwks_kids(&n), vec![kid(&new), kid(&old)]);
+        assert!(n.inner.signer.verify(&old, now_s(&n)).is_ok());
+        // A token of the old key that lives longer than the window isolates the window.
+        let long = |n: &NAuth| Claims {
+            exp: now_s(n) + 10_000,
+            ..claims(n)
+        };
+        // Re-sign with the retired key: load it from the database.
+        let rows = store::signing_keys::all(&n.inner.store)
+            .await
+            .expect("rows");
+        let row = rows.iter().find(|r| r.kid == kid(&old)).expect("row");
+        let der = crate::mfa::open(
+            &n.inner.keyring.seal,
+            &row.kid,
+            row.private_sealed.as_deref().expect("sealed"),
+        )
+        .expect("open");
+        let old_material = KeyMaterial::from_pkcs8_der(&der).expect("der");
+        let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        h.kid = Some(row.kid.clone());
+        let long_token =
+            jsonwebtoken::encode(&h, &long(&n), &old_material.encoding_key().expect("k"))
+                .expect("sign");
+        let at = |s: i64| s - now_s(&n);
+        clock.advance(Duration::from_secs(at(until) as u64));
+        assert_eq!(now_s(&n), until);
+        assert!(
+            n.inner.signer.verify(&long_token, now_s(&n)).is_ok(),
+            "last second"
+        );
+        assert_eq!(jwks_kids(&n).len(), 2);
+        clock.advance(Duration::from_secs(1));
+        assert!(matches!(
+            n.inner.signer.verify(&long_token, now_s(&n)),
+            Err(AuthError::TokenInvalid)
+        ));
+        assert_eq!(jwks_kids(&n), vec![kid(&new)]);
+        // A reload (another engine starting) no longer loads the old key at all.
+        n.inner
+            .keyring
+            .refresh(&n.inner, n.inner.clock.now_ms())
+            .await;
+        assert!(!n.inner.signer.current().knows(&kid(&old)));
+    }
+
+    /// Two engines on one database: a rotation on one reaches the other through an unknown
+    /// kid (at once, throttled) and the lazy re-check (signing within its interval).
+    #[tokio::test]
+    async fn other_instances_follow_a_rotation() {
+        let url = crate::store::tests::sqlite_url();
+        let clock = ManualClock::new();
+        let a = engine(config(&url, JwtAlgorithm::EdDsa), &clock).await;
+        let b = engine(config(&url, JwtAlgorithm::EdDsa), &clock).await;
+        let c = engine(config(&url, JwtAlgorithm::EdDsa), &clock).await;
+        let before = token(&b);
+        clock.advance(Duration::from_secs(2));
+        let info = a.rotate_signing_key().await.expect("rotate");
+        let t = token(&a);
+        assert_eq!(kid(&t), info.kid);
+        // B: unknown kid → one reload → accepted; its own older token still verifies.
+        assert!(b.inner.signer.unknown_kid(&t).is_some());
+        assert!(b.inner.keyring.may_reload(b.inner.clock.now_ms()));
+        let claims = verify(&b.inner, &t, now_s(&b)).await.expect("after reload");
+        assert_eq!(claims.sub, "u1");
+        assert!(b.inner.signer.verify(&before, now_s(&b)).is_ok());
+        // Throttled: a second unknown kid within the second reads nothing.
+        assert!(!b.inner.keyring.may_reload(b.inner.clock.now_ms()));
+        clock.advance(Duration::from_millis(RELOAD_EVERY_MS as u64));
+        assert!(b.inner.keyring.may_reload(b.inner.clock.now_ms()));
+        // The reload brought the live key too: B signs with it now.
+        assert_eq!(kid(&token(&b)), info.kid);
+        // C, which saw no token of the new key, signs with the old one until the re-check
+        // interval has passed since its last look.
+        c.inner.keyring.recheck(&c.inner).await;
+        assert_ne!(kid(&token(&c)), info.kid, "re-checked too early");
+        clock.advance(Duration::from_millis(RECHECK_EVERY_MS as u64));
+        c.inner.keyring.recheck(&c.inner).await;
+        assert_eq!(kid(&token(&c)), info.kid);
+    }
+
+    /// A key file: its public part is recorded; rotation is refused with advice; a new file's
+    /// key takes over while the previous file's tokens keep verifying.
+    #[tokio::test]
+    async fn key_files_are_recorded_and_replaced() {
+        let url = crate::store::tests::sqlite_url();
+        let clock = ManualClock::new();
+        let first = temp_file(crate::jwk::tests::ED_PEM);
+        let mut cfg = config(&url, JwtAlgorithm::EdDsa);
+        cfg.jwt.private_key_file = first.clone();
+        let a = engine(cfg.clone(), &clock).await;
+        let old = token(&a);
+        let e = a
+            .rotate_signing_key()
+            .await
+            .expect_err("file keys rotate by file");
+        assert!(e.to_string().contains("replacing"), "{e}");
+        let keys = a.signing_keys().await.expect("list");
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].kid, kid(&old));
+        let rows = store::signing_keys::all(&a.inner.store)
+            .await
+            .expect("rows");
+        assert!(
+            rows[0].private_sealed.is_none(),
+            "a file's private key is not copied"
+        );
+        // The same file again: nothing new.
+        let _same = engine(cfg.clone(), &clock).await;
+        assert_eq!(a.signing_keys().await.expect("list").len(), 1);
+        // A new file.
+        let pem = {
+            use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+            let k = ed25519_dalek::SigningKey::from_bytes(&crate::codes::random_bytes::<32>());
+            k.to_pkcs8_pem(Default::default()).expect("pem").to_string()
+        };
+        let second = temp_file(&pem);
+        cfg.jwt.private_key_file = second.clone();
+        let b = engine(cfg, &clock).await;
+        let new = token(&b);
+        assert_ne!(kid(&new), kid(&old));
+        assert!(
+            b.inner.signer.verify(&old, now_s(&b)).is_ok(),
+            "previous file's token"
+        );
+        assert_eq!(jwks_kids(&b), vec![kid(&new), kid(&old)]);
+        let keys = b.signing_keys().await.expect("list");
+        assert!(keys.iter().any(|k| k.kid == kid(&new) && k.active));
+        assert!(
+            keys.iter()
+                .any(|k| k.kid == kid(&old) && k.retired_at.is_some())
+        );
+        clock.advance(Duration::from_secs(900 + 30 + 10 + 1));
+        assert!(b.inner.signer.verify(&old, now_s(&b)).is_err());
+        assert_eq!(jwks_kids(&b), vec![kid(&new)]);
+        for p in [first, second] {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    /// Under HS256 nothing is stored, listed or published, and rotation explains why.
+    #[tokio::test]
+    async fn hs256_has_no_key_ring() {
+        let url = crate::store::tests::sqlite_url();
+        let n = engine(config(&url, JwtAlgorithm::Hs256), &ManualClock::new()).await;
+        assert!(n.signing_keys().await.expect("list").is_empty());
+        assert!(n.rotate_signing_key().await.is_err());
+        assert!(jwks_kids(&n).is_empty());
+        assert!(
+            store::signing_keys::all(&n.inner.store)
+                .await
+                .expect("rows")
+                .is_empty()
+        );
+    }
+}
