@@ -9,6 +9,10 @@
 //! 5. Scale (`scale.rs`): login, refresh and protected route at 1,000 / 100,000 / 1,000,000
 //!    seeded users, refresh vs the raw SQL rotation, double issue, two instances vs one.
 //!    `NAUTH_BENCH_ONLY=scale` (or the argument `--scale`) runs only this section.
+//! 6. `GET /api/data` through axum with access tokens signed HS256, RS256 and EdDSA, under
+//!    `token` and `database` validation (target: RS256 and EdDSA within 5 % of HS256, as the
+//!    verified-token cache makes a repeated token skip the signature check).
+//!    `NAUTH_BENCH_ONLY=algorithms` runs only this section.
 //!
 //! The load generator is a small keep-alive HTTP/1.1 client in this process (no external
 //! tools), so server and client share the machine's cores, equally for every variant.
@@ -21,7 +25,7 @@ use std::time::{Duration, Instant};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use nauth_axum::{AuthUser, NAuth};
-use nauth_core::config::{NAuthConfig, SessionValidation, Verification};
+use nauth_core::config::{JwtAlgorithm, NAuthConfig, SessionValidation, Verification};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -268,6 +272,58 @@ async fn nauth_app_on(fw: Framework, validation: SessionValidation) -> (SocketAd
     .await
 }
 
+/// The protected axum app under `validation`, its tokens signed with `algorithm` (generated
+/// keys for RS256/EdDSA).
+async fn nauth_app_signed(
+    validation: SessionValidation,
+    algorithm: JwtAlgorithm,
+) -> (SocketAddr, String, NAuth) {
+    let name = format!(
+        "nauth-bench-{}-{validation:?}-{}.db",
+        std::process::id(),
+        algorithm.as_str()
+    );
+    let db = std::env::temp_dir().join(name);
+    let _ = std::fs::remove_file(&db);
+    let mut cfg = config(validation, &db.display().to_string());
+    cfg.jwt.algorithm = algorithm;
+    nauth_app_with(Framework::Axum, cfg, "bench@example.com").await
+}
+
+/// Section 6: the protected route per signing algorithm, three interleaved rounds, medians.
+async fn algorithms_section() {
+    println!(
+        "\nGET /api/data (axum) by access-token algorithm, req/s (ratio to HS256; target >= 0.95)"
+    );
+    println!(
+        "  {:<10}{:>12}{:>12}{:>8}{:>12}{:>8}",
+        "validation", "HS256", "RS256", "ratio", "EdDSA", "ratio"
+    );
+    for validation in [SessionValidation::Token, SessionValidation::Database] {
+        let mut apps = Vec::new();
+        for alg in [
+            JwtAlgorithm::Hs256,
+            JwtAlgorithm::Rs256,
+            JwtAlgorithm::EdDsa,
+        ] {
+            apps.push(nauth_app_signed(validation, alg).await);
+        }
+        let mut rates = vec![Vec::new(), Vec::new(), Vec::new()];
+        for _ in 0..3 {
+            for (i, (addr, token, _)) in apps.iter().enumerate() {
+                rates[i].push(throughput(*addr, get_req("/api/data", Some(token)), 200).await);
+            }
+        }
+        let [hs, rs, ed] = [0, 1, 2].map(|i| median(&mut rates[i]));
+        println!(
+            "  {:<10}{hs:>12.0}{rs:>12.0}{:>8.2}{ed:>12.0}{:>8.2}",
+            format!("{validation:?}").to_lowercase(),
+            rs / hs,
+            ed / hs
+        );
+    }
+}
+
 /// The axum app: `GET /api/data` behind `AuthUser`, and nauth's routes under `/auth`.
 fn axum_app(nauth: NAuth) -> Router {
     async fn data(AuthUser(u): AuthUser) -> Json<Value> {
@@ -387,6 +443,15 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn main() {
     let only_scale = std::env::var("NAUTH_BENCH_ONLY").is_ok_and(|v| v == "scale")
         || std::env::args().any(|a| a == "--scale");
+    if std::env::var("NAUTH_BENCH_ONLY").is_ok_and(|v| v == "algorithms") {
+        println!(
+            "nauth benchmark, algorithms section only: {} keep-alive connections, {}s per measurement",
+            CONNECTIONS,
+            secs().as_secs()
+        );
+        algorithms_section().await;
+        return;
+    }
     if only_scale {
         println!(
             "nauth benchmark, scale section only: {} keep-alive connections, {}s per measurement, {} cores",
@@ -442,6 +507,7 @@ async fn main() {
         }
     }
     let (db_addr, dbt, _n2) = axum_db.expect("axum ran");
+    algorithms_section().await;
 
     // 2. Logins vs raw Argon2id at the default (OWASP) parameters.
     let cfg = NAuthConfig::default();
