@@ -433,7 +433,30 @@ impl NAuth {
     /// password that must be changed at the first login (FORCE_CHANGE_PASSWORD). Returns the
     /// password, to be shown once.
     pub async fn create_admin(&self, email: &str) -> AuthResult<String> {
-        flows::account::create_admin(&self.inner, email).await
+        let body = serde_json::json!({
+            "email": email,
+            "roles": ["user", "admin"],
+            "emailVerified": true,
+        });
+        let (_, created) = self.admin_call("POST", "/users", Some(&body)).await?;
+        created["generatedPassword"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| AuthError::Internal("no generated password".into()))
+    }
+
+    /// Runs one call of the admin API (docs/api.md §3.6) as the operator, for the `nauth`
+    /// command line and an app's own jobs: `path` is relative to `<mount>/admin`
+    /// (`"/users?limit=5"`, `"/users/{sub}/disable"`), `body` the JSON body. The same checks,
+    /// answers and audit rows (`adminSub: "operator"`) as over HTTP; no session is needed and
+    /// no fresh proof is asked. Returns the status and the JSON body of a success.
+    pub async fn admin_call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> AuthResult<(u16, serde_json::Value)> {
+        routes::operate(&self.inner, method, &format!("/admin{path}"), body).await
     }
 
     /// Renders an error as the contract's JSON reply (for adapters' extractors).
