@@ -42,6 +42,10 @@ pub use notify::{
 #[cfg(feature = "redis")]
 pub use redis_kv::{RedisKv, RedisSessionCache};
 pub use store::StoreError;
+pub use store::purge::Purged;
+
+/// The database schema version this build creates and upgrades to at start.
+pub const SCHEMA_VERSION: i32 = store::SCHEMA_VERSION;
 pub use tokens::Claims;
 
 /// The password hasher on its bounded pool, for the benchmark only (not part of the API).
@@ -443,6 +447,13 @@ impl NAuth {
             .as_str()
             .map(str::to_string)
             .ok_or_else(|| AuthError::Internal("no generated password".into()))
+    }
+
+    /// Runs one purge pass now (the engine also runs one every `kv.purge_interval`): deletes
+    /// expired counters, challenges, codes, long-dead sessions with their refresh tokens and
+    /// expired trusted devices, in bounded batches.
+    pub async fn purge(&self) -> Purged {
+        store::purge::run_once(&self.inner).await
     }
 
     /// Runs one call of the admin API (docs/api.md §3.6) as the operator, for the `nauth`
