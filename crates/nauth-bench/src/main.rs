@@ -3,6 +3,7 @@
 //!
 //! 1. `GET /api/data` through nauth-axum (`AuthUser`) vs a bare axum handler returning the
 //!    same JSON, with session validation `token` and `database` (SQLite).
+//!    The same route with an API key (`X-API-Key`, SQLite, the key's cache warm).
 //! 2. Logins per second vs raw Argon2id verifies per second at the same parameters.
 //! 3. The latency of protected requests while logins run flat out.
 //! 4. PostgreSQL, without and with the session-liveness cache (`NAUTH_TEST_POSTGRES_URL`).
@@ -507,6 +508,7 @@ async fn main() {
         }
     }
     let (db_addr, dbt, _n2) = axum_db.expect("axum ran");
+    api_key_rows().await;
     algorithms_section().await;
 
     // 2. Logins vs raw Argon2id at the default (OWASP) parameters.
@@ -584,6 +586,45 @@ async fn main() {
 
     // 5. Scale: seeded users on PostgreSQL (NAUTH_TEST_POSTGRES_URL).
     scale::section(false).await;
+}
+
+/// The protected route with an API key (`X-API-Key`) vs the same framework's bare handler,
+/// on SQLite, where the key is answered from the liveness cache once seen.
+async fn api_key_rows() {
+    println!(
+        "\nGET /api/data with an API key (X-API-Key, SQLite), req/s (target >= 0.85 of the bare handler)"
+    );
+    println!(
+        "  {:<8}{:>12}{:>12}{:>8}",
+        "door", "bare", "api key", "ratio"
+    );
+    for fw in [Framework::Axum, Framework::Actix, Framework::Poem] {
+        let bare_addr = bare_app(fw).await;
+        let (addr, access, _nauth) = nauth_app_on(fw, SessionValidation::Database).await;
+        let mut c = Conn::open(addr).await;
+        let body = json!({"name": "bench", "scopes": ["read"], "password": "Correct-Horse-42"})
+            .to_string();
+        let create = format!(
+            "POST /auth/api-keys HTTP/1.1\r\nhost: bench\r\nauthorization: Bearer {access}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        assert_eq!(c.call(create.as_bytes()).await, 201);
+        let created: Value = serde_json::from_slice(c.body()).expect("json");
+        let key = created["key"].as_str().expect("key");
+        let req = format!("GET /api/data HTTP/1.1\r\nhost: bench\r\nx-api-key: {key}\r\n\r\n")
+            .into_bytes();
+        let (mut bare, mut keyed) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            bare.push(throughput(bare_addr, get_req("/api/data", None), 200).await);
+            keyed.push(throughput(addr, req.clone(), 200).await);
+        }
+        let (bare_rate, key_rate) = (median(&mut bare), median(&mut keyed));
+        println!(
+            "  {:<8}{bare_rate:>12.0}{key_rate:>12.0}{:>8.2}",
+            format!("{fw:?}").to_lowercase(),
+            key_rate / bare_rate
+        );
+    }
 }
 
 /// `GET /api/data` under `database` validation on PostgreSQL vs the bare axum handler: every

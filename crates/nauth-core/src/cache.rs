@@ -26,6 +26,11 @@ pub struct LiveSession {
     /// The user's roles as the database holds them (what `RequireRole` checks under
     /// `database` validation).
     pub roles: Vec<String>,
+    /// `None` for a session. The same cache also keeps the API keys seen recently, under
+    /// `key:<id>`: then the key's scopes, with `access_jti` holding the SHA-256 of its
+    /// secret, `expires_at` its expiry (`i64::MAX` for none) and `absolute_expires_at` the
+    /// time its `lastUsedAt` is next written.
+    pub scopes: Option<Vec<String>>,
 }
 
 /// A cache of live sessions. The engine calls [`SessionCache::invalidate`] after every
@@ -230,6 +235,7 @@ mod tests {
             expires_at: 10,
             absolute_expires_at: 20,
             roles: vec!["user".into()],
+            scopes: None,
         }
     }
 

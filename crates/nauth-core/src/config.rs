@@ -639,24 +639,30 @@ fn check_value(key: &str, kind: Kind, v: &toml::Value) -> Result<(), ConfigError
 }
 
 /// Rejects unknown keys and ill-typed values, naming each by its section path.
-fn check_table(table: &toml::Table) -> Result<(), ConfigError> {
+/// Every unknown key and every value of the wrong kind in `table`.
+fn table_problems(table: &toml::Table) -> Vec<ConfigError> {
+    let mut out = Vec::new();
     for (key, value) in table {
         if let Some(kind) = kind_of("", key) {
-            check_value(key, kind, value)?;
+            out.extend(check_value(key, kind, value).err());
             continue;
         }
         if !SECTIONS.contains(&key.as_str()) {
-            return Err(err(key, "unknown key"));
+            out.push(err(key, "unknown key"));
+            continue;
         }
-        let section = value
-            .as_table()
-            .ok_or_else(|| err(key, "expected a table (section)"))?;
+        let Some(section) = value.as_table() else {
+            out.push(err(key, "expected a table (section)"));
+            continue;
+        };
         for (k, v) in section {
-            let kind = kind_of(key, k).ok_or_else(|| err(path(key, k), "unknown key"))?;
-            check_value(&path(key, k), kind, v)?;
+            match kind_of(key, k) {
+                Some(kind) => out.extend(check_value(&path(key, k), kind, v).err()),
+                None => out.push(err(path(key, k), "unknown key")),
+            }
         }
     }
-    Ok(())
+    out
 }
 
 /// Converts an environment value into the TOML value its key's kind calls for.
@@ -753,6 +759,25 @@ pub fn from_sources(
     toml: Option<&str>,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<NAuthConfig, ConfigError> {
+    build(toml, env).map_err(|mut problems| problems.swap_remove(0))
+}
+
+/// Every problem [`from_sources`] would find, not only the first: each unknown key, value of
+/// the wrong kind and broken rule, each naming its key (empty when the configuration is
+/// good). A syntax error, a bad environment override or a value the types refuse ends the
+/// check at that point. `nauth check-config` prints them.
+pub fn problems(
+    toml: Option<&str>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Vec<ConfigError> {
+    build(toml, env).err().unwrap_or_default()
+}
+
+/// [`from_sources`] with every problem found (never an empty `Err`).
+fn build(
+    toml: Option<&str>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<NAuthConfig, Vec<ConfigError>> {
     // toml's Display quotes the offending line, which may hold the secret: report line + message.
     let syntax = |e: toml::de::Error| {
         let line = |at: usize| toml.map_or(0, |t| t[..at.min(t.len())].matches('\n').count() + 1);
@@ -767,19 +792,28 @@ pub fn from_sources(
     let mut table: toml::Table = toml
         .map(str::parse)
         .transpose()
-        .map_err(syntax)?
+        .map_err(|e| vec![syntax(e)])?
         .unwrap_or_default();
-    apply_env(&mut table, env)?;
-    check_table(&table)?;
-    let mut cfg: NAuthConfig = toml::Value::Table(table).try_into().map_err(syntax)?;
+    apply_env(&mut table, env).map_err(|e| vec![e])?;
+    let problems = table_problems(&table);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let mut cfg: NAuthConfig = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e| vec![syntax(e)])?;
     if let Some(stripped) = cfg.base_url.strip_suffix('/') {
         cfg.base_url = stripped.to_owned();
     }
     for origin in &mut cfg.trusted_origins {
         *origin = origin.trim_end_matches('/').to_ascii_lowercase();
     }
-    cfg.validate()?;
-    Ok(cfg)
+    let problems = cfg.rule_problems();
+    if problems.is_empty() {
+        Ok(cfg)
+    } else {
+        Err(problems)
+    }
 }
 
 /// `scheme://authority[rest]` as (scheme, authority, rest).
@@ -837,8 +871,16 @@ fn is_scope(s: &str) -> bool {
 impl NAuthConfig {
     /// Checks every rule of docs/api.md §9; the first failure names its key. [`from_sources`] calls
     /// it; call it yourself on a configuration built in code.
-    #[rustfmt::skip] // one rule a line reads better than rustfmt's vertical tuples
     pub fn validate(&self) -> Result<(), ConfigError> {
+        match self.rule_problems().into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Every broken rule of docs/api.md §9, each naming its key.
+    #[rustfmt::skip] // one rule a line reads better than rustfmt's vertical tuples
+    fn rule_problems(&self) -> Vec<ConfigError> {
         let (p, t, m, mp) = (&self.password, &self.token_delivery, &self.mfa, &self.mount_prefix);
         let starts = |s: &str, prefixes: &[&str]| prefixes.iter().any(|p| s.starts_with(p));
         let starts_ci = |s: &str, prefixes: &[&str]| {
@@ -920,18 +962,20 @@ impl NAuthConfig {
                 || starts(&self.kv.redis_url, &["redis://", "rediss://"]),
              "kv.redis_url", "must start with redis:// or rediss:// when kv.backend = \"redis\""),
         ];
-        if let Some(&(_, key, message)) = rules.iter().find(|r| !r.0) {
-            return Err(err(key, message));
+        let mut out: Vec<ConfigError> =
+            rules.iter().filter(|r| !r.0).map(|&(_, key, message)| err(key, message)).collect();
+        // The key file is read once the rules above hold for it.
+        if out.iter().all(|e| e.key != "jwt.private_key_file") {
+            out.extend(crate::signing_keys::key_file(self).err());
         }
-        crate::signing_keys::key_file(self)?;
         if let Some(o) = self.trusted_origins.iter().find(|o| !is_origin(o)) {
             let message = format!("{o:?} is not an origin like https://example.com:8443 (no path)");
-            return Err(err("trusted_origins", message));
+            out.push(err("trusted_origins", message));
         }
-        match self.api_keys.scopes.iter().find(|s| !is_scope(s)) {
-            Some(s) => Err(err("api_keys.scopes", format!("{s:?} must be 1 to 64 of a-z 0-9 :_-"))),
-            None => Ok(()),
+        if let Some(s) = self.api_keys.scopes.iter().find(|s| !is_scope(s)) {
+            out.push(err("api_keys.scopes", format!("{s:?} must be 1 to 64 of a-z 0-9 :_-")));
         }
+        out
     }
 }
 
@@ -1372,5 +1416,37 @@ backup_code_count = 10
         for (prefix, more) in good {
             ok(&toml(prefix, more));
         }
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let keys = |toml: &str, env: &[(&str, &str)]| -> Vec<String> {
+            let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+            problems(Some(toml), env)
+                .into_iter()
+                .map(|e| e.key)
+                .collect()
+        };
+        // Unknown keys and wrong kinds, all of them.
+        assert_eq!(
+            keys(
+                "foo = 1\n[jwt]\nbar = 2\naccess_ttl = 5\n[lockout]\nmax_attempts = \"x\"",
+                &[]
+            ),
+            ["foo", "jwt.access_ttl", "jwt.bar", "lockout.max_attempts"]
+        );
+        // Broken rules, all of them.
+        let toml = "secret = \"short\"\n[lockout]\nmax_attempts = 0\n[refresh]\nttl = \"0s\"";
+        assert_eq!(
+            keys(toml, &[]),
+            ["secret", "refresh.ttl", "lockout.max_attempts"]
+        );
+        let good = format!("secret = \"{SECRET}\"");
+        assert!(keys(&good, &[]).is_empty());
+        assert_eq!(
+            keys(&good, &[("NAUTH_LOCKOUT__NOPE", "1")]),
+            ["lockout.nope"]
+        );
+        assert_eq!(keys("a = [", &[]), ["<file>"]);
     }
 }

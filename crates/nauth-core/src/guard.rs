@@ -68,7 +68,11 @@ const NO_KEY_HASH: &str = "00000000000000000000000000000000000000000000000000000
 /// constant time, not revoked, not expired, and its user still there and enabled; roles come
 /// from the database. `lastUsedAt` is written at most once a minute per key.
 async fn api_key_principal(inner: &Inner, raw: &str) -> AuthResult<Principal> {
+    if let Some(answer) = api_key_now(inner, raw) {
+        return answer;
+    }
     let (id, secret) = crate::flows::api_keys::parse(raw).ok_or(AuthError::ApiKeyInvalid)?;
+    let stamp = inner.session_cache.stamp();
     let row = crate::store::api_keys::get(&inner.store, id).await?;
     let presented = crate::codes::sha256_hex(secret);
     let stored = row.as_ref().map_or(NO_KEY_HASH, |r| r.secret_hash.as_str());
@@ -85,19 +89,63 @@ async fn api_key_principal(inner: &Inner, raw: &str) -> AuthResult<Principal> {
         .await?
         .filter(|u| !u.disabled)
         .ok_or(AuthError::ApiKeyInvalid)?;
-    const TOUCH_EVERY_MS: i64 = 60_000;
-    if key.last_used_at.is_none_or(|t| t <= now - TOUCH_EVERY_MS) {
+    let mut last_used = key.last_used_at.unwrap_or(i64::MIN);
+    if last_used <= now - TOUCH_EVERY_MS {
         crate::store::api_keys::touch(&inner.store, &key.id, now, now - TOUCH_EVERY_MS + 1).await?;
+        last_used = now;
     }
-    Ok(Principal {
-        sub: user.id.clone(),
-        session_id: String::new(),
-        roles: crate::flows::roles(&user),
+    let roles = crate::flows::roles(&user);
+    let entry = LiveSession {
+        user_id: user.id,
+        access_jti: key.secret_hash,
         auth_method: "api_key".into(),
-        via_cookie: false,
+        expires_at: key.expires_at.unwrap_or(i64::MAX),
+        absolute_expires_at: last_used.saturating_add(TOUCH_EVERY_MS),
+        roles,
         scopes: Some(crate::flows::api_keys::split_scopes(&key.scopes)),
-        api_key_id: Some(key.id),
-    })
+    };
+    inner.session_cache.put(&key_entry(&key.id), &entry, stamp);
+    Ok(key_principal(key.id, entry))
+}
+
+/// `lastUsedAt` is written at most once a minute per key.
+const TOUCH_EVERY_MS: i64 = 60_000;
+
+/// Where the liveness cache keeps an API key (session ids are UUIDs, so no clash).
+fn key_entry(id: &str) -> String {
+    format!("key:{id}")
+}
+
+fn key_principal(id: String, entry: LiveSession) -> Principal {
+    Principal {
+        sub: entry.user_id,
+        session_id: String::new(),
+        roles: entry.roles,
+        auth_method: entry.auth_method,
+        via_cookie: false,
+        scopes: entry.scopes,
+        api_key_id: Some(id),
+    }
+}
+
+/// An API key answered from the liveness cache, without I/O: a key seen recently whose
+/// `lastUsedAt` is not due. `None` sends it to the database, also for a wrong secret, so a
+/// wrong secret and an unknown id do the same work.
+fn api_key_now(inner: &Inner, raw: &str) -> Option<AuthResult<Principal>> {
+    let Some((id, secret)) = crate::flows::api_keys::parse(raw) else {
+        return Some(Err(AuthError::ApiKeyInvalid));
+    };
+    let entry = inner.session_cache.get(&key_entry(id))?;
+    let now = inner.clock.now_ms();
+    if now >= entry.absolute_expires_at
+        || !crate::codes::ct_eq(&crate::codes::sha256_hex(secret), &entry.access_jti)
+    {
+        return None;
+    }
+    if entry.expires_at <= now {
+        return Some(Err(AuthError::ApiKeyExpired));
+    }
+    Some(Ok(key_principal(id.to_string(), entry)))
 }
 
 /// Whether a method changes state (CSRF applies).
@@ -330,11 +378,11 @@ fn app_checks(inner: &Inner, req: &Request, p: Principal) -> AuthResult<Principa
     Ok(p)
 }
 
-/// [`authenticate`] when it needs no I/O (see [`principal_now`]); an API key always reads
-/// the database.
+/// [`authenticate`] when it needs no I/O (see [`principal_now`], and [`api_key_now`] for a
+/// key).
 pub(crate) fn authenticate_now(inner: &Inner, req: &Request) -> Option<AuthResult<Principal>> {
-    if presented_api_key(req).is_some() {
-        return None;
+    if let Some(key) = presented_api_key(req) {
+        return api_key_now(inner, key);
     }
     principal_now(inner, req).map(|r| r.and_then(|p| app_checks(inner, req, p)))
 }

@@ -454,6 +454,7 @@ mod tests {
             expires_at: i64::MAX,
             absolute_expires_at: i64::MAX,
             roles: vec!["user".into()],
+            scopes: None,
         };
         let sid = uuid::Uuid::new_v4().to_string();
         cut_off.put(&sid, &row, cut_off.stamp());

@@ -45,6 +45,10 @@ pub use notify::{
 pub use redis_kv::{RedisKv, RedisSessionCache};
 pub use signing_keys::SigningKeyInfo;
 pub use store::StoreError;
+pub use store::purge::Purged;
+
+/// The database schema version this build creates and upgrades to at start.
+pub const SCHEMA_VERSION: i32 = store::SCHEMA_VERSION;
 pub use tokens::Claims;
 
 /// The password hasher on its bounded pool, for the benchmark only (not part of the API).
@@ -441,7 +445,37 @@ impl NAuth {
     /// password that must be changed at the first login (FORCE_CHANGE_PASSWORD). Returns the
     /// password, to be shown once.
     pub async fn create_admin(&self, email: &str) -> AuthResult<String> {
-        flows::account::create_admin(&self.inner, email).await
+        let body = serde_json::json!({
+            "email": email,
+            "roles": ["user", "admin"],
+            "emailVerified": true,
+        });
+        let (_, created) = self.admin_call("POST", "/users", Some(&body)).await?;
+        created["generatedPassword"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| AuthError::Internal("no generated password".into()))
+    }
+
+    /// Runs one purge pass now (the engine also runs one every `kv.purge_interval`): deletes
+    /// expired counters, challenges, codes, long-dead sessions with their refresh tokens and
+    /// expired trusted devices, in bounded batches.
+    pub async fn purge(&self) -> Purged {
+        store::purge::run_once(&self.inner).await
+    }
+
+    /// Runs one call of the admin API (docs/api.md §3.6) as the operator, for the `nauth`
+    /// command line and an app's own jobs: `path` is relative to `<mount>/admin`
+    /// (`"/users?limit=5"`, `"/users/{sub}/disable"`), `body` the JSON body. The same checks,
+    /// answers and audit rows (`adminSub: "operator"`) as over HTTP; no session is needed and
+    /// no fresh proof is asked. Returns the status and the JSON body of a success.
+    pub async fn admin_call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> AuthResult<(u16, serde_json::Value)> {
+        routes::operate(&self.inner, method, &format!("/admin{path}"), body).await
     }
 
     /// Makes a newly generated key the one that signs access tokens (on this instance at

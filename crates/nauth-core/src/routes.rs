@@ -61,7 +61,12 @@ enum Route {
     Untrust(String),
     AuditHistory,
     AdminUsers,
+    AdminCreateUser,
     AdminUser(String),
+    AdminUpdateUser(String),
+    AdminDeleteUser(String),
+    AdminForcePasswordChange(String),
+    AdminMfaExemption(String),
     AdminDisable(String),
     AdminEnable(String),
     AdminRoles(String),
@@ -128,7 +133,7 @@ fn routes_for(rest: &str) -> Option<Vec<(&'static str, Route)>> {
         "/trusted-devices" => Some(vec![("GET", TrustedDevices), ("DELETE", UntrustAll)]),
         "/api-keys" => Some(vec![("GET", ApiKeys), ("POST", CreateApiKey)]),
         "/audit/history" => one("GET", AuditHistory),
-        "/admin/users" => one("GET", AdminUsers),
+        "/admin/users" => Some(vec![("GET", AdminUsers), ("POST", AdminCreateUser)]),
         "/admin/audit" => one("GET", AdminAudit),
         "/magic-link" => one("POST", MagicLink),
         "/magic-link/verify" => one("GET", MagicLinkVerify),
@@ -141,7 +146,13 @@ fn routes_for(rest: &str) -> Option<Vec<(&'static str, Route)>> {
                 }
                 let sub = sub.to_string();
                 return match action {
-                    "" => one("GET", AdminUser(sub)),
+                    "" => Some(vec![
+                        ("GET", AdminUser(sub.clone())),
+                        ("PUT", AdminUpdateUser(sub.clone())),
+                        ("DELETE", AdminDeleteUser(sub)),
+                    ]),
+                    "force-password-change" => one("POST", AdminForcePasswordChange(sub)),
+                    "mfa/exemption" => one("POST", AdminMfaExemption(sub)),
                     "disable" => one("POST", AdminDisable(sub)),
                     "enable" => one("POST", AdminEnable(sub)),
                     "roles" => one("POST", AdminRoles(sub)),
@@ -312,6 +323,64 @@ fn jwks(inner: &Inner) -> Reply {
     )
 }
 
+/// The `sub` an operator's admin actions are audited under (`adminSub`).
+pub(crate) const OPERATOR: &str = "operator";
+
+/// Runs one admin API call as the operator (the command line, or the app's own code):
+/// `rest` is the path under the mount prefix with its query (`/admin/users?limit=5`). The
+/// same flows, checks, effects and audit rows as over HTTP, without a session and without a
+/// fresh proof. Only admin routes.
+pub(crate) async fn operate(
+    inner: &Arc<Inner>,
+    method: &str,
+    rest: &str,
+    body: Option<&Value>,
+) -> Result<(u16, Value), AuthError> {
+    let (path, query) = match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q.to_string())),
+        None => (rest, None),
+    };
+    let methods = routes_for(path)
+        .filter(|_| path.starts_with("/admin/"))
+        .ok_or(AuthError::NotFound)?;
+    let allow = allow_header(&methods);
+    let method = method.to_ascii_uppercase();
+    let route = methods
+        .into_iter()
+        .find(|(m, _)| *m == method)
+        .map(|(_, r)| r)
+        .ok_or(AuthError::MethodNotAllowed { allow })?;
+    let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+    let req = Request {
+        path: format!("{}{path}", inner.cfg.mount_prefix),
+        query,
+        headers: vec![("user-agent".into(), "nauth operator".into())],
+        body: Body::Bytes(bytes.clone()),
+        peer_ip: None,
+        method,
+    };
+    let principal = guard::Principal {
+        sub: OPERATOR.into(),
+        session_id: String::new(),
+        roles: vec!["admin".into()],
+        auth_method: OPERATOR.into(),
+        via_cookie: false,
+        scopes: None,
+        api_key_id: None,
+    };
+    let mut ctx = Ctx::new(inner, &req, inner.clock.now_ms(), None, Some(principal));
+    ctx.operator = true;
+    let result = run(&ctx, route, Input::parse(&bytes)?).await;
+    flows::effects::run(&ctx, result.is_ok()).await;
+    match result? {
+        Outcome::Json(status, body) => Ok((status, body)),
+        Outcome::JsonClearing { body, .. } => Ok((200, body)),
+        _ => Err(AuthError::Internal(
+            "an admin route answered with tokens".into(),
+        )),
+    }
+}
+
 async fn run(ctx: &Ctx<'_>, route: Route, input: Input) -> Result<Outcome, AuthError> {
     use flows::{account, admin, api_keys, audit, auth, magic, mfa, recovery, session};
     match route {
@@ -350,7 +419,14 @@ async fn run(ctx: &Ctx<'_>, route: Route, input: Input) -> Result<Outcome, AuthE
         Route::Untrust(id) => mfa::untrust(ctx, Some(&id)).await,
         Route::AuditHistory => audit::history(ctx).await,
         Route::AdminUsers => admin::users(ctx).await,
+        Route::AdminCreateUser => admin::create(ctx, input).await,
         Route::AdminUser(sub) => admin::user(ctx, &sub).await,
+        Route::AdminUpdateUser(sub) => admin::update(ctx, &sub, input).await,
+        Route::AdminDeleteUser(sub) => admin::delete(ctx, &sub, input).await,
+        Route::AdminForcePasswordChange(sub) => {
+            admin::force_password_change(ctx, &sub, input).await
+        }
+        Route::AdminMfaExemption(sub) => admin::mfa_exemption(ctx, &sub, input).await,
         Route::AdminDisable(sub) => admin::disable(ctx, &sub, input).await,
         Route::AdminEnable(sub) => admin::enable(ctx, &sub).await,
         Route::AdminRoles(sub) => admin::set_roles(ctx, &sub, input).await,

@@ -570,3 +570,97 @@ async fn a_kv_and_a_session_cache_plug_in_through_the_builder() {
     let r = nauth.handle(get("/auth/profile", &access)).await;
     assert_error(&r, 401, "AUTH_SESSION_NOT_FOUND");
 }
+
+/// The operator (the `nauth` command line, an app's own job) runs the admin API in process:
+/// the first admin, then the same answers, checks and audit rows as over HTTP, with no
+/// session; routes outside `/admin` are not reachable that way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_runs_the_admin_api() {
+    let (nauth, _clock, outbox) = engine(|_| {}).await;
+    let one_time = nauth.create_admin("boss@example.com").await.expect("admin");
+    assert_eq!(one_time.len(), 20);
+    let r = login(&nauth, "boss@example.com", &one_time).await;
+    assert_eq!(body(&r)["challengeName"], "FORCE_CHANGE_PASSWORD");
+    assert_eq!(
+        nauth
+            .create_admin("boss@example.com")
+            .await
+            .expect_err("taken")
+            .code(),
+        "SIGNUP_EMAIL_EXISTS"
+    );
+
+    let user = signup_verified(&nauth, &outbox, "worker@example.com").await;
+    let sub = user["user"]["sub"].as_str().expect("sub").to_string();
+    let (status, list) = nauth
+        .admin_call("GET", "/users?email=worker@example.com", None)
+        .await
+        .expect("list");
+    assert_eq!((status, list["total"].clone()), (200, json!(1)));
+    let (status, _) = nauth
+        .admin_call(
+            "POST",
+            &format!("/users/{sub}/disable"),
+            Some(&json!({"reason": "test"})),
+        )
+        .await
+        .expect("disable");
+    assert_eq!(status, 200);
+    let r = login(&nauth, "worker@example.com", PW).await;
+    assert_eq!(body(&r)["code"], "AUTH_ACCOUNT_LOCKED");
+    // No fresh proof is asked of the operator, and the action is audited as theirs.
+    let (status, _) = nauth
+        .admin_call(
+            "POST",
+            &format!("/users/{sub}/roles"),
+            Some(&json!({"roles": ["user", "auditor"]})),
+        )
+        .await
+        .expect("roles");
+    assert_eq!(status, 200);
+    let (_, audit) = nauth
+        .admin_call(
+            "GET",
+            &format!("/audit?sub={sub}&eventType=ADMIN_ACTION"),
+            None,
+        )
+        .await
+        .expect("audit");
+    let actions: Vec<(&str, &str)> = audit["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|r| {
+            (
+                r["details"]["action"].as_str().unwrap_or(""),
+                r["details"]["adminSub"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [("set_roles", "operator"), ("disable", "operator")]
+    );
+    // Errors keep their codes; only admin routes.
+    let nobody = "/users/00000000-0000-4000-8000-000000000000";
+    let e = nauth
+        .admin_call("GET", nobody, None)
+        .await
+        .expect_err("404");
+    assert_eq!(e.code(), "RESOURCE_NOT_FOUND");
+    let e = nauth
+        .admin_call("GET", "/users?limit=101", None)
+        .await
+        .expect_err("400");
+    assert_eq!(e.code(), "VALIDATION_FAILED");
+    let e = nauth
+        .admin_call("PATCH", "/users", None)
+        .await
+        .expect_err("405");
+    assert_eq!(e.code(), "METHOD_NOT_ALLOWED");
+    let e = nauth
+        .admin_call("GET", "/../profile", None)
+        .await
+        .expect_err("not an admin route");
+    assert_eq!(e.code(), "RESOURCE_NOT_FOUND");
+}

@@ -28,6 +28,7 @@ pub(crate) mod users {
         pub is_phone_verified: bool,
         pub must_change_password: bool,
         pub disabled: bool,
+        pub mfa_exempt: bool,
     }
     no_relations!();
 }

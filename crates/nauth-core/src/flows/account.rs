@@ -269,67 +269,37 @@ pub(crate) async fn resend_verification(ctx: &Ctx<'_>, input: Input) -> AuthResu
     ))
 }
 
-/// `DELETE /account`: the user and every row of theirs, in one transaction that first locks
-/// the user row (a concurrent login that locks it sees the account whole or not at all); then
-/// the account's kv rows; its access tokens stop at once on every instance (the deny set).
+/// `DELETE /account` (`password`): the account is erased ([`erase`]).
 pub(crate) async fn delete_account(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome> {
     let password = input.password("password");
     input.finish()?;
     let user = me(ctx).await?;
     super::confirm_password(ctx, &user, &password).await?;
-    let uid = user.id.clone();
-    // BEGIN IMMEDIATE on SQLite (serialises by itself); a row lock on the others.
-    transaction!(ctx, |tx| {
-        store::users::lock(tx, &uid)
-            .await?
-            // Deleted by a concurrent request since `me`.
-            .ok_or(AuthError::SessionNotFound)?;
-        store::users::erase(tx, &uid).await?;
-        Ok(())
-    })?;
-    crate::deny::deny_subject(ctx.inner, &uid).await;
-    for key in KvKey::of_account(&uid) {
-        // The account is gone already; a leftover counter only expires later.
-        if let Err(e) = ctx.inner.kv.del(&key.to_string()).await {
-            tracing::warn!(error = %e, "could not delete a kv row of a deleted account");
-        }
-    }
-    ctx.audit_later(None, Event::AccountDeleted, true, json!({"sub": uid}));
+    erase(ctx, &user.id, AuthError::SessionNotFound).await?;
+    ctx.audit_later(None, Event::AccountDeleted, true, json!({"sub": user.id}));
     Ok(Outcome::JsonClearing {
         body: json!({"success": true}),
         device: true,
     })
 }
 
-/// The first administrator: a random one-time password that must be changed at first login.
-pub(crate) async fn create_admin(inner: &crate::Inner, email: &str) -> AuthResult<String> {
-    let email = crate::input::normalize_email(email).map_err(|m| AuthError::field("email", m))?;
-    let alphabet = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789";
-    let password = codes::random_string(alphabet, 20);
-    let hash = inner.hasher.hash(&password).await?;
-    let now = inner.clock.now_ms();
-    let user = User {
-        id: uuid::Uuid::new_v4().to_string(),
-        email,
-        username: None,
-        phone: None,
-        password_hash: hash,
-        first_name: None,
-        last_name: None,
-        metadata: None,
-        roles: "user,admin".into(),
-        is_email_verified: true,
-        is_phone_verified: false,
-        must_change_password: true,
-        password_changed_at: now,
-        disabled: false,
-        mfa_enabled: false,
-        created_at: now,
-        updated_at: now,
-    };
-    match store::users::insert(&inner.store, user).await {
-        Ok(()) => Ok(password),
-        Err(StoreError::Conflict(_)) => Err(AuthError::EmailExists),
-        Err(e) => Err(e.into()),
+/// Erases an account: the user and every row of theirs, in one transaction that first locks
+/// the user row (a concurrent login that locks it sees the account whole or not at all);
+/// then its kv rows. Its access tokens stop at once on every instance (the deny set). `gone`
+/// is the answer when the user no longer exists.
+pub(crate) async fn erase(ctx: &Ctx<'_>, uid: &str, gone: AuthError) -> AuthResult<()> {
+    // BEGIN IMMEDIATE on SQLite (serialises by itself); a row lock on the others.
+    transaction!(ctx, |tx| {
+        store::users::lock(tx, uid).await?.ok_or(gone.clone())?;
+        store::users::erase(tx, uid).await?;
+        Ok(())
+    })?;
+    crate::deny::deny_subject(ctx.inner, uid).await;
+    for key in KvKey::of_account(uid) {
+        // The account is gone already; a leftover counter only expires later.
+        if let Err(e) = ctx.inner.kv.del(&key.to_string()).await {
+            tracing::warn!(error = %e, "could not delete a kv row of a deleted account");
+        }
     }
+    Ok(())
 }

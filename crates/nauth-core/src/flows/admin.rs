@@ -1,8 +1,16 @@
 //! The admin API under `<mount>/admin` (docs/api.md §3.6), for users with role `admin`: the
 //! user list with paging, filters and sort; one user; disable (sessions revoked, access tokens
 //! refused at once through the deny set) and enable; roles; sessions and logout-all; unlock;
-//! the audit query. Every action is audited on the target as `ADMIN_ACTION` with the admin's
-//! `sub`. An admin cannot disable themselves nor take away their own `admin` role.
+//! the audit query; create, update and delete; forced password change and the MFA
+//! exemption. Every action is audited on the target as `ADMIN_ACTION` with the admin's `sub`
+//! (a deletion on the admin's own trail, the target's rows being gone). An admin cannot
+//! disable or delete themselves nor take away their own `admin` role.
+//!
+//! Actions that hand over an account or raise privileges (create, a change of email or
+//! phone, delete, a role the user did not hold, an MFA exemption) need the admin's fresh
+//! proof, `currentPassword` or `code`, as the user's own credential changes do: a stolen
+//! 15-minute admin token alone cannot take accounts over. The operator (the command line)
+//! needs none.
 
 use serde_json::{Value, json};
 
@@ -43,6 +51,7 @@ struct AdminUserBody {
     disabled: bool,
     must_change_password: bool,
     mfa_enabled: bool,
+    mfa_exempt: bool,
     created_at: String,
     updated_at: String,
 }
@@ -54,6 +63,7 @@ impl AdminUserBody {
             disabled: u.disabled,
             must_change_password: u.must_change_password,
             mfa_enabled: u.mfa_enabled,
+            mfa_exempt: u.mfa_exempt,
             created_at: iso8601(u.created_at),
             updated_at: iso8601(u.updated_at),
         }
@@ -194,6 +204,295 @@ pub(crate) async fn enable(ctx: &Ctx<'_>, sub: &str) -> AuthResult<Outcome> {
     Ok(Outcome::Json(200, json!({"success": true})))
 }
 
+/// The admin's fresh proof for an action that hands over an account or raises privileges:
+/// `currentPassword` or `code` (a current TOTP or unused backup code).
+struct Proof {
+    password: Option<String>,
+    code: Option<String>,
+}
+
+impl Proof {
+    /// Reads the proof fields; when `required` (and a client, not the operator, acts),
+    /// one of them must be there.
+    fn read(ctx: &Ctx<'_>, input: &mut Input, required: bool) -> Proof {
+        let password = input.text("currentPassword", crate::input::PASSWORD_HARD_MAX);
+        let code = input.text("code", 16);
+        if required && !ctx.operator && password.is_none() && code.is_none() {
+            input.error(
+                "currentPassword",
+                "this action needs your current password or code (a current second factor)",
+            );
+        }
+        Proof { password, code }
+    }
+}
+
+/// Checks the admin's fresh proof (counted on the admin's own password or second-factor
+/// budget, reserved before it is compared). The operator needs none.
+async fn fresh_proof(ctx: &Ctx<'_>, me: &Principal, proof: Proof) -> AuthResult<()> {
+    if ctx.operator {
+        return Ok(());
+    }
+    if proof.password.is_none() && proof.code.is_none() {
+        return Err(AuthError::field(
+            "currentPassword",
+            "this action needs your current password or code (a current second factor)",
+        ));
+    }
+    let user = super::named_user(&ctx.inner.store, &me.sub, AuthError::SessionNotFound).await?;
+    super::mfa::step_up(ctx, &user, proof.password, proof.code).await
+}
+
+/// The `roles` field: at most [`ROLES_MAX`] valid role names.
+fn roles_field(input: &mut Input) -> Vec<String> {
+    let roles = input.strings("roles", ROLES_MAX, 64);
+    if roles.iter().any(|r| !is_role(r)) {
+        input.error("roles", "each role is 1 to 64 of a-z 0-9 _ : -");
+    }
+    roles
+}
+
+/// A generated password: 20 characters of an unambiguous 56-letter alphabet (116 bits).
+fn generated_password() -> String {
+    let alphabet = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789";
+    crate::codes::random_string(alphabet, 20)
+}
+
+/// `POST /admin/users`: `email`, `password?` (none: one is generated and shown once as
+/// `generatedPassword`), `username?`, `phone?`, `firstName?`, `lastName?`, `roles?`
+/// (default `["user"]`), `emailVerified?`, `phoneVerified?`, `mustChangePassword?` (default:
+/// true when the password was generated), and the admin's fresh proof. `201` with the user.
+pub(crate) async fn create(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome> {
+    let me = admin(ctx)?;
+    let email = input.email("email");
+    let password = input.has("password").then(|| input.password("password"));
+    let username = input.username("username");
+    let phone = input.phone("phone");
+    let first_name = input.text("firstName", 100);
+    let last_name = input.text("lastName", 100);
+    let roles = if input.has("roles") {
+        roles_field(&mut input)
+    } else {
+        vec!["user".to_string()]
+    };
+    let email_verified = input.bool("emailVerified").unwrap_or(false);
+    let phone_verified = input.bool("phoneVerified").unwrap_or(false);
+    if phone_verified && phone.is_none() {
+        input.error("phoneVerified", "needs a phone");
+    }
+    let must_change = input.bool("mustChangePassword");
+    let proof = Proof::read(ctx, &mut input, true);
+    input.finish()?;
+    if let Some(pw) = &password {
+        crate::password::check_policy(pw, Some(&email), &ctx.cfg().password)?;
+    }
+    fresh_proof(ctx, me, proof).await?;
+    let generated = password.is_none();
+    let password = password.unwrap_or_else(generated_password);
+    let hash = ctx.inner.hasher.hash(&password).await?;
+    let user = User {
+        id: uuid::Uuid::new_v4().to_string(),
+        email,
+        username,
+        phone,
+        password_hash: hash,
+        first_name,
+        last_name,
+        metadata: None,
+        roles: roles.join(","),
+        is_email_verified: email_verified,
+        is_phone_verified: phone_verified,
+        must_change_password: must_change.unwrap_or(generated),
+        password_changed_at: ctx.now,
+        disabled: false,
+        mfa_enabled: false,
+        mfa_exempt: false,
+        created_at: ctx.now,
+        updated_at: ctx.now,
+    };
+    transaction!(ctx, |tx| {
+        store::users::insert(tx, user.clone()).await?;
+        let details = action(
+            me,
+            "create",
+            json!({"roles": roles, "generatedPassword": generated}),
+        );
+        ctx.audit_in(tx, Some(&user.id), Event::AdminAction, details)
+            .await;
+        Ok(())
+    })?;
+    let mut created = user_body(user);
+    if generated {
+        created["generatedPassword"] = json!(password);
+    }
+    Ok(Outcome::Json(201, created))
+}
+
+/// `PUT /admin/users/{sub}`: any of `email`, `username`, `phone` (`null` clears the last two),
+/// `firstName`, `lastName`, `metadata`, `emailVerified`, `phoneVerified`. A new email or phone
+/// is unverified unless the same call says otherwise. Changing how the account is reached
+/// (email, phone or their verified flags) needs the admin's fresh proof.
+pub(crate) async fn update(ctx: &Ctx<'_>, sub: &str, mut input: Input) -> AuthResult<Outcome> {
+    let me = admin(ctx)?;
+    let email = input.has("email").then(|| input.email("email"));
+    let username = input.has("username").then(|| input.username("username"));
+    let phone = input.has("phone").then(|| input.phone("phone"));
+    let first_name = input.has("firstName").then(|| input.text("firstName", 100));
+    let last_name = input.has("lastName").then(|| input.text("lastName", 100));
+    let metadata = input
+        .has("metadata")
+        .then(|| input.object("metadata", 4096));
+    let email_verified = input.bool("emailVerified");
+    let phone_verified = input.bool("phoneVerified");
+    let reach =
+        email.is_some() || phone.is_some() || email_verified.is_some() || phone_verified.is_some();
+    let proof = Proof::read(ctx, &mut input, reach);
+    input.finish()?;
+    let before = target(&ctx.inner.store, sub, false).await?;
+    let new_email = email.filter(|e| *e != before.email);
+    let new_phone = phone.filter(|p| *p != before.phone);
+    if phone_verified == Some(true) && new_phone.clone().unwrap_or(before.phone.clone()).is_none() {
+        return Err(AuthError::field("phoneVerified", "needs a phone"));
+    }
+    if reach {
+        fresh_proof(ctx, me, proof).await?;
+    }
+    let changed: Vec<&str> = [
+        ("email", new_email.is_some()),
+        ("username", username.is_some()),
+        ("phone", new_phone.is_some()),
+        ("firstName", first_name.is_some()),
+        ("lastName", last_name.is_some()),
+        ("metadata", metadata.is_some()),
+        ("emailVerified", email_verified.is_some()),
+        ("phoneVerified", phone_verified.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(k, c)| c.then_some(k))
+    .collect();
+    let patch = UserPatch {
+        is_email_verified: email_verified.or(new_email.as_ref().map(|_| false)),
+        is_phone_verified: phone_verified.or(new_phone.as_ref().map(|_| false)),
+        email: new_email,
+        username,
+        phone: new_phone,
+        first_name,
+        last_name,
+        metadata: metadata.map(|m| m.map(|v| v.to_string())),
+        updated_at: Some(ctx.now),
+        ..Default::default()
+    };
+    let user = transaction!(ctx, |tx| {
+        target(tx, sub, true).await?;
+        store::users::update(tx, sub, patch.clone()).await?;
+        let details = action(me, "update", json!({"fields": changed}));
+        ctx.audit_in(tx, Some(sub), Event::AdminAction, details)
+            .await;
+        target(tx, sub, false).await
+    })?;
+    Ok(Outcome::Json(200, user_body(user)))
+}
+
+/// `DELETE /admin/users/{sub}` (the admin's fresh proof): the account is erased as by
+/// `DELETE /account`; audited on the admin's own trail.
+pub(crate) async fn delete(ctx: &Ctx<'_>, sub: &str, mut input: Input) -> AuthResult<Outcome> {
+    let me = admin(ctx)?;
+    let proof = Proof::read(ctx, &mut input, true);
+    input.finish()?;
+    if me.sub == sub {
+        return Err(AuthError::field(
+            "sub",
+            "an admin deletes their own account with DELETE /account",
+        ));
+    }
+    target(&ctx.inner.store, sub, false).await?;
+    fresh_proof(ctx, me, proof).await?;
+    super::account::erase(ctx, sub, AuthError::NotFound).await?;
+    let on = (!ctx.operator).then_some(me.sub.as_str());
+    let details = action(me, "delete", json!({"targetSub": sub}));
+    ctx.audit_later(on, Event::AccountDeleted, true, details);
+    Ok(Outcome::Json(200, json!({"success": true})))
+}
+
+/// `POST /admin/users/{sub}/force-password-change` (`revokeSessions?`, default false): the
+/// next login answers `FORCE_CHANGE_PASSWORD`; with `revokeSessions` every session ends now.
+pub(crate) async fn force_password_change(
+    ctx: &Ctx<'_>,
+    sub: &str,
+    mut input: Input,
+) -> AuthResult<Outcome> {
+    let me = admin(ctx)?;
+    let revoke = input.bool("revokeSessions").unwrap_or(false);
+    input.finish()?;
+    let revoked = transaction!(ctx, |tx| {
+        target(tx, sub, true).await?;
+        let patch = UserPatch {
+            must_change_password: Some(true),
+            updated_at: Some(ctx.now),
+            ..Default::default()
+        };
+        store::users::update(tx, sub, patch).await?;
+        let n = if revoke {
+            store::sessions::revoke_all(tx, sub, None, ctx.now).await?
+        } else {
+            0
+        };
+        let details = action(me, "force_password_change", json!({"sessionsRevoked": n}));
+        ctx.audit_in(tx, Some(sub), Event::AdminAction, details)
+            .await;
+        Ok(n)
+    })?;
+    if revoke {
+        crate::deny::deny_subject(ctx.inner, sub).await;
+    }
+    Ok(Outcome::Json(
+        200,
+        json!({"success": true, "sessionsRevoked": revoked}),
+    ))
+}
+
+/// `POST /admin/users/{sub}/mfa/exemption` (`exempt`, `reason?`): an exempt user is not asked
+/// to enrol under `mfa.enforcement = "required"`. A factor the user has enrolled is still
+/// asked for: the exemption waives the enrolment, never a second factor. Granting it needs
+/// the admin's fresh proof.
+pub(crate) async fn mfa_exemption(
+    ctx: &Ctx<'_>,
+    sub: &str,
+    mut input: Input,
+) -> AuthResult<Outcome> {
+    let me = admin(ctx)?;
+    let exempt = input.bool("exempt");
+    if exempt.is_none() {
+        input.error("exempt", "is required (true or false)");
+    }
+    let reason = input.text("reason", 500);
+    let exempt = exempt.unwrap_or(false);
+    let proof = Proof::read(ctx, &mut input, exempt);
+    input.finish()?;
+    target(&ctx.inner.store, sub, false).await?;
+    if exempt {
+        fresh_proof(ctx, me, proof).await?;
+    }
+    let user = transaction!(ctx, |tx| {
+        target(tx, sub, true).await?;
+        let patch = UserPatch {
+            mfa_exempt: Some(exempt),
+            updated_at: Some(ctx.now),
+            ..Default::default()
+        };
+        store::users::update(tx, sub, patch).await?;
+        let details = action(
+            me,
+            "mfa_exemption",
+            json!({"exempt": exempt, "reason": reason}),
+        );
+        ctx.audit_in(tx, Some(sub), Event::AdminAction, details)
+            .await;
+        target(tx, sub, false).await
+    })?;
+    Ok(Outcome::Json(200, user_body(user)))
+}
+
 /// Whether a role name is acceptable: 1 to 64 of `a-z 0-9 _ : -`.
 fn is_role(r: &str) -> bool {
     let ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "_:-".contains(c);
@@ -204,10 +503,8 @@ fn is_role(r: &str) -> bool {
 /// validation they apply to the user's next request (the liveness caches are invalidated).
 pub(crate) async fn set_roles(ctx: &Ctx<'_>, sub: &str, mut input: Input) -> AuthResult<Outcome> {
     let me = admin(ctx)?;
-    let roles = input.strings("roles", ROLES_MAX, 64);
-    if roles.iter().any(|r| !is_role(r)) {
-        input.error("roles", "each role is 1 to 64 of a-z 0-9 _ : -");
-    }
+    let roles = roles_field(&mut input);
+    let proof = Proof::read(ctx, &mut input, false);
     input.finish()?;
     if me.sub == sub && !roles.iter().any(|r| r == "admin") {
         return Err(AuthError::field(
@@ -215,8 +512,18 @@ pub(crate) async fn set_roles(ctx: &Ctx<'_>, sub: &str, mut input: Input) -> Aut
             "an admin cannot remove their own admin role",
         ));
     }
+    let grants = |u: &User| roles.iter().any(|r| !super::roles(u).contains(r));
+    let proven = grants(&target(&ctx.inner.store, sub, false).await?);
+    if proven {
+        fresh_proof(ctx, me, proof).await?;
+    }
     let user = transaction!(ctx, |tx| {
         let before = target(tx, sub, true).await?;
+        if grants(&before) && !proven {
+            // A role was taken away concurrently, so this now grants one: answered 503,
+            // the admin sends it again with a proof.
+            return Err(AuthError::Contention);
+        }
         let patch = UserPatch {
             roles: Some(roles.join(",")),
             updated_at: Some(ctx.now),

@@ -47,7 +47,7 @@ fn user_state(ctx: &Ctx<'_>, u: &User, carry: &Carry, trusted: bool) -> UserStat
         email_verified: u.is_email_verified,
         phone_verified: u.is_phone_verified,
         has_mfa: u.mfa_enabled,
-        mfa_exempt: false,
+        mfa_exempt: u.mfa_exempt,
         in_grace_period: u.created_at + crate::clock::ms(ctx.cfg().mfa.grace_period) > ctx.now,
         mfa_proven: carry.mfa_proven,
         trusted_device: trusted,
@@ -377,6 +377,7 @@ pub(crate) async fn signup(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
         password_changed_at: ctx.now,
         disabled: false,
         mfa_enabled: false,
+        mfa_exempt: false,
         created_at: ctx.now,
         updated_at: ctx.now,
     };

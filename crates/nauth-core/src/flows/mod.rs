@@ -72,6 +72,9 @@ pub(crate) struct Ctx<'a> {
     pub ip: Option<IpAddr>,
     pub origin: Origin,
     pub principal: Option<Principal>,
+    /// The operator acts (the command line or the app's own code through
+    /// [`crate::NAuth::admin_call`]), not a client: admin actions need no fresh proof.
+    pub operator: bool,
     /// What the flow leaves to do once it has answered ([`effects::run`]).
     pub effects: Mutex<Vec<Effect>>,
     /// kv entries read before a transaction for the checks made inside it
@@ -102,6 +105,7 @@ impl<'a> Ctx<'a> {
                     .map(|u| u.chars().take(255).collect()),
             },
             principal,
+            operator: false,
             effects: Default::default(),
             kv_seen: Default::default(),
         }

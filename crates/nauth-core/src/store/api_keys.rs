@@ -65,6 +65,8 @@ pub(crate) async fn revoke(db: &impl Conn, id: &str, user_id: &str, now: i64) ->
         .await
         .db()?
         .rows_affected;
+    // The liveness cache keeps recently seen keys too: drop them on every instance.
+    db.sessions_changed().await;
     Ok(n > 0)
 }
 

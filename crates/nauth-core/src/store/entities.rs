@@ -39,6 +39,9 @@ pub(crate) mod users {
         pub password_changed_at: i64,
         pub disabled: bool,
         pub mfa_enabled: bool,
+        /// An admin exempted the user from `mfa.enforcement = "required"` (schema v7).
+        #[sea_orm(default_value = false)]
+        pub mfa_exempt: bool,
         pub created_at: i64,
         pub updated_at: i64,
     }

@@ -42,9 +42,10 @@ pub(crate) use entities::{
 
 /// The schema version this build creates. v3 adds the `expires_at` indexes the background
 /// purge uses, v5 the API keys table, v6 the index on `nauth_sessions.revoked_at` the purge's
-/// session pass needs (created on upgrade by the idempotent create step), v7 the signing keys
-/// of RS256/EdDSA access tokens (`nauth_signing_keys`, likewise).
-pub(crate) const SCHEMA_VERSION: i32 = 7;
+/// session pass needs (created on upgrade by the idempotent create step), v7 the users'
+/// `mfa_exempt` column, v8 the signing keys of RS256/EdDSA access tokens
+/// (`nauth_signing_keys`, created on upgrade by the create step).
+pub(crate) const SCHEMA_VERSION: i32 = 8;
 
 /// Why a storage operation failed. The cause goes to the log, never to the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -68,6 +69,8 @@ impl From<StoreError> for AuthError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict("phone") => AuthError::PhoneExists,
+            StoreError::Conflict("email") => AuthError::EmailExists,
+            StoreError::Conflict("username") => AuthError::UsernameExists,
             StoreError::Conflict(f) => AuthError::Internal(format!("unexpected conflict on {f}")),
             StoreError::Contention => AuthError::Contention,
             StoreError::Unavailable(what) => AuthError::Unavailable(what.into()),
@@ -466,6 +469,19 @@ impl Store {
                 .to_owned();
             db.execute(&alter).await?;
         }
+        if (1..7).contains(&current) {
+            // v6 → v7: the admin's MFA exemption (a fresh install has it from the table).
+            let alter = sea_orm::sea_query::Table::alter()
+                .table(entities::users::Entity)
+                .add_column(
+                    sea_orm::sea_query::ColumnDef::new(entities::users::Column::MfaExempt)
+                        .boolean()
+                        .not_null()
+                        .default(false),
+                )
+                .to_owned();
+            db.execute(&alter).await?;
+        }
         // A second index helps the "expired sessions of a user" and audit queries.
         let mut idx = Index::create()
             .name("idx_nauth_audit_created")
@@ -552,6 +568,67 @@ pub(crate) mod tests {
         }
     }
 
+    /// A v6 database gains the users' `mfa_exempt` column (false for existing rows) on
+    /// upgrade, on every back end.
+    #[tokio::test]
+    async fn upgrade_from_v6_adds_mfa_exempt() {
+        use sea_orm::{ConnectionTrait, Set};
+        for shared in urls() {
+            // A database of its own: the others' tests share `test`.
+            let (url, scratch) = scratch_database(&shared).await;
+            let s = connect(&url).await;
+            let id = uuid::Uuid::new_v4().to_string();
+            let drop = "ALTER TABLE nauth_users DROP COLUMN mfa_exempt";
+            s.db.execute_unprepared(drop)
+                .await
+                .expect("drop the column");
+            let v6 = "UPDATE nauth_schema SET version = 6";
+            s.db.execute_unprepared(v6).await.expect("back to v6");
+            let old = format!(
+                "INSERT INTO nauth_users (id, email, password_hash, roles, is_email_verified, \
+                 is_phone_verified, must_change_password, password_changed_at, disabled, \
+                 mfa_enabled, created_at, updated_at) \
+                 VALUES ('{id}', '{id}@old.test', 'x', 'user', false, false, false, 0, false, \
+                 false, 0, 0)"
+            );
+            s.db.execute_unprepared(&old).await.expect("a v6 row");
+            s.migrate().await.expect("upgrade");
+            let row = users::Entity::find_by_id(id.clone())
+                .one(&s.db)
+                .await
+                .expect("read")
+                .expect("row");
+            assert!(!row.mfa_exempt, "{url}");
+            let mut active: users::ActiveModel = row.into();
+            active.mfa_exempt = Set(true);
+            let row = sea_orm::ActiveModelTrait::update(active, &s.db)
+                .await
+                .expect("write the new column");
+            assert!(row.mfa_exempt);
+            s.close().await;
+            if let Some(name) = scratch {
+                let admin = sea_orm::Database::connect(&shared).await.expect("connect");
+                let drop = format!("DROP DATABASE {name}");
+                admin.execute_unprepared(&drop).await.expect("drop");
+            }
+        }
+    }
+
+    /// A fresh empty database beside `url`'s (a new SQLite file; a new database on PostgreSQL
+    /// and MySQL), with its name to drop afterwards.
+    async fn scratch_database(url: &str) -> (String, Option<String>) {
+        use sea_orm::ConnectionTrait;
+        if url.starts_with("sqlite") {
+            return (sqlite_url(), None);
+        }
+        let name = format!("nauth_scratch_{}", crate::codes::random_hex::<6>());
+        let admin = sea_orm::Database::connect(url).await.expect("connect");
+        let create = format!("CREATE DATABASE {name}");
+        admin.execute_unprepared(&create).await.expect("create");
+        let (base, _) = url.rsplit_once('/').expect("a database in the URL");
+        (format!("{base}/{name}"), Some(name))
+    }
+
     async fn futures_join(url: String) -> Vec<Store> {
         let tasks: Vec<_> = (0..4)
             .map(|_| {
@@ -593,6 +670,7 @@ pub(crate) mod tests {
                             password_changed_at: Set(0),
                             disabled: Set(false),
                             mfa_enabled: Set(false),
+                            mfa_exempt: Set(false),
                             created_at: Set(0),
                             updated_at: Set(0),
                         };

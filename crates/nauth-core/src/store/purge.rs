@@ -30,14 +30,22 @@ const TOKEN_GRACE_MS: i64 = 3_600_000;
 /// refresh is still recognised (reuse detection, `AUTH_SESSION_EXPIRED`) rather than unknown.
 const SESSION_GRACE_MS: i64 = 86_400_000;
 
-/// Rows one pass deleted, per table.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Purged {
+/// Rows one purge pass deleted, per table ([`crate::NAuth::purge`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Purged {
+    /// Expired counters and locks (database kv back end only).
     pub kv: u64,
+    /// Expired or finished challenge sessions.
     pub challenges: u64,
+    /// Expired or used codes and links.
     pub verification_tokens: u64,
+    /// Sessions revoked or expired for more than a day.
     pub sessions: u64,
+    /// The refresh tokens of those sessions.
     pub refresh_tokens: u64,
+    /// Expired trusted devices.
     pub trusted_devices: u64,
 }
 

@@ -210,6 +210,7 @@ pub(crate) async fn live(db: &impl Conn, id: &str) -> R<Option<LiveSession>> {
             .filter(|r| !r.is_empty())
             .map(str::to_string)
             .collect(),
+        scopes: None,
     }))
 }
 

@@ -95,6 +95,7 @@ pub(crate) struct UserPatch {
     pub is_email_verified: Option<bool>,
     pub is_phone_verified: Option<bool>,
     pub mfa_enabled: Option<bool>,
+    pub mfa_exempt: Option<bool>,
     /// Comma-separated.
     pub roles: Option<String>,
     pub disabled: Option<bool>,
@@ -127,6 +128,7 @@ pub(crate) async fn update(db: &impl Conn, id: &str, p: UserPatch) -> R<bool> {
     set(C::IsEmailVerified, p.is_email_verified.map(Into::into));
     set(C::IsPhoneVerified, p.is_phone_verified.map(Into::into));
     set(C::MfaEnabled, p.mfa_enabled.map(Into::into));
+    set(C::MfaExempt, p.mfa_exempt.map(Into::into));
     set(C::Roles, p.roles.map(Into::into));
     set(C::Disabled, p.disabled.map(Into::into));
     set(C::UpdatedAt, p.updated_at.map(Into::into));

@@ -16,6 +16,9 @@ cases!(
     admin_lists_and_reads_users,
     admin_disables_enables_and_sets_roles,
     admin_sessions_unlock_and_audit,
+    admin_creates_updates_and_deletes_users,
+    admin_forces_password_change_and_exempts_from_mfa,
+    admin_proof_holds_under_a_burst,
 );
 
 /// An admin (a verified user given the role, then logged in): `(email, sub, access token)`.
@@ -183,10 +186,22 @@ async fn admin_disables_enables_and_sets_roles(door: &dyn Door, b: &Backend) {
         "FORBIDDEN",
     );
     let roles = format!("/auth/admin/users/{usub}/roles");
+    // Granting a role needs the admin's fresh proof; taking one away does not.
+    assert_error(
+        &post(
+            &env,
+            &roles,
+            json!({"roles": ["user", "admin"]}),
+            &admin_token,
+        )
+        .await,
+        400,
+        "VALIDATION_FAILED",
+    );
     let r = post(
         &env,
         &roles,
-        json!({"roles": ["user", "admin"]}),
+        json!({"roles": ["user", "admin"], "currentPassword": PW}),
         &admin_token,
     )
     .await;
@@ -316,4 +331,375 @@ async fn admin_sessions_unlock_and_audit(door: &dyn Door, b: &Backend) {
             "VALIDATION_FAILED",
         );
     }
+}
+
+/// `v` with the admin's fresh proof (the password of [`admin`]).
+fn proof_body(mut v: Value) -> Value {
+    v["currentPassword"] = json!(PW);
+    v
+}
+
+async fn send(env: &Env, method: &str, path: &str, body: Value, access: &str) -> TestResponse {
+    env.send(TestRequest::json(method, path, &body).bearer(access))
+        .await
+}
+
+async fn admin_creates_updates_and_deletes_users(door: &dyn Door, b: &Backend) {
+    let env = Env::start(door, &b.url(), |_| {}).await;
+    let (admin_email, admin_sub, admin_token) = admin(&env).await;
+    let (_, _, utoken) = user(&env).await;
+    let users = "/auth/admin/users";
+
+    // Create: a user token is refused; the admin needs a fresh proof.
+    let e1 = email();
+    assert_error(
+        &post(&env, users, json!({"email": e1}), &utoken).await,
+        403,
+        "FORBIDDEN",
+    );
+    assert_error(
+        &post(&env, users, json!({"email": e1}), &admin_token).await,
+        400,
+        "VALIDATION_FAILED",
+    );
+    assert_error(
+        &post(
+            &env,
+            users,
+            json!({"email": e1, "currentPassword": "Wrong-Password-1"}),
+            &admin_token,
+        )
+        .await,
+        400,
+        "PASSWORD_INCORRECT",
+    );
+    // A generated one-time password, shown once; the first login must change it.
+    let r = post(&env, users, proof_body(json!({"email": e1})), &admin_token).await;
+    assert_eq!(r.status, 201, "{}", r.json());
+    let created = r.json();
+    let one_time = token(&created, "generatedPassword");
+    assert_eq!(one_time.len(), 20);
+    assert_eq!(
+        (
+            created["mustChangePassword"].clone(),
+            created["roles"].clone(),
+            created["isEmailVerified"].clone()
+        ),
+        (json!(true), json!(["user"]), json!(false))
+    );
+    let r = get(
+        &env,
+        &format!("{users}/{}", token(&created, "sub")),
+        &admin_token,
+    )
+    .await;
+    assert!(r.json().get("generatedPassword").is_none(), "shown once");
+    let r = login(&env, &e1, &one_time).await;
+    assert_eq!(r.status, 200, "{}", r.json());
+    assert_eq!(r.json()["challengeName"], "FORCE_CHANGE_PASSWORD");
+
+    // A chosen password under the policy, verified email and roles: logs straight in.
+    let e2 = email();
+    let weak = proof_body(json!({"email": e2, "password": "password"}));
+    assert_error(
+        &post(&env, users, weak, &admin_token).await,
+        400,
+        "SIGNUP_WEAK_PASSWORD",
+    );
+    let body = proof_body(json!({
+        "email": e2, "password": "Chosen-Secret-77", "emailVerified": true,
+        "roles": ["user", "editor"], "firstName": "Ada",
+    }));
+    let r = post(&env, users, body, &admin_token).await;
+    assert_eq!(r.status, 201, "{}", r.json());
+    let sub2 = token(&r.json(), "sub");
+    assert!(r.json().get("generatedPassword").is_none());
+    assert_eq!(r.json()["mustChangePassword"], false);
+    let r = login(&env, &e2, "Chosen-Secret-77").await;
+    assert_eq!(r.status, 200, "{}", r.json());
+    assert_eq!(r.json()["user"]["roles"], json!(["user", "editor"]));
+    let u2token = token(&r.json(), "accessToken");
+    for (bad, status, code) in [
+        (json!({"email": e2}), 409, "SIGNUP_EMAIL_EXISTS"),
+        (json!({"email": "not-an-email"}), 400, "VALIDATION_FAILED"),
+        (
+            json!({"email": email(), "roles": ["BAD ROLE"]}),
+            400,
+            "VALIDATION_FAILED",
+        ),
+        (
+            json!({"email": email(), "phoneVerified": true}),
+            400,
+            "VALIDATION_FAILED",
+        ),
+        (
+            json!({"email": email(), "mustChangePassword": "no"}),
+            400,
+            "VALIDATION_FAILED",
+        ),
+    ] {
+        assert_error(
+            &post(&env, users, proof_body(bad), &admin_token).await,
+            status,
+            code,
+        );
+    }
+
+    // Update: names need no proof; the email does, and a new one is unverified.
+    let one = format!("{users}/{sub2}");
+    let r = send(
+        &env,
+        "PUT",
+        &one,
+        json!({"lastName": "Lovelace"}),
+        &admin_token,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.json());
+    assert_eq!(
+        (r.json()["firstName"].clone(), r.json()["lastName"].clone()),
+        (json!("Ada"), json!("Lovelace"))
+    );
+    let e3 = email();
+    assert_error(
+        &send(&env, "PUT", &one, json!({"email": e3}), &admin_token).await,
+        400,
+        "VALIDATION_FAILED",
+    );
+    let r = send(
+        &env,
+        "PUT",
+        &one,
+        proof_body(json!({"email": e3})),
+        &admin_token,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.json());
+    assert_eq!(
+        (
+            r.json()["email"].clone(),
+            r.json()["isEmailVerified"].clone()
+        ),
+        (json!(e3), json!(false))
+    );
+    assert_error(
+        &send(
+            &env,
+            "PUT",
+            &one,
+            proof_body(json!({"email": admin_email})),
+            &admin_token,
+        )
+        .await,
+        409,
+        "SIGNUP_EMAIL_EXISTS",
+    );
+    let nobody = format!("{users}/00000000-0000-4000-8000-000000000000");
+    assert_error(
+        &send(&env, "PUT", &nobody, json!({"lastName": "x"}), &admin_token).await,
+        404,
+        "RESOURCE_NOT_FOUND",
+    );
+    assert_error(
+        &send(
+            &env,
+            "PUT",
+            &format!("{users}/not-a-uuid"),
+            json!({}),
+            &admin_token,
+        )
+        .await,
+        404,
+        "RESOURCE_NOT_FOUND",
+    );
+
+    // Delete: needs a proof, never the admin's own account; the user is gone everywhere.
+    assert_error(
+        &send(&env, "DELETE", &one, json!({}), &admin_token).await,
+        400,
+        "VALIDATION_FAILED",
+    );
+    assert_error(
+        &send(
+            &env,
+            "DELETE",
+            &format!("{users}/{admin_sub}"),
+            proof_body(json!({})),
+            &admin_token,
+        )
+        .await,
+        400,
+        "VALIDATION_FAILED",
+    );
+    let r = send(&env, "DELETE", &one, proof_body(json!({})), &admin_token).await;
+    assert_eq!(r.status, 200, "{}", r.json());
+    assert_eq!(env.get("/api/data", Some(&u2token)).await.status, 401);
+    assert_error(
+        &get(&env, &one, &admin_token).await,
+        404,
+        "RESOURCE_NOT_FOUND",
+    );
+    assert_error(
+        &send(&env, "DELETE", &one, proof_body(json!({})), &admin_token).await,
+        404,
+        "RESOURCE_NOT_FOUND",
+    );
+    assert_error(
+        &login(&env, &e3, "Chosen-Secret-77").await,
+        401,
+        "AUTH_INVALID_CREDENTIALS",
+    );
+    // The deletion is on the admin's own trail.
+    let r = get(
+        &env,
+        &format!("/auth/admin/audit?sub={admin_sub}&eventType=ACCOUNT_DELETED"),
+        &admin_token,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.json());
+    let row = r.json()["data"][0].clone();
+    assert_eq!(
+        (
+            row["details"]["targetSub"].clone(),
+            row["details"]["adminSub"].clone()
+        ),
+        (json!(sub2), json!(admin_sub))
+    );
+}
+
+async fn admin_forces_password_change_and_exempts_from_mfa(door: &dyn Door, b: &Backend) {
+    let env = Env::start(door, &b.url(), |c| {
+        c.mfa.enforcement = nauth_core::config::MfaEnforcement::Required;
+    })
+    .await;
+    // Under `required` even the admin must enrol first: made exempt through the database.
+    let e = email();
+    signup_verified(&env, &e).await;
+    update_user(&env, &e, users::Column::Roles, "user,admin".into()).await;
+    update_user(&env, &e, users::Column::MfaExempt, true.into()).await;
+    let r = login(&env, &e, PW).await;
+    assert_eq!(r.status, 200, "{}", r.json());
+    let admin_token = token(&r.json(), "accessToken");
+
+    let ue = email();
+    signup_verified(&env, &ue).await;
+    let r = login(&env, &ue, PW).await;
+    assert_eq!(
+        r.json()["challengeName"],
+        "MFA_SETUP_REQUIRED",
+        "{}",
+        r.json()
+    );
+    let r = get(&env, &format!("/auth/admin/users?email={ue}"), &admin_token).await;
+    let usub = token(&r.json()["data"][0], "sub");
+
+    // The exemption: granting it needs a proof, taking it back does not.
+    let path = format!("/auth/admin/users/{usub}/mfa/exemption");
+    for bad in [json!({}), json!({"exempt": "yes"}), json!({"exempt": true})] {
+        assert_error(
+            &post(&env, &path, bad, &admin_token).await,
+            400,
+            "VALIDATION_FAILED",
+        );
+    }
+    let r = post(
+        &env,
+        &path,
+        proof_body(json!({"exempt": true, "reason": "kiosk"})),
+        &admin_token,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.json());
+    assert_eq!(r.json()["mfaExempt"], true);
+    let r = login(&env, &ue, PW).await;
+    assert_eq!(r.status, 200, "{}", r.json());
+    let utoken = token(&r.json(), "accessToken");
+    assert_eq!(env.get("/api/data", Some(&utoken)).await.status, 200);
+    let r = post(&env, &path, json!({"exempt": false}), &admin_token).await;
+    assert_eq!(r.json()["mfaExempt"], false, "{}", r.json());
+    let r = login(&env, &ue, PW).await;
+    assert_eq!(
+        r.json()["challengeName"],
+        "MFA_SETUP_REQUIRED",
+        "{}",
+        r.json()
+    );
+    post(
+        &env,
+        &path,
+        proof_body(json!({"exempt": true})),
+        &admin_token,
+    )
+    .await;
+
+    // A forced password change: the next login must change it; sessions live on unless
+    // revoked too.
+    let force = format!("/auth/admin/users/{usub}/force-password-change");
+    let r = post(&env, &force, json!({}), &admin_token).await;
+    assert_eq!(r.status, 200, "{}", r.json());
+    assert_eq!(env.get("/api/data", Some(&utoken)).await.status, 200);
+    let r = login(&env, &ue, PW).await;
+    assert_eq!(
+        r.json()["challengeName"],
+        "FORCE_CHANGE_PASSWORD",
+        "{}",
+        r.json()
+    );
+    let r = post(&env, &force, json!({"revokeSessions": true}), &admin_token).await;
+    assert_eq!(r.json()["sessionsRevoked"], 1, "{}", r.json());
+    assert_eq!(env.get("/api/data", Some(&utoken)).await.status, 401);
+    assert_error(
+        &post(&env, &force, json!({"revokeSessions": 1}), &admin_token).await,
+        400,
+        "VALIDATION_FAILED",
+    );
+    let nobody = "/auth/admin/users/00000000-0000-4000-8000-000000000000";
+    for action in ["force-password-change", "mfa/exemption"] {
+        assert_error(
+            &post(
+                &env,
+                &format!("{nobody}/{action}"),
+                json!({"exempt": false}),
+                &admin_token,
+            )
+            .await,
+            404,
+            "RESOURCE_NOT_FOUND",
+        );
+    }
+}
+
+/// A stolen admin token alone cannot grant roles, create or delete users: a burst of 20
+/// wrong proofs compares at most the admin's password budget (`lockout.max_attempts`).
+async fn admin_proof_holds_under_a_burst(door: &dyn Door, b: &Backend) {
+    let env = Env::start(door, &b.url(), |c| c.lockout.ip_max_attempts = 1000).await;
+    let (_, _, admin_token) = admin(&env).await;
+    let (_, usub, _) = user(&env).await;
+    let roles = format!("/auth/admin/users/{usub}/roles");
+    let body = json!({"roles": ["user", "admin"], "currentPassword": "Wrong-Password-1"});
+    let burst: Vec<_> = (0..20)
+        .map(|_| post(&env, &roles, body.clone(), &admin_token))
+        .collect();
+    let answers = super::cases::futures_join(burst).await;
+    let compared = answers
+        .iter()
+        .filter(|r| r.code() == "PASSWORD_INCORRECT")
+        .count();
+    assert!(
+        compared <= 5 && answers.iter().all(|r| r.status == 400 || r.status == 429),
+        "{compared} compared: {:?}",
+        answers
+            .iter()
+            .map(|r| (r.status, r.code()))
+            .collect::<Vec<_>>()
+    );
+    // Spent: the right password is refused too, and the role was not granted.
+    let good = json!({"roles": ["user", "admin"], "currentPassword": PW});
+    assert_error(
+        &post(&env, &roles, good, &admin_token).await,
+        429,
+        "RATE_LIMIT_LOGIN",
+    );
+    let r = get(&env, &format!("/auth/admin/users/{usub}"), &admin_token).await;
+    assert_eq!(r.json()["roles"], json!(["user"]));
 }

@@ -1,0 +1,341 @@
+//! The real `nauth` binary on a temporary database: every command, its output and exit
+//! status, and its effect as the app sees it (an engine on the same database logs in).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use nauth_core::http::Body;
+use nauth_core::{NAuth, NAuthConfig, Request};
+use serde_json::{Value, json};
+
+const SECRET: &str = "cli-test-secret-0123456789abcdef-xyz";
+const PW: &str = "Correct-Horse-42";
+
+/// A temporary SQLite database and the configuration file naming it.
+struct Setup {
+    dir: PathBuf,
+    url: String,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let dir = std::env::temp_dir().join(format!("nauth-cli-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.join("nauth.db").display());
+        let toml = format!(
+            "database_url = \"{url}\"\nsecret = \"{SECRET}\"\n\
+             [password]\nargon2_memory_kib = 64\nargon2_iterations = 1\n"
+        );
+        std::fs::write(dir.join("nauth.toml"), toml).expect("config");
+        Setup { dir, url }
+    }
+
+    /// Runs `nauth --config <file> args…` with `stdin`.
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_nauth"));
+        cmd.arg("--config")
+            .arg(self.dir.join("nauth.toml"))
+            .args(args)
+            .env_remove("NAUTH_CONFIG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("NAUTH_") {
+                cmd.env_remove(k);
+            }
+        }
+        let mut child = cmd.spawn().expect("the nauth binary runs");
+        let mut input = child.stdin.take().expect("stdin");
+        if let Some(s) = stdin {
+            input.write_all(s.as_bytes()).expect("write stdin");
+        }
+        drop(input);
+        child.wait_with_output().expect("nauth ends")
+    }
+
+    /// `run` that must succeed; its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args, None);
+        assert!(
+            out.status.success(),
+            "nauth {args:?}: {}",
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// `run` that must succeed with JSON on stdout.
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.ok(args);
+        serde_json::from_str(&out).unwrap_or_else(|_| panic!("JSON from {args:?}: {out}"))
+    }
+
+    /// `run` that must be refused with `code` (exit status 1).
+    fn refused(&self, args: &[&str], code: &str) {
+        let out = self.run(args, None);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "nauth {args:?}: {err}");
+        assert!(err.contains(code), "nauth {args:?}: {err}");
+    }
+
+    /// The app: an engine on the same database.
+    async fn app(&self) -> NAuth {
+        let mut cfg = NAuthConfig {
+            database_url: self.url.clone(),
+            secret: SECRET.into(),
+            ..NAuthConfig::default()
+        };
+        cfg.password.argon2_memory_kib = 64;
+        cfg.password.argon2_iterations = 1;
+        NAuth::new(cfg).await.expect("the app starts")
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A login through the app; the answer's status and body.
+async fn login(app: &NAuth, email: &str, password: &str) -> (u16, Value) {
+    let mut req = Request::new("POST", "/auth/login");
+    req.headers
+        .push(("content-type".into(), "application/json".into()));
+    let body = json!({"identifier": email, "password": password});
+    req.body = Body::Bytes(body.to_string().into_bytes());
+    let r = app.handle(req).await;
+    (
+        r.status,
+        serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+    )
+}
+
+#[test]
+fn check_config_prints_every_bad_key() {
+    let s = Setup::new();
+    assert_eq!(s.ok(&["check-config"]).trim(), "configuration OK");
+    let bad = s.dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "secret = \"short\"\nfoo = 1\n[lockout]\nmax_attempts = 0\n[jwt]\naccess_ttl = 5\n",
+    )
+    .expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_nauth"))
+        .args(["check-config", "--config"])
+        .arg(&bad)
+        .output()
+        .expect("runs");
+    let printed = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{printed}");
+    for key in ["foo", "jwt.access_ttl"] {
+        assert!(printed.contains(key), "{key} in {printed}");
+    }
+    // Once the kinds are right, every broken rule.
+    std::fs::write(
+        &bad,
+        "secret = \"short\"\n[lockout]\nmax_attempts = 0\n[refresh]\nttl = \"0s\"\n",
+    )
+    .expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_nauth"))
+        .args(["check-config", "--config"])
+        .arg(&bad)
+        .output()
+        .expect("runs");
+    let printed = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1));
+    for key in ["secret", "lockout.max_attempts", "refresh.ttl"] {
+        assert!(printed.contains(key), "{key} in {printed}");
+    }
+    // An environment override is checked too.
+    let out = Command::new(env!("CARGO_BIN_EXE_nauth"))
+        .args(["check-config", "--config"])
+        .arg(s.dir.join("nauth.toml"))
+        .env("NAUTH_LOCKOUT__MAX_ATTEMPTS", "many")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("lockout.max_attempts"));
+    // A command other than check-config refuses to start on a bad file: status 2.
+    let out = Command::new(env!("CARGO_BIN_EXE_nauth"))
+        .args(["migrate", "--config"])
+        .arg(&bad)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
+#[tokio::test]
+async fn migrate_and_create_admin() {
+    let s = Setup::new();
+    let out = s.ok(&["migrate"]);
+    assert_eq!(
+        out.trim(),
+        format!("schema version {}", nauth_core::SCHEMA_VERSION)
+    );
+    s.ok(&["migrate"]);
+
+    // A one-time password that must be changed at the first login.
+    let out = s.ok(&["create-admin", "--email", "Boss@Example.com"]);
+    let password = out
+        .split("one-time password: ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect("a one-time password")
+        .to_string();
+    let app = s.app().await;
+    let (status, body) = login(&app, "boss@example.com", &password).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["challengeName"], "FORCE_CHANGE_PASSWORD");
+    s.refused(
+        &["create-admin", "--email", "boss@example.com"],
+        "SIGNUP_EMAIL_EXISTS",
+    );
+    s.refused(
+        &["create-admin", "--email", "not-an-email"],
+        "VALIDATION_FAILED",
+    );
+
+    // A password from standard input: logs straight in, as an admin.
+    let out = s.run(
+        &[
+            "create-admin",
+            "--email",
+            "ops@example.com",
+            "--password-stdin",
+        ],
+        Some(&format!("{PW}\n")),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (status, body) = login(&app, "ops@example.com", PW).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user"]["roles"], json!(["user", "admin"]));
+    // The password policy holds.
+    let out = s.run(
+        &[
+            "create-admin",
+            "--email",
+            "weak@example.com",
+            "--password-stdin",
+        ],
+        Some("password\n"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("SIGNUP_WEAK_PASSWORD"));
+    app.close().await;
+}
+
+#[tokio::test]
+async fn users_audit_and_purge() {
+    let s = Setup::new();
+    s.ok(&["migrate"]);
+    let stdin = Some("Another-Secret-93\n");
+    for email in ["ann@example.com", "bob@example.com"] {
+        let out = s.run(
+            &["create-admin", "--email", email, "--password-stdin"],
+            stdin,
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let app = s.app().await;
+
+    let list = s.json(&["users", "list", "--sort", "email"]);
+    assert_eq!(list["total"], 2);
+    assert_eq!(list["data"][0]["email"], "ann@example.com");
+    let list = s.json(&["users", "list", "--email", "bob@example.com"]);
+    assert_eq!(list["total"], 1);
+    let bob = list["data"][0]["sub"].as_str().expect("sub").to_string();
+    s.refused(&["users", "list", "--limit", "101"], "VALIDATION_FAILED");
+    s.refused(&["users", "list", "--sort", "age"], "VALIDATION_FAILED");
+
+    // Disable by email: the app refuses the login; enable by id.
+    let r = s.json(&["users", "disable", "bob@example.com", "--reason", "left"]);
+    assert_eq!(r["success"], true);
+    let (status, body) = login(&app, "bob@example.com", "Another-Secret-93").await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (403, json!("AUTH_ACCOUNT_LOCKED"))
+    );
+    s.json(&["users", "enable", &bob]);
+    let (status, _) = login(&app, "bob@example.com", "Another-Secret-93").await;
+    assert_eq!(status, 200);
+
+    let r = s.json(&["users", "set-roles", &bob, "user", "auditor"]);
+    assert_eq!(r["roles"], json!(["user", "auditor"]));
+    let (_, body) = login(&app, "bob@example.com", "Another-Secret-93").await;
+    assert_eq!(body["user"]["roles"], json!(["user", "auditor"]));
+    s.refused(
+        &["users", "set-roles", &bob, "Bad Role"],
+        "VALIDATION_FAILED",
+    );
+    s.refused(
+        &["users", "disable", "nobody@example.com"],
+        "RESOURCE_NOT_FOUND",
+    );
+    s.refused(
+        &["users", "enable", "00000000-0000-4000-8000-000000000000"],
+        "RESOURCE_NOT_FOUND",
+    );
+    s.refused(&["users", "enable", "not-a-uuid"], "RESOURCE_NOT_FOUND");
+
+    // The audit trail of bob, newest first, every action the operator's.
+    let audit = s.json(&[
+        "audit",
+        "--sub",
+        "bob@example.com",
+        "--event-type",
+        "ADMIN_ACTION",
+    ]);
+    let actions: Vec<&str> = audit["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|r| r["details"]["action"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(actions, ["set_roles", "enable", "disable", "create"]);
+    assert!(
+        audit["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .all(|r| r["details"]["adminSub"] == "operator")
+    );
+    s.refused(&["audit", "--from", "yesterday"], "VALIDATION_FAILED");
+
+    let purged = s.json(&["purge"]);
+    assert!(
+        purged["sessions"].is_u64() && purged["kv"].is_u64(),
+        "{purged}"
+    );
+    app.close().await;
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = Command::new(env!("CARGO_BIN_EXE_nauth"))
+        .args(["users", "frobnicate"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(env!("CARGO_BIN_EXE_nauth"))
+        .arg("--help")
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    for cmd in [
+        "migrate",
+        "check-config",
+        "create-admin",
+        "users",
+        "audit",
+        "purge",
+    ] {
+        assert!(text(&out.stdout).contains(cmd), "{cmd} in --help");
+    }
+}
