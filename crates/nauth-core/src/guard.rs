@@ -251,7 +251,7 @@ impl TokenCache {
         let key = (self.instance, cache_key(token));
         let hit = TOKENS.with_borrow(|m| {
             m.get(&key)
-                .filter(|(t, _, _)| crate::codes::ct_eq(t, token))
+                .filter(|(t, _, _)| crate::codes::ct_eq_long(t, token))
                 .map(|(_, c, start)| (c.clone(), *start))
         });
         if let Some((c, start)) = hit {
