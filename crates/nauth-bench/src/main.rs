@@ -309,7 +309,7 @@ async fn algorithms_section() {
         ] {
             apps.push(nauth_app_signed(validation, alg).await);
         }
-        let mut rates = vec![Vec::new(), Vec::new(), Vec::new()];
+        let mut rates = [Vec::new(), Vec::new(), Vec::new()];
         for _ in 0..3 {
             for (i, (addr, token, _)) in apps.iter().enumerate() {
                 rates[i].push(throughput(*addr, get_req("/api/data", Some(token)), 200).await);
