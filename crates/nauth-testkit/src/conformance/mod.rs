@@ -19,6 +19,7 @@ mod fault_cases;
 mod history_cases;
 mod instance_cases;
 mod magic_cases;
+mod metrics_cases;
 mod mfa_cases;
 pub mod wire;
 
@@ -493,6 +494,7 @@ fn all_cases() -> impl Iterator<Item = &'static (&'static str, CaseFn)> {
         .chain(history_cases::HISTORY_CASES.iter())
         .chain(magic_cases::MAGIC_CASES.iter())
         .chain(admin_cases::ADMIN_CASES.iter())
+        .chain(metrics_cases::METRICS_CASES.iter())
 }
 
 /// The names of every case, in order.
