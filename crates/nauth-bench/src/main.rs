@@ -442,6 +442,13 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::main]
 async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let only_scale = std::env::var("NAUTH_BENCH_ONLY").is_ok_and(|v| v == "scale")
         || std::env::args().any(|a| a == "--scale");
     if std::env::var("NAUTH_BENCH_ONLY").is_ok_and(|v| v == "algorithms") {
@@ -600,7 +607,12 @@ async fn api_key_rows() {
     );
     for fw in [Framework::Axum, Framework::Actix, Framework::Poem] {
         let bare_addr = bare_app(fw).await;
-        let (addr, access, _nauth) = nauth_app_on(fw, SessionValidation::Database).await;
+        // A database of its own: section 1's engines still serve theirs.
+        let name = format!("nauth-bench-{}-{fw:?}-api-key.db", std::process::id());
+        let db = std::env::temp_dir().join(name);
+        let _ = std::fs::remove_file(&db);
+        let cfg = config(SessionValidation::Database, &db.display().to_string());
+        let (addr, access, _nauth) = nauth_app_with(fw, cfg, "bench@example.com").await;
         let mut c = Conn::open(addr).await;
         let body = json!({"name": "bench", "scopes": ["read"], "password": "Correct-Horse-42"})
             .to_string();

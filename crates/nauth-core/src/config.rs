@@ -154,6 +154,8 @@ section! {
         api_keys: ApiKeysConfig = ApiKeysConfig::default(),
         /// `[kv]`: counter and lock storage.
         kv: KvConfig = KvConfig::default(),
+        /// `[metrics]`: Prometheus counters at `<mount>/metrics`.
+        metrics: MetricsConfig = MetricsConfig::default(),
     }
 }
 section! {
@@ -363,6 +365,30 @@ section! {
         #[serde(with = "duration_str")] purge_interval: Duration = mins(10),
     }
 }
+section! {
+    /// `[metrics]`. `Debug` redacts the token.
+    MetricsConfig {
+        /// Serve `GET <mount>/metrics` (Prometheus text format); off by default.
+        enabled: bool = false,
+        /// When set, the scraper must send `Authorization: Bearer <token>`; empty: no check
+        /// (keep the route private by other means).
+        token: String = String::new(),
+    }
+}
+
+impl fmt::Debug for MetricsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let token = if self.token.is_empty() {
+            ""
+        } else {
+            "[redacted]"
+        };
+        f.debug_struct("MetricsConfig")
+            .field("enabled", &self.enabled)
+            .field("token", &token)
+            .finish()
+    }
+}
 
 /// `url` with any `user:password@` part replaced by `[redacted]@`, for logs and `Debug`.
 pub fn redact_url(url: &str) -> String {
@@ -402,6 +428,7 @@ impl fmt::Debug for NAuthConfig {
             .field("magic_link", &self.magic_link)
             .field("api_keys", &self.api_keys)
             .field("kv", &self.kv)
+            .field("metrics", &self.metrics)
             .finish()
     }
 }
@@ -576,10 +603,11 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("api_keys", "scopes", StrList),
     ("kv", "backend", Enum(KvBackend::NAMES)), ("kv", "redis_url", Str),
     ("kv", "purge_interval", Dur),
+    ("metrics", "enabled", Bool), ("metrics", "token", Str),
 ];
 #[rustfmt::skip]
 const SECTIONS: &[&str] = &["jwt", "refresh", "session", "token_delivery", "signup", "password",
-    "lockout", "mfa", "email", "sms", "magic_link", "api_keys", "kv"];
+    "lockout", "mfa", "email", "sms", "magic_link", "api_keys", "kv", "metrics"];
 
 fn kind_of(section: &str, key: &str) -> Option<Kind> {
     KEYS.iter()
@@ -1037,6 +1065,7 @@ sms = { provider = "console", webhook_url = "", user_max_per_hour = 5, ip_max_pe
 magic_link = { enabled = false, ttl = "15m", ip_max_per_hour = 20 }
 api_keys = { scopes = ["read", "write", "admin"] }
 kv = { backend = "database", redis_url = "", purge_interval = "10m" }
+metrics = { enabled = false, token = "" }
 [token_delivery]
 mode = "json"
 cookie_prefix = "nauth_"

@@ -116,6 +116,7 @@ pub(crate) async fn audit_in(
     origin: &Origin,
     details: Value,
 ) {
+    inner.metrics.event(event);
     let row = AuditRow {
         user_id: user_id.map(str::to_string),
         event: event.as_str(),

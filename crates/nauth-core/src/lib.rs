@@ -16,6 +16,7 @@ mod input;
 mod ip;
 mod jwk;
 mod kv;
+mod metrics;
 mod mfa;
 mod notify;
 mod password;
@@ -109,6 +110,8 @@ pub(crate) struct Inner {
     pub(crate) tokens: guard::TokenCache,
     /// Subjects whose tokens stop at once (deleted accounts), checked without I/O.
     pub(crate) deny: deny::DenySet,
+    /// Counters for `GET <mount>/metrics`.
+    pub(crate) metrics: metrics::Metrics,
 }
 
 /// Builds a [`NAuth`]: a configuration plus optional replacements for the clock and senders.
@@ -259,6 +262,7 @@ impl NAuthBuilder {
             session_cache,
             tokens: guard::TokenCache::default(),
             deny: deny::DenySet::default(),
+            metrics: metrics::Metrics::default(),
         });
         // Background work holds the engine weakly, so it ends when the last clone is dropped.
         store::purge::spawn(Arc::downgrade(&inner), inner.cfg.kv.purge_interval);

@@ -102,6 +102,14 @@ struct Pool {
     /// thread takes the job, so the queue never overflows, and a short burst waits (FIFO) for
     /// a slot for at most [`ADMIT_WAIT`] instead of failing at once.
     admit: Arc<tokio::sync::Semaphore>,
+    /// The queue's bound.
+    depth: usize,
+}
+
+/// The hashing queue now: (hashes admitted and not yet taken by a thread, the bound).
+pub(crate) fn queue() -> (usize, usize) {
+    let p = pool();
+    (p.depth.saturating_sub(p.admit.available_permits()), p.depth)
 }
 
 /// How long a request waits for room in the hashing queue before the `503`. Long enough that a
@@ -140,6 +148,7 @@ impl Pool {
         Pool {
             tx,
             admit: Arc::new(tokio::sync::Semaphore::new(depth)),
+            depth,
         }
     }
 

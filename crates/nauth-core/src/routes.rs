@@ -79,6 +79,7 @@ enum Route {
     ApiKeys,
     CreateApiKey,
     RevokeApiKey(String),
+    Metrics,
     Jwks,
 }
 
@@ -88,7 +89,7 @@ impl Route {
         match self {
             Signup | Login | Respond | Resend | Refresh | Revoke | Forgot | ForgotConfirm
             | ResetPassword | VerifyEmail | ChallengeSetupData | MagicLink | MagicLinkVerify
-            | Jwks => Access::Public,
+            | Jwks | Metrics => Access::Public,
             Logout => Access::Logout,
             _ => Access::Auth,
         }
@@ -137,6 +138,7 @@ fn routes_for(rest: &str) -> Option<Vec<(&'static str, Route)>> {
         "/admin/audit" => one("GET", AdminAudit),
         "/magic-link" => one("POST", MagicLink),
         "/magic-link/verify" => one("GET", MagicLinkVerify),
+        "/metrics" => one("GET", Metrics),
         "/.well-known/jwks.json" => one("GET", Jwks),
         _ => {
             if let Some(user) = rest.strip_prefix("/admin/users/") {
@@ -234,15 +236,57 @@ fn is_json_content_type(req: &Request) -> bool {
 
 /// Answers one request under the mount prefix.
 pub(crate) async fn handle(inner: &Arc<Inner>, req: Request) -> Reply {
+    use tracing::Instrument;
     let head = req.method == "HEAD";
-    let mut reply = match route_and_run(inner, &req).await {
+    let id = request_id(&req);
+    let span =
+        tracing::info_span!("nauth", request_id = %id, method = %req.method, path = %req.path);
+    let mut reply = match route_and_run(inner, &req).instrument(span.clone()).await {
         Ok(r) => r,
-        Err(e) => error_reply(inner, &e),
+        Err(e) => span.in_scope(|| error_reply(inner, &e)),
     };
     if head {
         reply.body.clear();
     }
-    reply
+    inner.metrics.response(reply.status);
+    reply.with_header("x-request-id", id)
+}
+
+/// The request's id: the client's (or a proxy's) `X-Request-Id` when it is 1 to 128 of
+/// `A-Z a-z 0-9 - _ . :`, else a new UUID. It is echoed in `X-Request-Id` and names the
+/// request's log lines (the `nauth` span), so a 500 can be found from the client's side.
+fn request_id(req: &Request) -> String {
+    let ok = |c: char| c.is_ascii_alphanumeric() || "-_.:".contains(c);
+    match req.header("x-request-id") {
+        Some(id) if (1..=128).contains(&id.len()) && id.chars().all(ok) => id.to_string(),
+        _ => uuid::Uuid::new_v4().to_string(),
+    }
+}
+
+/// `GET <mount>/metrics`: `404` unless `[metrics] enabled`; with `metrics.token` set, the
+/// scraper's bearer must match it.
+fn metrics_reply(inner: &Inner, req: &Request) -> Result<Reply, AuthError> {
+    let m = &inner.cfg.metrics;
+    if !m.enabled {
+        return Err(AuthError::NotFound);
+    }
+    if !m.token.is_empty() {
+        let bearer = req.bearer().ok_or(AuthError::TokenMissing)?;
+        if !crate::codes::ct_eq(bearer, &m.token) {
+            return Err(AuthError::TokenInvalid);
+        }
+    }
+    Ok(Reply {
+        status: 200,
+        headers: vec![
+            (
+                "content-type".into(),
+                "text/plain; version=0.0.4; charset=utf-8".into(),
+            ),
+            ("cache-control".into(), "no-store".into()),
+        ],
+        body: inner.metrics.render().into_bytes(),
+    })
 }
 
 async fn route_and_run(inner: &Arc<Inner>, req: &Request) -> Result<Reply, AuthError> {
@@ -266,6 +310,9 @@ async fn route_and_run(inner: &Arc<Inner>, req: &Request) -> Result<Reply, AuthE
         .find(|(m, _)| *m == method)
         .map(|(_, r)| r)
         .ok_or(AuthError::MethodNotAllowed { allow })?;
+    if route == Route::Metrics {
+        return metrics_reply(inner, req);
+    }
     let body: &[u8] = match &req.body {
         Body::TooLarge => return Err(AuthError::PayloadTooLarge),
         Body::Bytes(b) => b,
@@ -305,7 +352,11 @@ async fn route_and_run(inner: &Arc<Inner>, req: &Request) -> Result<Reply, AuthE
     let ctx = Ctx::new(inner, req, inner.clock.now_ms(), ip, principal);
     // A transaction that lost a lock race was already run again by `Store::write`; the
     // session cache was invalidated after every commit that wrote sessions.
+    let refresh = route == Route::Refresh;
     let result = run(&ctx, route, Input::parse(body)?).await;
+    if refresh {
+        inner.metrics.refresh(result.is_ok());
+    }
     flows::effects::run(&ctx, result.is_ok()).await;
     let outcome = result?;
     Ok(render(inner, &ctx, outcome, json_delivery))
@@ -434,6 +485,7 @@ async fn run(ctx: &Ctx<'_>, route: Route, input: Input) -> Result<Outcome, AuthE
         Route::AdminLogoutAll(sub) => admin::logout_all(ctx, &sub).await,
         Route::AdminUnlock(sub) => admin::unlock(ctx, &sub).await,
         Route::AdminAudit => admin::audit(ctx).await,
+        Route::Metrics => Err(AuthError::NotFound), // answered before the flows
         Route::MagicLink => magic::request(ctx, input).await,
         Route::MagicLinkVerify => magic::verify(ctx).await,
         Route::ApiKeys => api_keys::list(ctx).await,

@@ -200,13 +200,7 @@ pub(crate) async fn confirm_email_change(ctx: &Ctx<'_>, mut input: Input) -> Aut
             Err(e) => return Err(e.into()),
         }
         super::revoke_sessions(tx, &user.id, Some(&p.session_id), ctx.now).await?;
-        // The old address stops being a channel: its reset codes and links end, and an email
-        // second factor now sends to the new address.
-        let old_channels = ["reset_code", "reset_link", "verify_email_link"];
-        store::verification::end_purposes(tx, &user.id, &old_channels, ctx.now).await?;
-        let name = mask_email(&new_email);
-        store::mfa::readdress_email_devices(tx, &user.id, &new_email, &name).await?;
-        store::challenges::drop_codes_to(tx, &user.id, &user.email).await?;
+        end_email_channel(ctx, tx, &user, &new_email).await?;
         ctx.audit_in(tx, Some(&user.id), Event::EmailChanged, json!({}))
             .await;
         Ok(())
@@ -217,6 +211,23 @@ pub(crate) async fn confirm_email_change(ctx: &Ctx<'_>, mut input: Input) -> Aut
         format!("The email of your account was changed to {}.\n\nIf this was not you, reset your password and contact support.\n", mask_email(&new_email)),
     );
     Ok(Outcome::Json(200, super::profile_json(&me(ctx).await?)))
+}
+
+/// The user's old address stops being a channel once `new_email` replaces it: its reset codes
+/// and links and its verification links end, codes sent to it are void, and an email second
+/// factor sends to the new address from now on.
+pub(crate) async fn end_email_channel(
+    ctx: &Ctx<'_>,
+    tx: &store::Tx,
+    user: &User,
+    new_email: &str,
+) -> AuthResult<()> {
+    let old_channels = ["reset_code", "reset_link", "verify_email_link"];
+    store::verification::end_purposes(tx, &user.id, &old_channels, ctx.now).await?;
+    let name = mask_email(new_email);
+    store::mfa::readdress_email_devices(tx, &user.id, new_email, &name).await?;
+    store::challenges::drop_codes_to(tx, &user.id, &user.email).await?;
+    Ok(())
 }
 
 /// `POST /resend-verification`: a fresh verification link (and code) to the user's email.

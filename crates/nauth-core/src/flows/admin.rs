@@ -383,13 +383,30 @@ pub(crate) async fn update(ctx: &Ctx<'_>, sub: &str, mut input: Input) -> AuthRe
         ..Default::default()
     };
     let user = transaction!(ctx, |tx| {
-        target(tx, sub, true).await?;
+        let locked = target(tx, sub, true).await?;
         store::users::update(tx, sub, patch.clone()).await?;
+        // The old address or number stops being a channel (as with the user's own change).
+        if let Some(e) = &patch.email {
+            super::account::end_email_channel(ctx, tx, &locked, e).await?;
+        }
+        if let (Some(_), Some(old)) = (&patch.phone, &locked.phone) {
+            store::challenges::drop_codes_to(tx, sub, old).await?;
+        }
         let details = action(me, "update", json!({"fields": changed}));
         ctx.audit_in(tx, Some(sub), Event::AdminAction, details)
             .await;
         target(tx, sub, false).await
     })?;
+    if before.email != user.email {
+        ctx.queue_mail(
+            &before.email,
+            "Your email was changed",
+            format!(
+                "An administrator changed the email of your account to {}.\n\nIf you did not ask for this, contact support.\n",
+                crate::input::mask_email(&user.email)
+            ),
+        );
+    }
     Ok(Outcome::Json(200, user_body(user)))
 }
 

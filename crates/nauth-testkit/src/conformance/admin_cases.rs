@@ -466,6 +466,10 @@ async fn admin_creates_updates_and_deletes_users(door: &dyn Door, b: &Backend) {
         400,
         "VALIDATION_FAILED",
     );
+    // A reset code mailed to the old address before the change…
+    env.post("/auth/forgot-password", json!({"identifier": e2}))
+        .await;
+    let code = crate::extract::extract_code(&env.mail(&e2, 1).await.text).expect("code");
     let r = send(
         &env,
         "PUT",
@@ -482,6 +486,19 @@ async fn admin_creates_updates_and_deletes_users(door: &dyn Door, b: &Backend) {
         ),
         (json!(e3), json!(false))
     );
+    // …is void: the old address is no longer a channel, and it is told of the change.
+    assert_error(
+        &env.post(
+            "/auth/forgot-password/confirm",
+            json!({"identifier": e3, "code": code, "newPassword": "Fresh-Secret-55"}),
+        )
+        .await,
+        400,
+        "PASSWORD_RESET_CODE_INVALID",
+    );
+    let notice = env.mail(&e2, 2).await;
+    assert!(notice.text.contains("changed the email"), "{}", notice.text);
+    assert!(!notice.text.contains(&e3), "the new address is masked");
     assert_error(
         &send(
             &env,

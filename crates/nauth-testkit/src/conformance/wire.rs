@@ -78,6 +78,9 @@ fn record(label: &str, r: &TestResponse) -> Exchange {
     if r.header("retry-after").is_some() {
         out.push_str("  retry-after: <seconds>\n");
     }
+    if r.header("x-request-id").is_some() {
+        out.push_str("  x-request-id: <id>\n");
+    }
     for c in r.set_cookies() {
         out.push_str(&format!("  set-cookie: {}\n", normalise_cookie(&c)));
     }
