@@ -20,6 +20,8 @@ pub(crate) const RELOAD_EVERY_MS: i64 = 1_000;
 pub(crate) const RECHECK_EVERY_MS: i64 = 10_000;
 /// `Cache-Control: max-age` of the JWKS document (seconds).
 pub(crate) const JWKS_MAX_AGE_SECS: u64 = 300;
+/// How long a retired key's row outlives its verification window before the purge deletes it.
+const PURGE_GRACE_MS: i64 = 86_400_000;
 /// Attempts at adding a key while other instances add theirs.
 const INSERT_ATTEMPTS: usize = 5;
 
@@ -404,7 +406,8 @@ impl Keyring {
             .ok_or_else(|| AuthError::Internal("rotated key not found".into()))
     }
 
-    /// Every stored key, oldest first (empty under HS256).
+    /// Every stored key, oldest first (empty under HS256); the purge deletes retired keys a day
+    /// after their window.
     pub(crate) async fn list(&self, inner: &Inner) -> AuthResult<Vec<SigningKeyInfo>> {
         if matches!(self.source, Source::Secret) {
             return Ok(Vec::new());
@@ -428,6 +431,22 @@ impl Keyring {
                 })
             })
             .collect())
+    }
+}
+
+impl Keyring {
+    /// Deletes the keys whose verification window ended more than a day ago (kept that long
+    /// so a late token is still refused as invalid by a known key rather than an unknown
+    /// one, and for `NAuth::signing_keys`); how many. Errors are logged.
+    pub(crate) async fn purge(&self, store: &Store, now_ms: i64) -> u64 {
+        let cutoff = now_ms - self.window_ms - PURGE_GRACE_MS;
+        match store::signing_keys::delete_retired(store, cutoff).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "purge of retired signing keys failed");
+                0
+            }
+        }
     }
 }
 
@@ -668,6 +687,13 @@ mod tests {
             .refresh(&n.inner, n.inner.clock.now_ms())
             .await;
         assert!(!n.inner.signer.current().knows(&kid(&old)));
+        // The purge keeps the row a day past the window, then deletes it (never the live key).
+        assert_eq!(n.purge().await.signing_keys, 0);
+        clock.advance(Duration::from_millis(PURGE_GRACE_MS as u64));
+        assert_eq!(n.purge().await.signing_keys, 1);
+        let keys = n.signing_keys().await.expect("list");
+        assert_eq!(keys.len(), 1);
+        assert!(keys[0].active && keys[0].kid == kid(&new));
     }
 
     /// Two engines on one database: a rotation on one reaches the other through an unknown

@@ -47,6 +47,8 @@ pub struct Purged {
     pub refresh_tokens: u64,
     /// Expired trusted devices.
     pub trusted_devices: u64,
+    /// Signing keys whose verification window ended more than a day ago.
+    pub signing_keys: u64,
 }
 
 /// Deletes, batch by batch, the rows whose keys `select` returns.
@@ -239,6 +241,8 @@ pub(crate) async fn run_once(inner: &Inner) -> Purged {
         },
     )
     .await;
+
+    out.signing_keys = inner.keyring.purge(&inner.store, now).await;
 
     if out != Purged::default() {
         tracing::debug!(?out, "purged expired rows");

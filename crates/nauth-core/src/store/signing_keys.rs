@@ -62,3 +62,14 @@ pub(crate) async fn reinstate(db: &impl Conn, kid: &str, now: i64) -> R<()> {
         .db()?;
     Ok(())
 }
+
+/// Deletes the keys retired at or before `cutoff`; how many.
+pub(crate) async fn delete_retired(db: &impl Conn, cutoff: i64) -> R<u64> {
+    Ok(signing_keys::Entity::delete_many()
+        .filter(signing_keys::Column::RetiredAt.is_not_null())
+        .filter(signing_keys::Column::RetiredAt.lte(cutoff))
+        .exec(db.c())
+        .await
+        .db()?
+        .rows_affected)
+}
