@@ -14,8 +14,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use nauth_core::config::JwtAlgorithm;
 use nauth_core::http::percent_encode;
-use nauth_core::{AuthError, NAuth, config};
+use nauth_core::{AuthError, NAuth, SigningKeyInfo, config};
 use serde_json::{Value, json};
 
 /// The operator's command line for a nauth database.
@@ -49,6 +50,9 @@ enum Command {
     /// Lists and manages users.
     #[command(subcommand)]
     Users(Users),
+    /// The RS256/EdDSA signing keys (jwt.algorithm) published at <mount>/.well-known/jwks.json.
+    #[command(subcommand)]
+    Keys(Keys),
     /// Queries the audit trail, newest first.
     Audit {
         /// Only this user's rows (a user id or an email).
@@ -118,6 +122,15 @@ enum Users {
         #[arg(required = true)]
         roles: Vec<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum Keys {
+    /// Lists the stored keys (JSON), the signing one marked `active`.
+    List,
+    /// Signs with a new key from now on (on every instance within 10 s); the old key keeps
+    /// verifying, and stays in the JWKS, until the longest access token it signed has expired.
+    Rotate,
 }
 
 /// Why a command failed, and its exit status.
@@ -216,6 +229,7 @@ async fn command(nauth: &NAuth, command: Command) -> Result<(), Failure> {
             password_stdin,
         } => create_admin(nauth, &email, password_stdin).await?,
         Command::Users(users) => self::users(nauth, users).await?,
+        Command::Keys(keys) => self::keys(nauth, keys).await?,
         Command::Audit {
             sub,
             event_type,
@@ -305,6 +319,53 @@ async fn users(nauth: &NAuth, users: Users) -> Result<(), Failure> {
     };
     print(&answer);
     Ok(())
+}
+
+async fn keys(nauth: &NAuth, keys: Keys) -> Result<(), Failure> {
+    let jwt = &nauth.config().jwt;
+    if jwt.algorithm == JwtAlgorithm::Hs256 {
+        return Err(Failure::Setup(
+            "jwt.algorithm is HS256: there are no signing keys (set it to RS256 or EdDSA)".into(),
+        ));
+    }
+    match keys {
+        Keys::List => {
+            let list: Vec<Value> = nauth.signing_keys().await?.iter().map(key_json).collect();
+            print(&json!({ "keys": list }));
+        }
+        Keys::Rotate => {
+            if !jwt.private_key_file.is_empty() {
+                return Err(Failure::Setup(format!(
+                    "the signing key comes from jwt.private_key_file ({}): replace the file and restart the app to rotate",
+                    jwt.private_key_file
+                )));
+            }
+            print(&key_json(&nauth.rotate_signing_key().await?));
+        }
+    }
+    Ok(())
+}
+
+fn key_json(k: &SigningKeyInfo) -> Value {
+    json!({
+        "kid": k.kid,
+        "algorithm": k.algorithm.as_str(),
+        "active": k.active,
+        "createdAt": rfc3339(k.created_at),
+        "retiredAt": k.retired_at.map(rfc3339),
+        "verifiableUntil": k.verifiable_until.map(rfc3339),
+    })
+}
+
+/// Unix milliseconds as RFC 3339 (UTC).
+fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
 }
 
 /// One admin API call as the operator; the answer's body.

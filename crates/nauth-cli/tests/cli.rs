@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use nauth_core::http::Body;
-use nauth_core::{NAuth, NAuthConfig, Request};
+use nauth_core::{NAuth, Request};
 use serde_json::{Value, json};
 
 const SECRET: &str = "cli-test-secret-0123456789abcdef-xyz";
@@ -15,20 +15,24 @@ const PW: &str = "Correct-Horse-42";
 /// A temporary SQLite database and the configuration file naming it.
 struct Setup {
     dir: PathBuf,
-    url: String,
 }
 
 impl Setup {
     fn new() -> Setup {
+        Setup::with("")
+    }
+
+    /// A setup whose configuration file ends with `more` (TOML).
+    fn with(more: &str) -> Setup {
         let dir = std::env::temp_dir().join(format!("nauth-cli-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let url = format!("sqlite://{}?mode=rwc", dir.join("nauth.db").display());
         let toml = format!(
             "database_url = \"{url}\"\nsecret = \"{SECRET}\"\n\
-             [password]\nargon2_memory_kib = 64\nargon2_iterations = 1\n"
+             [password]\nargon2_memory_kib = 64\nargon2_iterations = 1\n{more}"
         );
         std::fs::write(dir.join("nauth.toml"), toml).expect("config");
-        Setup { dir, url }
+        Setup { dir }
     }
 
     /// Runs `nauth --config <file> args…` with `stdin`.
@@ -80,15 +84,9 @@ impl Setup {
         assert!(err.contains(code), "nauth {args:?}: {err}");
     }
 
-    /// The app: an engine on the same database.
+    /// The app: an engine on the same database, with the same configuration file.
     async fn app(&self) -> NAuth {
-        let mut cfg = NAuthConfig {
-            database_url: self.url.clone(),
-            secret: SECRET.into(),
-            ..NAuthConfig::default()
-        };
-        cfg.password.argon2_memory_kib = 64;
-        cfg.password.argon2_iterations = 1;
+        let cfg = nauth_core::config::load(Some(&self.dir.join("nauth.toml"))).expect("config");
         NAuth::new(cfg).await.expect("the app starts")
     }
 }
@@ -338,4 +336,109 @@ fn usage_errors_exit_2() {
     ] {
         assert!(text(&out.stdout).contains(cmd), "{cmd} in --help");
     }
+}
+
+/// The `kid` in a JWT's header.
+fn kid_of(token: &str) -> String {
+    use base64::Engine;
+    let head = token.split('.').next().expect("a JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(head)
+        .expect("base64url");
+    let v: Value = serde_json::from_slice(&bytes).expect("JSON header");
+    v["kid"].as_str().expect("kid").to_string()
+}
+
+#[tokio::test]
+async fn keys_list_and_rotate() {
+    // HS256 has no keys to list or rotate.
+    let s = Setup::new();
+    let out = s.run(&["keys", "list"], None);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("HS256"));
+
+    let s = Setup::with("[jwt]\nalgorithm = \"EdDSA\"\n[signup]\nverification = \"none\"\n");
+    let first = s.json(&["keys", "list"]);
+    let keys = first["keys"].as_array().expect("keys").clone();
+    assert_eq!(keys.len(), 1, "{first}");
+    assert_eq!(
+        (keys[0]["active"].clone(), keys[0]["algorithm"].clone()),
+        (json!(true), json!("EdDSA"))
+    );
+    let old_kid = keys[0]["kid"].as_str().expect("kid").to_string();
+
+    // The app signs with that key.
+    let out = s.run(
+        &[
+            "create-admin",
+            "--email",
+            "k@example.com",
+            "--password-stdin",
+        ],
+        Some(PW),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let app = s.app().await;
+    let (status, body) = login(&app, "k@example.com", PW).await;
+    assert_eq!(status, 200, "{body}");
+    let old_token = body["accessToken"].as_str().expect("token").to_string();
+    assert_eq!(kid_of(&old_token), old_kid);
+
+    // Rotate: a new active key; the old one retired but still verifiable.
+    let rotated = s.json(&["keys", "rotate"]);
+    let new_kid = rotated["kid"].as_str().expect("kid").to_string();
+    assert_ne!(new_kid, old_kid);
+    assert_eq!(rotated["active"], true);
+    let listed = s.json(&["keys", "list"]);
+    let keys = listed["keys"].as_array().expect("keys").clone();
+    assert_eq!(keys.len(), 2, "{listed}");
+    let old = keys
+        .iter()
+        .find(|k| k["kid"] == old_kid.as_str())
+        .expect("old key");
+    assert_eq!(old["active"], false);
+    assert!(
+        old["retiredAt"].is_string() && old["verifiableUntil"].is_string(),
+        "{old}"
+    );
+    let mut req = Request::new("GET", "/api/data");
+    req.headers
+        .push(("authorization".into(), format!("Bearer {old_token}")));
+    assert!(
+        app.authenticate(&req).await.is_ok(),
+        "the old key still verifies"
+    );
+    // An app started now signs with the new key.
+    let fresh = s.app().await;
+    let (_, body) = login(&fresh, "k@example.com", PW).await;
+    assert_eq!(
+        kid_of(body["accessToken"].as_str().expect("token")),
+        new_kid
+    );
+    app.close().await;
+    fresh.close().await;
+
+    // A key from a file is rotated by replacing the file (made with openssl when present).
+    let pem = std::env::temp_dir().join(format!("nauth-cli-{}.pem", uuid::Uuid::new_v4()));
+    let made = Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ed25519", "-out"])
+        .arg(&pem)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !made {
+        eprintln!("openssl not available: the key-file case is skipped");
+        return;
+    }
+    let s = Setup::with(&format!(
+        "[jwt]\nalgorithm = \"EdDSA\"\nprivate_key_file = \"{}\"\n",
+        pem.display()
+    ));
+    assert_eq!(
+        s.json(&["keys", "list"])["keys"].as_array().map(Vec::len),
+        Some(1)
+    );
+    let out = s.run(&["keys", "rotate"], None);
+    let _ = std::fs::remove_file(&pem);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("replace the file"));
 }
