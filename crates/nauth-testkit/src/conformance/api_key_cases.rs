@@ -457,18 +457,7 @@ async fn api_key_creation_needs_a_fresh_proof(door: &dyn Door, b: &Backend) {
         .map(|_| create(&env, &access, body(Some("Wrong-Password-1"))))
         .collect();
     let answers = super::cases::futures_join(burst).await;
-    let compared = answers
-        .iter()
-        .filter(|r| r.code() == "PASSWORD_INCORRECT")
-        .count();
-    assert!(
-        compared <= 4 && answers.iter().all(|r| r.status == 400 || r.status == 429),
-        "{compared} compared: {:?}",
-        answers
-            .iter()
-            .map(|r| (r.status, r.code()))
-            .collect::<Vec<_>>()
-    );
+    super::cases::assert_proofs_compared_at_most(&answers, "PASSWORD_INCORRECT", 4);
     // The budget is spent: the right password is refused too, and nothing was created.
     assert_error(
         &create(&env, &access, body(Some(PW))).await,

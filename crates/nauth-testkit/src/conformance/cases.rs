@@ -125,6 +125,20 @@ pub(super) async fn update_user(env: &Env, email: &str, col: users::Column, valu
         .expect("update user");
 }
 
+/// A burst of wrong proofs: every answer is the wrong-password refusal (`400 code`) or the
+/// spent budget's `429`, and at most `max` of them were compared.
+pub(super) fn assert_proofs_compared_at_most(answers: &[TestResponse], code: &str, max: usize) {
+    let compared = answers.iter().filter(|r| r.code() == code).count();
+    assert!(
+        compared <= max && answers.iter().all(|r| r.status == 400 || r.status == 429),
+        "{compared} compared: {:?}",
+        answers
+            .iter()
+            .map(|r| (r.status, r.code()))
+            .collect::<Vec<_>>()
+    );
+}
+
 pub(super) fn assert_error(r: &TestResponse, status: u16, code: &str) {
     assert_eq!(
         (r.status, r.code().as_str()),
