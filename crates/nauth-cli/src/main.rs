@@ -378,21 +378,23 @@ async fn call(
     Ok(nauth.admin_call(method, path, body).await?.1)
 }
 
-/// A user id from a user id or an email (`404 RESOURCE_NOT_FOUND` for neither).
+/// A user id from a user id or an email (`404 RESOURCE_NOT_FOUND` for neither). The list's
+/// email filter matches parts of addresses, so only the exact address is taken.
 async fn user_id(nauth: &NAuth, user: &str) -> Result<String, Failure> {
     if !user.contains('@') {
         return Ok(user.to_string());
     }
-    let list = call(
-        nauth,
-        "GET",
-        &format!("/users{}", query(&[("email", Some(user.to_string()))])),
-        None,
-    )
-    .await?;
+    let email = user.trim().to_lowercase();
+    let q = query(&[
+        ("email", Some(email.clone())),
+        ("limit", Some("100".into())),
+    ]);
+    let list = call(nauth, "GET", &format!("/users{q}"), None).await?;
     list["data"]
         .as_array()
-        .and_then(|d| d.first())
+        .into_iter()
+        .flatten()
+        .find(|u| u["email"].as_str() == Some(email.as_str()))
         .and_then(|u| u["sub"].as_str())
         .map(str::to_string)
         .ok_or(Failure::Refused(AuthError::NotFound))

@@ -234,7 +234,8 @@ async fn users_audit_and_purge() {
     let s = Setup::new();
     s.ok(&["migrate"]);
     let stdin = Some("Another-Secret-93\n");
-    for email in ["ann@example.com", "bob@example.com"] {
+    // joann's address contains ann's: acting on ann must never pick joann.
+    for email in ["ann@example.com", "joann@example.com", "bob@example.com"] {
         let out = s.run(
             &["create-admin", "--email", email, "--password-stdin"],
             stdin,
@@ -244,8 +245,13 @@ async fn users_audit_and_purge() {
     let app = s.app().await;
 
     let list = s.json(&["users", "list", "--sort", "email"]);
-    assert_eq!(list["total"], 2);
+    assert_eq!(list["total"], 3);
     assert_eq!(list["data"][0]["email"], "ann@example.com");
+    s.json(&["users", "disable", "ann@example.com"]);
+    let (status, _) = login(&app, "joann@example.com", "Another-Secret-93").await;
+    assert_eq!(status, 200, "joann is untouched");
+    let (status, _) = login(&app, "ann@example.com", "Another-Secret-93").await;
+    assert_eq!(status, 403, "ann is disabled");
     let list = s.json(&["users", "list", "--email", "bob@example.com"]);
     assert_eq!(list["total"], 1);
     let bob = list["data"][0]["sub"].as_str().expect("sub").to_string();
