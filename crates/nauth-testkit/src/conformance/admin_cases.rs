@@ -19,6 +19,7 @@ cases!(
     admin_creates_updates_and_deletes_users,
     admin_forces_password_change_and_exempts_from_mfa,
     admin_proof_holds_under_a_burst,
+    admin_creates_race_to_one_account,
 );
 
 /// An admin (a verified user given the role, then logged in): `(email, sub, access token)`.
@@ -708,4 +709,40 @@ async fn admin_proof_holds_under_a_burst(door: &dyn Door, b: &Backend) {
     );
     let r = get(&env, &format!("/auth/admin/users/{usub}"), &admin_token).await;
     assert_eq!(r.json()["roles"], json!(["user"]));
+}
+
+/// Twenty requests of an admin creating the same address at once: one account, one `201`, one
+/// audit row. The others are `409`, or `429` where the admin's password budget (reserved
+/// before each proof is compared, so a burst holds at most `lockout.max_attempts` at once)
+/// had no slot free.
+async fn admin_creates_race_to_one_account(door: &dyn Door, b: &Backend) {
+    let env = Env::start(door, &b.url(), |c| c.lockout.ip_max_attempts = 1000).await;
+    let (_, _, admin_token) = admin(&env).await;
+    let e = email();
+    let body = proof_body(json!({"email": e, "password": "Chosen-Secret-77"}));
+    let burst: Vec<_> = (0..20)
+        .map(|_| post(&env, "/auth/admin/users", body.clone(), &admin_token))
+        .collect();
+    let answers = super::cases::futures_join(burst).await;
+    let mut statuses: Vec<(u16, String)> = answers.iter().map(|r| (r.status, r.code())).collect();
+    statuses.sort();
+    let created = statuses.iter().filter(|(s, _)| *s == 201).count();
+    assert_eq!(created, 1, "{statuses:?}");
+    assert!(
+        statuses.iter().all(|(s, c)| *s == 201
+            || (*s == 409 && c == "SIGNUP_EMAIL_EXISTS")
+            || (*s == 429 && c == "RATE_LIMIT_LOGIN")),
+        "{statuses:?}"
+    );
+    let r = get(&env, &format!("/auth/admin/users?email={e}"), &admin_token).await;
+    assert_eq!(r.json()["total"], 1, "{}", r.json());
+    let sub = token(&r.json()["data"][0], "sub");
+    let r = get(
+        &env,
+        &format!("/auth/admin/audit?sub={sub}&eventType=ADMIN_ACTION"),
+        &admin_token,
+    )
+    .await;
+    assert_eq!(r.json()["total"], 1, "one create audited: {}", r.json());
+    assert_eq!(login(&env, &e, "Chosen-Secret-77").await.status, 200);
 }
