@@ -24,9 +24,17 @@ impl Setup {
 
     /// A setup whose configuration file ends with `more` (TOML).
     fn with(more: &str) -> Setup {
+        Setup::on(None, more)
+    }
+
+    /// A setup on the database at `url` (default: a new SQLite file).
+    fn on(url: Option<&str>, more: &str) -> Setup {
         let dir = std::env::temp_dir().join(format!("nauth-cli-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let url = format!("sqlite://{}?mode=rwc", dir.join("nauth.db").display());
+        let url = url.map_or_else(
+            || format!("sqlite://{}?mode=rwc", dir.join("nauth.db").display()),
+            str::to_string,
+        );
         let toml = format!(
             "database_url = \"{url}\"\nsecret = \"{SECRET}\"\n\
              [password]\nargon2_memory_kib = 64\nargon2_iterations = 1\n{more}"
@@ -447,4 +455,48 @@ async fn keys_list_and_rotate() {
     let _ = std::fs::remove_file(&pem);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("replace the file"));
+}
+
+/// On PostgreSQL, with a running app that caches live sessions (`session.cache_max_age`): a
+/// disable or a role change made by the command line reaches the app before the command ends,
+/// so the app's very next request sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_reach_a_running_app_on_postgres() {
+    let Ok(pg) = std::env::var("NAUTH_TEST_POSTGRES_URL") else {
+        eprintln!("NAUTH_TEST_POSTGRES_URL not set: skipped");
+        return;
+    };
+    let s = Setup::on(
+        Some(&pg),
+        "[session]\ncache_max_age = \"60s\"\n[signup]\nverification = \"none\"\n",
+    );
+    let email = format!("cli-{}@example.com", uuid::Uuid::new_v4().simple());
+    let out = s.run(
+        &["create-admin", "--email", &email, "--password-stdin"],
+        Some(PW),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let app = s.app().await;
+    assert!(app.session_cache_serving(), "the app's cache answers");
+    let (status, body) = login(&app, &email, PW).await;
+    assert_eq!(status, 200, "{body}");
+    let mut admin = Request::new("GET", "/api/admin");
+    admin.headers.push((
+        "authorization".into(),
+        format!("Bearer {}", body["accessToken"].as_str().expect("token")),
+    ));
+    // Seen, and cached, as an admin.
+    for _ in 0..3 {
+        assert!(app.authenticate_role(&admin, "admin").await.is_ok());
+    }
+    s.json(&["users", "set-roles", &email, "user"]);
+    let e = app
+        .authenticate_role(&admin, "admin")
+        .await
+        .expect_err("role gone");
+    assert_eq!(e.code(), "FORBIDDEN");
+    s.json(&["users", "disable", &email]);
+    let e = app.authenticate(&admin).await.expect_err("disabled");
+    assert_eq!(e.code(), "AUTH_SESSION_NOT_FOUND");
+    app.close().await;
 }
