@@ -123,6 +123,15 @@ async fn login(app: &NAuth, email: &str, password: &str) -> (u16, Value) {
     )
 }
 
+/// `nauth check-config --config <file>`.
+fn check_config(file: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nauth"))
+        .args(["check-config", "--config"])
+        .arg(file)
+        .output()
+        .expect("runs")
+}
+
 #[test]
 fn check_config_prints_every_bad_key() {
     let s = Setup::new();
@@ -133,11 +142,7 @@ fn check_config_prints_every_bad_key() {
         "secret = \"short\"\nfoo = 1\n[lockout]\nmax_attempts = 0\n[jwt]\naccess_ttl = 5\n",
     )
     .expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_nauth"))
-        .args(["check-config", "--config"])
-        .arg(&bad)
-        .output()
-        .expect("runs");
+    let out = check_config(&bad);
     let printed = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{printed}");
     for key in ["foo", "jwt.access_ttl"] {
@@ -149,11 +154,7 @@ fn check_config_prints_every_bad_key() {
         "secret = \"short\"\n[lockout]\nmax_attempts = 0\n[refresh]\nttl = \"0s\"\n",
     )
     .expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_nauth"))
-        .args(["check-config", "--config"])
-        .arg(&bad)
-        .output()
-        .expect("runs");
+    let out = check_config(&bad);
     let printed = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1));
     for key in ["secret", "lockout.max_attempts", "refresh.ttl"] {

@@ -143,6 +143,27 @@ fn action(admin: &Principal, what: &str, extra: Value) -> Value {
     d
 }
 
+/// Writes an admin's change to the user `sub` (locked by the caller) in `tx`: `patch`, stamped
+/// with the time, and the `ADMIN_ACTION` row naming `what` with `extra` details.
+async fn apply(
+    ctx: &Ctx<'_>,
+    tx: &store::Tx,
+    me: &Principal,
+    sub: &str,
+    patch: UserPatch,
+    what: &str,
+    extra: Value,
+) -> AuthResult<()> {
+    let patch = UserPatch {
+        updated_at: Some(ctx.now),
+        ..patch
+    };
+    store::users::update(tx, sub, patch).await?;
+    ctx.audit_in(tx, Some(sub), Event::AdminAction, action(me, what, extra))
+        .await;
+    Ok(())
+}
+
 /// `POST /admin/users/{sub}/disable` (`reason?`): the account is disabled, its sessions
 /// revoked and its access tokens refused at once on every instance; logins then answer `403
 /// AUTH_ACCOUNT_LOCKED`.
@@ -158,20 +179,13 @@ pub(crate) async fn disable(ctx: &Ctx<'_>, sub: &str, mut input: Input) -> AuthR
     }
     let revoked = transaction!(ctx, |tx| {
         target(tx, sub, true).await?;
+        let n = store::sessions::revoke_all(tx, sub, None, ctx.now).await?;
         let patch = UserPatch {
             disabled: Some(true),
-            updated_at: Some(ctx.now),
             ..Default::default()
         };
-        store::users::update(tx, sub, patch).await?;
-        let n = store::sessions::revoke_all(tx, sub, None, ctx.now).await?;
-        let details = action(
-            me,
-            "disable",
-            json!({"reason": reason, "sessionsRevoked": n}),
-        );
-        ctx.audit_in(tx, Some(sub), Event::AdminAction, details)
-            .await;
+        let details = json!({"reason": reason, "sessionsRevoked": n});
+        apply(ctx, tx, me, sub, patch, "disable", details).await?;
         Ok(n)
     })?;
     crate::deny::deny_subject(ctx.inner, sub).await;
@@ -188,18 +202,9 @@ pub(crate) async fn enable(ctx: &Ctx<'_>, sub: &str) -> AuthResult<Outcome> {
         target(tx, sub, true).await?;
         let patch = UserPatch {
             disabled: Some(false),
-            updated_at: Some(ctx.now),
             ..Default::default()
         };
-        store::users::update(tx, sub, patch).await?;
-        ctx.audit_in(
-            tx,
-            Some(sub),
-            Event::AdminAction,
-            action(me, "enable", json!({})),
-        )
-        .await;
-        Ok(())
+        apply(ctx, tx, me, sub, patch, "enable", json!({})).await
     })?;
     Ok(Outcome::Json(200, json!({"success": true})))
 }
@@ -379,12 +384,10 @@ pub(crate) async fn update(ctx: &Ctx<'_>, sub: &str, mut input: Input) -> AuthRe
         first_name,
         last_name,
         metadata: metadata.map(|m| m.map(|v| v.to_string())),
-        updated_at: Some(ctx.now),
         ..Default::default()
     };
     let user = transaction!(ctx, |tx| {
         let locked = target(tx, sub, true).await?;
-        store::users::update(tx, sub, patch.clone()).await?;
         // The old address or number stops being a channel (as with the user's own change).
         if let Some(e) = &patch.email {
             super::account::end_email_channel(ctx, tx, &locked, e).await?;
@@ -392,9 +395,8 @@ pub(crate) async fn update(ctx: &Ctx<'_>, sub: &str, mut input: Input) -> AuthRe
         if let (Some(_), Some(old)) = (&patch.phone, &locked.phone) {
             store::challenges::drop_codes_to(tx, sub, old).await?;
         }
-        let details = action(me, "update", json!({"fields": changed}));
-        ctx.audit_in(tx, Some(sub), Event::AdminAction, details)
-            .await;
+        let details = json!({"fields": changed});
+        apply(ctx, tx, me, sub, patch.clone(), "update", details).await?;
         target(tx, sub, false).await
     })?;
     if before.email != user.email {
@@ -443,20 +445,17 @@ pub(crate) async fn force_password_change(
     input.finish()?;
     let revoked = transaction!(ctx, |tx| {
         target(tx, sub, true).await?;
-        let patch = UserPatch {
-            must_change_password: Some(true),
-            updated_at: Some(ctx.now),
-            ..Default::default()
-        };
-        store::users::update(tx, sub, patch).await?;
         let n = if revoke {
             store::sessions::revoke_all(tx, sub, None, ctx.now).await?
         } else {
             0
         };
-        let details = action(me, "force_password_change", json!({"sessionsRevoked": n}));
-        ctx.audit_in(tx, Some(sub), Event::AdminAction, details)
-            .await;
+        let patch = UserPatch {
+            must_change_password: Some(true),
+            ..Default::default()
+        };
+        let details = json!({"sessionsRevoked": n});
+        apply(ctx, tx, me, sub, patch, "force_password_change", details).await?;
         Ok(n)
     })?;
     if revoke {
@@ -494,17 +493,10 @@ pub(crate) async fn mfa_exemption(
         target(tx, sub, true).await?;
         let patch = UserPatch {
             mfa_exempt: Some(exempt),
-            updated_at: Some(ctx.now),
             ..Default::default()
         };
-        store::users::update(tx, sub, patch).await?;
-        let details = action(
-            me,
-            "mfa_exemption",
-            json!({"exempt": exempt, "reason": reason}),
-        );
-        ctx.audit_in(tx, Some(sub), Event::AdminAction, details)
-            .await;
+        let details = json!({"exempt": exempt, "reason": reason});
+        apply(ctx, tx, me, sub, patch, "mfa_exemption", details).await?;
         target(tx, sub, false).await
     })?;
     Ok(Outcome::Json(200, user_body(user)))
@@ -543,19 +535,12 @@ pub(crate) async fn set_roles(ctx: &Ctx<'_>, sub: &str, mut input: Input) -> Aut
         }
         let patch = UserPatch {
             roles: Some(roles.join(",")),
-            updated_at: Some(ctx.now),
             ..Default::default()
         };
-        store::users::update(tx, sub, patch).await?;
         // Cached sessions carry the roles: they are read again after this commits.
         tx.sessions_changed().await;
-        let details = action(
-            me,
-            "set_roles",
-            json!({"from": super::roles(&before), "to": roles}),
-        );
-        ctx.audit_in(tx, Some(sub), Event::AdminAction, details)
-            .await;
+        let details = json!({"from": super::roles(&before), "to": roles});
+        apply(ctx, tx, me, sub, patch, "set_roles", details).await?;
         target(tx, sub, false).await
     })?;
     Ok(Outcome::Json(200, user_body(user)))
