@@ -37,6 +37,9 @@ enum Command {
     Migrate,
     /// Checks the configuration and prints every bad key; exits 1 if there is one.
     CheckConfig,
+    /// Prints the OpenAPI 3.1 document of nauth's routes for this configuration (the one
+    /// served at `<mount>/openapi.json`), without touching the database.
+    Openapi,
     /// Creates an administrator (roles user and admin, email verified).
     CreateAdmin {
         /// The administrator's email.
@@ -188,6 +191,11 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         return check_config(path.as_deref());
     }
     let cfg = config::load(path.as_deref()).map_err(|e| Failure::Setup(e.to_string()))?;
+    if let Command::Openapi = cli.command {
+        let doc = nauth_core::openapi_document(&cfg);
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        return Ok(ExitCode::SUCCESS);
+    }
     let nauth = NAuth::new(cfg)
         .await
         .map_err(|e| Failure::Setup(e.to_string()))?;
@@ -223,7 +231,9 @@ async fn command(nauth: &NAuth, command: Command) -> Result<(), Failure> {
             // The engine migrated when it started.
             println!("schema version {}", nauth_core::SCHEMA_VERSION);
         }
-        Command::CheckConfig => unreachable!("handled before the engine starts"),
+        Command::CheckConfig | Command::Openapi => {
+            unreachable!("handled before the engine starts")
+        }
         Command::CreateAdmin {
             email,
             password_stdin,

@@ -156,6 +156,8 @@ section! {
         kv: KvConfig = KvConfig::default(),
         /// `[metrics]`: Prometheus counters at `<mount>/metrics`.
         metrics: MetricsConfig = MetricsConfig::default(),
+        /// `[openapi]`: the OpenAPI document and the API page.
+        openapi: OpenApiConfig = OpenApiConfig::default(),
     }
 }
 section! {
@@ -376,6 +378,18 @@ section! {
     }
 }
 
+section! {
+    /// `[openapi]`: the machine-readable contract and the page to try it.
+    #[derive(Debug)]
+    OpenApiConfig {
+        /// Serve `GET <mount>/openapi.json`, the OpenAPI 3.1 document of nauth's routes.
+        enabled: bool = true,
+        /// Serve the interactive API page (Swagger UI, from the crate, no CDN) at
+        /// `GET <mount>/docs`; needs nauth-core's `api-docs` feature. Off by default.
+        page: bool = false,
+    }
+}
+
 impl fmt::Debug for MetricsConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let token = if self.token.is_empty() {
@@ -429,6 +443,7 @@ impl fmt::Debug for NAuthConfig {
             .field("api_keys", &self.api_keys)
             .field("kv", &self.kv)
             .field("metrics", &self.metrics)
+            .field("openapi", &self.openapi)
             .finish()
     }
 }
@@ -604,10 +619,12 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("kv", "backend", Enum(KvBackend::NAMES)), ("kv", "redis_url", Str),
     ("kv", "purge_interval", Dur),
     ("metrics", "enabled", Bool), ("metrics", "token", Str),
+    ("openapi", "enabled", Bool), ("openapi", "page", Bool),
 ];
 #[rustfmt::skip]
 const SECTIONS: &[&str] = &["jwt", "refresh", "session", "token_delivery", "signup", "password",
-    "lockout", "mfa", "email", "sms", "magic_link", "api_keys", "kv", "metrics"];
+    "lockout", "mfa", "email", "sms", "magic_link", "api_keys", "kv", "metrics",
+    "openapi"];
 
 fn kind_of(section: &str, key: &str) -> Option<Kind> {
     KEYS.iter()
@@ -989,6 +1006,8 @@ impl NAuthConfig {
             (self.kv.backend != KvBackend::Redis
                 || starts(&self.kv.redis_url, &["redis://", "rediss://"]),
              "kv.redis_url", "must start with redis:// or rediss:// when kv.backend = \"redis\""),
+            (!self.openapi.page || cfg!(feature = "api-docs"), "openapi.page",
+             "needs nauth-core's `api-docs` cargo feature (it embeds the page's scripts)"),
         ];
         let mut out: Vec<ConfigError> =
             rules.iter().filter(|r| !r.0).map(|&(_, key, message)| err(key, message)).collect();
@@ -1066,6 +1085,7 @@ magic_link = { enabled = false, ttl = "15m", ip_max_per_hour = 20 }
 api_keys = { scopes = ["read", "write", "admin"] }
 kv = { backend = "database", redis_url = "", purge_interval = "10m" }
 metrics = { enabled = false, token = "" }
+openapi = { enabled = true, page = false }
 [token_delivery]
 mode = "json"
 cookie_prefix = "nauth_"

@@ -230,6 +230,32 @@ impl AuthError {
         }
     }
 
+    /// One error of every code (for the OpenAPI document's lists of codes per status).
+    pub(crate) fn catalogue() -> Vec<AuthError> {
+        use AuthError::*;
+        let mut all = vec![
+            ValidationFailed(FieldErrors::new()), WeakPassword(Vec::new()), PasswordReused,
+            PasswordIncorrect, VerifyCodeInvalid { attempts_remaining: None }, VerifyCodeExpired,
+            VerifyAlreadyVerified, ChallengeInvalid, ChallengeExpired, ChallengeTypeMismatch,
+            ChallengeMaxAttempts, ChallengeAlreadyCompleted, PasswordResetCodeInvalid,
+            PasswordResetCodeExpired, PasswordResetMaxAttempts, MfaMethodNotAllowed,
+            ApiKeyScopeInvalid, InvalidCredentials, TokenMissing, TokenInvalid, TokenExpired,
+            TokenReuseDetected, SessionNotFound, SessionExpired, BearerNotAllowed,
+            CookiesNotAllowed, ApiKeyInvalid, ApiKeyExpired, AccountLocked, CsrfMissing,
+            CsrfInvalid, Forbidden, SignupDisabled, NotFound,
+            MethodNotAllowed { allow: String::new() }, EmailExists, UsernameExists, PhoneExists,
+            PayloadTooLarge, UnsupportedMediaType, Internal(String::new()),
+            Unavailable(String::new()),
+        ];
+        for limit in [
+            RateLimit::Login, RateLimit::Resend, RateLimit::PasswordReset, RateLimit::Email,
+            RateLimit::Sms, RateLimit::Signup,
+        ] {
+            all.push(RateLimited { limit, retry_after: 1 });
+        }
+        all
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> u16 {
         self.row().0

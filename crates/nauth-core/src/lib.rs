@@ -19,6 +19,7 @@ mod kv;
 mod metrics;
 mod mfa;
 mod notify;
+mod openapi;
 mod password;
 #[cfg(feature = "redis")]
 mod redis_kv;
@@ -112,6 +113,14 @@ pub(crate) struct Inner {
     pub(crate) deny: deny::DenySet,
     /// Counters for `GET <mount>/metrics`.
     pub(crate) metrics: metrics::Metrics,
+    /// `GET <mount>/openapi.json`, serialised at its first request.
+    pub(crate) openapi: std::sync::OnceLock<Vec<u8>>,
+}
+
+/// The OpenAPI 3.1 document of nauth's routes for `cfg` (what `<mount>/openapi.json` serves):
+/// for generating clients or publishing the contract without running the app.
+pub fn openapi_document(cfg: &NAuthConfig) -> serde_json::Value {
+    openapi::document(cfg)
 }
 
 /// Builds a [`NAuth`]: a configuration plus optional replacements for the clock and senders.
@@ -263,6 +272,7 @@ impl NAuthBuilder {
             tokens: guard::TokenCache::default(),
             deny: deny::DenySet::default(),
             metrics: metrics::Metrics::default(),
+            openapi: std::sync::OnceLock::new(),
         });
         // Background work holds the engine weakly, so it ends when the last clone is dropped.
         store::purge::spawn(Arc::downgrade(&inner), inner.cfg.kv.purge_interval);
@@ -358,6 +368,16 @@ impl NAuth {
     /// Validates, connects, migrates: the engine with the configured senders.
     pub async fn new(cfg: NAuthConfig) -> Result<NAuth, StartError> {
         Self::builder(cfg).build().await
+    }
+
+    /// Every route nauth serves under its mount prefix, as `(method, path)` with the path's
+    /// parameter in braces: `("DELETE", "/auth/sessions/{sessionId}")`. The same table routes
+    /// requests and is documented, operation by operation, at `<mount>/openapi.json`.
+    pub fn routes(&self) -> Vec<(&'static str, String)> {
+        routes::ROUTES
+            .iter()
+            .map(|r| (r.method, format!("{}{}", self.inner.cfg.mount_prefix, r.path)))
+            .collect()
     }
 
     /// The configuration in force.

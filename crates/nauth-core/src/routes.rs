@@ -81,6 +81,9 @@ enum Route {
     RevokeApiKey(String),
     Metrics,
     Jwks,
+    OpenApi,
+    Docs,
+    DocsAsset(String),
 }
 
 impl Route {
@@ -89,7 +92,7 @@ impl Route {
         match self {
             Signup | Login | Respond | Resend | Refresh | Revoke | Forgot | ForgotConfirm
             | ResetPassword | VerifyEmail | ChallengeSetupData | MagicLink | MagicLinkVerify
-            | Jwks | Metrics => Access::Public,
+            | Jwks | Metrics | OpenApi | Docs | DocsAsset(_) => Access::Public,
             Logout => Access::Logout,
             _ => Access::Auth,
         }
@@ -100,96 +103,125 @@ fn is_uuid(s: &str) -> bool {
     s.len() == 36 && uuid::Uuid::parse_str(s).is_ok()
 }
 
+/// What a path parameter must look like; anything else is `404 RESOURCE_NOT_FOUND`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Param {
+    /// The path has no parameter.
+    None,
+    /// A UUID (`sub`, session, device and trusted-device ids).
+    Uuid,
+    /// An API key id (16 lower-case hex digits).
+    ApiKeyId,
+    /// The name of one of the API page's files.
+    Asset,
+}
+
+/// One route of nauth's own: the method, the path under the mount prefix with at most one
+/// `{name}` parameter, and the flow it runs. The table is the router, and the OpenAPI document
+/// is checked against it (`openapi::tests`, and on every door by the conformance suite).
+pub(crate) struct RouteSpec {
+    /// `GET`, `POST`, `PUT` or `DELETE`.
+    pub(crate) method: &'static str,
+    /// The path template under the mount prefix, e.g. `/sessions/{sessionId}`.
+    pub(crate) path: &'static str,
+    /// The parameter's shape.
+    pub(crate) param: Param,
+    make: fn(String) -> Route,
+}
+
+macro_rules! routes {
+    ($($method:literal $path:literal $param:ident => $make:expr;)*) => {
+        &[$(RouteSpec { method: $method, path: $path, param: Param::$param, make: $make },)*]
+    };
+}
+
+/// Every route of nauth's own (docs/api.md §3), in the order of the contract.
+pub(crate) const ROUTES: &[RouteSpec] = routes! {
+    "POST" "/signup" None => |_| Route::Signup;
+    "POST" "/login" None => |_| Route::Login;
+    "POST" "/respond-challenge" None => |_| Route::Respond;
+    "POST" "/challenge/resend" None => |_| Route::Resend;
+    "POST" "/challenge/setup-data" None => |_| Route::ChallengeSetupData;
+    "POST" "/refresh" None => |_| Route::Refresh;
+    "POST" "/logout" None => |_| Route::Logout;
+    "POST" "/logout-all" None => |_| Route::LogoutAll;
+    "POST" "/revoke" None => |_| Route::Revoke;
+    "POST" "/forgot-password" None => |_| Route::Forgot;
+    "POST" "/forgot-password/confirm" None => |_| Route::ForgotConfirm;
+    "POST" "/reset-password" None => |_| Route::ResetPassword;
+    "GET" "/verify-email" None => |_| Route::VerifyEmail;
+    "GET" "/profile" None => |_| Route::Profile;
+    "PUT" "/profile" None => |_| Route::UpdateProfile;
+    "POST" "/change-password" None => |_| Route::ChangePassword;
+    "POST" "/change-email" None => |_| Route::ChangeEmail;
+    "POST" "/change-email/confirm" None => |_| Route::ChangeEmailConfirm;
+    "POST" "/resend-verification" None => |_| Route::ResendVerification;
+    "DELETE" "/account" None => |_| Route::DeleteAccount;
+    "GET" "/sessions" None => |_| Route::Sessions;
+    "DELETE" "/sessions/{sessionId}" Uuid => Route::DeleteSession;
+    "POST" "/magic-link" None => |_| Route::MagicLink;
+    "GET" "/magic-link/verify" None => |_| Route::MagicLinkVerify;
+    "GET" "/mfa/status" None => |_| Route::MfaStatus;
+    "POST" "/mfa/setup-data" None => |_| Route::MfaSetupData;
+    "POST" "/mfa/verify-setup" None => |_| Route::MfaVerifySetup;
+    "POST" "/mfa/backup-codes" None => |_| Route::MfaBackupCodes;
+    "GET" "/mfa/devices" None => |_| Route::MfaDevices;
+    "POST" "/mfa/devices/{id}/preferred" Uuid => Route::MfaPreferred;
+    "DELETE" "/mfa/devices/{id}" Uuid => Route::MfaRemoveDevice;
+    "POST" "/trust-device" None => |_| Route::TrustDevice;
+    "GET" "/trusted-devices" None => |_| Route::TrustedDevices;
+    "DELETE" "/trusted-devices" None => |_| Route::UntrustAll;
+    "DELETE" "/trusted-devices/{id}" Uuid => Route::Untrust;
+    "GET" "/api-keys" None => |_| Route::ApiKeys;
+    "POST" "/api-keys" None => |_| Route::CreateApiKey;
+    "DELETE" "/api-keys/{id}" ApiKeyId => Route::RevokeApiKey;
+    "GET" "/audit/history" None => |_| Route::AuditHistory;
+    "GET" "/admin/users" None => |_| Route::AdminUsers;
+    "POST" "/admin/users" None => |_| Route::AdminCreateUser;
+    "GET" "/admin/users/{sub}" Uuid => Route::AdminUser;
+    "PUT" "/admin/users/{sub}" Uuid => Route::AdminUpdateUser;
+    "DELETE" "/admin/users/{sub}" Uuid => Route::AdminDeleteUser;
+    "POST" "/admin/users/{sub}/force-password-change" Uuid => Route::AdminForcePasswordChange;
+    "POST" "/admin/users/{sub}/mfa/exemption" Uuid => Route::AdminMfaExemption;
+    "POST" "/admin/users/{sub}/disable" Uuid => Route::AdminDisable;
+    "POST" "/admin/users/{sub}/enable" Uuid => Route::AdminEnable;
+    "POST" "/admin/users/{sub}/roles" Uuid => Route::AdminRoles;
+    "GET" "/admin/users/{sub}/sessions" Uuid => Route::AdminSessions;
+    "POST" "/admin/users/{sub}/logout-all" Uuid => Route::AdminLogoutAll;
+    "POST" "/admin/users/{sub}/unlock" Uuid => Route::AdminUnlock;
+    "GET" "/admin/audit" None => |_| Route::AdminAudit;
+    "GET" "/.well-known/jwks.json" None => |_| Route::Jwks;
+    "GET" "/metrics" None => |_| Route::Metrics;
+    "GET" "/openapi.json" None => |_| Route::OpenApi;
+    "GET" "/docs" None => |_| Route::Docs;
+    "GET" "/docs/{asset}" Asset => Route::DocsAsset;
+};
+
+impl RouteSpec {
+    /// The parameter when `rest` is this route's path (the parameter well-formed).
+    fn matches(&self, rest: &str) -> Option<String> {
+        let Some((before, after)) = self.path.split_once('{') else {
+            return (rest == self.path).then(String::new);
+        };
+        let suffix = after.split_once('}').map_or("", |(_, s)| s);
+        let value = rest.strip_prefix(before)?.strip_suffix(suffix)?;
+        let ok = match self.param {
+            Param::None => false,
+            Param::Uuid => is_uuid(value),
+            Param::ApiKeyId => flows::api_keys::is_id(value),
+            Param::Asset => crate::openapi::page::ASSETS.iter().any(|a| a.0 == value),
+        };
+        ok.then(|| value.to_string())
+    }
+}
+
 /// The methods a path serves, each with its route; `None` for an unknown path.
 fn routes_for(rest: &str) -> Option<Vec<(&'static str, Route)>> {
-    use Route::*;
-    let one = |m: &'static str, r: Route| Some(vec![(m, r)]);
-    match rest {
-        "/signup" => one("POST", Signup),
-        "/login" => one("POST", Login),
-        "/respond-challenge" => one("POST", Respond),
-        "/challenge/resend" => one("POST", Resend),
-        "/refresh" => one("POST", Refresh),
-        "/logout" => one("POST", Logout),
-        "/logout-all" => one("POST", LogoutAll),
-        "/revoke" => one("POST", Revoke),
-        "/forgot-password" => one("POST", Forgot),
-        "/forgot-password/confirm" => one("POST", ForgotConfirm),
-        "/reset-password" => one("POST", ResetPassword),
-        "/verify-email" => one("GET", VerifyEmail),
-        "/profile" => Some(vec![("GET", Profile), ("PUT", UpdateProfile)]),
-        "/change-password" => one("POST", ChangePassword),
-        "/change-email" => one("POST", ChangeEmail),
-        "/change-email/confirm" => one("POST", ChangeEmailConfirm),
-        "/resend-verification" => one("POST", ResendVerification),
-        "/account" => one("DELETE", DeleteAccount),
-        "/sessions" => one("GET", Sessions),
-        "/challenge/setup-data" => one("POST", ChallengeSetupData),
-        "/mfa/status" => one("GET", MfaStatus),
-        "/mfa/setup-data" => one("POST", MfaSetupData),
-        "/mfa/verify-setup" => one("POST", MfaVerifySetup),
-        "/mfa/backup-codes" => one("POST", MfaBackupCodes),
-        "/mfa/devices" => one("GET", MfaDevices),
-        "/trust-device" => one("POST", TrustDevice),
-        "/trusted-devices" => Some(vec![("GET", TrustedDevices), ("DELETE", UntrustAll)]),
-        "/api-keys" => Some(vec![("GET", ApiKeys), ("POST", CreateApiKey)]),
-        "/audit/history" => one("GET", AuditHistory),
-        "/admin/users" => Some(vec![("GET", AdminUsers), ("POST", AdminCreateUser)]),
-        "/admin/audit" => one("GET", AdminAudit),
-        "/magic-link" => one("POST", MagicLink),
-        "/magic-link/verify" => one("GET", MagicLinkVerify),
-        "/metrics" => one("GET", Metrics),
-        "/.well-known/jwks.json" => one("GET", Jwks),
-        _ => {
-            if let Some(user) = rest.strip_prefix("/admin/users/") {
-                let (sub, action) = user.split_once('/').unwrap_or((user, ""));
-                if !is_uuid(sub) {
-                    return None;
-                }
-                let sub = sub.to_string();
-                return match action {
-                    "" => Some(vec![
-                        ("GET", AdminUser(sub.clone())),
-                        ("PUT", AdminUpdateUser(sub.clone())),
-                        ("DELETE", AdminDeleteUser(sub)),
-                    ]),
-                    "force-password-change" => one("POST", AdminForcePasswordChange(sub)),
-                    "mfa/exemption" => one("POST", AdminMfaExemption(sub)),
-                    "disable" => one("POST", AdminDisable(sub)),
-                    "enable" => one("POST", AdminEnable(sub)),
-                    "roles" => one("POST", AdminRoles(sub)),
-                    "sessions" => one("GET", AdminSessions(sub)),
-                    "logout-all" => one("POST", AdminLogoutAll(sub)),
-                    "unlock" => one("POST", AdminUnlock(sub)),
-                    _ => None,
-                };
-            }
-            if let Some(id) = rest
-                .strip_prefix("/api-keys/")
-                .filter(|id| flows::api_keys::is_id(id))
-            {
-                return one("DELETE", RevokeApiKey(id.to_string()));
-            }
-            let uuid_after = |p: &str| {
-                rest.strip_prefix(p)
-                    .filter(|id| is_uuid(id))
-                    .map(str::to_string)
-            };
-            if let Some(id) = uuid_after("/sessions/") {
-                return one("DELETE", DeleteSession(id));
-            }
-            if let Some(id) = uuid_after("/trusted-devices/") {
-                return one("DELETE", Untrust(id));
-            }
-            if let Some(id) = uuid_after("/mfa/devices/") {
-                return one("DELETE", MfaRemoveDevice(id));
-            }
-            let id = rest
-                .strip_prefix("/mfa/devices/")?
-                .strip_suffix("/preferred")?;
-            is_uuid(id).then(|| vec![("POST", MfaPreferred(id.to_string()))])
-        }
-    }
+    let found: Vec<(&'static str, Route)> = ROUTES
+        .iter()
+        .filter_map(|spec| spec.matches(rest).map(|p| (spec.method, (spec.make)(p))))
+        .collect();
+    (!found.is_empty()).then_some(found)
 }
 
 fn allow_header(methods: &[(&'static str, Route)]) -> String {
@@ -310,8 +342,12 @@ async fn route_and_run(inner: &Arc<Inner>, req: &Request) -> Result<Reply, AuthE
         .find(|(m, _)| *m == method)
         .map(|(_, r)| r)
         .ok_or(AuthError::MethodNotAllowed { allow })?;
-    if route == Route::Metrics {
-        return metrics_reply(inner, req);
+    match &route {
+        Route::Metrics => return metrics_reply(inner, req),
+        Route::OpenApi | Route::Docs | Route::DocsAsset(_) => {
+            return crate::openapi::serve(inner, &route_name(&route));
+        }
+        _ => {}
     }
     let body: &[u8] = match &req.body {
         Body::TooLarge => return Err(AuthError::PayloadTooLarge),
@@ -360,6 +396,15 @@ async fn route_and_run(inner: &Arc<Inner>, req: &Request) -> Result<Reply, AuthE
     flows::effects::run(&ctx, result.is_ok()).await;
     let outcome = result?;
     Ok(render(inner, &ctx, outcome, json_delivery))
+}
+
+/// What `openapi::serve` answers: `openapi.json`, `docs`, or an asset's name.
+fn route_name(route: &Route) -> String {
+    match route {
+        Route::OpenApi => "openapi.json".into(),
+        Route::DocsAsset(name) => name.clone(),
+        _ => "docs".into(),
+    }
 }
 
 /// `GET /.well-known/jwks.json`: the public keys tokens are still verified with (none under
@@ -491,18 +536,28 @@ async fn run(ctx: &Ctx<'_>, route: Route, input: Input) -> Result<Outcome, AuthE
         Route::ApiKeys => api_keys::list(ctx).await,
         Route::CreateApiKey => api_keys::create(ctx, input).await,
         Route::RevokeApiKey(id) => api_keys::revoke(ctx, &id).await,
-        // Answered by `jwks` before the flows.
-        Route::Jwks => Err(AuthError::NotFound),
+        // Answered before the flows.
+        Route::Jwks | Route::OpenApi | Route::Docs | Route::DocsAsset(_) => {
+            Err(AuthError::NotFound)
+        }
     }
 }
 
 /// A challenge answer (docs/api.md §2).
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ChallengeBody {
+#[schema(as = Challenge)]
+pub(crate) struct ChallengeBody {
+    /// `VERIFY_EMAIL`, `VERIFY_PHONE`, `MFA_SETUP_REQUIRED`, `MFA_REQUIRED` or
+    /// `FORCE_CHANGE_PASSWORD`.
     challenge_name: &'static str,
+    /// Opaque, single-use, 15 minutes: sent back with the answer.
     session: String,
+    /// String values per challenge: `codeDeliveryDestination` (masked),
+    /// `requiresPhoneCollection`, `allowedMethods`, `availableMethods`, `preferredMethod`.
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
     challenge_parameters: serde_json::Map<String, Value>,
+    /// The user's id.
     user_sub: String,
 }
 

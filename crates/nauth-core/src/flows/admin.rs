@@ -43,9 +43,10 @@ fn admin<'c>(ctx: &'c Ctx<'_>) -> AuthResult<&'c Principal> {
 }
 
 /// A user as the admin API shows it: the tokens response's user and the account's state.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct AdminUserBody {
+#[schema(as = AdminUser)]
+pub(crate) struct AdminUserBody {
     #[serde(flatten)]
     user: super::UserBody,
     disabled: bool,

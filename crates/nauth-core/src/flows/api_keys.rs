@@ -50,9 +50,10 @@ pub(crate) fn split_scopes(stored: &str) -> Vec<String> {
 }
 
 /// A key as `GET /api-keys` lists it (never its secret).
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct KeyBody {
+#[schema(as = ApiKey)]
+pub(crate) struct KeyBody {
     id: String,
     name: String,
     scopes: Vec<String>,
@@ -81,9 +82,10 @@ impl From<&ApiKey> for KeyBody {
 }
 
 /// `201` of `POST /api-keys`: the key, shown this once.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct CreatedBody {
+#[schema(as = ApiKeyCreated)]
+pub(crate) struct CreatedBody {
     id: String,
     name: String,
     scopes: Vec<String>,

@@ -14,8 +14,9 @@ const LIMIT_DEFAULT: u64 = 20;
 const PAGE_MAX: u64 = 100_000;
 
 /// One audit row as the history (without `sub`) and the admin query (with it) show it.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = AuditEntry)]
 pub(crate) struct EntryBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     sub: Option<String>,

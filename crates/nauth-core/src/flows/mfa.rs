@@ -622,9 +622,10 @@ pub(crate) async fn status(ctx: &Ctx<'_>) -> AuthResult<Outcome> {
 }
 
 /// The body of `GET /mfa/status`.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct StatusBody {
+#[schema(as = MfaStatus)]
+pub(crate) struct StatusBody {
     enabled: bool,
     required: bool,
     configured_methods: Vec<&'static str>,
@@ -634,9 +635,10 @@ struct StatusBody {
 }
 
 /// One factor of `GET /mfa/devices`.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct DeviceBody {
+#[schema(as = MfaDevice)]
+pub(crate) struct DeviceBody {
     id: String,
     #[serde(rename = "type")]
     kind: String,
@@ -647,9 +649,10 @@ struct DeviceBody {
 }
 
 /// One device of `GET /trusted-devices`.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct TrustedBody {
+#[schema(as = TrustedDevice)]
+pub(crate) struct TrustedBody {
     id: String,
     device_name: Option<String>,
     device_type: Option<String>,
@@ -764,26 +767,29 @@ pub(crate) async fn verify(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
 }
 
 /// The body of `POST /mfa/verify-setup`: the new factor, and the backup codes of a first one.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct EnrolledBody {
+#[schema(as = MfaEnrolled)]
+pub(crate) struct EnrolledBody {
     device_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     backup_codes: Option<Vec<String>>,
 }
 
 /// The body of `DELETE /mfa/devices/{id}`.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct RemovedBody {
+#[schema(as = MfaDeviceRemoved)]
+pub(crate) struct RemovedBody {
     removed_device_id: String,
     mfa_disabled: bool,
 }
 
 /// The enrolment data of a TOTP factor (`setupData`).
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct TotpSetup {
+#[schema(as = TotpSetup)]
+pub(crate) struct TotpSetup {
     secret: String,
     otpauth_uri: String,
     qr_code: String,

@@ -274,8 +274,9 @@ pub(crate) enum Outcome {
 }
 
 /// The user object of a tokens response (docs/api.md §2).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = User)]
 pub(crate) struct UserBody {
     sub: String,
     email: String,
@@ -305,8 +306,9 @@ impl UserBody {
 }
 
 /// The profile object of `/profile`: the user object and more.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Profile)]
 pub(crate) struct ProfileBody {
     #[serde(flatten)]
     user: UserBody,

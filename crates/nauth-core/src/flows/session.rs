@@ -240,9 +240,10 @@ pub(crate) async fn revoke(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
 }
 
 /// One session of `GET /sessions`.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct SessionBody {
+#[schema(as = Session)]
+pub(crate) struct SessionBody {
     session_id: String,
     device_name: Option<String>,
     device_type: Option<String>,
@@ -256,8 +257,9 @@ struct SessionBody {
 }
 
 /// The body of `GET /sessions`.
-#[derive(Debug, serde::Serialize)]
-struct SessionList {
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = SessionList)]
+pub(crate) struct SessionList {
     sessions: Vec<SessionBody>,
 }
 
