@@ -376,7 +376,12 @@ impl NAuth {
     pub fn routes(&self) -> Vec<(&'static str, String)> {
         routes::ROUTES
             .iter()
-            .map(|r| (r.method, format!("{}{}", self.inner.cfg.mount_prefix, r.path)))
+            .map(|r| {
+                (
+                    r.method,
+                    format!("{}{}", self.inner.cfg.mount_prefix, r.path),
+                )
+            })
             .collect()
     }
 

@@ -70,6 +70,8 @@ cookie_secure = false
 verification = "email"
 [email]
 provider = "console"
+[openapi]
+page = true
 "#
     );
     let nauth = from_layers(&base, file.as_deref(), env)?;

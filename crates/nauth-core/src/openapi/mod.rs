@@ -19,8 +19,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 use utoipa::ToSchema;
-use utoipa::openapi::schema::Schema;
 use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::Schema;
 
 use crate::config::NAuthConfig;
 use crate::error::AuthError;
@@ -312,7 +312,12 @@ fn common_errors(op: &Op) -> Vec<&'static str> {
     let mut v = vec!["INTERNAL_ERROR", "SERVICE_UNAVAILABLE"];
     if op.flow {
         // A foreign Origin under `trusted_origins`, a bad body, too big a body, a wrong type.
-        v.extend(["FORBIDDEN", "VALIDATION_FAILED", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE"]);
+        v.extend([
+            "FORBIDDEN",
+            "VALIDATION_FAILED",
+            "PAYLOAD_TOO_LARGE",
+            "UNSUPPORTED_MEDIA_TYPE",
+        ]);
     }
     let unsafe_method = op.method != "GET";
     match op.who {
@@ -332,6 +337,7 @@ fn common_errors(op: &Op) -> Vec<&'static str> {
             }
         }
         Who::Logout => v.extend([
+            "AUTH_TOKEN_MISSING",
             "AUTH_TOKEN_INVALID",
             "AUTH_TOKEN_EXPIRED",
             "AUTH_BEARER_NOT_ALLOWED",
@@ -448,11 +454,17 @@ pub(crate) fn document(cfg: &NAuthConfig) -> Value {
             .map(std::mem::take)
             .unwrap_or_default();
         let mut item = item;
-        item.insert(op.method.to_ascii_lowercase(), operation(&op, &status_of, cfg));
+        item.insert(
+            op.method.to_ascii_lowercase(),
+            operation(&op, &status_of, cfg),
+        );
         paths.insert(format!("{prefix}{}", op.path), Value::Object(item));
     }
     let tags: Vec<Value> = [
-        ("Core", "Signup, login, challenges, tokens and recovery (§3.1)"),
+        (
+            "Core",
+            "Signup, login, challenges, tokens and recovery (§3.1)",
+        ),
         ("Account", "Profile, password, email and sessions (§3.2)"),
         ("Passwordless", "Magic links (§3.3)"),
         ("MFA", "Second factors and trusted devices (§3.4)"),
@@ -517,7 +529,9 @@ fn operation(op: &Op, status_of: &BTreeMap<&'static str, u16>, cfg: &NAuthConfig
         let schema = match spec.map(|s| s.param) {
             Some(Param::ApiKeyId) => json!({ "type": "string", "pattern": "^[0-9a-f]{16}$" }),
             Some(Param::Uuid) => json!({ "type": "string", "format": "uuid" }),
-            _ => json!({ "type": "string", "enum": ["swagger-ui-bundle.js", "swagger-ui.css", "init.js"] }),
+            _ => {
+                json!({ "type": "string", "enum": ["swagger-ui-bundle.js", "swagger-ui.css", "init.js"] })
+            }
         };
         params.push(json!({ "name": name, "in": "path", "required": true, "schema": schema }));
     }
@@ -531,14 +545,24 @@ fn operation(op: &Op, status_of: &BTreeMap<&'static str, u16>, cfg: &NAuthConfig
     for (status, what, schema) in &op.ok {
         let mut r = json!({ "description": what });
         match (schema, op.path) {
-            (Some(""), "/metrics") => r["content"] = json!({ "text/plain": { "schema": { "type": "string" } } }),
-            (Some(""), "/openapi.json") => r["content"] = json!({ "application/json": { "schema": { "type": "object" } } }),
-            (Some(""), "/docs") => r["content"] = json!({ "text/html": { "schema": { "type": "string" } } }),
-            (Some(""), _) => r["content"] = json!({
-                "text/javascript": { "schema": { "type": "string" } },
-                "text/css": { "schema": { "type": "string" } }
-            }),
-            (Some(name), _) => r["content"] = json!({ "application/json": { "schema": schema_ref(name) } }),
+            (Some(""), "/metrics") => {
+                r["content"] = json!({ "text/plain": { "schema": { "type": "string" } } })
+            }
+            (Some(""), "/openapi.json") => {
+                r["content"] = json!({ "application/json": { "schema": { "type": "object" } } })
+            }
+            (Some(""), "/docs") => {
+                r["content"] = json!({ "text/html": { "schema": { "type": "string" } } })
+            }
+            (Some(""), _) => {
+                r["content"] = json!({
+                    "text/javascript": { "schema": { "type": "string" } },
+                    "text/css": { "schema": { "type": "string" } }
+                })
+            }
+            (Some(name), _) => {
+                r["content"] = json!({ "application/json": { "schema": schema_ref(name) } })
+            }
             (None, _) => r["headers"] = json!({ "Location": { "schema": { "type": "string" } } }),
         }
         responses.insert(status.to_string(), r);
@@ -634,9 +658,11 @@ pub(crate) fn serve(inner: &crate::Inner, name: &str) -> Result<Reply, AuthError
                 .get_or_init(|| serde_json::to_vec(&document(&inner.cfg)).unwrap_or_default());
             Ok(reply("application/json", doc.clone()))
         }
-        "docs" if cfg.page && cfg.enabled => Ok(reply("text/html; charset=utf-8", page::INDEX.into())
-            .with_header("content-security-policy", page::CSP)
-            .with_header("referrer-policy", "no-referrer")),
+        "docs" if cfg.page && cfg.enabled => {
+            Ok(reply("text/html; charset=utf-8", page::INDEX.into())
+                .with_header("content-security-policy", page::CSP)
+                .with_header("referrer-policy", "no-referrer"))
+        }
         _ if cfg.page && cfg.enabled => page::ASSETS
             .iter()
             .find(|a| a.0 == name)
@@ -672,7 +698,11 @@ mod tests {
         assert_eq!(documented, routes);
         let mut unique = documented.clone();
         unique.dedup();
-        assert_eq!(unique.len(), documented.len(), "an operation is documented twice");
+        assert_eq!(
+            unique.len(),
+            documented.len(),
+            "an operation is documented twice"
+        );
     }
 
     #[test]
@@ -693,7 +723,12 @@ mod tests {
         let statuses = statuses();
         for op in operations() {
             for code in op.errors {
-                assert!(statuses.contains_key(code), "{} {}: unknown code {code}", op.method, op.path);
+                assert!(
+                    statuses.contains_key(code),
+                    "{} {}: unknown code {code}",
+                    op.method,
+                    op.path
+                );
             }
         }
     }
@@ -708,13 +743,23 @@ mod tests {
         assert!(doc["paths"]["/auth/login"].is_null());
         let create = &doc["paths"]["/id/api-keys"]["post"];
         assert_eq!(
-            create["requestBody"]["content"]["application/json"]["schema"]["allOf"][1]["properties"]["scopes"]["items"]["enum"],
+            create["requestBody"]["content"]["application/json"]["schema"]["allOf"][1]["properties"]
+                ["scopes"]["items"]["enum"],
             json!(["reports"])
         );
-        let codes = &create["responses"]["400"]["content"]["application/json"]["schema"]["allOf"][1]["properties"]["code"]["enum"];
-        assert!(codes.as_array().unwrap().contains(&json!("API_KEY_SCOPE_INVALID")));
+        let codes = &create["responses"]["400"]["content"]["application/json"]["schema"]["allOf"]
+            [1]["properties"]["code"]["enum"];
+        assert!(
+            codes
+                .as_array()
+                .unwrap()
+                .contains(&json!("API_KEY_SCOPE_INVALID"))
+        );
         // A GET of a signed-in user: no CSRF; a POST: CSRF with the cookie.
-        assert_eq!(doc["paths"]["/id/profile"]["get"]["security"], json!([{ "bearer": [] }, { "cookie": [] }]));
+        assert_eq!(
+            doc["paths"]["/id/profile"]["get"]["security"],
+            json!([{ "bearer": [] }, { "cookie": [] }])
+        );
         assert_eq!(create["security"][1], json!({ "cookie": [], "csrf": [] }));
     }
 }

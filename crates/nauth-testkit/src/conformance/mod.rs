@@ -13,6 +13,7 @@ mod api_key_cases;
 mod budget_cases;
 mod cases;
 mod client;
+mod contract;
 mod edge_cases;
 mod erasure_cases;
 mod fault_cases;
@@ -22,6 +23,7 @@ mod jwks_cases;
 mod magic_cases;
 mod metrics_cases;
 mod mfa_cases;
+mod openapi_cases;
 pub mod wire;
 
 use std::future::Future;
@@ -58,6 +60,8 @@ pub struct Env {
     pub ip: String,
     /// The testkit's own connection to the engine's database, opened on first use.
     db: OnceCell<DatabaseConnection>,
+    /// The engine's OpenAPI document, built on first use: every answer is checked against it.
+    doc: std::sync::OnceLock<serde_json::Value>,
 }
 
 /// A random 10.x.y.z client address, claimed through the trusted proxy by an [`Env`].
@@ -167,6 +171,7 @@ impl Env {
             addr,
             ip: random_client_ip(),
             db: OnceCell::new(),
+            doc: std::sync::OnceLock::new(),
         }
     }
 
@@ -243,7 +248,12 @@ impl Env {
             req.headers
                 .push(("x-forwarded-for".into(), self.ip.clone()));
         }
-        send(self.addr, &req).await
+        let resp = send(self.addr, &req).await;
+        let doc = self
+            .doc
+            .get_or_init(|| nauth_core::openapi_document(self.nauth.config()));
+        contract::check(doc, &req, &resp);
+        resp
     }
 
     /// `POST` a JSON body.
@@ -496,6 +506,7 @@ fn all_cases() -> impl Iterator<Item = &'static (&'static str, CaseFn)> {
         .chain(magic_cases::MAGIC_CASES.iter())
         .chain(admin_cases::ADMIN_CASES.iter())
         .chain(metrics_cases::METRICS_CASES.iter())
+        .chain(openapi_cases::OPENAPI_CASES.iter())
         .chain(jwks_cases::JWKS_CASES.iter())
 }
 
