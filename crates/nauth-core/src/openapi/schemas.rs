@@ -29,8 +29,10 @@ pub(crate) struct ErrorBody {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct SignupRequest {
     /// The account's email (trimmed, lower-cased, at most 254 characters).
+    #[schema(format = Email, max_length = 254)]
     email: String,
     /// 8 to 128 characters (the configured policy); never trimmed.
+    #[schema(min_length = 8, max_length = 128)]
     password: String,
     /// `[a-z0-9_-]{3,32}` after lower-casing.
     username: Option<String>,
@@ -51,6 +53,7 @@ pub(crate) struct LoginRequest {
     /// An email (contains `@`), an E.164 phone (verified phones only) or a username.
     identifier: String,
     /// The password.
+    #[schema(min_length = 8, max_length = 128)]
     password: String,
     /// A name for the session's device, at most 100 characters.
     device_name: Option<String>,
@@ -73,6 +76,7 @@ pub(crate) struct RespondRequest {
     /// VERIFY_PHONE when `requiresPhoneCollection` is `"true"`: the number to send the code to.
     phone: Option<String>,
     /// FORCE_CHANGE_PASSWORD: the new password.
+    #[schema(min_length = 8, max_length = 128)]
     new_password: Option<String>,
     /// MFA_REQUIRED: `totp`, `email`, `sms` or `backup` (default the preferred method);
     /// MFA_SETUP_REQUIRED: `totp`, `email` or `sms`.
@@ -152,6 +156,7 @@ pub(crate) struct ForgotConfirmRequest {
     /// The 6-digit reset code.
     code: String,
     /// The new password.
+    #[schema(min_length = 8, max_length = 128)]
     new_password: String,
 }
 
@@ -162,6 +167,7 @@ pub(crate) struct ResetRequest {
     /// The `token` of the reset link.
     token: String,
     /// The new password.
+    #[schema(min_length = 8, max_length = 128)]
     new_password: String,
 }
 
@@ -184,8 +190,10 @@ pub(crate) struct UpdateProfileRequest {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ChangePasswordRequest {
     /// The current password.
+    #[schema(min_length = 8, max_length = 128)]
     old_password: String,
     /// The new password.
+    #[schema(min_length = 8, max_length = 128)]
     new_password: String,
 }
 
@@ -194,8 +202,10 @@ pub(crate) struct ChangePasswordRequest {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ChangeEmailRequest {
     /// The new address; a code is mailed to it.
+    #[schema(format = Email, max_length = 254)]
     new_email: String,
     /// The current password.
+    #[schema(min_length = 8, max_length = 128)]
     password: String,
 }
 
@@ -210,6 +220,7 @@ pub(crate) struct CodeRequest {
 #[derive(Serialize, ToSchema)]
 pub(crate) struct PasswordRequest {
     /// The current password.
+    #[schema(min_length = 8, max_length = 128)]
     password: String,
 }
 
@@ -265,6 +276,7 @@ pub(crate) struct CreateApiKeyRequest {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct AdminCreateUserRequest {
     /// The new account's email.
+    #[schema(format = Email, max_length = 254)]
     email: String,
     /// The password; none: one is generated and answered once as `generatedPassword`.
     password: Option<String>,
@@ -295,6 +307,7 @@ pub(crate) struct AdminCreateUserRequest {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct AdminUpdateUserRequest {
     /// A new email (unverified unless `emailVerified` says otherwise); needs the proof.
+    #[schema(format = Email, max_length = 254)]
     email: Option<String>,
     /// `null` clears it.
     username: Option<String>,
@@ -554,6 +567,7 @@ pub(crate) struct Jwks {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct MagicLinkRequest {
     /// The account's email.
+    #[schema(format = Email, max_length = 254)]
     email: String,
     /// Where the browser goes after the link logs in (a relative path only).
     redirect_to: Option<String>,
