@@ -501,3 +501,30 @@ async fn changes_reach_a_running_app_on_postgres() {
     assert_eq!(e.code(), "AUTH_SESSION_NOT_FOUND");
     app.close().await;
 }
+
+#[test]
+fn openapi_prints_the_document_the_app_serves_without_a_database() {
+    // The configuration names a database that does not exist: the command never opens it.
+    let s = Setup::on(
+        Some("postgres://nobody@127.0.0.1:1/none"),
+        "[api_keys]\nscopes = [\"reports\"]\n",
+    );
+    let printed = s.ok(&["openapi"]);
+    let doc: Value = serde_json::from_str(&printed).expect("JSON");
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/auth/login"]["post"].is_object(), "{printed}");
+    // The configured scopes are the ones a key may be created with.
+    let create = &doc["paths"]["/auth/api-keys"]["post"]["requestBody"]["content"]["application/json"]
+        ["schema"];
+    assert_eq!(
+        create["allOf"][1]["properties"]["scopes"]["items"]["enum"],
+        json!(["reports"])
+    );
+    let routes = doc["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .map(|item| item.as_object().map_or(0, |m| m.len()))
+        .sum::<usize>();
+    assert!(routes > 50, "{routes} operations");
+}

@@ -709,12 +709,12 @@ mod tests {
     fn every_reference_resolves_and_every_code_has_a_status() {
         let doc = document(&cfg());
         let text = doc.to_string();
-        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        let schemas = doc["components"]["schemas"].as_object().expect("schemas");
         let mut rest = text.as_str();
         let mut seen = 0;
         while let Some(i) = rest.find("#/components/schemas/") {
             let tail = &rest[i + "#/components/schemas/".len()..];
-            let name = &tail[..tail.find('"').unwrap()];
+            let name = &tail[..tail.find('"').expect("end of name")];
             assert!(schemas.contains_key(name), "dangling reference to {name}");
             rest = tail;
             seen += 1;
@@ -752,7 +752,7 @@ mod tests {
         assert!(
             codes
                 .as_array()
-                .unwrap()
+                .expect("codes")
                 .contains(&json!("API_KEY_SCOPE_INVALID"))
         );
         // A GET of a signed-in user: no CSRF; a POST: CSRF with the cookie.
