@@ -26,6 +26,16 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
+/// `GET /__test/outbox?to=…` (only with `NAUTH_TEST_OUTBOX=1`): the mails sent to an address.
+async fn outbox(req: actix_web::HttpRequest, outbox: web::Data<example::TestOutbox>) -> HttpResponse {
+    let (status, body) = outbox.answer(Some(req.query_string()));
+    let status = actix_web::http::StatusCode::from_u16(status)
+        .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+    HttpResponse::build(status)
+        .content_type("application/json")
+        .body(body)
+}
+
 fn html(page: &'static str) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
@@ -41,10 +51,10 @@ fn get() -> Route {
 #[actix_web::main]
 async fn main() {
     tracing_subscriber::fmt().with_env_filter("info").init();
-    let Some((nauth, bind)) = example::start("actix-app").await else {
+    let Some((nauth, bind, test_outbox)) = example::start("actix-app").await else {
         return;
     };
-    // The app: nauth under `/auth`, the demo routes, JSON 404s for everything else; paths
+    // The app: nauth under `/auth`, the demo routes (and the test outbox), JSON 404s for everything else; paths
     // match as sent and a missing method is the contract's 405 (`contract_routing`).
     let app = move || {
         App::new()
@@ -58,6 +68,13 @@ async fn main() {
             .service(web::resource("/api/data").route(get().to(data)))
             .service(web::resource("/api/admin").route(get().to(admin)))
             .service(web::resource("/api/reports").route(get().to(reports)))
+            .configure(|cfg| {
+                if let Some(o) = &test_outbox {
+                    cfg.app_data(web::Data::new(o.clone())).service(
+                        web::resource(example::OUTBOX_PATH).route(get().to(outbox)),
+                    );
+                }
+            })
             .configure(nauth_actix::configure(nauth.clone()))
             .app_data(nauth.clone())
             .default_service(web::to(nauth_actix::fallback))
