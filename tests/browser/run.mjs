@@ -273,6 +273,7 @@ async function walk(browser, app, server) {
     await expectText(page, '#mfa-state', 'on · totp · 10 backup codes left', 'MFA status after enrolment');
     await expectText(page, '#pf-status', 'two-factor on', 'profile after enrolment');
     await s.shot('mfa-on-backup-codes');
+    await expectText(page, '#mfa-devices', 'Authenticator app', 'MFA factor list');
     await page.click('#backup-done');
     await expectHidden(page, '#backup-panel', 'backup codes dismissed');
 
@@ -317,6 +318,17 @@ async function walk(browser, app, server) {
     await page.click('#data-go');
     await expectText(page, '#data-out', '200 · protected data', 'GET /api/data after the password change (fresh cookies)');
     await s.shot('password-changed');
+
+    // New backup codes, confirmed with the new password: ten others replace the first ten.
+    await page.fill('#mfa-password', NEW_PASSWORD);
+    await page.click('#mfa-backup');
+    await expectText(page, '#mfa-msg', 'New backup codes made', 'backup code regeneration');
+    const fresh = await page.locator('#backup-codes li').allInnerTexts();
+    if (fresh.length !== 10 || fresh.some((c) => backup.includes(c))) {
+      fail(`backup code regeneration: got ${JSON.stringify(fresh)} after ${JSON.stringify(backup)}`);
+    }
+    await s.shot('new-backup-codes');
+    await page.click('#backup-done');
 
     // 10. API keys: the old password no longer proves anything; the new one creates a key,
     // which is shown once and answers /api/reports until it is revoked.

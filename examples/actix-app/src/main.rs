@@ -27,7 +27,10 @@ async fn healthz() -> HttpResponse {
 }
 
 /// `GET /__test/outbox?to=…` (only with `NAUTH_TEST_OUTBOX=1`): the mails sent to an address.
-async fn outbox(req: actix_web::HttpRequest, outbox: web::Data<example::TestOutbox>) -> HttpResponse {
+async fn outbox(
+    req: actix_web::HttpRequest,
+    outbox: web::Data<example::TestOutbox>,
+) -> HttpResponse {
     let (status, body) = outbox.answer(Some(req.query_string()));
     let status = actix_web::http::StatusCode::from_u16(status)
         .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
@@ -70,9 +73,8 @@ async fn main() {
             .service(web::resource("/api/reports").route(get().to(reports)))
             .configure(|cfg| {
                 if let Some(o) = &test_outbox {
-                    cfg.app_data(web::Data::new(o.clone())).service(
-                        web::resource(example::OUTBOX_PATH).route(get().to(outbox)),
-                    );
+                    cfg.app_data(web::Data::new(o.clone()))
+                        .service(web::resource(example::OUTBOX_PATH).route(get().to(outbox)));
                 }
             })
             .configure(nauth_actix::configure(nauth.clone()))

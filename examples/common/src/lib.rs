@@ -233,7 +233,10 @@ mod tests {
     fn query_param_decodes_percent_and_keeps_plus() {
         let cases = [
             ("to=a%40b.c", Some("a@b.c")),
-            ("x=1&to=j%2Bx%40example.com&to=other", Some("j+x@example.com")),
+            (
+                "x=1&to=j%2Bx%40example.com&to=other",
+                Some("j+x@example.com"),
+            ),
             ("to=+15551234567", Some("+15551234567")),
             ("to=%zz", Some("%zz")),
             ("to=%ff", None),
@@ -248,7 +251,11 @@ mod tests {
     #[tokio::test]
     async fn answer_lists_the_messages_to_one_address_newest_last() {
         let outbox = TestOutbox::default();
-        for (to, subject) in [("A@x.io", "first"), ("b@x.io", "other"), ("a@x.io", "second")] {
+        for (to, subject) in [
+            ("A@x.io", "first"),
+            ("b@x.io", "other"),
+            ("a@x.io", "second"),
+        ] {
             let mail = EmailMessage {
                 to: to.into(),
                 subject: subject.into(),

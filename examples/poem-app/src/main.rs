@@ -5,8 +5,8 @@
 
 use nauth_example_common as example;
 use nauth_poem::{Admin, AuthUser, Methods, NAuth, Read, RequireRole, RequireScope};
-use poem::listener::TcpAcceptor;
 use poem::http::StatusCode;
+use poem::listener::TcpAcceptor;
 use poem::web::{Data, Html, Json};
 use poem::{Endpoint, EndpointExt, Request, Response, Route, Server, handler};
 use serde_json::{Value, json};
@@ -63,7 +63,10 @@ fn app(nauth: NAuth, test_outbox: Option<example::TestOutbox>) -> impl Endpoint 
         .at("/api/admin", Methods::new().get(admin))
         .at("/api/reports", Methods::new().get(reports));
     if let Some(o) = test_outbox {
-        routes = routes.at(example::OUTBOX_PATH, Methods::new().get(outbox_messages.data(o)));
+        routes = routes.at(
+            example::OUTBOX_PATH,
+            Methods::new().get(outbox_messages.data(o)),
+        );
     }
     nauth_poem::mount(routes, &nauth)
         .catch_error(nauth_poem::fallback(&nauth))
@@ -89,7 +92,10 @@ async fn main() {
         }
     };
     println!("poem-app listening on http://{}", bind);
-    if let Err(e) = Server::new_with_acceptor(acceptor).run(app(nauth, outbox)).await {
+    if let Err(e) = Server::new_with_acceptor(acceptor)
+        .run(app(nauth, outbox))
+        .await
+    {
         eprintln!("poem-app: {e}");
     }
 }
