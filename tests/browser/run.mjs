@@ -2,7 +2,9 @@
 // with the test outbox on, and drives the demo page at `/` in headless Chromium through the whole
 // walk: sign up → verify → log in → profile → MFA enrolment → MFA login → sessions → change
 // password → API keys → log out → first admin (FORCE_CHANGE_PASSWORD) → admin list. Codes come
-// from `GET /__test/outbox`; TOTP codes are computed here from the secret the page shows.
+// from `GET /__test/outbox`; TOTP codes are computed here from the secret the page shows. Then
+// forgot password → the reset page, and (on a second instance with MFA mandatory)
+// MFA_SETUP_REQUIRED.
 //
 // node run.mjs [axum-app actix-app poem-app]   (bash .ci/browser builds the apps first)
 // Environment: CARGO_TARGET_DIR (where the binaries are; default <repo>/target),
@@ -11,6 +13,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { mkdirSync, openSync, rmSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,13 +22,17 @@ import { chromium } from 'playwright-core';
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const targetDir = resolve(repo, process.env.CARGO_TARGET_DIR || 'target');
 const shotsRoot = join(repo, 'target', 'browser');
-const APPS = { 'axum-app': 3941, 'actix-app': 3942, 'poem-app': 3943 };
-const chosen = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(APPS);
+const APPS = ['axum-app', 'actix-app', 'poem-app'];
+const chosen = process.argv.slice(2).length ? process.argv.slice(2) : APPS;
 const PASSWORD = 'Correct-Horse-Battery-42';
 const NEW_PASSWORD = 'Stapled-Lantern-Orbit-77';
+const RESET_PASSWORD = 'Marble-Compass-Harbor-58';
 const ADMIN = 'admin@example.com';
 const ADMIN_PASSWORD = 'Quartz-Meadow-Lantern-19';
 const WAIT = 10_000;
+// The whole suite normally takes about 30 s; a hang (a browser that never starts, a server that
+// stops answering) ends it with a message instead of stalling CI.
+const SUITE_LIMIT = 5 * 60_000;
 
 const servers = [];
 function killServers() {
@@ -67,14 +74,23 @@ const nowStep = () => Math.floor(Date.now() / 30_000);
 if (totp('GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ', 1) !== '287082') fail('TOTP helper fails the RFC 6238 vector');
 
 // ---- servers ---------------------------------------------------------------------------------
+// A port the OS says is free now (the app binds it a moment later).
+function freePort() {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.on('error', rej);
+    srv.listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => res(port)); });
+  });
+}
 function binary(app) {
   const bin = join(targetDir, 'debug', app);
   if (!existsSync(bin)) fail(`${bin} is missing: build it with cargo build -p ${app} (bash .ci/browser does)`);
   return bin;
 }
-function serverEnv(app, port, db) {
+function serverEnv(app, port, db, extra) {
   return {
     ...process.env,
+    ...extra,
     NAUTH_BIND: `127.0.0.1:${port}`,
     NAUTH_DATABASE_URL: `sqlite://${db}?mode=rwc`,
     NAUTH_TEST_OUTBOX: '1',
@@ -92,17 +108,17 @@ function createAdmin(app, env) {
   if (r.status !== 0 || !m) fail(`${app} --create-admin failed (status ${r.status}): ${r.stderr}${r.stdout}`);
   return m[1];
 }
-async function startServer(app, port, dir) {
-  const db = join(dir, 'nauth.db');
-  const env = serverEnv(app, port, db);
+async function startServer(app, port, dir, name, extra = {}) {
+  const db = join(dir, `${name}.db`);
+  const env = serverEnv(app, port, db, extra);
   const adminOnce = createAdmin(app, env);
-  const log = openSync(join(shotsRoot, app, 'server.log'), 'w');
+  const log = openSync(join(shotsRoot, app, `${name}.log`), 'w');
   const child = spawn(binary(app), [], { env, stdio: ['ignore', log, log] });
   servers.push(child);
   const base = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30_000;
   for (;;) {
-    if (child.exitCode !== null) fail(`${app} exited with status ${child.exitCode} at start (see target/browser/${app}/server.log)`);
+    if (child.exitCode !== null) fail(`${app} exited with status ${child.exitCode} at start (see target/browser/${app}/${name}.log)`);
     try {
       const r = await fetch(`${base}/healthz`);
       if (r.ok) break;
@@ -119,21 +135,27 @@ async function mails(base, to) {
   if (r.status !== 200) fail(`GET /__test/outbox answered ${r.status}`);
   return (await r.json()).messages;
 }
-// Waits for mail number `n` (1-based) to `to` (mail leaves after the HTTP answer) and answers
-// the 6-digit code in its text (not a digit run inside the link's token).
-async function codeFromMail(base, to, n) {
+// Waits for mail number `n` (1-based) to `to` (mail leaves after the HTTP answer).
+async function mail(base, to, n) {
   const deadline = Date.now() + WAIT;
   for (;;) {
     const list = await mails(base, to);
-    if (list.length >= n) {
-      const text = list[n - 1].text;
-      const line = text.split('\n').find((l) => !l.includes('token=') && /\b\d{6}\b/.test(l));
-      if (!line) fail(`mail ${n} to ${to} ("${list[n - 1].subject}") has no 6-digit code`);
-      return /\b(\d{6})\b/.exec(line)[1];
-    }
+    if (list.length >= n) return list[n - 1];
     if (Date.now() > deadline) fail(`no mail number ${n} to ${to} within ${WAIT / 1000} s (have ${list.length})`);
     await sleep(100);
   }
+}
+// The 6-digit code in a mail's text (not a digit run inside the link's token).
+function codeIn(m) {
+  const line = m.text.split('\n').find((l) => !l.includes('token=') && /\b\d{6}\b/.test(l));
+  if (!line) fail(`the mail to ${m.to} ("${m.subject}") has no 6-digit code`);
+  return /\b(\d{6})\b/.exec(line)[1];
+}
+// The link in a mail's text that carries `token=`.
+function linkIn(m) {
+  const url = /https?:\/\/\S*[?&]token=[A-Za-z0-9_.~%-]+/.exec(m.text);
+  if (!url) fail(`the mail to ${m.to} ("${m.subject}") has no token link`);
+  return url[0];
 }
 
 // ---- page helpers ----------------------------------------------------------------------------
@@ -222,7 +244,7 @@ async function walk(browser, app, server) {
     await expectText(page, '#ch-msg', 'VERIFY_CODE_INVALID', 'wrong verification code');
     await expectText(page, '#ch-msg', 'attempt(s) left', 'wrong verification code details');
     await s.shot('verify-wrong-code');
-    await page.fill('#ch-code', await codeFromMail(base, email, 1));
+    await page.fill('#ch-code', codeIn(await mail(base, email, 1)));
     await page.click('#ch-go');
     await expectText(page, '#whoami', `Signed in as ${email}`, 'verification');
     await expectText(page, '#pf-status', 'email verified', 'profile after verification');
@@ -363,7 +385,32 @@ async function walk(browser, app, server) {
     if (after !== 401) fail(`GET /api/data after logout answered ${after}, expected 401`);
     await s.shot('logged-out');
 
-    // 12. The first admin: the one-time password forces a new one (FORCE_CHANGE_PASSWORD),
+    // 12. Forgot password: the mailed link opens /reset-password, which sets a new password;
+    // logging in with it reaches the MFA check (the password is right, MFA still applies).
+    const before = (await mails(base, email)).length;
+    await page.click('#fp-open');
+    await page.fill('#fp-identifier', email);
+    await page.click('#fp-go');
+    await expectText(page, '#fp-msg', 'If the account exists', 'forgot password');
+    await s.shot('forgot-password');
+    const link = linkIn(await mail(base, email, before + 1));
+    if (!link.startsWith(`${base}/reset-password?token=`)) fail(`reset link ${link} does not open ${base}/reset-password`);
+    await page.goto(link);
+    await page.fill('#pw', RESET_PASSWORD);
+    await page.click('#go');
+    await expectText(page, '#out', 'Password changed', 'the reset page');
+    await s.shot('reset-password-page');
+    await page.click('#go');
+    await expectText(page, '#out', 'PASSWORD_RESET_CODE_INVALID', 'the reset link used twice');
+    await open(page, base);
+    await login(page, email, NEW_PASSWORD);
+    await expectText(page, '#li-msg', 'AUTH_INVALID_CREDENTIALS', 'login with the password before the reset');
+    await login(page, email, RESET_PASSWORD);
+    await expectText(page, '#ch-name', 'MFA_REQUIRED', 'login with the reset password');
+    await page.click('#ch-cancel');
+    await expectVisible(page, '#login-form', 'start over after the MFA check');
+
+    // 13. The first admin: the one-time password forces a new one (FORCE_CHANGE_PASSWORD),
     // then the admin section lists the users.
     await login(page, ADMIN, server.adminOnce);
     await expectText(page, '#ch-name', 'FORCE_CHANGE_PASSWORD', 'first admin login');
@@ -385,6 +432,33 @@ async function walk(browser, app, server) {
     await expectText(page, userRow, 'disabled', 'the disabled user\'s row');
     await s.shot('admin-user-disabled');
 
+    // 14. With MFA mandatory (the same app, mfa.enforcement = "required"), a new account's
+    // first login sets up a factor through MFA_SETUP_REQUIRED and gets its backup codes.
+    const forced = server.enforced.base;
+    const email2 = `forced.${app}@example.com`;
+    await open(page, forced);
+    await page.fill('#su-email', email2);
+    await page.fill('#su-password', PASSWORD);
+    await page.click('#su-go');
+    await expectText(page, '#ch-name', 'VERIFY_EMAIL', 'signup with MFA mandatory');
+    await page.fill('#ch-code', codeIn(await mail(forced, email2, 1)));
+    await page.click('#ch-go');
+    await expectText(page, '#ch-name', 'MFA_SETUP_REQUIRED', 'verification with MFA mandatory');
+    await expectVisible(page, '#ch-method', 'MFA_SETUP_REQUIRED method choice');
+    await page.selectOption('#ch-method', 'totp');
+    await page.click('#ch-setup');
+    await expectVisible(page, '#ch-qr', 'MFA_SETUP_REQUIRED set-up data');
+    const secret2 = (await text(page, '#ch-secret')).trim();
+    await s.shot('mfa-setup-required');
+    await page.fill('#ch-code', totp(secret2, nowStep()));
+    await page.click('#ch-go');
+    await expectText(page, '#whoami', `Signed in as ${email2}`, 'MFA_SETUP_REQUIRED answered');
+    await expectVisible(page, '#backup-panel', 'backup codes after MFA_SETUP_REQUIRED');
+    const codes2 = await page.locator('#backup-codes li').allInnerTexts();
+    if (codes2.length !== 10) fail(`MFA_SETUP_REQUIRED: ${codes2.length} backup codes shown, expected 10`);
+    await expectText(page, '#mfa-state', 'on · totp', 'MFA status after MFA_SETUP_REQUIRED');
+    await s.shot('mfa-setup-done');
+
     if (pageErrors.length) fail(`the page threw: ${pageErrors.join('; ')}`);
   } catch (e) {
     await s.failShot();
@@ -396,19 +470,27 @@ async function walk(browser, app, server) {
 
 // ---- main ------------------------------------------------------------------------------------
 const started = Date.now();
+const watchdog = setTimeout(() => {
+  console.error(`FAIL the suite did not finish within ${SUITE_LIMIT / 60_000} minutes`);
+  killServers();
+  process.exit(1);
+}, SUITE_LIMIT);
+const dbRoot = join(tmpdir(), `nauth-browser-${process.pid}`);
 let browser;
 try {
   for (const app of chosen) {
-    if (!APPS[app]) fail(`unknown app ${app}; expected one of ${Object.keys(APPS).join(', ')}`);
+    if (!APPS.includes(app)) fail(`unknown app ${app}; expected one of ${APPS.join(', ')}`);
     rmSync(join(shotsRoot, app), { recursive: true, force: true });
     mkdirSync(join(shotsRoot, app), { recursive: true });
   }
-  const dbRoot = join(tmpdir(), `nauth-browser-${process.pid}`);
   const running = {};
   for (const app of chosen) {
     const dir = join(dbRoot, app);
     mkdirSync(dir, { recursive: true });
-    running[app] = await startServer(app, APPS[app], dir);
+    running[app] = await startServer(app, await freePort(), dir, 'server');
+    // The same app with MFA mandatory, for the MFA_SETUP_REQUIRED challenge.
+    running[app].enforced = await startServer(app, await freePort(), dir, 'server-mfa-required',
+      { NAUTH_MFA__ENFORCEMENT: 'required' });
   }
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -426,7 +508,6 @@ try {
     }
     console.log(`ok   ${app}: the demo walk passed in ${((Date.now() - t) / 1000).toFixed(1)} s; screenshots in target/browser/${app}/`);
   }
-  rmSync(dbRoot, { recursive: true, force: true });
   console.log(`browser suite passed (${chosen.join(', ')}) in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 } catch (e) {
   console.error(`FAIL ${e instanceof Failure ? e.message : e.stack || e}`);
@@ -434,4 +515,6 @@ try {
 } finally {
   if (browser) await browser.close().catch(() => {});
   killServers();
+  rmSync(dbRoot, { recursive: true, force: true });
+  clearTimeout(watchdog);
 }
