@@ -1,10 +1,10 @@
-// The browser suite: starts each example app (axum, actix, poem) on its own port and SQLite file
-// with the test outbox on, and drives the demo page at `/` in headless Chromium through the whole
-// walk: sign up → verify → log in → profile → MFA enrolment → MFA login → sessions → change
-// password → API keys → log out → first admin (FORCE_CHANGE_PASSWORD) → admin list. Codes come
-// from `GET /__test/outbox`; TOTP codes are computed here from the secret the page shows. Then
-// forgot password → the reset page, and (on a second instance with MFA mandatory)
-// MFA_SETUP_REQUIRED.
+// The browser suite: starts each example app (axum, actix, poem) on a free port with its own
+// SQLite file and the test outbox on, and drives the demo page at `/` in headless Chromium:
+// sign up → verify → log in → profile → MFA enrolment → MFA login → sessions (revoke another
+// browser) → change password → new backup codes → API keys → log out → forgot password and the
+// reset page → the first admin (FORCE_CHANGE_PASSWORD) → admin list; then, on a second instance
+// of the app with MFA mandatory, MFA_SETUP_REQUIRED. Codes and links come from
+// `GET /__test/outbox`; TOTP codes are computed here from the secret the page shows.
 //
 // node run.mjs [axum-app actix-app poem-app]   (bash .ci/browser builds the apps first)
 // Environment: CARGO_TARGET_DIR (where the binaries are; default <repo>/target),
@@ -30,7 +30,7 @@ const RESET_PASSWORD = 'Marble-Compass-Harbor-58';
 const ADMIN = 'admin@example.com';
 const ADMIN_PASSWORD = 'Quartz-Meadow-Lantern-19';
 const WAIT = 10_000;
-// The whole suite normally takes about 30 s; a hang (a browser that never starts, a server that
+// The whole suite normally takes about a minute; a hang (a browser that never starts, a server that
 // stops answering) ends it with a message instead of stalling CI.
 const SUITE_LIMIT = 5 * 60_000;
 

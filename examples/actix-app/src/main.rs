@@ -1,7 +1,10 @@
 //! The nauth example app on actix-web (docs/api.md §10): `/auth/*`, three protected routes, a health
-//! check and a small HTML page that walks through signup → verify → login → profile.
+//! check and the demo page that walks through every flow (signup → verify → login → profile → MFA →
+//! sessions → password → API keys → admin).
 //!
 //! `cargo run -p actix-app` needs no configuration: SQLite `nauth.db`, codes on the console.
+//! With `NAUTH_TEST_OUTBOX=1` (tests only) mails stay in memory and `GET /__test/outbox?to=…`
+//! answers them (`tests/browser`).
 
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, Route, guard, web};
