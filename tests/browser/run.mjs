@@ -228,6 +228,10 @@ async function walk(browser, app, server) {
     await open(page, base);
     await expectText(page, '#whoami', 'Signed out', 'fresh page');
     await expectVisible(page, '#signup-form', 'fresh page');
+    for (const href of ['/auth/docs', '/auth/openapi.json', '/healthz']) {
+      const status = await page.evaluate(async (h) => (await fetch(h)).status, href);
+      if (status !== 200) fail(`the footer link ${href} answers ${status}`);
+    }
     await s.shot('start');
 
     // 2. Sign up: the answer is the VERIFY_EMAIL challenge.

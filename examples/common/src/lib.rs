@@ -167,32 +167,55 @@ impl TestOutbox {
     /// `200 {"messages": [{"to", "subject", "text"}, ...]}` oldest first, newest last (SMS have
     /// no `subject`). A missing `to` is `400 VALIDATION_FAILED` in the contract's error shape.
     pub fn answer(&self, query: Option<&str>) -> (u16, String) {
-        let Some(to) = query_param(query.unwrap_or(""), "to").filter(|t| !t.trim().is_empty())
-        else {
-            let error = json!({
-                "code": "VALIDATION_FAILED",
-                "message": "Validation failed",
-                "details": { "validationErrors": { "to": ["is required"] } },
-            });
-            return (400, error.to_string());
-        };
-        let messages: Vec<Value> = if to.contains('@') {
-            self.0
-                .emails_to(&to)
-                .into_iter()
-                .map(|m| json!({ "to": m.to, "subject": m.subject, "text": m.text }))
-                .collect()
-        } else {
-            let digits = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
-            self.0
-                .sms()
-                .into_iter()
-                .filter(|m| digits(&m.to) == digits(&to))
-                .map(|m| json!({ "to": m.to, "text": m.text }))
-                .collect()
-        };
-        (200, json!({ "messages": messages }).to_string())
+        let (emails, sms) = (self.0.emails(), self.0.sms());
+        let emails = emails.iter().map(|m| Sent {
+            to: &m.to,
+            subject: Some(&m.subject),
+            text: &m.text,
+        });
+        let sms = sms.iter().map(|m| Sent {
+            to: &m.to,
+            subject: None,
+            text: &m.text,
+        });
+        outbox_answer(query, emails, sms)
     }
+}
+
+/// A message as the outbox route shows it (`subject` is `None` for an SMS).
+#[derive(Debug, Clone, Copy)]
+struct Sent<'a> {
+    to: &'a str,
+    subject: Option<&'a str>,
+    text: &'a str,
+}
+
+/// [`TestOutbox::answer`] over the messages sent so far, oldest first.
+fn outbox_answer<'a>(
+    query: Option<&str>,
+    emails: impl Iterator<Item = Sent<'a>>,
+    sms: impl Iterator<Item = Sent<'a>>,
+) -> (u16, String) {
+    let Some(to) = query_param(query.unwrap_or(""), "to").filter(|t| !t.trim().is_empty()) else {
+        let error = json!({
+            "code": "VALIDATION_FAILED",
+            "message": "Validation failed",
+            "details": { "validationErrors": { "to": ["is required"] } },
+        });
+        return (400, error.to_string());
+    };
+    let messages: Vec<Value> = if to.contains('@') {
+        emails
+            .filter(|m| m.to.trim().eq_ignore_ascii_case(to.trim()))
+            .map(|m| json!({ "to": m.to, "subject": m.subject, "text": m.text }))
+            .collect()
+    } else {
+        let digits = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
+        sms.filter(|m| digits(m.to) == digits(&to))
+            .map(|m| json!({ "to": m.to, "text": m.text }))
+            .collect()
+    };
+    (200, json!({ "messages": messages }).to_string())
 }
 
 /// The first value of `name` in a raw query string, percent-decoded (`+` stays `+`); `None`
@@ -225,8 +248,6 @@ fn query_param(query: &str, name: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use nauth_core::{EmailMessage, EmailSender, SmsMessage, SmsSender};
-
     use super::*;
 
     #[test]
@@ -248,49 +269,47 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn answer_lists_the_messages_to_one_address_newest_last() {
-        let outbox = TestOutbox::default();
-        for (to, subject) in [
-            ("A@x.io", "first"),
-            ("b@x.io", "other"),
-            ("a@x.io", "second"),
-        ] {
-            let mail = EmailMessage {
-                to: to.into(),
-                subject: subject.into(),
-                text: format!("{subject} 123456"),
-            };
-            EmailSender::send(&outbox.0, &mail).await.expect("memory");
-        }
-        let sms = SmsMessage {
-            to: "+15551234567".into(),
-            text: "code 654321".into(),
+    fn sent<'a>(to: &'a str, subject: Option<&'a str>, text: &'a str) -> Sent<'a> {
+        Sent { to, subject, text }
+    }
+
+    #[test]
+    fn answer_lists_the_messages_to_one_address_newest_last() {
+        let emails = [
+            sent("A@x.io", Some("first"), "first 123456"),
+            sent("b@x.io", Some("other"), "other"),
+            sent(" a@x.io", Some("second"), "second 123456"),
+        ];
+        let sms = [sent("+15551234567", None, "code 654321")];
+        let ask = |query: Option<&str>| {
+            let (status, body) = outbox_answer(query, emails.iter().copied(), sms.iter().copied());
+            let body: Value = serde_json::from_str(&body).expect("json");
+            (status, body)
         };
-        SmsSender::send(&outbox.0, &sms).await.expect("memory");
 
-        let (status, body) = outbox.answer(Some("to=a%40x.io"));
+        let (status, body) = ask(Some("to=a%40x.io"));
         assert_eq!(status, 200);
-        let body: Value = serde_json::from_str(&body).expect("json");
-        let subjects: Vec<&str> = body["messages"]
-            .as_array()
-            .expect("array")
-            .iter()
-            .map(|m| m["subject"].as_str().expect("subject"))
-            .collect();
-        assert_eq!(subjects, ["first", "second"]);
-        assert_eq!(body["messages"][1]["text"], "second 123456");
-
-        let (status, body) = outbox.answer(Some("to=+15551234567"));
-        assert_eq!(status, 200);
-        let body: Value = serde_json::from_str(&body).expect("json");
-        assert_eq!(body["messages"][0]["text"], "code 654321");
-
-        let (status, body) = outbox.answer(Some("to=nobody%40x.io"));
-        assert_eq!((status, body.as_str()), (200, r#"{"messages":[]}"#));
-
-        let (status, body) = outbox.answer(None);
+        assert_eq!(
+            body,
+            json!({ "messages": [
+                { "to": "A@x.io", "subject": "first", "text": "first 123456" },
+                { "to": " a@x.io", "subject": "second", "text": "second 123456" },
+            ] })
+        );
+        assert_eq!(
+            ask(Some("to=+1555%20123%204567")),
+            (
+                200,
+                json!({ "messages": [{ "to": "+15551234567", "text": "code 654321" }] })
+            )
+        );
+        assert_eq!(
+            ask(Some("to=nobody%40x.io")),
+            (200, json!({ "messages": [] }))
+        );
+        let (status, body) = ask(None);
         assert_eq!(status, 400);
-        assert!(body.contains("VALIDATION_FAILED"), "{body}");
+        assert_eq!(body["code"], "VALIDATION_FAILED");
+        assert_eq!(ask(Some("to=")).0, 400);
     }
 }
