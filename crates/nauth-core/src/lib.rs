@@ -16,6 +16,7 @@ mod input;
 mod ip;
 mod jwk;
 mod kv;
+mod mail;
 mod metrics;
 mod mfa;
 mod notify;
@@ -112,6 +113,8 @@ pub(crate) struct Inner {
     pub(crate) deny: deny::DenySet,
     /// Counters for `GET <mount>/metrics`.
     pub(crate) metrics: metrics::Metrics,
+    /// The mail templates (embedded, or replaced from `email.templates_dir`).
+    pub(crate) mail: mail::Templates,
 }
 
 /// Builds a [`NAuth`]: a configuration plus optional replacements for the clock and senders.
@@ -236,6 +239,7 @@ impl NAuthBuilder {
             ),
             (None, SmsProvider::Console) => Arc::new(notify::ConsoleSmsSender),
         };
+        let mail = mail::Templates::load(&cfg.email)?;
         let keys = codes::Keys::derive(&cfg.secret);
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let (keyring, signer) =
@@ -263,6 +267,7 @@ impl NAuthBuilder {
             tokens: guard::TokenCache::default(),
             deny: deny::DenySet::default(),
             metrics: metrics::Metrics::default(),
+            mail,
         });
         // Background work holds the engine weakly, so it ends when the last clone is dropped.
         store::purge::spawn(Arc::downgrade(&inner), inner.cfg.kv.purge_interval);
