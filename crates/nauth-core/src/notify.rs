@@ -16,8 +16,8 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use lettre::message::{Mailbox, MultiPart};
 use lettre::message::header::ContentType;
+use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 /// A mail: a plain-text body, and optionally an HTML alternative of the same content.
@@ -818,10 +818,16 @@ mod tests {
         // The HTML part is mentioned, never printed.
         mail.html = Some("<p>code <b>123456</b></p>".into());
         let out = console_email(&mail);
-        assert!(out.ends_with("====\n(an HTML part too, not shown)"), "{out}");
+        assert!(
+            out.ends_with("====\n(an HTML part too, not shown)"),
+            "{out}"
+        );
         assert!(!out.contains("<p>"));
         let debug = format!("{mail:?}");
-        assert!(!debug.contains("123456") && debug.contains("[redacted]"), "{debug}");
+        assert!(
+            !debug.contains("123456") && debug.contains("[redacted]"),
+            "{debug}"
+        );
         let out = console_sms(&SmsMessage {
             to: "+15551234567".into(),
             text: "code 123456".into(),

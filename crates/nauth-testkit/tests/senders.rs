@@ -86,13 +86,22 @@ async fn smtp_text_and_html_go_as_multipart_alternative() {
     assert!(plain_at < html_at);
     for charset in got.data.match_indices("charset=") {
         let rest = &got.data[charset.0..];
-        assert!(rest.to_ascii_lowercase().starts_with("charset=utf-8"), "{rest}");
+        assert!(
+            rest.to_ascii_lowercase().starts_with("charset=utf-8"),
+            "{rest}"
+        );
     }
-    assert_eq!(got.header("Subject").as_deref(), Some("Vérifiez votre adresse e-mail"));
+    assert_eq!(
+        got.header("Subject").as_deref(),
+        Some("Vérifiez votre adresse e-mail")
+    );
     assert_eq!(got.body_text().trim_end(), text.trim_end());
     assert_eq!(got.body_html().expect("html").trim_end(), html.trim_end());
     assert_eq!(extract_code(&got.body_text()).as_deref(), Some("123456"));
-    assert_eq!(extract_token(&got.body_text()).as_deref(), Some("abc_DEF-1"));
+    assert_eq!(
+        extract_token(&got.body_text()).as_deref(),
+        Some("abc_DEF-1")
+    );
 
     // Without HTML, the mail stays a single text part.
     EmailSender::send(&sender, &mail("b@example.com", "Plain", "code 111222\n"))

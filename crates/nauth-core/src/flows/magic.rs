@@ -125,12 +125,7 @@ async fn send_link(ctx: &Ctx<'_>, user: User, redirect: Option<String>) -> AuthR
         link_ttl: Some(ttl),
         ..Default::default()
     };
-    ctx.queue_mail(
-        &user.email,
-        Some(&user),
-        crate::mail::Kind::MagicLink,
-        vars,
-    );
+    ctx.queue_mail(&user.email, Some(&user), crate::mail::Kind::MagicLink, vars);
     Ok(())
 }
 

@@ -204,8 +204,8 @@ impl<'a> Ctx<'a> {
             return l;
         }
         let default = self.inner.mail.default_locale();
-        let foreign = self.operator
-            || matches!((&self.principal, user), (Some(p), Some(u)) if p.sub != u.id);
+        let foreign =
+            self.operator || matches!((&self.principal, user), (Some(p), Some(u)) if p.sub != u.id);
         if foreign {
             return default;
         }

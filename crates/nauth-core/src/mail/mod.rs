@@ -218,7 +218,8 @@ impl Templates {
     pub(crate) fn load(cfg: &EmailConfig) -> Result<Templates, ConfigError> {
         let mut env = environment();
         for (name, source) in EMBEDDED {
-            env.add_template(name, source).map_err(|e| bad(describe(&e)))?;
+            env.add_template(name, source)
+                .map_err(|e| bad(describe(&e)))?;
         }
         let mut fallback = None;
         if !cfg.templates_dir.trim().is_empty() {
@@ -312,9 +313,11 @@ fn sample_vars(kind: Kind, full: bool) -> Vars {
         link_ttl: kind.has_link().then_some(Duration::from_secs(3600)),
         new_email: matches!(kind, Kind::EmailChanged | Kind::EmailChangedByAdmin)
             .then(|| "n***w@example.com".to_owned()),
-        method: matches!(kind, Kind::MfaFactorAdded | Kind::MfaFactorRemoved).then_some(
-            if full { "totp" } else { "sms" },
-        ),
+        method: matches!(kind, Kind::MfaFactorAdded | Kind::MfaFactorRemoved).then_some(if full {
+            "totp"
+        } else {
+            "sms"
+        }),
     }
 }
 
@@ -470,7 +473,11 @@ fn tidy_text(raw: &str) -> String {
 /// An HTML part without the empty lines the template tags leave.
 fn tidy_html(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
-    for line in raw.lines().map(str::trim_end).filter(|l| !l.trim().is_empty()) {
+    for line in raw
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.trim().is_empty())
+    {
         out.push_str(line);
         out.push('\n');
     }

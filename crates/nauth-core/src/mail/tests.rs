@@ -11,9 +11,13 @@ fn snapshot_vars(kind: Kind) -> Vars {
         first_name: Some("Jane <b>&</b>".to_owned()),
         code: kind.has_code().then(|| "123456".to_owned()),
         code_ttl: kind.has_code().then_some(Duration::from_secs(15 * 60)),
-        link: kind
-            .has_link()
-            .then(|| format!("https://app.example/auth/{}?token=Tok_{}-1", kind.name(), kind.name())),
+        link: kind.has_link().then(|| {
+            format!(
+                "https://app.example/auth/{}?token=Tok_{}-1",
+                kind.name(),
+                kind.name()
+            )
+        }),
         link_ttl: kind.has_link().then_some(Duration::from_secs(3600)),
         new_email: matches!(kind, Kind::EmailChanged | Kind::EmailChangedByAdmin)
             .then(|| "n***w@example.org".to_owned()),
@@ -110,9 +114,15 @@ fn text_parts_carry_one_code_one_link_and_nothing_like_them() {
                 let links = usize::from(vars.link.is_some());
                 assert_eq!(r.text.matches("token=").count(), links, "{what}");
                 assert_eq!(r.text.matches("://").count(), links, "{what}");
-                assert!(r.text.ends_with('\n') && !r.text.contains("\n\n\n"), "{what}");
+                assert!(
+                    r.text.ends_with('\n') && !r.text.contains("\n\n\n"),
+                    "{what}"
+                );
                 assert!(!r.subject.is_empty() && !r.subject.contains('\n'), "{what}");
-                assert!(r.text.contains("j***e@example.com"), "{what}: the masked account");
+                assert!(
+                    r.text.contains("j***e@example.com"),
+                    "{what}: the masked account"
+                );
                 assert!(r.text.contains("Acme") && r.html.contains("Acme"), "{what}");
                 // The link (if any) is the HTML's only one, escaped as an attribute value.
                 assert_eq!(r.html.matches("href=").count(), links, "{what}");
@@ -129,13 +139,23 @@ fn user_text_is_escaped_in_html_only() {
     let r = t
         .render(Kind::VerifyEmail, Locale::Fr, "x@example.com", &vars)
         .expect("renders");
-    assert!(r.html.contains("Bonjour Jane &lt;b&gt;&amp;&lt;&#x2f;b&gt;,"), "{}", r.html);
+    assert!(
+        r.html
+            .contains("Bonjour Jane &lt;b&gt;&amp;&lt;&#x2f;b&gt;,"),
+        "{}",
+        r.html
+    );
     assert!(!r.html.contains("<b>&</b>"));
     assert!(r.text.starts_with("Bonjour Jane <b>&</b>,\n"), "{}", r.text);
     // A product name is the operator's, but escaped all the same.
     let t = Templates::load(&config("A&B <Co>", "")).expect("loads");
     let r = t
-        .render(Kind::MfaCode, Locale::En, "x@example.com", &snapshot_vars(Kind::MfaCode))
+        .render(
+            Kind::MfaCode,
+            Locale::En,
+            "x@example.com",
+            &snapshot_vars(Kind::MfaCode),
+        )
         .expect("renders");
     assert!(r.html.contains("A&amp;B &lt;Co&gt;") && !r.html.contains("<Co>"));
     assert_eq!(r.subject, "Your A&B <Co> sign-in code");
@@ -226,8 +246,14 @@ fn the_product_name_defaults_to_the_senders_name() {
         ..EmailConfig::default()
     };
     assert_eq!(product_name(&EmailConfig::default()), "nauth");
-    assert_eq!(product_name(&from("Acme Shop <no-reply@acme.test>")), "Acme Shop");
-    assert_eq!(product_name(&from("\"Acme, Inc.\" <a@acme.test>")), "Acme, Inc.");
+    assert_eq!(
+        product_name(&from("Acme Shop <no-reply@acme.test>")),
+        "Acme Shop"
+    );
+    assert_eq!(
+        product_name(&from("\"Acme, Inc.\" <a@acme.test>")),
+        "Acme, Inc."
+    );
     assert_eq!(product_name(&from("no-reply@acme.test")), "nauth");
     assert_eq!(product_name(&from("<no-reply@acme.test>")), "nauth");
     let mut cfg = from("Acme Shop <no-reply@acme.test>");
@@ -283,7 +309,11 @@ fn a_template_in_the_directory_replaces_the_embedded_one() {
         .render(Kind::ResetPassword, Locale::Fr, "x@example.com", &vars)
         .expect("renders");
     assert_eq!(r.subject, "Nouveau mot de passe pour Acme");
-    assert!(r.text.contains("Code : 123456\nLien : https://"), "{}", r.text);
+    assert!(
+        r.text.contains("Code : 123456\nLien : https://"),
+        "{}",
+        r.text
+    );
     // The HTML part and the other language are still the embedded ones.
     assert!(r.html.contains("Choisir un nouveau mot de passe"));
     let en = t
@@ -301,7 +331,10 @@ fn a_broken_directory_is_refused_at_startup() {
         }
         Templates::load(&config("Acme", &dir.path())).expect_err("refused")
     };
-    let e = refused(&[("fr/reset_password.txt", "{% block subject %}x{% endblock %}{{ code ")]);
+    let e = refused(&[(
+        "fr/reset_password.txt",
+        "{% block subject %}x{% endblock %}{{ code ",
+    )]);
     assert_eq!(e.key, "email.templates_dir");
     assert!(e.message.contains("fr/reset_password.txt"), "{}", e.message);
     assert!(e.message.contains("syntax error"), "{}", e.message);
@@ -310,7 +343,11 @@ fn a_broken_directory_is_refused_at_startup() {
         "en/mfa_code.txt",
         "{% block subject %}Code{% endblock %}Hello",
     )]);
-    assert!(e.message.contains("en/mfa_code.txt") && e.message.contains("`code`"), "{}", e.message);
+    assert!(
+        e.message.contains("en/mfa_code.txt") && e.message.contains("`code`"),
+        "{}",
+        e.message
+    );
     // Compiles, but names a variable that does not exist.
     let e = refused(&[("en/magic_link.html", "{{ lnk }}")]);
     assert!(e.message.contains("en/magic_link.html"), "{}", e.message);
@@ -320,14 +357,26 @@ fn a_broken_directory_is_refused_at_startup() {
     assert!(e.message.contains("subject"), "{}", e.message);
     // A typo in a file name, a language that is not shipped, a file outside a language.
     let e = refused(&[("en/reset_pasword.txt", "x")]);
-    assert!(e.message.contains("en/reset_pasword.txt: unknown template"), "{}", e.message);
+    assert!(
+        e.message.contains("en/reset_pasword.txt: unknown template"),
+        "{}",
+        e.message
+    );
     let e = refused(&[("de/reset_password.txt", "x")]);
-    assert!(e.message.contains("de/: not a shipped language"), "{}", e.message);
+    assert!(
+        e.message.contains("de/: not a shipped language"),
+        "{}",
+        e.message
+    );
     let e = refused(&[("reset_password.txt", "x")]);
     assert!(e.message.contains("language directory"), "{}", e.message);
     // A directory that is not there.
     let e = Templates::load(&config("Acme", "/nonexistent/nauth-templates")).expect_err("refused");
-    assert!(e.message.contains("cannot read the directory"), "{}", e.message);
+    assert!(
+        e.message.contains("cannot read the directory"),
+        "{}",
+        e.message
+    );
 }
 
 #[test]
@@ -341,4 +390,36 @@ fn the_configuration_check_reports_a_broken_template() {
     let e = crate::config::from_toml_str(&toml).expect_err("refused");
     assert_eq!(e.key, "email.templates_dir");
     assert!(e.message.contains("en/verify_email.html"), "{}", e.message);
+}
+
+#[tokio::test]
+async fn the_engine_refuses_to_start_with_a_broken_template() {
+    let dir = TempDir::new();
+    dir.write(
+        "fr/mfa_code.html",
+        "{% extends \"fr/layout.html\" %}{% block body %}{{ code }",
+    );
+    let mut cfg = crate::NAuthConfig {
+        secret: "0123456789abcdef0123456789abcdef".into(),
+        database_url: crate::store::tests::sqlite_url(),
+        ..Default::default()
+    };
+    cfg.email.templates_dir = dir.path();
+    match crate::NAuth::builder(cfg.clone()).build().await {
+        Err(crate::StartError::Config(e)) => {
+            assert_eq!(e.key, "email.templates_dir");
+            assert!(e.message.contains("fr/mfa_code.html"), "{}", e.message);
+        }
+        other => panic!(
+            "expected a configuration error, got {:?}",
+            other.map(|_| ())
+        ),
+    }
+    // Mended, it starts.
+    dir.write(
+        "fr/mfa_code.html",
+        "{% extends \"fr/layout.html\" %}{% block body %}{{ code }}{% endblock %}",
+    );
+    let nauth = crate::NAuth::builder(cfg).build().await.expect("starts");
+    nauth.close().await;
 }

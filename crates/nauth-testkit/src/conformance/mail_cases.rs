@@ -41,10 +41,16 @@ async fn signup_mail_speaks_the_requests_language(door: &dyn Door, b: &Backend) 
     let code = extract_code(&mail.text).expect("the code in the text part");
     let link = extract_token(&mail.text).expect("the link in the text part");
     assert_eq!(mail.text.matches("token=").count(), 1, "one link");
-    assert!(mail.text.contains("http://app.test/auth/verify-email?token="));
+    assert!(
+        mail.text
+            .contains("http://app.test/auth/verify-email?token=")
+    );
     let html = mail.html.as_deref().expect("an HTML part");
     assert!(html.contains("<html lang=\"fr\">"), "{html}");
-    assert!(html.contains("Bonjour &lt;b&gt;x&lt;&#x2f;b&gt;,"), "{html}");
+    assert!(
+        html.contains("Bonjour &lt;b&gt;x&lt;&#x2f;b&gt;,"),
+        "{html}"
+    );
     assert!(!html.contains("<b>x</b>"), "user text escaped in HTML");
     assert!(html.contains(&code) && html.contains(&link));
     // The request's language is not stored: the account has no locale of its own.
@@ -68,7 +74,11 @@ async fn signup_mail_speaks_the_requests_language(door: &dyn Door, b: &Backend) 
         .await;
     assert_eq!(r.status, 201);
     let mail = env.mail(&e2, 1).await;
-    assert!(mail.subject.starts_with("Verify your email"), "{}", mail.subject);
+    assert!(
+        mail.subject.starts_with("Verify your email"),
+        "{}",
+        mail.subject
+    );
     assert!(mail.text.starts_with("Hello,\n"), "{}", mail.text);
     assert!(mail.html.expect("html").contains("<html lang=\"en\">"));
 }
@@ -91,7 +101,10 @@ async fn a_stored_locale_wins_over_the_request(door: &dyn Door, b: &Backend) {
     let r = env.send(put(json!({"locale": "fr-CA"}))).await;
     assert_eq!(r.status, 200, "{}", r.json());
     assert_eq!(r.json()["locale"], "fr");
-    assert_eq!(env.get("/auth/profile", Some(&access)).await.json()["locale"], "fr");
+    assert_eq!(
+        env.get("/auth/profile", Some(&access)).await.json()["locale"],
+        "fr"
+    );
 
     let forgot = |lang: &str| {
         TestRequest::json("POST", "/auth/forgot-password", &json!({"identifier": e}))
@@ -100,12 +113,19 @@ async fn a_stored_locale_wins_over_the_request(door: &dyn Door, b: &Backend) {
     // An English browser, a French account: French.
     assert_eq!(env.send(forgot("en-US, en;q=0.9")).await.status, 200);
     let mail = env.mail(&e, 2).await;
-    assert!(mail.subject.starts_with("Réinitialisez"), "{}", mail.subject);
-    assert!(mail.text.contains("Il expire dans 15 minutes."), "{}", mail.text);
+    assert!(
+        mail.subject.starts_with("Réinitialisez"),
+        "{}",
+        mail.subject
+    );
+    assert!(
+        mail.text.contains("Il expire dans 15 minutes."),
+        "{}",
+        mail.text
+    );
     assert!(extract_code(&mail.text).is_some());
     assert!(
-        mail.text
-            .contains("http://app.test/reset-password?token="),
+        mail.text.contains("http://app.test/reset-password?token="),
         "{}",
         mail.text
     );
@@ -122,7 +142,11 @@ async fn a_stored_locale_wins_over_the_request(door: &dyn Door, b: &Backend) {
     // A locale chosen at signup is stored and used at once; an unknown one is refused.
     let e2 = email();
     let body = json!({"email": e2, "password": PW, "locale": "xx"});
-    assert_error(&env.post("/auth/signup", body).await, 400, "VALIDATION_FAILED");
+    assert_error(
+        &env.post("/auth/signup", body).await,
+        400,
+        "VALIDATION_FAILED",
+    );
     let body = json!({"email": e2, "password": PW, "locale": "fr"});
     let r = env
         .send(TestRequest::json("POST", "/auth/signup", &body).header("accept-language", "en"))
