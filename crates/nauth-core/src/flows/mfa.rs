@@ -365,7 +365,7 @@ pub(crate) async fn setup_data(
     };
     if let Some((dest, code)) = &send {
         super::count_code_message(ctx, dest, method == Factor::Sms, Some(&user.id)).await?;
-        deliver_code(ctx, &user, method, dest, code);
+        deliver_code(ctx, user, method, dest, code);
     }
     transaction!(ctx, |tx| {
         store::verification::end_purpose(tx, &user.id, &purpose, ctx.now).await?;

@@ -488,7 +488,7 @@ fn tidy_html(raw: &str) -> String {
 /// than the truth, and never a long number a reader could take for a code).
 pub(crate) fn duration_text(locale: Locale, d: Duration) -> String {
     let minutes = (d.as_secs() / 60).max(1);
-    let (n, unit) = if minutes < 120 && minutes % 60 != 0 {
+    let (n, unit) = if minutes < 120 && !minutes.is_multiple_of(60) {
         (minutes, 0)
     } else if minutes < 48 * 60 {
         (minutes / 60, 1)
