@@ -209,10 +209,9 @@ impl<'a> Ctx<'a> {
         if foreign {
             return default;
         }
-        self.req
-            .header("accept-language")
-            .and_then(|h| crate::mail::negotiate(h, default))
-            .unwrap_or(default)
+        // Several header lines are one list (RFC 9110 §5.3).
+        let header: Vec<&str> = self.req.header_values("accept-language").collect();
+        crate::mail::negotiate(&header.join(","), default).unwrap_or(default)
     }
 
     /// Queues a text message, sent once the flow has succeeded.
