@@ -85,6 +85,10 @@ str_enum! {
     EmailProvider { Console = "console", Smtp = "smtp", Memory = "memory" }
 }
 str_enum! {
+    /// A language nauth writes its mails in (`email.default_locale`, a user's `locale`).
+    Locale { En = "en", Fr = "fr" }
+}
+str_enum! {
     /// `sms.provider`: log the text, keep it in memory (tests), or POST it to a webhook.
     SmsProvider { Console = "console", Memory = "memory", Webhook = "webhook" }
 }
@@ -319,6 +323,14 @@ section! {
         smtp_url: String = String::new(),
         /// The `From` header.
         from: String = "nauth <no-reply@localhost>".into(),
+        /// The product named in every mail; empty: the display name of `from` (else `nauth`).
+        product_name: String = String::new(),
+        /// A directory whose templates replace the embedded ones of the same name
+        /// (`en/verify_email.html`…); empty: the embedded templates only (docs/mails.md).
+        templates_dir: String = String::new(),
+        /// The language of a mail when neither the user's `locale` nor the request's
+        /// `Accept-Language` names a shipped one.
+        default_locale: Locale = Locale::En,
     }
 }
 section! {
@@ -453,6 +465,9 @@ impl fmt::Debug for EmailConfig {
             .field("provider", &self.provider)
             .field("smtp_url", &redact_url(&self.smtp_url))
             .field("from", &self.from)
+            .field("product_name", &self.product_name)
+            .field("templates_dir", &self.templates_dir)
+            .field("default_locale", &self.default_locale)
             .finish()
     }
 }
@@ -610,7 +625,8 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("mfa", "issuer", Str), ("mfa", "remember_devices", Enum(RememberDevices::NAMES)),
     ("mfa", "remember_device_ttl", Dur), ("mfa", "backup_code_count", U32),
     ("email", "provider", Enum(EmailProvider::NAMES)), ("email", "smtp_url", Str),
-    ("email", "from", Str),
+    ("email", "from", Str), ("email", "product_name", Str), ("email", "templates_dir", Str),
+    ("email", "default_locale", Enum(Locale::NAMES)),
     ("sms", "provider", Enum(SmsProvider::NAMES)), ("sms", "webhook_url", Str),
     ("sms", "user_max_per_hour", U32), ("sms", "ip_max_per_hour", U32),
     ("magic_link", "enabled", Bool), ("magic_link", "ttl", Dur),
@@ -1000,6 +1016,9 @@ impl NAuthConfig {
                 || starts(&self.email.smtp_url, &["smtp://", "smtps://"]),
              "email.smtp_url", "must start with smtp:// or smtps:// if email.provider = \"smtp\""),
             (!self.email.from.trim().is_empty(), "email.from", "must not be empty"),
+            (self.email.product_name.chars().count() <= 100
+                && !self.email.product_name.chars().any(char::is_control),
+             "email.product_name", "must be at most 100 characters, without control characters"),
             (self.sms.provider != SmsProvider::Webhook || is_http_url(&self.sms.webhook_url),
              "sms.webhook_url", "must be an http(s) URL when sms.provider = \"webhook\""),
             (!self.api_keys.scopes.is_empty(), "api_keys.scopes", "must not be empty"),
@@ -1019,6 +1038,8 @@ impl NAuthConfig {
             let message = format!("{o:?} is not an origin like https://example.com:8443 (no path)");
             out.push(err("trusted_origins", message));
         }
+        // Templates are compiled and tried once here, so a broken override stops the start.
+        out.extend(crate::mail::Templates::load(&self.email).err());
         if let Some(s) = self.api_keys.scopes.iter().find(|s| !is_scope(s)) {
             out.push(err("api_keys.scopes", format!("{s:?} must be 1 to 64 of a-z 0-9 :_-")));
         }
@@ -1079,7 +1100,7 @@ trusted_origins = []
 jwt = { algorithm = "HS256", access_ttl = "15m", issuer = "nauth", audience = "nauth", private_key_file = "" }
 refresh = { ttl = "7d", absolute_lifetime = "30d", reuse_interval = "10s" }
 session = { validation = "database", cache_max_age = "0s" }
-email = { provider = "console", smtp_url = "", from = "nauth <no-reply@localhost>" }
+email = { provider = "console", smtp_url = "", from = "nauth <no-reply@localhost>", product_name = "", templates_dir = "", default_locale = "en" }
 sms = { provider = "console", webhook_url = "", user_max_per_hour = 5, ip_max_per_hour = 20 }
 magic_link = { enabled = false, ttl = "15m", ip_max_per_hour = 20 }
 api_keys = { scopes = ["read", "write", "admin"] }

@@ -376,6 +376,24 @@ impl Input {
         }
     }
 
+    /// An optional language for mails: a language tag whose primary language nauth ships
+    /// (`fr`, `fr-CA`, `FR`), read as that language (`fr`); anything else is a field error.
+    pub(crate) fn locale(&mut self, field: &str) -> Option<String> {
+        let raw = self.raw_str(field, false)?;
+        let tag = raw.trim().replace('_', "-");
+        match crate::mail::locale_of_tag(&tag).filter(|_| crate::mail::is_language_tag(&tag)) {
+            Some(l) => Some(l.as_str().to_string()),
+            None => {
+                let shipped = crate::mail::LOCALES.map(|l| l.as_str()).join(", ");
+                self.error(
+                    field,
+                    &format!("must be a language nauth writes mails in: {shipped} (or a tag such as fr-CA)"),
+                );
+                None
+            }
+        }
+    }
+
     /// Ends parsing: a `400 VALIDATION_FAILED` when any field was wrong.
     pub(crate) fn finish(self) -> AuthResult<()> {
         if self.errors.is_empty() {

@@ -16,6 +16,7 @@ mod input;
 mod ip;
 mod jwk;
 mod kv;
+mod mail;
 mod metrics;
 mod mfa;
 mod notify;
@@ -115,6 +116,8 @@ pub(crate) struct Inner {
     pub(crate) metrics: metrics::Metrics,
     /// `GET <mount>/openapi.json`, serialised at its first request.
     pub(crate) openapi: std::sync::OnceLock<Vec<u8>>,
+    /// The mail templates (embedded, or replaced from `email.templates_dir`).
+    pub(crate) mail: mail::Templates,
 }
 
 /// The OpenAPI 3.1 document of nauth's routes for `cfg` (what `<mount>/openapi.json` serves):
@@ -245,6 +248,7 @@ impl NAuthBuilder {
             ),
             (None, SmsProvider::Console) => Arc::new(notify::ConsoleSmsSender),
         };
+        let mail = mail::Templates::load(&cfg.email)?;
         let keys = codes::Keys::derive(&cfg.secret);
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let (keyring, signer) =
@@ -273,6 +277,7 @@ impl NAuthBuilder {
             deny: deny::DenySet::default(),
             metrics: metrics::Metrics::default(),
             openapi: std::sync::OnceLock::new(),
+            mail,
         });
         // Background work holds the engine weakly, so it ends when the last clone is dropped.
         store::purge::spawn(Arc::downgrade(&inner), inner.cfg.kv.purge_interval);

@@ -16,11 +16,22 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
+use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-/// A plain-text mail. `Debug` shows the recipient and subject, never the body.
+/// A mail: a plain-text body, and optionally an HTML alternative of the same content.
+/// `Debug` shows the recipient and subject, never a body.
+///
+/// ```
+/// let mail = nauth_core::EmailMessage {
+///     to: "jane@example.com".into(),
+///     subject: "Hello".into(),
+///     text: "Hello Jane\n".into(),
+///     html: Some("<p>Hello Jane</p>".into()),
+/// };
+/// assert!(!format!("{mail:?}").contains("Hello Jane"));
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct EmailMessage {
     /// The recipient's address, e.g. `jane@example.com`.
@@ -29,6 +40,9 @@ pub struct EmailMessage {
     pub subject: String,
     /// The plain-text body. It may carry a code or a link token: never log it.
     pub text: String,
+    /// The HTML alternative of `text` (user-supplied text in it is escaped), if any. It carries
+    /// the same code or link as `text`: never log it.
+    pub html: Option<String>,
 }
 
 /// A text message. `Debug` shows the recipient, never the text.
@@ -46,6 +60,7 @@ impl fmt::Debug for EmailMessage {
             .field("to", &self.to)
             .field("subject", &self.subject)
             .field("text", &"[redacted]")
+            .field("html", &self.html.as_ref().map(|_| "[redacted]"))
             .finish()
     }
 }
@@ -98,8 +113,8 @@ pub trait SmsSender: Send + Sync + 'static {
 const BANNER_RULE: &str =
     "==============================================================================";
 
-/// The development mail outbox: prints every mail, whole, to standard output with a banner
-/// saying that it was not delivered.
+/// The development mail outbox: prints every mail (its text part; an HTML part is only
+/// mentioned) to standard output with a banner saying that it was not delivered.
 ///
 /// It writes with `println!`, never through `tracing`, so codes do not reach the log. Use it
 /// only in development.
@@ -115,9 +130,14 @@ pub struct ConsoleEmailSender;
 pub struct ConsoleSmsSender;
 
 fn console_email(message: &EmailMessage) -> String {
+    let html = if message.html.is_some() {
+        "\n(an HTML part too, not shown)"
+    } else {
+        ""
+    };
     format!(
         "{BANNER_RULE}\nnauth development outbox: mail NOT sent (no SMTP configured)\n\
-         {BANNER_RULE}\nTo: {}\nSubject: {}\n\n{}\n{BANNER_RULE}",
+         {BANNER_RULE}\nTo: {}\nSubject: {}\n\n{}\n{BANNER_RULE}{html}",
         message.to,
         message.subject,
         message.text.trim_end_matches(['\r', '\n']),
@@ -291,8 +311,9 @@ const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Delivers mails through an SMTP relay with lettre's tokio transport.
 ///
-/// Every mail is a single `text/plain; charset=utf-8` part (lettre picks 7bit, quoted-printable
-/// or base64 as the text needs). Each [`send`](EmailSender::send) opens its own connection and
+/// A mail without HTML is a single `text/plain; charset=utf-8` part; with HTML it is
+/// `multipart/alternative` with the text part first and the `text/html; charset=utf-8` part
+/// second (lettre picks 7bit, quoted-printable or base64 as each part needs). Each [`send`](EmailSender::send) opens its own connection and
 /// is bounded by a 10 s timeout.
 #[derive(Clone)]
 pub struct SmtpEmailSender {
@@ -357,13 +378,20 @@ impl SmtpEmailSender {
             .trim()
             .parse()
             .map_err(|e| NotifyError::Address(format!("recipient: {e}")))?;
-        Message::builder()
+        let builder = Message::builder()
             .from(self.from.clone())
             .to(to)
-            .subject(message.subject.as_str())
-            .header(ContentType::TEXT_PLAIN)
-            .body(message.text.clone())
-            .map_err(|e| NotifyError::Delivery(format!("could not build the message: {e}")))
+            .subject(message.subject.as_str());
+        let built = match &message.html {
+            None => builder
+                .header(ContentType::TEXT_PLAIN)
+                .body(message.text.clone()),
+            Some(html) => builder.multipart(MultiPart::alternative_plain_html(
+                message.text.clone(),
+                html.clone(),
+            )),
+        };
+        built.map_err(|e| NotifyError::Delivery(format!("could not build the message: {e}")))
     }
 }
 
@@ -777,13 +805,29 @@ mod tests {
 
     #[test]
     fn console_output_has_banner_and_whole_message() {
-        let out = console_email(&EmailMessage {
+        let mut mail = EmailMessage {
             to: "a@b.c".into(),
             subject: "S".into(),
             text: "line 1\ncode 123456\n".into(),
-        });
+            html: None,
+        };
+        let out = console_email(&mail);
         assert!(out.contains("development outbox"));
         assert!(out.contains("To: a@b.c\nSubject: S\n\nline 1\ncode 123456\n===="));
+        assert!(!out.contains("HTML"));
+        // The HTML part is mentioned, never printed.
+        mail.html = Some("<p>code <b>123456</b></p>".into());
+        let out = console_email(&mail);
+        assert!(
+            out.ends_with("====\n(an HTML part too, not shown)"),
+            "{out}"
+        );
+        assert!(!out.contains("<p>"));
+        let debug = format!("{mail:?}");
+        assert!(
+            !debug.contains("123456") && debug.contains("[redacted]"),
+            "{debug}"
+        );
         let out = console_sms(&SmsMessage {
             to: "+15551234567".into(),
             text: "code 123456".into(),

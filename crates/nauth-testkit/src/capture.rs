@@ -377,6 +377,41 @@ impl CapturedMail {
     }
 }
 
+impl CapturedMail {
+    /// The decoded `text/html` part of a multipart mail (transfer encoding and charset undone,
+    /// line endings turned into `\n`), if there is one.
+    pub fn body_html(&self) -> Option<String> {
+        let message = MessageParser::default().parse(self.data.as_bytes())?;
+        if message.parts.len() < 2 {
+            return None;
+        }
+        message.parts.iter().find_map(|part| match &part.body {
+            PartType::Html(html) => Some(html.replace("\r\n", "\n")),
+            _ => None,
+        })
+    }
+
+    /// The content types of the parts, in the order of the mail (`multipart/alternative`,
+    /// `text/plain`, `text/html` for a text mail with an HTML alternative).
+    pub fn part_types(&self) -> Vec<String> {
+        let Some(message) = MessageParser::default().parse(self.data.as_bytes()) else {
+            return Vec::new();
+        };
+        message
+            .parts
+            .iter()
+            .map(|part| match part.content_type() {
+                Some(ct) => format!(
+                    "{}/{}",
+                    ct.ctype().to_ascii_lowercase(),
+                    ct.subtype().unwrap_or("").to_ascii_lowercase()
+                ),
+                None => "text/plain".to_owned(),
+            })
+            .collect()
+    }
+}
+
 /// Whether a part is `text/plain` (the default of a part without `Content-Type`).
 fn is_text_plain(part: &MessagePart<'_>) -> bool {
     part.content_type().is_none_or(|ct| {

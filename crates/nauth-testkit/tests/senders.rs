@@ -41,7 +41,75 @@ fn mail(to: &str, subject: &str, text: &str) -> EmailMessage {
         to: to.to_owned(),
         subject: subject.to_owned(),
         text: text.to_owned(),
+        html: None,
     }
+}
+
+#[tokio::test]
+async fn smtp_text_and_html_go_as_multipart_alternative() {
+    let capture = SmtpCapture::start().await.expect("start capture");
+    let sender = SmtpEmailSender::from_url(&capture.url(), FROM).expect("sender");
+    let link = "http://x/auth/verify-email?token=abc_DEF-1";
+    let text = format!(
+        "Bonjour Jane <b>x</b>,\n\nVotre code de vérification est 123456\n\n\
+         Ou ouvrez ce lien :\n{link}\n"
+    );
+    let html = format!(
+        "<!DOCTYPE html>\n<html lang=\"fr\">\n<body>\n<p>Bonjour Jane &lt;b&gt;x&lt;&#x2f;b&gt;,</p>\n\
+         <p class=\"code\">123456</p>\n<p><a href=\"{link}\">Vérifier mon adresse</a></p>\n\
+         </body>\n</html>\n"
+    );
+    let message = EmailMessage {
+        html: Some(html.clone()),
+        ..mail("jane@example.com", "Vérifiez votre adresse e-mail", &text)
+    };
+    EmailSender::send(&sender, &message).await.expect("send");
+
+    let mails = capture.wait_for(1, WAIT).await;
+    assert_eq!(mails.len(), 1);
+    let got = &mails[0];
+    assert!(
+        got.header("Content-Type")
+            .expect("Content-Type")
+            .to_ascii_lowercase()
+            .starts_with("multipart/alternative"),
+        "{}",
+        got.data
+    );
+    // The text first, then the HTML: clients show the last part they can render.
+    assert_eq!(
+        got.part_types(),
+        ["multipart/alternative", "text/plain", "text/html"]
+    );
+    let plain_at = got.data.find("text/plain").expect("text part");
+    let html_at = got.data.find("text/html").expect("html part");
+    assert!(plain_at < html_at);
+    for charset in got.data.match_indices("charset=") {
+        let rest = &got.data[charset.0..];
+        assert!(
+            rest.to_ascii_lowercase().starts_with("charset=utf-8"),
+            "{rest}"
+        );
+    }
+    assert_eq!(
+        got.header("Subject").as_deref(),
+        Some("Vérifiez votre adresse e-mail")
+    );
+    assert_eq!(got.body_text().trim_end(), text.trim_end());
+    assert_eq!(got.body_html().expect("html").trim_end(), html.trim_end());
+    assert_eq!(extract_code(&got.body_text()).as_deref(), Some("123456"));
+    assert_eq!(
+        extract_token(&got.body_text()).as_deref(),
+        Some("abc_DEF-1")
+    );
+
+    // Without HTML, the mail stays a single text part.
+    EmailSender::send(&sender, &mail("b@example.com", "Plain", "code 111222\n"))
+        .await
+        .expect("send");
+    let mails = capture.wait_for(2, WAIT).await;
+    assert_eq!(mails[1].part_types(), ["text/plain"]);
+    assert_eq!(mails[1].body_html(), None);
 }
 
 #[tokio::test]

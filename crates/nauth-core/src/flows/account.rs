@@ -22,8 +22,9 @@ pub(crate) async fn profile(ctx: &Ctx<'_>) -> AuthResult<Outcome> {
     Ok(Outcome::Json(200, super::profile_json(&me(ctx).await?)))
 }
 
-/// `PUT /profile`: absent fields stay; `null` clears a name.
+/// `PUT /profile`: absent fields stay; `null` clears a name or the mail language (`locale`).
 pub(crate) async fn update_profile(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome> {
+    let locale = input.has("locale").then(|| input.locale("locale"));
     let first = input.has("firstName").then(|| input.text("firstName", 100));
     let last = input.has("lastName").then(|| input.text("lastName", 100));
     let username = input.has("username").then(|| input.username("username"));
@@ -37,6 +38,7 @@ pub(crate) async fn update_profile(ctx: &Ctx<'_>, mut input: Input) -> AuthResul
         last_name: last,
         username,
         metadata: metadata.map(|v| v.map(|m| m.to_string())),
+        locale,
         updated_at: Some(ctx.now),
         ..Default::default()
     };
@@ -114,10 +116,9 @@ pub(crate) async fn change_email(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<
         if super::budget::spend_notice(ctx, &owner.email).await? {
             ctx.queue_mail(
                 &owner.email,
-                "Someone tried to use your email",
-                "Someone tried to move another account to this email address. Nothing was \
-                 changed on your account.\n"
-                    .into(),
+                Some(&owner),
+                crate::mail::Kind::ChangeEmailTaken,
+                Default::default(),
             );
         }
         return Ok(Outcome::Json(200, answer));
@@ -140,10 +141,16 @@ pub(crate) async fn change_email(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<
         store::verification::insert(tx, token).await?;
         Ok(())
     })?;
+    let vars = crate::mail::Vars {
+        code: Some(code),
+        code_ttl: Some(ctx.cfg().signup.code_ttl),
+        ..Default::default()
+    };
     ctx.queue_mail(
         &new_email,
-        "Confirm your new email",
-        format!("Your code to confirm this email address is {code}\n\nIf you did not ask for this, ignore this message.\n"),
+        Some(&user),
+        crate::mail::Kind::ChangeEmailCode,
+        vars,
     );
     Ok(Outcome::Json(200, answer))
 }
@@ -205,10 +212,15 @@ pub(crate) async fn confirm_email_change(ctx: &Ctx<'_>, mut input: Input) -> Aut
             .await;
         Ok(())
     })?;
+    let vars = crate::mail::Vars {
+        new_email: Some(mask_email(&new_email)),
+        ..Default::default()
+    };
     ctx.queue_mail(
         &user.email,
-        "Your email was changed",
-        format!("The email of your account was changed to {}.\n\nIf this was not you, reset your password and contact support.\n", mask_email(&new_email)),
+        Some(&user),
+        crate::mail::Kind::EmailChanged,
+        vars,
     );
     Ok(Outcome::Json(200, super::profile_json(&me(ctx).await?)))
 }
@@ -267,13 +279,17 @@ pub(crate) async fn resend_verification(ctx: &Ctx<'_>, input: Input) -> AuthResu
     let link = transaction!(ctx, |tx| {
         super::auth::issue_verify_link(ctx, tx, &user).await
     })?;
-    let text = match link {
-        Some(l) => format!(
-            "Open this link to verify your email:\n{l}\n\nIf you did not ask for this, ignore this message.\n"
-        ),
-        None => "Verification links need nauth's base_url; ask the site's operator.\n".to_string(),
+    let vars = crate::mail::Vars {
+        link,
+        link_ttl: Some(ctx.cfg().signup.code_ttl),
+        ..Default::default()
     };
-    ctx.queue_mail(&user.email, "Verify your email", text);
+    ctx.queue_mail(
+        &user.email,
+        Some(&user),
+        crate::mail::Kind::VerifyEmailLink,
+        vars,
+    );
     Ok(Outcome::Json(
         200,
         json!({"destination": mask_email(&user.email)}),

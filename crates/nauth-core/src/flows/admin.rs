@@ -313,6 +313,7 @@ pub(crate) async fn create(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
         disabled: false,
         mfa_enabled: false,
         mfa_exempt: false,
+        locale: None,
         created_at: ctx.now,
         updated_at: ctx.now,
     };
@@ -401,13 +402,15 @@ pub(crate) async fn update(ctx: &Ctx<'_>, sub: &str, mut input: Input) -> AuthRe
         target(tx, sub, false).await
     })?;
     if before.email != user.email {
+        let vars = crate::mail::Vars {
+            new_email: Some(crate::input::mask_email(&user.email)),
+            ..Default::default()
+        };
         ctx.queue_mail(
             &before.email,
-            "Your email was changed",
-            format!(
-                "An administrator changed the email of your account to {}.\n\nIf you did not ask for this, contact support.\n",
-                crate::input::mask_email(&user.email)
-            ),
+            Some(&before),
+            crate::mail::Kind::EmailChangedByAdmin,
+            vars,
         );
     }
     Ok(Outcome::Json(200, user_body(user)))

@@ -260,9 +260,9 @@ pub(crate) async fn issue_code(
     let hash = ctx.inner.keys.hash_code(&purpose, &scope, &code);
     if name == ChallengeName::VerifyEmail {
         let link = issue_verify_link(ctx, db, user).await?;
-        queue_code_mail(ctx, destination, &code, link.as_deref());
+        queue_code_mail(ctx, user, destination, &code, link);
     } else {
-        super::mfa::deliver_code(ctx, kind, destination, &code);
+        super::mfa::deliver_code(ctx, user, kind, destination, &code);
     }
     ctx.count_later(destination, sms, Some(&user.id));
     Ok((hash, ctx.now))
@@ -303,13 +303,17 @@ pub(crate) async fn issue_verify_link(
     Ok(Some(url))
 }
 
-fn queue_code_mail(ctx: &Ctx<'_>, to: &str, code: &str, link: Option<&str>) {
-    let mut text = format!("Your verification code is {code}\n\nIt expires in 15 minutes.\n");
-    if let Some(l) = link {
-        text.push_str(&format!("\nOr open this link to verify your email:\n{l}\n"));
-    }
-    text.push_str("\nIf you did not sign up, ignore this message.\n");
-    ctx.queue_mail(to, "Verify your email", text);
+/// The verification mail: the code (answered while its challenge lives) and the link (as long
+/// as `signup.code_ttl`).
+fn queue_code_mail(ctx: &Ctx<'_>, user: &User, to: &str, code: &str, link: Option<String>) {
+    let vars = crate::mail::Vars {
+        code: Some(code.to_string()),
+        code_ttl: Some(std::time::Duration::from_millis(CHALLENGE_TTL_MS as u64)),
+        link,
+        link_ttl: Some(ctx.cfg().signup.code_ttl),
+        ..Default::default()
+    };
+    ctx.queue_mail(to, Some(user), crate::mail::Kind::VerifyEmail, vars);
 }
 
 fn parse_signup(input: &mut Input) -> SignupInput {
@@ -321,6 +325,7 @@ fn parse_signup(input: &mut Input) -> SignupInput {
         last_name: input.text("lastName", 100),
         phone: input.phone("phone"),
         metadata: input.object("metadata", 4096),
+        locale: input.locale("locale"),
     }
 }
 
@@ -332,6 +337,8 @@ struct SignupInput {
     last_name: Option<String>,
     phone: Option<String>,
     metadata: Option<Value>,
+    /// The language of the account's mails, when the client names one.
+    locale: Option<String>,
 }
 
 /// `POST /signup`.
@@ -378,6 +385,7 @@ pub(crate) async fn signup(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
         disabled: false,
         mfa_enabled: false,
         mfa_exempt: false,
+        locale: s.locale,
         created_at: ctx.now,
         updated_at: ctx.now,
     };
@@ -438,11 +446,9 @@ async fn duplicate_signup(ctx: &Ctx<'_>, owner: &User) -> AuthResult<Outcome> {
     if budget::spend_notice(ctx, &owner.email).await? {
         ctx.queue_mail(
             &owner.email,
-            "Someone tried to sign up with your email",
-            "Someone tried to create an account with this email address, which already has \
-             one.\n\nIf it was you, log in or reset your password instead. If not, you can ignore \
-             this message; nothing was changed.\n"
-                .to_string(),
+            Some(owner),
+            crate::mail::Kind::DuplicateSignup,
+            Default::default(),
         );
     }
     if let AuthOutcome::Challenge { session, .. } = &outcome {
@@ -1039,9 +1045,9 @@ pub(crate) async fn resend(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
             ch.destination = Some(destination.clone());
             if name == ChallengeName::VerifyEmail {
                 let link = issue_verify_link(ctx, tx, &user).await?;
-                queue_code_mail(ctx, &destination, &code, link.as_deref());
+                queue_code_mail(ctx, &user, &destination, &code, link);
             } else {
-                super::mfa::deliver_code(ctx, kind, &destination, &code);
+                super::mfa::deliver_code(ctx, &user, kind, &destination, &code);
             }
         }
         // Only the columns the claim left alone change: the row is re-read under its lock.

@@ -120,16 +120,12 @@ async fn send_link(ctx: &Ctx<'_>, user: User, redirect: Option<String>) -> AuthR
         store::verification::insert(tx, row.clone()).await?;
         Ok(())
     })?;
-    let minutes = ttl.as_secs().div_ceil(60);
-    ctx.queue_mail(
-        &user.email,
-        "Your sign-in link",
-        format!(
-            "Open this link to sign in:\n{link}\n\nIt works once and expires in {minutes} \
-             minutes.\n\nIf you did not ask for it, ignore this message; nobody can sign in \
-             without opening it.\n"
-        ),
-    );
+    let vars = crate::mail::Vars {
+        link: Some(link),
+        link_ttl: Some(ttl),
+        ..Default::default()
+    };
+    ctx.queue_mail(&user.email, Some(&user), crate::mail::Kind::MagicLink, vars);
     Ok(())
 }
 

@@ -148,15 +148,23 @@ pub(crate) fn mask(kind: Factor, destination: &str) -> String {
 
 /// Queues a one-time code by mail or SMS; it goes out once the flow has succeeded. The caller
 /// counts it toward the hourly cap (inside a transaction: `count_later`).
-pub(crate) fn deliver_code(ctx: &Ctx<'_>, kind: Factor, destination: &str, code: &str) {
+/// A mailed code lives as long as the challenge or enrolment that asked for it (15 minutes).
+pub(crate) fn deliver_code(
+    ctx: &Ctx<'_>,
+    user: &User,
+    kind: Factor,
+    destination: &str,
+    code: &str,
+) {
     if kind == Factor::Sms {
         ctx.queue_sms(destination, format!("Your sign-in code is {code}"));
     } else {
-        ctx.queue_mail(
-            destination,
-            "Your sign-in code",
-            format!("Your sign-in code is {code}\n\nIt expires in 15 minutes. If you did not try to sign in, change your password.\n"),
-        );
+        let vars = crate::mail::Vars {
+            code: Some(code.to_string()),
+            code_ttl: Some(std::time::Duration::from_millis(SETUP_TTL_MS as u64)),
+            ..Default::default()
+        };
+        ctx.queue_mail(destination, Some(user), crate::mail::Kind::MfaCode, vars);
     }
 }
 
@@ -357,7 +365,7 @@ pub(crate) async fn setup_data(
     };
     if let Some((dest, code)) = &send {
         super::count_code_message(ctx, dest, method == Factor::Sms, Some(&user.id)).await?;
-        deliver_code(ctx, method, dest, code);
+        deliver_code(ctx, user, method, dest, code);
     }
     transaction!(ctx, |tx| {
         store::verification::end_purpose(tx, &user.id, &purpose, ctx.now).await?;
@@ -498,24 +506,21 @@ pub(crate) async fn verify_setup(
 /// when someone else holds their session. `kind`: the device's factor (`None`, a kind this
 /// version does not know, reads like SMS, as it always has).
 fn factor_notice(ctx: &Ctx<'_>, user: &User, kind: Option<Factor>, added: bool) {
-    let what = match kind {
-        Some(Factor::Totp) => "an authenticator app",
-        Some(Factor::Email) => "email codes",
-        Some(Factor::Sms | Factor::Backup) | None => "text-message codes",
+    let method = match kind {
+        Some(Factor::Totp) => "totp",
+        Some(Factor::Email) => "email",
+        Some(Factor::Sms | Factor::Backup) | None => "sms",
     };
-    let (subject, verb) = if added {
-        ("A sign-in method was added", "added to")
+    let mail = if added {
+        crate::mail::Kind::MfaFactorAdded
     } else {
-        ("A sign-in method was removed", "removed from")
+        crate::mail::Kind::MfaFactorRemoved
     };
-    ctx.queue_mail(
-        &user.email,
-        subject,
-        format!(
-            "Two-step verification by {what} was {verb} your account.\n\nIf this was not you, \
-             reset your password now and review your sign-in methods.\n"
-        ),
-    );
+    let vars = crate::mail::Vars {
+        method: Some(method),
+        ..Default::default()
+    };
+    ctx.queue_mail(&user.email, Some(user), mail, vars);
 }
 
 async fn regenerate_backup_codes(

@@ -161,13 +161,63 @@ impl<'a> Ctx<'a> {
         self.principal.as_ref().ok_or(AuthError::TokenMissing)
     }
 
-    /// Queues a mail, sent once the flow has succeeded.
-    pub(crate) fn queue_mail(&self, to: &str, subject: &str, text: String) {
-        self.then(Effect::Mail(EmailMessage {
-            to: to.into(),
-            subject: subject.into(),
-            text,
-        }));
+    /// Renders a mail to `to` about `user`'s account in its language ([`Ctx::mail_locale`];
+    /// the greeting uses the first name only when `to` is the user's verified email) and
+    /// queues it, sent
+    /// once the flow has succeeded. A mail that cannot be rendered is logged (by its template
+    /// name) and not sent; the startup check of the templates makes that unexpected.
+    pub(crate) fn queue_mail(
+        &self,
+        to: &str,
+        user: Option<&User>,
+        kind: crate::mail::Kind,
+        mut vars: crate::mail::Vars,
+    ) {
+        // The first name is the account's own words: only a mail to the account's verified
+        // address greets by it. A signup or an email change names an address its sender may
+        // not own, and the name typed with it must not put their text in someone else's inbox.
+        let owner = user.filter(|u| u.is_email_verified && u.email == to);
+        vars.first_name = match owner {
+            Some(u) => vars.first_name.or_else(|| u.first_name.clone()),
+            None => None,
+        };
+        let locale = self.mail_locale(user);
+        match self.inner.mail.render(kind, locale, to, &vars) {
+            Ok(r) => self.then(Effect::Mail(EmailMessage {
+                to: to.into(),
+                subject: r.subject,
+                text: r.text,
+                html: Some(r.html),
+            })),
+            Err(e) => tracing::error!(
+                template = kind.name(),
+                locale = locale.as_str(),
+                error = %e,
+                "a mail could not be rendered and was not sent"
+            ),
+        }
+    }
+
+    /// The language of a mail about `user`'s account: the user's stored `locale`; else the
+    /// request's `Accept-Language` when the request is the user's own or anonymous (an admin's
+    /// or another user's browser language says nothing about the recipient); else
+    /// `email.default_locale`.
+    pub(crate) fn mail_locale(&self, user: Option<&User>) -> crate::config::Locale {
+        if let Some(l) = user
+            .and_then(|u| u.locale.as_deref())
+            .and_then(crate::mail::locale_of_tag)
+        {
+            return l;
+        }
+        let default = self.inner.mail.default_locale();
+        let foreign =
+            self.operator || matches!((&self.principal, user), (Some(p), Some(u)) if p.sub != u.id);
+        if foreign {
+            return default;
+        }
+        // Several header lines are one list (RFC 9110 §5.3).
+        let header: Vec<&str> = self.req.header_values("accept-language").collect();
+        crate::mail::negotiate(&header.join(","), default).unwrap_or(default)
     }
 
     /// Queues a text message, sent once the flow has succeeded.
@@ -313,6 +363,8 @@ pub(crate) struct ProfileBody {
     #[serde(flatten)]
     user: UserBody,
     mfa_enabled: bool,
+    /// The language of the user's mails; `null`: the request's, else the default.
+    locale: Option<String>,
     created_at: String,
     updated_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -334,6 +386,7 @@ pub(crate) fn profile_json(u: &User) -> Value {
     body(&ProfileBody {
         user: UserBody::of(u),
         mfa_enabled: u.mfa_enabled,
+        locale: u.locale.clone(),
         created_at: iso8601(u.created_at),
         updated_at: iso8601(u.updated_at),
         metadata: u

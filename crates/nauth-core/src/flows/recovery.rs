@@ -136,21 +136,22 @@ async fn send_reset(ctx: &Ctx<'_>, user: User, sms: bool) -> AuthResult<()> {
         }
         Ok(())
     })?;
-    let minutes = cfg.password.reset_code_ttl.as_secs() / 60;
     if sms {
         ctx.queue_sms(&address, format!("Your password reset code is {code}"));
     } else {
-        let mut text =
-            format!("Your password reset code is {code}\n\nIt expires in {minutes} minutes.\n");
-        if let Some(l) = link {
-            text.push_str(&format!(
-                "\nOr open this link to choose a new password:\n{l}\n"
-            ));
-        }
-        text.push_str(
-            "\nIf you did not ask for this, ignore this message; your password is unchanged.\n",
+        let vars = crate::mail::Vars {
+            code: Some(code),
+            code_ttl: Some(cfg.password.reset_code_ttl),
+            link,
+            link_ttl: Some(cfg.password.reset_code_ttl),
+            ..Default::default()
+        };
+        ctx.queue_mail(
+            &address,
+            Some(&user),
+            crate::mail::Kind::ResetPassword,
+            vars,
         );
-        ctx.queue_mail(&address, "Reset your password", text);
     }
     ctx.audit_later(
         Some(&user.id),

@@ -44,6 +44,9 @@ pub(crate) struct SignupRequest {
     phone: Option<String>,
     /// Any JSON object of at most 4 KiB, kept with the account.
     metadata: Option<serde_json::Map<String, Value>>,
+    /// The language of the account's mails: `en` or `fr` (a tag like `fr-CA` is stored as
+    /// `fr`); none: the request's `Accept-Language` decides each time.
+    locale: Option<String>,
 }
 
 /// `POST /login`.
@@ -183,6 +186,8 @@ pub(crate) struct UpdateProfileRequest {
     username: Option<String>,
     /// A JSON object of at most 4 KiB; replaces the stored one.
     metadata: Option<serde_json::Map<String, Value>>,
+    /// The language of the account's mails, `en` or `fr`; `null` clears it.
+    locale: Option<String>,
 }
 
 /// `POST /change-password`.

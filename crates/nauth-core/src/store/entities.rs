@@ -42,6 +42,9 @@ pub(crate) mod users {
         /// An admin exempted the user from `mfa.enforcement = "required"` (schema v7).
         #[sea_orm(default_value = false)]
         pub mfa_exempt: bool,
+        /// The language of the user's mails (`en`, `fr`), chosen by the user; `NULL`: the
+        /// request's `Accept-Language`, else `email.default_locale` (schema v9).
+        pub locale: Option<String>,
         pub created_at: i64,
         pub updated_at: i64,
     }

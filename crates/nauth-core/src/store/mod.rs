@@ -44,8 +44,8 @@ pub(crate) use entities::{
 /// purge uses, v5 the API keys table, v6 the index on `nauth_sessions.revoked_at` the purge's
 /// session pass needs (created on upgrade by the idempotent create step), v7 the users'
 /// `mfa_exempt` column, v8 the signing keys of RS256/EdDSA access tokens
-/// (`nauth_signing_keys`, created on upgrade by the create step).
-pub(crate) const SCHEMA_VERSION: i32 = 8;
+/// (`nauth_signing_keys`, created on upgrade by the create step), v9 the users' `locale` column.
+pub(crate) const SCHEMA_VERSION: i32 = 9;
 
 /// Why a storage operation failed. The cause goes to the log, never to the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -482,6 +482,18 @@ impl Store {
                 .to_owned();
             db.execute(&alter).await?;
         }
+        if (1..9).contains(&current) {
+            // v8 → v9: the language of the user's mails, unset for existing users.
+            let alter = sea_orm::sea_query::Table::alter()
+                .table(entities::users::Entity)
+                .add_column(
+                    sea_orm::sea_query::ColumnDef::new(entities::users::Column::Locale)
+                        .string()
+                        .null(),
+                )
+                .to_owned();
+            db.execute(&alter).await?;
+        }
         // A second index helps the "expired sessions of a user" and audit queries.
         let mut idx = Index::create()
             .name("idx_nauth_audit_created")
@@ -578,10 +590,12 @@ pub(crate) mod tests {
             let (url, scratch) = scratch_database(&shared).await;
             let s = connect(&url).await;
             let id = uuid::Uuid::new_v4().to_string();
-            let drop = "ALTER TABLE nauth_users DROP COLUMN mfa_exempt";
-            s.db.execute_unprepared(drop)
-                .await
-                .expect("drop the column");
+            for column in ["mfa_exempt", "locale"] {
+                let drop = format!("ALTER TABLE nauth_users DROP COLUMN {column}");
+                s.db.execute_unprepared(&drop)
+                    .await
+                    .expect("drop the column");
+            }
             let v6 = "UPDATE nauth_schema SET version = 6";
             s.db.execute_unprepared(v6).await.expect("back to v6");
             let old = format!(
@@ -599,12 +613,67 @@ pub(crate) mod tests {
                 .expect("read")
                 .expect("row");
             assert!(!row.mfa_exempt, "{url}");
+            assert_eq!(row.locale, None, "{url}");
             let mut active: users::ActiveModel = row.into();
             active.mfa_exempt = Set(true);
+            active.locale = Set(Some("fr".into()));
+            let row = sea_orm::ActiveModelTrait::update(active, &s.db)
+                .await
+                .expect("write the new columns");
+            assert!(row.mfa_exempt);
+            assert_eq!(row.locale.as_deref(), Some("fr"));
+            s.close().await;
+            if let Some(name) = scratch {
+                let admin = sea_orm::Database::connect(&shared).await.expect("connect");
+                let drop = format!("DROP DATABASE {name}");
+                admin.execute_unprepared(&drop).await.expect("drop");
+            }
+        }
+    }
+
+    /// A v8 database gains the users' `locale` column (unset for existing rows, which keep
+    /// their other columns) on upgrade, on every back end.
+    #[tokio::test]
+    async fn upgrade_from_v8_adds_locale() {
+        use sea_orm::{ConnectionTrait, Set};
+        for shared in urls() {
+            let (url, scratch) = scratch_database(&shared).await;
+            let s = connect(&url).await;
+            let id = uuid::Uuid::new_v4().to_string();
+            s.db.execute_unprepared("ALTER TABLE nauth_users DROP COLUMN locale")
+                .await
+                .expect("drop the column");
+            s.db.execute_unprepared("UPDATE nauth_schema SET version = 8")
+                .await
+                .expect("back to v8");
+            let old = format!(
+                "INSERT INTO nauth_users (id, email, password_hash, roles, is_email_verified, \
+                 is_phone_verified, must_change_password, password_changed_at, disabled, \
+                 mfa_enabled, mfa_exempt, created_at, updated_at) \
+                 VALUES ('{id}', '{id}@old.test', 'x', 'user', true, false, false, 0, false, \
+                 false, true, 0, 0)"
+            );
+            s.db.execute_unprepared(&old).await.expect("a v8 row");
+            s.migrate().await.expect("upgrade");
+            let row = users::Entity::find_by_id(id.clone())
+                .one(&s.db)
+                .await
+                .expect("read")
+                .expect("row");
+            assert_eq!(row.locale, None, "{url}");
+            assert!(row.mfa_exempt && row.is_email_verified, "{url}");
+            let version = schema_version::Entity::find_by_id(1)
+                .one(&s.db)
+                .await
+                .expect("read")
+                .map(|r| r.version);
+            assert_eq!(version, Some(SCHEMA_VERSION), "{url}");
+            let mut active: users::ActiveModel = row.into();
+            active.locale = Set(Some("fr".into()));
             let row = sea_orm::ActiveModelTrait::update(active, &s.db)
                 .await
                 .expect("write the new column");
-            assert!(row.mfa_exempt);
+            assert_eq!(row.locale.as_deref(), Some("fr"));
             s.close().await;
             if let Some(name) = scratch {
                 let admin = sea_orm::Database::connect(&shared).await.expect("connect");
@@ -671,6 +740,7 @@ pub(crate) mod tests {
                             disabled: Set(false),
                             mfa_enabled: Set(false),
                             mfa_exempt: Set(false),
+                            locale: Set(None),
                             created_at: Set(0),
                             updated_at: Set(0),
                         };

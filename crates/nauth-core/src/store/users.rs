@@ -96,6 +96,7 @@ pub(crate) struct UserPatch {
     pub is_phone_verified: Option<bool>,
     pub mfa_enabled: Option<bool>,
     pub mfa_exempt: Option<bool>,
+    pub locale: Option<Option<String>>,
     /// Comma-separated.
     pub roles: Option<String>,
     pub disabled: Option<bool>,
@@ -129,6 +130,7 @@ pub(crate) async fn update(db: &impl Conn, id: &str, p: UserPatch) -> R<bool> {
     set(C::IsPhoneVerified, p.is_phone_verified.map(Into::into));
     set(C::MfaEnabled, p.mfa_enabled.map(Into::into));
     set(C::MfaExempt, p.mfa_exempt.map(Into::into));
+    set(C::Locale, p.locale.map(Into::into));
     set(C::Roles, p.roles.map(Into::into));
     set(C::Disabled, p.disabled.map(Into::into));
     set(C::UpdatedAt, p.updated_at.map(Into::into));

@@ -2092,6 +2092,13 @@ async fn smtp_round_trip(door: &dyn Door, b: &Backend) {
     assert_eq!(mails[0].rcpt_to, vec![e.clone()]);
     let text = mails[0].body_text();
     let code = extract_code(&text).expect("code in the SMTP mail");
+    // Text first, then its HTML alternative carrying the same code.
+    assert_eq!(
+        mails[0].part_types(),
+        ["multipart/alternative", "text/plain", "text/html"]
+    );
+    let html = mails[0].body_html().expect("an HTML part");
+    assert!(html.contains(&code) && html.contains("<html lang=\"en\">"));
     let r = super::send(
         addr,
         &TestRequest::json(

@@ -21,6 +21,7 @@ mod history_cases;
 mod instance_cases;
 mod jwks_cases;
 mod magic_cases;
+mod mail_cases;
 mod metrics_cases;
 mod mfa_cases;
 mod openapi_cases;
@@ -508,6 +509,7 @@ fn all_cases() -> impl Iterator<Item = &'static (&'static str, CaseFn)> {
         .chain(metrics_cases::METRICS_CASES.iter())
         .chain(openapi_cases::OPENAPI_CASES.iter())
         .chain(jwks_cases::JWKS_CASES.iter())
+        .chain(mail_cases::MAIL_CASES.iter())
 }
 
 /// The names of every case, in order.
