@@ -456,43 +456,47 @@ impl Store {
             entities::api_keys::Entity,
             entities::signing_keys::Entity
         );
+        use sea_orm::sea_query::ColumnDef;
+        // One column added to a table that existed before this version.
+        macro_rules! add_column {
+            ($table:path, $column:expr) => {
+                db.execute(
+                    &sea_orm::sea_query::Table::alter()
+                        .table($table)
+                        .add_column($column)
+                        .to_owned(),
+                )
+                .await?;
+            };
+        }
         if current == 1 {
             // v1 → v2: the MFA tables above, and the challenge's code method. A fresh install
             // created the column with the table just now.
-            let alter = sea_orm::sea_query::Table::alter()
-                .table(entities::challenges::Entity)
-                .add_column(
-                    sea_orm::sea_query::ColumnDef::new(entities::challenges::Column::Method)
-                        .string()
-                        .null(),
-                )
-                .to_owned();
-            db.execute(&alter).await?;
+            add_column!(
+                entities::challenges::Entity,
+                ColumnDef::new(entities::challenges::Column::Method)
+                    .string()
+                    .null()
+            );
         }
         if (1..7).contains(&current) {
             // v6 → v7: the admin's MFA exemption (a fresh install has it from the table).
-            let alter = sea_orm::sea_query::Table::alter()
-                .table(entities::users::Entity)
-                .add_column(
-                    sea_orm::sea_query::ColumnDef::new(entities::users::Column::MfaExempt)
-                        .boolean()
-                        .not_null()
-                        .default(false),
-                )
-                .to_owned();
-            db.execute(&alter).await?;
+            add_column!(
+                entities::users::Entity,
+                ColumnDef::new(entities::users::Column::MfaExempt)
+                    .boolean()
+                    .not_null()
+                    .default(false)
+            );
         }
         if (1..9).contains(&current) {
             // v8 → v9: the language of the user's mails, unset for existing users.
-            let alter = sea_orm::sea_query::Table::alter()
-                .table(entities::users::Entity)
-                .add_column(
-                    sea_orm::sea_query::ColumnDef::new(entities::users::Column::Locale)
-                        .string()
-                        .null(),
-                )
-                .to_owned();
-            db.execute(&alter).await?;
+            add_column!(
+                entities::users::Entity,
+                ColumnDef::new(entities::users::Column::Locale)
+                    .string()
+                    .null()
+            );
         }
         // A second index helps the "expired sessions of a user" and audit queries.
         let mut idx = Index::create()
