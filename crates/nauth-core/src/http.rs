@@ -247,6 +247,23 @@ pub fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// The host of an absolute `http(s)://` URL, lower-cased, without user info, port or IPv6
+/// brackets (`https://App.example.com:8443/x` → `app.example.com`); `None` for anything else.
+pub(crate) fn url_host(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_port = authority.rsplit('@').next()?;
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next()?
+    } else {
+        host_port.split(':').next()?
+    };
+    let ok = |b: u8| b.is_ascii_alphanumeric() || b"-.:".contains(&b);
+    (!host.is_empty() && host.bytes().all(ok)).then(|| host.to_ascii_lowercase())
+}
+
 /// Encodes a query-string value (RFC 3986 unreserved characters kept).
 pub fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -320,6 +337,23 @@ impl Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_host_reads_the_host_only() {
+        assert_eq!(
+            url_host("https://App.example.com:8443/x?y#z").as_deref(),
+            Some("app.example.com")
+        );
+        assert_eq!(
+            url_host("http://u:p@example.com").as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(url_host("http://[::1]:3000/").as_deref(), Some("::1"));
+        assert_eq!(url_host("ftp://example.com"), None);
+        assert_eq!(url_host(""), None);
+        assert_eq!(url_host("https:///path"), None);
+        assert_eq!(url_host("https://exa mple.com"), None);
+    }
 
     #[test]
     fn debug_redacts_credentials_and_bodies() {

@@ -262,10 +262,19 @@ pub(crate) async fn issue_code(
         let link = issue_verify_link(ctx, db, user).await?;
         queue_code_mail(ctx, user, destination, &code, link);
     } else {
-        super::mfa::deliver_code(ctx, user, kind, destination, &code);
+        super::mfa::deliver_code(ctx, user, kind, destination, &code, sms_kind(name));
     }
     ctx.count_later(destination, sms, Some(&user.id));
     Ok((hash, ctx.now))
+}
+
+/// What an SMS code of the challenge `name` is called in the text.
+fn sms_kind(name: ChallengeName) -> crate::mail::Sms {
+    if name == ChallengeName::VerifyPhone {
+        crate::mail::Sms::Verify
+    } else {
+        crate::mail::Sms::SignIn
+    }
 }
 
 /// Older codes of a purpose stop working.
@@ -1047,7 +1056,7 @@ pub(crate) async fn resend(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcom
                 let link = issue_verify_link(ctx, tx, &user).await?;
                 queue_code_mail(ctx, &user, &destination, &code, link);
             } else {
-                super::mfa::deliver_code(ctx, &user, kind, &destination, &code);
+                super::mfa::deliver_code(ctx, &user, kind, &destination, &code, sms_kind(name));
             }
         }
         // Only the columns the claim left alone change: the row is re-read under its lock.

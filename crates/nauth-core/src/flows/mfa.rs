@@ -146,7 +146,8 @@ pub(crate) fn mask(kind: Factor, destination: &str) -> String {
     }
 }
 
-/// Queues a one-time code by mail or SMS; it goes out once the flow has succeeded. The caller
+/// Queues a one-time code by mail or SMS (`sms` says what the text calls it); it goes out
+/// once the flow has succeeded. The caller
 /// counts it toward the hourly cap (inside a transaction: `count_later`).
 /// A mailed code lives as long as the challenge or enrolment that asked for it (15 minutes).
 pub(crate) fn deliver_code(
@@ -155,9 +156,11 @@ pub(crate) fn deliver_code(
     kind: Factor,
     destination: &str,
     code: &str,
+    sms: crate::mail::Sms,
 ) {
     if kind == Factor::Sms {
-        ctx.queue_sms(destination, format!("Your sign-in code is {code}"));
+        let ttl = std::time::Duration::from_millis(SETUP_TTL_MS as u64);
+        ctx.queue_code_sms(destination, user, sms, code, ttl);
     } else {
         let vars = crate::mail::Vars {
             code: Some(code.to_string()),
@@ -365,7 +368,7 @@ pub(crate) async fn setup_data(
     };
     if let Some((dest, code)) = &send {
         super::count_code_message(ctx, dest, method == Factor::Sms, Some(&user.id)).await?;
-        deliver_code(ctx, user, method, dest, code);
+        deliver_code(ctx, user, method, dest, code, crate::mail::Sms::Verify);
     }
     transaction!(ctx, |tx| {
         store::verification::end_purpose(tx, &user.id, &purpose, ctx.now).await?;

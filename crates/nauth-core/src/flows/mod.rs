@@ -220,6 +220,25 @@ impl<'a> Ctx<'a> {
         crate::mail::negotiate(&header.join(","), default).unwrap_or(default)
     }
 
+    /// Queues the SMS that carries `code` to `user`'s phone `to`, in the language of the
+    /// user's mails ([`Ctx::mail_locale`]), with the WebOTP line for `base_url`'s host.
+    pub(crate) fn queue_code_sms(
+        &self,
+        to: &str,
+        user: &User,
+        sms: crate::mail::Sms,
+        code: &str,
+        ttl: std::time::Duration,
+    ) {
+        let locale = self.mail_locale(Some(user));
+        let host = crate::http::url_host(&self.cfg().base_url);
+        let text = self
+            .inner
+            .mail
+            .sms_text(sms, locale, code, ttl, host.as_deref());
+        self.queue_sms(to, text);
+    }
+
     /// Queues a text message, sent once the flow has succeeded.
     pub(crate) fn queue_sms(&self, to: &str, text: String) {
         self.then(Effect::Sms(crate::notify::SmsMessage {

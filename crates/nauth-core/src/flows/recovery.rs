@@ -137,7 +137,8 @@ async fn send_reset(ctx: &Ctx<'_>, user: User, sms: bool) -> AuthResult<()> {
         Ok(())
     })?;
     if sms {
-        ctx.queue_sms(&address, format!("Your password reset code is {code}"));
+        let ttl = cfg.password.reset_code_ttl;
+        ctx.queue_code_sms(&address, &user, crate::mail::Sms::Reset, &code, ttl);
     } else {
         let vars = crate::mail::Vars {
             code: Some(code),

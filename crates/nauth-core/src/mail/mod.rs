@@ -17,6 +17,19 @@ use crate::config::{ConfigError, EmailConfig, Locale};
 /// Every shipped language, in the order they are tried.
 pub(crate) const LOCALES: [Locale; 2] = [Locale::En, Locale::Fr];
 
+/// What a text message is for. SMS texts are short, fixed sentences in each shipped
+/// language (no template files: a text message has no room for layout), with the code first so
+/// that phones offer to copy it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sms {
+    /// The code of an MFA_REQUIRED challenge (someone is signing in).
+    SignIn,
+    /// The code that proves a phone number (VERIFY_PHONE, SMS factor enrolment).
+    Verify,
+    /// A password reset code.
+    Reset,
+}
+
 /// Which mail. Each has a text template `{locale}/{name}.txt` (whose `subject` block is the
 /// subject line) and an HTML template `{locale}/{name}.html`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,6 +250,50 @@ impl Templates {
         };
         templates.trial()?;
         Ok(templates)
+    }
+
+    /// The text of an SMS carrying `code`, in `locale`: the code, what it is for, the product
+    /// name, how long it lives and a warning; then, when `host` is known, the origin-bound line
+    /// `@host #code` (WebOTP: browsers offer the code to that site only).
+    pub(crate) fn sms_text(
+        &self,
+        sms: Sms,
+        locale: Locale,
+        code: &str,
+        ttl: Duration,
+        host: Option<&str>,
+    ) -> String {
+        let p = &self.product;
+        let life = duration_text(locale, ttl);
+        let mut text = match (locale, sms) {
+            (Locale::Fr, Sms::SignIn) => format!(
+                "{code} est votre code de connexion {p}. Il expire dans {life}. \
+                 Ne le donnez à personne : {p} ne vous le demandera jamais."
+            ),
+            (Locale::Fr, Sms::Verify) => format!(
+                "{code} est votre code de vérification {p}. Il expire dans {life}. \
+                 Ne le donnez à personne."
+            ),
+            (Locale::Fr, Sms::Reset) => format!(
+                "{code} est votre code de réinitialisation du mot de passe {p}. Il expire \
+                 dans {life}. Si vous ne l'avez pas demandé, ignorez ce message."
+            ),
+            (_, Sms::SignIn) => format!(
+                "{code} is your {p} sign-in code. It expires in {life}. Never share it: \
+                 {p} will never ask you for it."
+            ),
+            (_, Sms::Verify) => format!(
+                "{code} is your {p} verification code. It expires in {life}. Never share it."
+            ),
+            (_, Sms::Reset) => format!(
+                "{code} is your {p} password reset code. It expires in {life}. If you did not \
+                 ask for it, ignore this message."
+            ),
+        };
+        if let Some(host) = host.filter(|h| !h.is_empty()) {
+            text.push_str(&format!("\n\n@{host} #{code}"));
+        }
+        text
     }
 
     /// The language mails fall back to.

@@ -423,3 +423,52 @@ async fn the_engine_refuses_to_start_with_a_broken_template() {
     let nauth = crate::NAuth::builder(cfg).build().await.expect("starts");
     nauth.close().await;
 }
+
+#[test]
+fn sms_texts_speak_the_language_and_bind_the_code_to_the_site() {
+    let t = Templates::load(&config("Acme", "")).expect("loads");
+    let ttl = Duration::from_secs(15 * 60);
+    let en = t.sms_text(
+        Sms::SignIn,
+        Locale::En,
+        "123456",
+        ttl,
+        Some("app.example.com"),
+    );
+    assert_eq!(
+        en,
+        "123456 is your Acme sign-in code. It expires in 15 minutes. Never share it: Acme will \
+         never ask you for it.\n\n@app.example.com #123456"
+    );
+    let fr = t.sms_text(
+        Sms::Reset,
+        Locale::Fr,
+        "654321",
+        Duration::from_secs(3600),
+        None,
+    );
+    assert_eq!(
+        fr,
+        "654321 est votre code de réinitialisation du mot de passe Acme. Il expire dans \
+         1 heure. Si vous ne l'avez pas demandé, ignorez ce message."
+    );
+    let verify = t.sms_text(Sms::Verify, Locale::En, "111222", ttl, Some(""));
+    assert!(
+        verify.starts_with("111222 is your Acme verification code."),
+        "{verify}"
+    );
+    assert!(
+        !verify.contains('@'),
+        "no origin line without a host: {verify}"
+    );
+    // Every text fits one concatenated SMS and carries its code once before the origin line.
+    for sms in [Sms::SignIn, Sms::Verify, Sms::Reset] {
+        for locale in [Locale::En, Locale::Fr] {
+            let text = t.sms_text(sms, locale, "987654", ttl, Some("app.example.com"));
+            assert!(text.chars().count() <= 306, "{text}");
+            let (body, origin) = text.split_once("\n\n@").expect("origin line");
+            assert_eq!(body.matches("987654").count(), 1, "{text}");
+            assert_eq!(origin, "app.example.com #987654");
+        }
+    }
+}
