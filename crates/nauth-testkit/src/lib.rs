@@ -5,6 +5,7 @@ pub mod conformance;
 mod db;
 pub mod doors;
 mod extract;
+pub mod passkey;
 pub mod proxy;
 mod secrets;
 
