@@ -220,6 +220,7 @@ async fn passkey_register_list_rename_delete(door: &dyn Door, b: &Backend) {
         .await;
     assert_error(&again, 400, "PASSKEY_CHALLENGE_INVALID");
     // A second registration excludes the first credential.
+    env.clock.advance(Duration::from_secs(1));
     let r = options(&env, &access, json!({"password": PW, "name": "Laptop"})).await;
     let ex: Vec<Value> = r.json()["publicKey"]["excludeCredentials"]
         .as_array()
