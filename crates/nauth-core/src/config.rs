@@ -1090,10 +1090,16 @@ impl NAuthConfig {
         let origins: Vec<String> = if pk.origins.is_empty() {
             base_origin.into_iter().collect()
         } else {
-            pk.origins.iter().map(|o| o.trim_end_matches('/').to_ascii_lowercase()).collect()
+            pk.origins
+                .iter()
+                .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+                .collect()
         };
         let rp_id = if pk.rp_id.is_empty() {
-            origins.first().and_then(|o| origin_host(o)).unwrap_or_default()
+            origins
+                .first()
+                .and_then(|o| origin_host(o))
+                .unwrap_or_default()
         } else {
             pk.rp_id.to_ascii_lowercase()
         };
@@ -1104,41 +1110,59 @@ impl NAuthConfig {
     fn passkey_problems(&self) -> Vec<ConfigError> {
         let mut out = Vec::new();
         if !cfg!(feature = "passkeys") {
-            out.push(err("passkeys.enabled",
-                "needs nauth-core's `passkeys` cargo feature (forwarded by the adapters)"));
+            out.push(err(
+                "passkeys.enabled",
+                "needs nauth-core's `passkeys` cargo feature (forwarded by the adapters)",
+            ));
             return out;
         }
         let (rp_id, origins) = self.passkey_relying_party();
         if origins.is_empty() {
-            out.push(err("passkeys.origins", "must not be empty when base_url is empty"));
+            out.push(err(
+                "passkeys.origins",
+                "must not be empty when base_url is empty",
+            ));
             return out;
         }
         let domain_char = |c: char| c.is_ascii_alphanumeric() || c == '.' || c == '-';
-        if rp_id.is_empty() || !rp_id.chars().all(domain_char) || rp_id.starts_with('.')
+        if rp_id.is_empty()
+            || !rp_id.chars().all(domain_char)
+            || rp_id.starts_with('.')
             || rp_id.ends_with('.')
         {
-            out.push(err("passkeys.rp_id", format!("{rp_id:?} is not a domain name")));
+            out.push(err(
+                "passkeys.rp_id",
+                format!("{rp_id:?} is not a domain name"),
+            ));
             return out;
         }
         for o in &origins {
             let Some(host) = origin_host(o).filter(|_| is_origin(o)) else {
-                out.push(err("passkeys.origins",
-                    format!("{o:?} is not an origin like https://example.com:8443 (no path)")));
+                out.push(err(
+                    "passkeys.origins",
+                    format!("{o:?} is not an origin like https://example.com:8443 (no path)"),
+                ));
                 continue;
             };
             let local = host == "localhost" || host.ends_with(".localhost");
             if !(o.starts_with("https://") || (o.starts_with("http://") && local)) {
-                out.push(err("passkeys.origins",
-                    format!("{o:?} must be https (http only for localhost)")));
+                out.push(err(
+                    "passkeys.origins",
+                    format!("{o:?} must be https (http only for localhost)"),
+                ));
             }
             if host != rp_id && !host.ends_with(&format!(".{rp_id}")) {
-                out.push(err("passkeys.rp_id",
-                    format!("{rp_id:?} must be the host of {o:?} or a registrable suffix of it")));
+                out.push(err(
+                    "passkeys.rp_id",
+                    format!("{rp_id:?} must be the host of {o:?} or a registrable suffix of it"),
+                ));
             }
         }
         if !rp_id.contains('.') && rp_id != "localhost" {
-            out.push(err("passkeys.rp_id",
-                format!("{rp_id:?} is a public suffix, not a registrable domain")));
+            out.push(err(
+                "passkeys.rp_id",
+                format!("{rp_id:?} is a public suffix, not a registrable domain"),
+            ));
         }
         if self.passkeys.challenge_ttl.is_zero() {
             out.push(err("passkeys.challenge_ttl", "must be greater than zero"));

@@ -180,7 +180,11 @@ impl AuthError {
             ),
             MfaMethodNotAllowed => (400, "MFA_METHOD_NOT_ALLOWED", "MFA method not allowed"),
             ApiKeyScopeInvalid => (400, "API_KEY_SCOPE_INVALID", "Invalid API key scope"),
-            PasskeyInvalid => (400, "PASSKEY_INVALID", "The passkey's answer did not verify"),
+            PasskeyInvalid => (
+                400,
+                "PASSKEY_INVALID",
+                "The passkey's answer did not verify",
+            ),
             PasskeyChallengeInvalid => (
                 400,
                 "PASSKEY_CHALLENGE_INVALID",

@@ -98,10 +98,27 @@ impl Route {
     fn access(&self) -> Access {
         use Route::*;
         match self {
-            Signup | Login | Respond | Resend | Refresh | Revoke | Forgot | ForgotConfirm
-            | ResetPassword | VerifyEmail | ChallengeSetupData | MagicLink | MagicLinkVerify
-            | PasskeyLoginOptions | PasskeyLogin | ChallengePasskeyOptions | Jwks | Metrics
-            | OpenApi | Docs | DocsAsset(_) => Access::Public,
+            Signup
+            | Login
+            | Respond
+            | Resend
+            | Refresh
+            | Revoke
+            | Forgot
+            | ForgotConfirm
+            | ResetPassword
+            | VerifyEmail
+            | ChallengeSetupData
+            | MagicLink
+            | MagicLinkVerify
+            | PasskeyLoginOptions
+            | PasskeyLogin
+            | ChallengePasskeyOptions
+            | Jwks
+            | Metrics
+            | OpenApi
+            | Docs
+            | DocsAsset(_) => Access::Public,
             Logout => Access::Logout,
             _ => Access::Auth,
         }

@@ -605,11 +605,20 @@ fn parse_answer(mut input: Input) -> AuthResult<Submitted> {
             new_password = Some(input.password("newPassword"))
         }
         Some(ChallengeName::MfaRequired) => {
-            let m = input.one_of("method", &["totp", "email", "sms", "backup", "passkey"], false);
+            let m = input.one_of(
+                "method",
+                &["totp", "email", "sms", "backup", "passkey"],
+                false,
+            );
             if m.as_deref() == Some("passkey") {
                 let ceremony = input.text_req("ceremony", 512);
                 match input.object("credential", 16 * 1024) {
-                    Some(credential) => passkey = Some(PasskeyAnswer { ceremony, credential }),
+                    Some(credential) => {
+                        passkey = Some(PasskeyAnswer {
+                            ceremony,
+                            credential,
+                        })
+                    }
                     None if !input.has("credential") => input.error("credential", "is required"),
                     None => {}
                 }
@@ -888,8 +897,9 @@ async fn mfa_passkey(
     carry: &mut Carry,
 ) -> AuthResult<Option<bool>> {
     #[cfg(feature = "passkeys")]
-    let right = super::passkeys::mfa_answer(ctx, tx, ch, user, &answer.ceremony, &answer.credential)
-        .await?;
+    let right =
+        super::passkeys::mfa_answer(ctx, tx, ch, user, &answer.ceremony, &answer.credential)
+            .await?;
     #[cfg(not(feature = "passkeys"))]
     let right = {
         let _ = (tx, ch, answer);

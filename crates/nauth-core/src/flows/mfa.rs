@@ -193,7 +193,11 @@ pub(crate) async fn required_challenge(
     // A passkey answers too, through `/challenge/passkey-options` (docs/passkeys.md).
     #[cfg(feature = "passkeys")]
     if super::passkeys::offered(ctx, db, &user.id).await? {
-        methods.push_str(if methods.is_empty() { "passkey" } else { ",passkey" });
+        methods.push_str(if methods.is_empty() {
+            "passkey"
+        } else {
+            ",passkey"
+        });
     }
     params.insert("availableMethods".into(), json!(methods));
     let pref = preferred(&devs);

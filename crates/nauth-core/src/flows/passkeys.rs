@@ -12,9 +12,10 @@
 
 use serde_json::{Value, json};
 use webauthn_rs::prelude::{
-    AuthenticationResult, CreationChallengeResponse, DiscoverableAuthentication, DiscoverableKey, Passkey as WaPasskey,
-    PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
-    RequestChallengeResponse, Url, Uuid, Webauthn, WebauthnBuilder, WebauthnError,
+    AuthenticationResult, CreationChallengeResponse, DiscoverableAuthentication, DiscoverableKey,
+    Passkey as WaPasskey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
+    RegisterPublicKeyCredential, RequestChallengeResponse, Url, Uuid, Webauthn, WebauthnBuilder,
+    WebauthnError,
 };
 
 use super::auth::{Carry, device_from, next};
@@ -166,7 +167,10 @@ fn credential<T: serde::de::DeserializeOwned>(input: &mut Input, what: &str) -> 
     match serde_json::from_value::<T>(v) {
         Ok(c) => Some(c),
         Err(_) => {
-            input.error("credential", &format!("must be the {what} of a WebAuthn call"));
+            input.error(
+                "credential",
+                &format!("must be the {what} of a WebAuthn call"),
+            );
             None
         }
     }
@@ -218,8 +222,8 @@ pub(crate) async fn register_options(ctx: &Ctx<'_>, mut input: Input) -> AuthRes
     let (ccr, state): (CreationChallengeResponse, PasskeyRegistration) = w
         .start_passkey_registration(user_uuid(&user)?, &user.email, &display, Some(exclude))
         .map_err(|e| AuthError::Internal(format!("passkey options: {e}")))?;
-    let mut public_key = serde_json::to_value(&ccr).map_err(internal("options"))?["publicKey"]
-        .take();
+    let mut public_key =
+        serde_json::to_value(&ccr).map_err(internal("options"))?["publicKey"].take();
     // A passkey is a discoverable credential: it signs in without a username.
     if let Some(sel) = public_key
         .get_mut("authenticatorSelection")
@@ -246,7 +250,10 @@ fn aaguid_of(attestation_object: &[u8]) -> Option<String> {
     let (len, skip) = match *rest.first()? {
         b @ 0x40..=0x57 => (usize::from(b - 0x40), 1),
         0x58 => (usize::from(*rest.get(1)?), 2),
-        0x59 => (usize::from(u16::from_be_bytes([*rest.get(1)?, *rest.get(2)?])), 3),
+        0x59 => (
+            usize::from(u16::from_be_bytes([*rest.get(1)?, *rest.get(2)?])),
+            3,
+        ),
         _ => return None,
     };
     let auth = rest.get(skip..skip + len)?;
@@ -269,8 +276,7 @@ pub(crate) async fn register(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outc
     let user = me(ctx).await?;
     let db = &ctx.inner.store;
     let row = claim(ctx, db, &token, REGISTER, Some(&user.id)).await?;
-    let state: PasskeyRegistration =
-        serde_json::from_str(&row.state).map_err(internal("state"))?;
+    let state: PasskeyRegistration = serde_json::from_str(&row.state).map_err(internal("state"))?;
     let key = match w.finish_passkey_registration(&cred, &state) {
         Ok(k) => k,
         Err(e) => {
@@ -323,7 +329,10 @@ pub(crate) async fn list(ctx: &Ctx<'_>) -> AuthResult<Outcome> {
     let p = ctx.principal()?;
     let rows = store::passkeys::of_user(&ctx.inner.store, &p.sub).await?;
     let list: Vec<PasskeyBody> = rows.iter().map(PasskeyBody::of).collect();
-    Ok(Outcome::Json(200, json!({ "passkeys": super::body(&list) })))
+    Ok(Outcome::Json(
+        200,
+        json!({ "passkeys": super::body(&list) }),
+    ))
 }
 
 /// `PUT /passkeys/{id}`: `name`; the renamed passkey.

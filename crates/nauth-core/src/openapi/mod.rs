@@ -511,7 +511,10 @@ pub(crate) fn document(cfg: &NAuthConfig) -> Value {
             "Signup, login, challenges, tokens and recovery (§3.1)",
         ),
         ("Account", "Profile, password, email and sessions (§3.2)"),
-        ("Passwordless", "Magic links (§3.3) and passkeys (docs/passkeys.md)"),
+        (
+            "Passwordless",
+            "Magic links (§3.3) and passkeys (docs/passkeys.md)",
+        ),
         ("MFA", "Second factors and trusted devices (§3.4)"),
         ("API keys", "Keys for the app's own routes (§3.5)"),
         ("Audit", "The user's own history (§3.7)"),

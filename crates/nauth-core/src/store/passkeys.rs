@@ -1,5 +1,6 @@
 //! Passkeys (WebAuthn credentials) and the pending ceremonies between a WebAuthn options
 //! answer and the client's response.
+#![cfg_attr(not(feature = "passkeys"), allow(dead_code))]
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -96,7 +97,10 @@ pub(crate) async fn record_use(
     let n = passkeys::Entity::update_many()
         .col_expr(passkeys::Column::SignCount, Expr::value(sign_count))
         .col_expr(passkeys::Column::BackupState, Expr::value(backup_state))
-        .col_expr(passkeys::Column::BackupEligible, Expr::value(backup_eligible))
+        .col_expr(
+            passkeys::Column::BackupEligible,
+            Expr::value(backup_eligible),
+        )
         .col_expr(passkeys::Column::Passkey, Expr::value(serialised))
         .col_expr(passkeys::Column::LastUsedAt, Expr::value(now))
         .filter(passkeys::Column::Id.eq(&p.id))
@@ -132,11 +136,7 @@ pub(crate) async fn end_kind(db: &impl Conn, user_id: &str, kind: &str) -> R<()>
 /// Claims a ceremony of `kind` by its hash: the row is read and deleted, and only the
 /// request whose delete removed it gets it (a second answer, raced or replayed, gets `None`).
 /// Expiry is the caller's to check.
-pub(crate) async fn take(
-    db: &impl Conn,
-    id_hash: &str,
-    kind: &str,
-) -> R<Option<PasskeyCeremony>> {
+pub(crate) async fn take(db: &impl Conn, id_hash: &str, kind: &str) -> R<Option<PasskeyCeremony>> {
     let Some(row) = passkey_ceremonies::Entity::find_by_id(id_hash.to_string())
         .one(db.c())
         .await

@@ -574,8 +574,10 @@ async fn passkey_counter_regression_is_refused_and_audited(door: &dyn Door, b: &
     assert_error(&r, 400, "PASSKEY_INVALID");
     let events = audit_events(&env, &sub).await;
     assert!(
-        events.iter().any(|(e, _, d)| e == "SUSPICIOUS_ACTIVITY"
-            && d["reason"] == "passkey_counter_regression"),
+        events
+            .iter()
+            .any(|(e, _, d)| e == "SUSPICIOUS_ACTIVITY"
+                && d["reason"] == "passkey_counter_regression"),
         "{events:?}"
     );
     assert!(
@@ -653,7 +655,12 @@ async fn passkey_sign_in_runs_the_state_machine(door: &dyn Door, b: &Backend) {
     register(&env, &access, &mut auth, "Key").await;
     env.clock.advance(Duration::from_secs(7200));
     let r = login(&env, &e, PW).await;
-    assert_eq!(r.json()["challengeName"], "MFA_SETUP_REQUIRED", "{}", r.json());
+    assert_eq!(
+        r.json()["challengeName"],
+        "MFA_SETUP_REQUIRED",
+        "{}",
+        r.json()
+    );
     let r = sign_in(&env, &mut auth).await;
     assert_eq!(r.status, 200, "{}", r.json());
     assert!(r.json()["accessToken"].is_string(), "{}", r.json());
@@ -816,7 +823,9 @@ async fn account_erasure_removes_passkeys(door: &dyn Door, b: &Backend) {
     };
     assert_eq!(count().await, 1);
     let r = env
-        .send(TestRequest::json("DELETE", "/auth/account", &json!({"password": PW})).bearer(&access))
+        .send(
+            TestRequest::json("DELETE", "/auth/account", &json!({"password": PW})).bearer(&access),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.json());
     assert_eq!(count().await, 0);
