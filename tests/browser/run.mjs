@@ -3,7 +3,8 @@
 // sign up → verify → log in → profile → MFA enrolment → MFA login → sessions (revoke another
 // browser) → change password → new backup codes → API keys → log out → forgot password and the
 // reset page → the first admin (FORCE_CHANGE_PASSWORD) → admin list; then, on a second instance
-// of the app with MFA mandatory, MFA_SETUP_REQUIRED. Codes and links come from
+// of the app with MFA mandatory, MFA_SETUP_REQUIRED; then passkeys with Chromium's virtual
+// authenticator (add, sign in, answer MFA_REQUIRED, rename, remove). Codes and links come from
 // `GET /__test/outbox`; TOTP codes are computed here from the secret the page shows.
 //
 // node run.mjs [axum-app actix-app poem-app]   (bash .ci/browser builds the apps first)
@@ -472,6 +473,94 @@ async function walk(browser, app, server) {
   }
 }
 
+// ---- passkeys --------------------------------------------------------------------------------
+// A passkey walk on http://localhost:<port> (a secure context; the apps' relying party id is
+// `localhost`), with Chromium's virtual authenticator (DevTools protocol): sign up, add a passkey,
+// sign out, sign in with it; turn on TOTP and answer MFA_REQUIRED with the passkey; rename and
+// remove it.
+async function passkeyWalk(browser, app, server) {
+  const base = server.base.replace('127.0.0.1', 'localhost');
+  const email = `keys.${app}@example.com`;
+  const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+  const page = await context.newPage();
+  const pageErrors = [];
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  const s = steps(page, `${app}`);
+  try {
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('WebAuthn.enable');
+    const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+      options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true,
+        hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
+    });
+    await open(page, base);
+    await page.fill('#su-email', email);
+    await page.fill('#su-password', PASSWORD);
+    await page.click('#su-go');
+    await expectText(page, '#ch-name', 'VERIFY_EMAIL', 'passkeys: signup');
+    await page.fill('#ch-code', codeIn(await mail(server.base, email, 1)));
+    await page.click('#ch-go');
+    await expectText(page, '#whoami', `Signed in as ${email}`, 'passkeys: verification');
+    await expectText(page, '#pk-count', '0 passkeys', 'passkeys: empty list');
+
+    // Add a passkey: a wrong password is refused, the right one makes the authenticator create it.
+    await page.fill('#pk-name', 'Virtual key');
+    await page.fill('#pk-password', 'Wrong-Password-000');
+    await page.click('#pk-add');
+    await expectText(page, '#pk-msg', 'PASSWORD_INCORRECT', 'passkeys: add with a wrong password');
+    await page.fill('#pk-password', PASSWORD);
+    await page.click('#pk-add');
+    await expectText(page, '#pk-msg', 'Passkey "Virtual key" added', 'passkeys: add');
+    await expectText(page, '#pk-count', '1 passkey', 'passkeys: list after adding');
+    const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
+    if (credentials.length !== 1 || !credentials[0].isResidentCredential) {
+      fail(`passkeys: the authenticator holds ${JSON.stringify(credentials.map((c) => c.isResidentCredential))}, expected one resident credential`);
+    }
+    await page.locator('#passkeys-card').scrollIntoViewIfNeeded();
+    await s.shot('passkey-added');
+
+    // Sign out, sign in with the passkey alone.
+    await logout(page, 'passkeys: logout');
+    await page.click('#pk-login');
+    await expectText(page, '#whoami', `Signed in as ${email}`, 'passkeys: sign in with the passkey');
+    await s.shot('passkey-sign-in');
+
+    // TOTP on; a password login asks MFA_REQUIRED, and the passkey answers it.
+    await page.click('#mfa-setup');
+    await expectVisible(page, '#mfa-qr-panel', 'passkeys: MFA setup');
+    const secret = (await text(page, '#mfa-secret')).trim();
+    await page.fill('#mfa-code', totp(secret, nowStep()));
+    await page.click('#mfa-verify');
+    await expectVisible(page, '#backup-panel', 'passkeys: MFA enrolment');
+    await page.click('#backup-done');
+    await logout(page, 'passkeys: logout before the MFA login');
+    await login(page, email, PASSWORD);
+    await expectText(page, '#ch-name', 'MFA_REQUIRED', 'passkeys: password login with MFA on');
+    await page.selectOption('#ch-method', 'passkey');
+    await expectHidden(page, '#ch-code-row', 'passkeys: no code for a passkey answer');
+    await s.shot('passkey-mfa-required');
+    await page.click('#ch-go');
+    await expectText(page, '#whoami', `Signed in as ${email}`, 'passkeys: MFA_REQUIRED answered with the passkey');
+
+    // Rename, then remove (with the password).
+    await page.fill('#pk-name', 'Renamed key');
+    await page.locator('[data-testid=passkey-row]').getByRole('button', { name: 'Rename' }).click();
+    await expectText(page, '#pk-msg', 'Passkey renamed to "Renamed key"', 'passkeys: rename');
+    await expectText(page, '[data-testid=passkey-row]', 'Renamed key', 'passkeys: renamed row');
+    await page.fill('#pk-password', PASSWORD);
+    await page.locator('[data-testid=passkey-row]').getByRole('button', { name: 'Remove' }).click();
+    await expectText(page, '#pk-msg', 'removed', 'passkeys: remove');
+    await expectText(page, '#pk-count', '0 passkeys', 'passkeys: list after removing');
+    await s.shot('passkey-removed');
+    if (pageErrors.length) fail(`the page threw: ${pageErrors.join('; ')}`);
+  } catch (e) {
+    await s.failShot();
+    throw e;
+  } finally {
+    await context.close();
+  }
+}
+
 // ---- main ------------------------------------------------------------------------------------
 const started = Date.now();
 const watchdog = setTimeout(() => {
@@ -499,13 +588,16 @@ try {
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
+    // `localhost` is the apps' passkey origin; they listen on 127.0.0.1 only.
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--host-resolver-rules=MAP localhost 127.0.0.1',
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
   for (const app of chosen) {
     const t = Date.now();
     try {
       await walk(browser, app, running[app]);
+      await passkeyWalk(browser, app, running[app]);
     } catch (e) {
       e.message = `${app}: ${e.message}`;
       throw e;

@@ -154,6 +154,8 @@ section! {
         sms: SmsConfig = SmsConfig::default(),
         /// `[magic_link]`: passwordless login by a mailed link.
         magic_link: MagicLinkConfig = MagicLinkConfig::default(),
+        /// `[passkeys]`: WebAuthn passkeys (passwordless sign-in and a second factor).
+        passkeys: PasskeysConfig = PasskeysConfig::default(),
         /// `[api_keys]`: API keys.
         api_keys: ApiKeysConfig = ApiKeysConfig::default(),
         /// `[kv]`: counter and lock storage.
@@ -360,6 +362,30 @@ section! {
     }
 }
 section! {
+    /// `[passkeys]`: WebAuthn passkeys (docs/passkeys.md). User verification is always
+    /// required (a PIN or biometric on the authenticator), so a passkey sign-in is
+    /// multi-factor by itself.
+    #[derive(Debug)]
+    PasskeysConfig {
+        /// Whether the `/passkeys/…` routes and `/challenge/passkey-options` exist (`404`
+        /// otherwise); needs nauth-core's `passkeys` cargo feature.
+        enabled: bool = false,
+        /// The relying party id: a domain, equal to or a registrable suffix of the host of
+        /// every origin (`example.com` for `https://app.example.com`). Empty: the host of
+        /// `base_url`. Passkeys are bound to it: changing it orphans every stored passkey.
+        rp_id: String = String::new(),
+        /// The name authenticators show; empty: `email.product_name`, else `nauth`.
+        rp_name: String = String::new(),
+        /// The origins (`https://host[:port]`) pages may create and use passkeys from; `http`
+        /// only for `localhost`. Empty: the origin of `base_url`.
+        origins: Vec<String> = Vec::new(),
+        /// How long a ceremony's challenge (registration or sign-in options) can be answered.
+        #[serde(with = "duration_str")] challenge_ttl: Duration = mins(5),
+        /// `POST /passkeys/login/options` per client IP per hour (`429 RATE_LIMIT_LOGIN`).
+        ip_max_per_hour: u32 = 60,
+    }
+}
+section! {
     /// `[api_keys]`.
     #[derive(Debug)]
     ApiKeysConfig {
@@ -452,6 +478,7 @@ impl fmt::Debug for NAuthConfig {
             .field("email", &self.email)
             .field("sms", &self.sms)
             .field("magic_link", &self.magic_link)
+            .field("passkeys", &self.passkeys)
             .field("api_keys", &self.api_keys)
             .field("kv", &self.kv)
             .field("metrics", &self.metrics)
@@ -631,6 +658,9 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("sms", "user_max_per_hour", U32), ("sms", "ip_max_per_hour", U32),
     ("magic_link", "enabled", Bool), ("magic_link", "ttl", Dur),
     ("magic_link", "ip_max_per_hour", U32),
+    ("passkeys", "enabled", Bool), ("passkeys", "rp_id", Str), ("passkeys", "rp_name", Str),
+    ("passkeys", "origins", StrList), ("passkeys", "challenge_ttl", Dur),
+    ("passkeys", "ip_max_per_hour", U32),
     ("api_keys", "scopes", StrList),
     ("kv", "backend", Enum(KvBackend::NAMES)), ("kv", "redis_url", Str),
     ("kv", "purge_interval", Dur),
@@ -639,7 +669,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
 ];
 #[rustfmt::skip]
 const SECTIONS: &[&str] = &["jwt", "refresh", "session", "token_delivery", "signup", "password",
-    "lockout", "mfa", "email", "sms", "magic_link", "api_keys", "kv", "metrics",
+    "lockout", "mfa", "email", "sms", "magic_link", "passkeys", "api_keys", "kv", "metrics",
     "openapi"];
 
 fn kind_of(section: &str, key: &str) -> Option<Kind> {
@@ -1040,11 +1070,121 @@ impl NAuthConfig {
         }
         // Templates are compiled and tried once here, so a broken override stops the start.
         out.extend(crate::mail::Templates::load(&self.email).err());
+        if self.passkeys.enabled {
+            out.extend(self.passkey_problems());
+        }
         if let Some(s) = self.api_keys.scopes.iter().find(|s| !is_scope(s)) {
             out.push(err("api_keys.scopes", format!("{s:?} must be 1 to 64 of a-z 0-9 :_-")));
         }
         out
     }
+}
+
+impl NAuthConfig {
+    /// The relying party id and the allowed origins of `[passkeys]`, with their defaults from
+    /// `base_url` applied (origins lower-cased, without a trailing `/`).
+    pub fn passkey_relying_party(&self) -> (String, Vec<String>) {
+        let pk = &self.passkeys;
+        let base_origin = split_url(&self.base_url)
+            .map(|(scheme, auth, _)| format!("{scheme}://{auth}").to_ascii_lowercase());
+        let origins: Vec<String> = if pk.origins.is_empty() {
+            base_origin.into_iter().collect()
+        } else {
+            pk.origins
+                .iter()
+                .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+                .collect()
+        };
+        let rp_id = if pk.rp_id.is_empty() {
+            origins
+                .first()
+                .and_then(|o| origin_host(o))
+                .unwrap_or_default()
+        } else {
+            pk.rp_id.to_ascii_lowercase()
+        };
+        (rp_id, origins)
+    }
+
+    /// The rules of `[passkeys]` when it is enabled.
+    fn passkey_problems(&self) -> Vec<ConfigError> {
+        let mut out = Vec::new();
+        if !cfg!(feature = "passkeys") {
+            out.push(err(
+                "passkeys.enabled",
+                "needs nauth-core's `passkeys` cargo feature (forwarded by the adapters)",
+            ));
+            return out;
+        }
+        let (rp_id, origins) = self.passkey_relying_party();
+        if origins.is_empty() {
+            out.push(err(
+                "passkeys.origins",
+                "must not be empty when base_url is empty",
+            ));
+            return out;
+        }
+        let domain_char = |c: char| c.is_ascii_alphanumeric() || c == '.' || c == '-';
+        if rp_id.is_empty()
+            || !rp_id.chars().all(domain_char)
+            || rp_id.starts_with('.')
+            || rp_id.ends_with('.')
+        {
+            out.push(err(
+                "passkeys.rp_id",
+                format!("{rp_id:?} is not a domain name"),
+            ));
+            return out;
+        }
+        for o in &origins {
+            let Some(host) = origin_host(o).filter(|_| is_origin(o)) else {
+                out.push(err(
+                    "passkeys.origins",
+                    format!("{o:?} is not an origin like https://example.com:8443 (no path)"),
+                ));
+                continue;
+            };
+            let local = host == "localhost" || host.ends_with(".localhost");
+            if !(o.starts_with("https://") || (o.starts_with("http://") && local)) {
+                out.push(err(
+                    "passkeys.origins",
+                    format!("{o:?} must be https (http only for localhost)"),
+                ));
+            }
+            if host != rp_id && !host.ends_with(&format!(".{rp_id}")) {
+                out.push(err(
+                    "passkeys.rp_id",
+                    format!("{rp_id:?} must be the host of {o:?} or a registrable suffix of it"),
+                ));
+            }
+        }
+        if !rp_id.contains('.') && rp_id != "localhost" {
+            out.push(err(
+                "passkeys.rp_id",
+                format!("{rp_id:?} is a public suffix, not a registrable domain"),
+            ));
+        }
+        if self.passkeys.challenge_ttl.is_zero() {
+            out.push(err("passkeys.challenge_ttl", "must be greater than zero"));
+        }
+        if self.passkeys.ip_max_per_hour == 0 {
+            out.push(err("passkeys.ip_max_per_hour", "must be at least 1"));
+        }
+        if self.passkeys.rp_name.chars().count() > 100 {
+            out.push(err("passkeys.rp_name", "must be at most 100 characters"));
+        }
+        out
+    }
+}
+
+/// The host of an origin (`scheme://host[:port]`), lower-cased, without the port.
+fn origin_host(origin: &str) -> Option<String> {
+    let (_, auth, _) = split_url(origin)?;
+    let host = match auth.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => auth.split(':').next().unwrap_or_default(),
+    };
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
 }
 
 /// Merges `over` into `base`, section by section (values of `over` win).
@@ -1103,6 +1243,7 @@ session = { validation = "database", cache_max_age = "0s" }
 email = { provider = "console", smtp_url = "", from = "nauth <no-reply@localhost>", product_name = "", templates_dir = "", default_locale = "en" }
 sms = { provider = "console", webhook_url = "", user_max_per_hour = 5, ip_max_per_hour = 20 }
 magic_link = { enabled = false, ttl = "15m", ip_max_per_hour = 20 }
+passkeys = { enabled = false, rp_id = "", rp_name = "", origins = [], challenge_ttl = "5m", ip_max_per_hour = 60 }
 api_keys = { scopes = ["read", "write", "admin"] }
 kv = { backend = "database", redis_url = "", purge_interval = "10m" }
 metrics = { enabled = false, token = "" }

@@ -66,6 +66,14 @@ pub enum AuthError {
     MfaMethodNotAllowed,
     #[error("API key scope invalid")]
     ApiKeyScopeInvalid,
+    #[error("passkey credential or assertion invalid")]
+    PasskeyInvalid,
+    #[error("passkey ceremony unknown, used or issued for someone else")]
+    PasskeyChallengeInvalid,
+    #[error("passkey ceremony expired")]
+    PasskeyChallengeExpired,
+    #[error("passkey not found")]
+    PasskeyNotFound,
     #[error("invalid credentials")]
     InvalidCredentials,
     #[error("authentication token missing")]
@@ -172,6 +180,22 @@ impl AuthError {
             ),
             MfaMethodNotAllowed => (400, "MFA_METHOD_NOT_ALLOWED", "MFA method not allowed"),
             ApiKeyScopeInvalid => (400, "API_KEY_SCOPE_INVALID", "Invalid API key scope"),
+            PasskeyInvalid => (
+                400,
+                "PASSKEY_INVALID",
+                "The passkey's answer did not verify",
+            ),
+            PasskeyChallengeInvalid => (
+                400,
+                "PASSKEY_CHALLENGE_INVALID",
+                "Unknown or already used passkey ceremony; ask for new options",
+            ),
+            PasskeyChallengeExpired => (
+                400,
+                "PASSKEY_CHALLENGE_EXPIRED",
+                "The passkey ceremony has expired; ask for new options",
+            ),
+            PasskeyNotFound => (400, "PASSKEY_NOT_FOUND", "No such passkey on this account"),
             InvalidCredentials => (401, "AUTH_INVALID_CREDENTIALS", "Invalid credentials"),
             TokenMissing => (401, "AUTH_TOKEN_MISSING", "Authentication required"),
             TokenInvalid => (401, "AUTH_TOKEN_INVALID", "Invalid token"),
@@ -253,6 +277,10 @@ impl AuthError {
             PasswordResetMaxAttempts,
             MfaMethodNotAllowed,
             ApiKeyScopeInvalid,
+            PasskeyInvalid,
+            PasskeyChallengeInvalid,
+            PasskeyChallengeExpired,
+            PasskeyNotFound,
             InvalidCredentials,
             TokenMissing,
             TokenInvalid,

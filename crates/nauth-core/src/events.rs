@@ -37,6 +37,9 @@ pub(crate) enum Event {
     DeviceUntrusted,
     ApiKeyCreated,
     ApiKeyRevoked,
+    PasskeyAdded,
+    PasskeyRenamed,
+    PasskeyRemoved,
     AdminAction,
 }
 
@@ -70,6 +73,9 @@ impl Event {
             Event::DeviceUntrusted => "DEVICE_UNTRUSTED",
             Event::ApiKeyCreated => "API_KEY_CREATED",
             Event::ApiKeyRevoked => "API_KEY_REVOKED",
+            Event::PasskeyAdded => "PASSKEY_ADDED",
+            Event::PasskeyRenamed => "PASSKEY_RENAMED",
+            Event::PasskeyRemoved => "PASSKEY_REMOVED",
             Event::AdminAction => "ADMIN_ACTION",
         }
     }

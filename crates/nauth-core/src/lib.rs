@@ -118,6 +118,9 @@ pub(crate) struct Inner {
     pub(crate) openapi: std::sync::OnceLock<Vec<u8>>,
     /// The mail templates (embedded, or replaced from `email.templates_dir`).
     pub(crate) mail: mail::Templates,
+    /// The WebAuthn relying party of `[passkeys]` (`None` when passkeys are off).
+    #[cfg(feature = "passkeys")]
+    pub(crate) webauthn: Option<webauthn_rs::Webauthn>,
 }
 
 /// The OpenAPI 3.1 document of nauth's routes for `cfg` (what `<mount>/openapi.json` serves):
@@ -260,6 +263,8 @@ impl NAuthBuilder {
             })
         })?;
         let cookies = delivery::CookieSpec::from_config(&cfg);
+        #[cfg(feature = "passkeys")]
+        let webauthn = flows::passkeys::relying_party(&cfg)?;
         let inner = Arc::new(Inner {
             cfg,
             store,
@@ -278,6 +283,8 @@ impl NAuthBuilder {
             metrics: metrics::Metrics::default(),
             openapi: std::sync::OnceLock::new(),
             mail,
+            #[cfg(feature = "passkeys")]
+            webauthn,
         });
         // Background work holds the engine weakly, so it ends when the last clone is dropped.
         store::purge::spawn(Arc::downgrade(&inner), inner.cfg.kv.purge_interval);

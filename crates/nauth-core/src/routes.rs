@@ -79,6 +79,14 @@ enum Route {
     ApiKeys,
     CreateApiKey,
     RevokeApiKey(String),
+    PasskeyRegisterOptions,
+    PasskeyRegister,
+    Passkeys,
+    RenamePasskey(String),
+    DeletePasskey(String),
+    PasskeyLoginOptions,
+    PasskeyLogin,
+    ChallengePasskeyOptions,
     Metrics,
     Jwks,
     OpenApi,
@@ -90,9 +98,27 @@ impl Route {
     fn access(&self) -> Access {
         use Route::*;
         match self {
-            Signup | Login | Respond | Resend | Refresh | Revoke | Forgot | ForgotConfirm
-            | ResetPassword | VerifyEmail | ChallengeSetupData | MagicLink | MagicLinkVerify
-            | Jwks | Metrics | OpenApi | Docs | DocsAsset(_) => Access::Public,
+            Signup
+            | Login
+            | Respond
+            | Resend
+            | Refresh
+            | Revoke
+            | Forgot
+            | ForgotConfirm
+            | ResetPassword
+            | VerifyEmail
+            | ChallengeSetupData
+            | MagicLink
+            | MagicLinkVerify
+            | PasskeyLoginOptions
+            | PasskeyLogin
+            | ChallengePasskeyOptions
+            | Jwks
+            | Metrics
+            | OpenApi
+            | Docs
+            | DocsAsset(_) => Access::Public,
             Logout => Access::Logout,
             _ => Access::Auth,
         }
@@ -161,6 +187,14 @@ pub(crate) const ROUTES: &[RouteSpec] = routes! {
     "DELETE" "/sessions/{sessionId}" Uuid => Route::DeleteSession;
     "POST" "/magic-link" None => |_| Route::MagicLink;
     "GET" "/magic-link/verify" None => |_| Route::MagicLinkVerify;
+    "POST" "/passkeys/login/options" None => |_| Route::PasskeyLoginOptions;
+    "POST" "/passkeys/login" None => |_| Route::PasskeyLogin;
+    "POST" "/challenge/passkey-options" None => |_| Route::ChallengePasskeyOptions;
+    "POST" "/passkeys/register/options" None => |_| Route::PasskeyRegisterOptions;
+    "POST" "/passkeys/register" None => |_| Route::PasskeyRegister;
+    "GET" "/passkeys" None => |_| Route::Passkeys;
+    "PUT" "/passkeys/{id}" Uuid => Route::RenamePasskey;
+    "DELETE" "/passkeys/{id}" Uuid => Route::DeletePasskey;
     "GET" "/mfa/status" None => |_| Route::MfaStatus;
     "POST" "/mfa/setup-data" None => |_| Route::MfaSetupData;
     "POST" "/mfa/verify-setup" None => |_| Route::MfaVerifySetup;
@@ -536,6 +570,33 @@ async fn run(ctx: &Ctx<'_>, route: Route, input: Input) -> Result<Outcome, AuthE
         Route::ApiKeys => api_keys::list(ctx).await,
         Route::CreateApiKey => api_keys::create(ctx, input).await,
         Route::RevokeApiKey(id) => api_keys::revoke(ctx, &id).await,
+        #[cfg(feature = "passkeys")]
+        Route::PasskeyRegisterOptions => flows::passkeys::register_options(ctx, input).await,
+        #[cfg(feature = "passkeys")]
+        Route::PasskeyRegister => flows::passkeys::register(ctx, input).await,
+        #[cfg(feature = "passkeys")]
+        Route::Passkeys => flows::passkeys::list(ctx).await,
+        #[cfg(feature = "passkeys")]
+        Route::RenamePasskey(id) => flows::passkeys::rename(ctx, &id, input).await,
+        #[cfg(feature = "passkeys")]
+        Route::DeletePasskey(id) => flows::passkeys::remove(ctx, &id, input).await,
+        #[cfg(feature = "passkeys")]
+        Route::PasskeyLoginOptions => flows::passkeys::login_options(ctx, input).await,
+        #[cfg(feature = "passkeys")]
+        Route::PasskeyLogin => flows::passkeys::login(ctx, input).await,
+        #[cfg(feature = "passkeys")]
+        Route::ChallengePasskeyOptions => flows::passkeys::mfa_options(ctx, input).await,
+        // Without the `passkeys` feature the routes exist and answer 404, like any feature
+        // that is off.
+        #[cfg(not(feature = "passkeys"))]
+        Route::PasskeyRegisterOptions
+        | Route::PasskeyRegister
+        | Route::Passkeys
+        | Route::RenamePasskey(_)
+        | Route::DeletePasskey(_)
+        | Route::PasskeyLoginOptions
+        | Route::PasskeyLogin
+        | Route::ChallengePasskeyOptions => Err(AuthError::NotFound),
         // Answered before the flows.
         Route::Jwks | Route::OpenApi | Route::Docs | Route::DocsAsset(_) => {
             Err(AuthError::NotFound)

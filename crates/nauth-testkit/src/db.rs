@@ -116,3 +116,4 @@ macro_rules! user_rows {
 user_rows!(mfa_devices, "nauth_mfa_devices");
 user_rows!(backup_codes, "nauth_backup_codes");
 user_rows!(trusted_devices, "nauth_trusted_devices");
+user_rows!(passkeys, "nauth_passkeys");

@@ -6,6 +6,7 @@ mod db;
 pub mod doors;
 mod extract;
 pub mod oidc;
+pub mod passkey;
 pub mod proxy;
 mod secrets;
 

@@ -62,6 +62,9 @@ pub fn load() -> Result<ExampleConfig, ConfigError> {
     } else {
         String::new()
     };
+    // Passkeys need a secure context and a domain as relying party id: in development that is
+    // http://localhost:<port> (not 127.0.0.1, an IP address cannot be a relying party id).
+    let port = bind.rsplit(':').next().unwrap_or("3000");
     let base = format!(
         r#"
 database_url = "sqlite://nauth.db?mode=rwc"
@@ -76,6 +79,10 @@ verification = "email"
 provider = "console"
 [openapi]
 page = true
+[passkeys]
+enabled = true
+rp_id = "localhost"
+origins = ["http://localhost:{port}"]
 "#
     );
     let nauth = from_layers(&base, file.as_deref(), env)?;

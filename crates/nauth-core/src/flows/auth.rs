@@ -46,7 +46,9 @@ fn user_state(ctx: &Ctx<'_>, u: &User, carry: &Carry, trusted: bool) -> UserStat
         must_change_password: u.must_change_password || expired,
         email_verified: u.is_email_verified,
         phone_verified: u.is_phone_verified,
-        has_mfa: u.mfa_enabled,
+        // A passkey sign-in is multi-factor by itself (user verification is required), so it
+        // also satisfies `mfa.enforcement = "required"` without an enrolled factor.
+        has_mfa: u.mfa_enabled || carry.auth_method == "passkey",
         mfa_exempt: u.mfa_exempt,
         in_grace_period: u.created_at + crate::clock::ms(ctx.cfg().mfa.grace_period) > ctx.now,
         mfa_proven: carry.mfa_proven,
@@ -532,7 +534,7 @@ pub(crate) async fn login(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outcome
 }
 
 /// Loads a challenge by its session string and checks it is answerable.
-async fn load_challenge(
+pub(crate) async fn load_challenge(
     db: &impl Conn,
     session: &str,
     now: i64,
@@ -548,6 +550,14 @@ async fn load_challenge(
         return Err(AuthError::ChallengeExpired);
     }
     Ok(ch)
+}
+
+/// `CHALLENGE_MAX_ATTEMPTS` once a challenge has had its wrong answers.
+pub(crate) fn check_attempts(ch: &Challenge) -> AuthResult<()> {
+    if ch.attempts >= MAX_ATTEMPTS {
+        return Err(AuthError::ChallengeMaxAttempts);
+    }
+    Ok(())
 }
 
 fn carry_of(ch: &Challenge) -> Carry {
@@ -573,6 +583,15 @@ struct Submitted {
     method: Option<Factor>,
     phone: Option<String>,
     new_password: Option<String>,
+    passkey: Option<PasskeyAnswer>,
+}
+
+/// An MFA_REQUIRED answer with `method: "passkey"`: the ceremony of
+/// `/challenge/passkey-options` and the assertion.
+#[derive(Debug, Clone)]
+struct PasskeyAnswer {
+    ceremony: String,
+    credential: Value,
 }
 
 /// Parses an answer; a missing or wrong field is `400 VALIDATION_FAILED`.
@@ -589,15 +608,33 @@ fn parse_answer(mut input: Input) -> AuthResult<Submitted> {
         .one_of("type", &names, true)
         .and_then(|t| ChallengeName::parse(&t));
     let (mut code, mut new_password, mut method, mut phone) = (None, None, None, None);
+    let mut passkey = None;
     match kind {
         Some(ChallengeName::ForceChangePassword) => {
             new_password = Some(input.password("newPassword"))
         }
         Some(ChallengeName::MfaRequired) => {
-            method = input
-                .one_of("method", &["totp", "email", "sms", "backup"], false)
-                .and_then(|m| Factor::parse(&m));
-            code = Some(input.text_req("code", 16));
+            let m = input.one_of(
+                "method",
+                &["totp", "email", "sms", "backup", "passkey"],
+                false,
+            );
+            if m.as_deref() == Some("passkey") {
+                let ceremony = input.text_req("ceremony", 512);
+                match input.object("credential", 16 * 1024) {
+                    Some(credential) => {
+                        passkey = Some(PasskeyAnswer {
+                            ceremony,
+                            credential,
+                        })
+                    }
+                    None if !input.has("credential") => input.error("credential", "is required"),
+                    None => {}
+                }
+            } else {
+                method = m.and_then(|m| Factor::parse(&m));
+                code = Some(input.text_req("code", 16));
+            }
         }
         Some(ChallengeName::VerifyPhone) => {
             phone = input.phone("phone");
@@ -635,6 +672,7 @@ fn parse_answer(mut input: Input) -> AuthResult<Submitted> {
         method,
         phone,
         new_password,
+        passkey,
     })
 }
 
@@ -648,6 +686,7 @@ pub(crate) async fn respond(ctx: &Ctx<'_>, input: Input) -> AuthResult<Outcome> 
         method,
         phone,
         new_password,
+        passkey,
     } = parse_answer(input)?;
     let db = &ctx.inner.store;
     // A first look without a lock: type and state errors, and the slow password work, happen
@@ -678,6 +717,7 @@ pub(crate) async fn respond(ctx: &Ctx<'_>, input: Input) -> AuthResult<Outcome> 
         method,
         phone,
         new_hash,
+        passkey,
     };
     // A code answer is reserved on the account's budget before any code is compared: second
     // factors and verification codes are counted per account, across sessions (docs/api.md §7).
@@ -711,6 +751,7 @@ struct Answer {
     method: Option<Factor>,
     phone: Option<String>,
     new_hash: Option<String>,
+    passkey: Option<PasskeyAnswer>,
 }
 
 /// The answer's transaction: the challenge row is locked (BEGIN IMMEDIATE on SQLite), so its
@@ -741,6 +782,10 @@ async fn answer_in_tx(
         let right = match a.kind {
             ChallengeName::VerifyEmail => verify_email(ctx, tx, &ch, user, code).await?,
             ChallengeName::VerifyPhone => verify_phone(ctx, tx, &ch, user, code).await?,
+            ChallengeName::MfaRequired if a.passkey.is_some() => {
+                let pk = a.passkey.as_ref().ok_or(AuthError::MfaMethodNotAllowed)?;
+                mfa_passkey(ctx, tx, &ch, user, pk, &mut carry).await?
+            }
             ChallengeName::MfaRequired => {
                 mfa_required(ctx, tx, &ch, user, a.method, code, &mut carry).await?
             }
@@ -847,6 +892,34 @@ async fn mfa_required(
     };
     // Outside the transaction: a failure is recorded although its attempt is all that commits.
     ctx.audit_later(Some(&user.id), event, right, details);
+    carry.mfa_proven = right;
+    Ok(Some(right))
+}
+
+/// MFA_REQUIRED answered with a passkey (`method: "passkey"`).
+async fn mfa_passkey(
+    ctx: &Ctx<'_>,
+    tx: &Tx,
+    ch: &Challenge,
+    user: &User,
+    answer: &PasskeyAnswer,
+    carry: &mut Carry,
+) -> AuthResult<Option<bool>> {
+    #[cfg(feature = "passkeys")]
+    let right =
+        super::passkeys::mfa_answer(ctx, tx, ch, user, &answer.ceremony, &answer.credential)
+            .await?;
+    #[cfg(not(feature = "passkeys"))]
+    let right = {
+        let _ = (tx, ch, answer);
+        return Err(AuthError::NotFound);
+    };
+    let event = if right {
+        Event::MfaVerificationSuccess
+    } else {
+        Event::MfaVerificationFailed
+    };
+    ctx.audit_later(Some(&user.id), event, right, json!({"method": "passkey"}));
     carry.mfa_proven = right;
     Ok(Some(right))
 }

@@ -88,6 +88,8 @@ pub(crate) mod keys {
         MagicIp(IpAddr),
         /// Magic links mailed for an account.
         MagicAccount(&'a str),
+        /// `/passkeys/login/options` requests from a client address.
+        PasskeyIp(IpAddr),
     }
 
     impl<'a> KvKey<'a> {
@@ -115,6 +117,7 @@ pub(crate) mod keys {
                 KvKey::Deny(_) => "deny:",
                 KvKey::MagicIp(_) => "magic:ip:",
                 KvKey::MagicAccount(_) => "magic:acct:",
+                KvKey::PasskeyIp(_) => "passkey:ip:",
             }
         }
 
@@ -143,7 +146,8 @@ pub(crate) mod keys {
                 | KvKey::SmsIp(ip)
                 | KvKey::SignupIp(ip)
                 | KvKey::ResetIp(ip)
-                | KvKey::MagicIp(ip) => f.write_str(&ip_bucket(ip)),
+                | KvKey::MagicIp(ip)
+                | KvKey::PasskeyIp(ip) => f.write_str(&ip_bucket(ip)),
                 KvKey::Account(_, s)
                 | KvKey::Identifier(s)
                 | KvKey::Messages(s)
@@ -189,6 +193,7 @@ pub(crate) mod keys {
                 (KvKey::Deny("u1"), "deny:u1"),
                 (KvKey::MagicIp(v4), "magic:ip:203.0.113.9"),
                 (KvKey::MagicAccount("u1"), "magic:acct:u1"),
+                (KvKey::PasskeyIp(v4), "passkey:ip:203.0.113.9"),
             ];
             for (key, want) in cases {
                 assert_eq!(key.to_string(), want, "{key:?}");

@@ -191,10 +191,18 @@ pub(crate) async fn required_challenge(
     let devs = devices(db, &user.id).await?;
     let backups = backup_remaining(db, &user.id).await?;
     let mut params = Map::new();
-    params.insert(
-        "availableMethods".into(),
-        json!(joined(available(&devs, backups))),
-    );
+    #[allow(unused_mut)]
+    let mut methods = joined(available(&devs, backups));
+    // A passkey answers too, through `/challenge/passkey-options` (docs/passkeys.md).
+    #[cfg(feature = "passkeys")]
+    if super::passkeys::offered(ctx, db, &user.id).await? {
+        methods.push_str(if methods.is_empty() {
+            "passkey"
+        } else {
+            ",passkey"
+        });
+    }
+    params.insert("availableMethods".into(), json!(methods));
     let pref = preferred(&devs);
     params.insert(
         "preferredMethod".into(),

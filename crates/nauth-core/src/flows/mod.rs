@@ -39,6 +39,9 @@ pub(crate) mod budget;
 pub(crate) mod effects;
 pub(crate) mod magic;
 pub(crate) mod mfa;
+pub(crate) mod passkey_types;
+#[cfg(feature = "passkeys")]
+pub(crate) mod passkeys;
 pub(crate) mod recovery;
 pub(crate) mod session;
 

@@ -128,6 +128,7 @@ fn operations() -> Vec<Op> {
                 "CHALLENGE_EXPIRED", "CHALLENGE_ALREADY_COMPLETED", "CHALLENGE_MAX_ATTEMPTS",
                 "CHALLENGE_TYPE_MISMATCH", "MFA_METHOD_NOT_ALLOWED", "SIGNUP_WEAK_PASSWORD",
                 "PASSWORD_REUSED", "SIGNUP_PHONE_EXISTS", "AUTH_ACCOUNT_LOCKED",
+                "PASSKEY_CHALLENGE_INVALID", "PASSKEY_CHALLENGE_EXPIRED", "RESOURCE_NOT_FOUND",
                 "RATE_LIMIT_LOGIN", "RATE_LIMIT_EMAIL", "RATE_LIMIT_SMS"]),
         op("POST", "/challenge/resend", "Core", Public).summary("Send a challenge's code again")
             .body("ResendRequest").ok(200, "Where the code went", "Destination")
@@ -201,6 +202,42 @@ fn operations() -> Vec<Op> {
             .redirect("Cookie delivery: the cookies, and the link's `redirectTo`")
             .errors(&["RESOURCE_NOT_FOUND", "VERIFY_CODE_INVALID", "VERIFY_CODE_EXPIRED",
                 "AUTH_ACCOUNT_LOCKED", "RATE_LIMIT_LOGIN", "RATE_LIMIT_EMAIL", "RATE_LIMIT_SMS"]),
+        op("POST", "/passkeys/login/options", "Passwordless", Public)
+            .summary("Options to sign in with a passkey (discoverable, no identifier)")
+            .ok(200, "The ceremony and the request options", "PasskeyOptions")
+            .errors(&["RESOURCE_NOT_FOUND", "RATE_LIMIT_LOGIN"]),
+        op("POST", "/passkeys/login", "Passwordless", Public).summary("Sign in with a passkey")
+            .body("PasskeyLoginRequest").ok(200, "A challenge or tokens", "AuthResponse")
+            .errors(&["RESOURCE_NOT_FOUND", "PASSKEY_INVALID", "PASSKEY_CHALLENGE_INVALID",
+                "PASSKEY_CHALLENGE_EXPIRED", "PASSKEY_NOT_FOUND", "AUTH_ACCOUNT_LOCKED",
+                "RATE_LIMIT_LOGIN", "RATE_LIMIT_EMAIL", "RATE_LIMIT_SMS"]),
+        op("POST", "/challenge/passkey-options", "Passwordless", Public)
+            .summary("Options to answer MFA_REQUIRED with a passkey")
+            .body("ChallengePasskeyOptionsRequest")
+            .ok(200, "The ceremony and the request options", "PasskeyOptions")
+            .errors(&["RESOURCE_NOT_FOUND", "CHALLENGE_INVALID", "CHALLENGE_EXPIRED",
+                "CHALLENGE_ALREADY_COMPLETED", "CHALLENGE_MAX_ATTEMPTS",
+                "CHALLENGE_TYPE_MISMATCH", "MFA_METHOD_NOT_ALLOWED"]),
+        op("POST", "/passkeys/register/options", "Passwordless", User)
+            .summary("Options to register a passkey (needs a fresh proof)")
+            .body("PasskeyRegisterOptionsRequest")
+            .ok(200, "The ceremony and the creation options", "PasskeyOptions")
+            .errors(&["RESOURCE_NOT_FOUND", "PASSWORD_INCORRECT", "VERIFY_CODE_INVALID",
+                "RATE_LIMIT_LOGIN"]),
+        op("POST", "/passkeys/register", "Passwordless", User).summary("Store the new passkey")
+            .body("PasskeyRegisterRequest").ok(201, "The passkey", "PasskeyCreated")
+            .errors(&["RESOURCE_NOT_FOUND", "PASSKEY_INVALID", "PASSKEY_CHALLENGE_INVALID",
+                "PASSKEY_CHALLENGE_EXPIRED"]),
+        op("GET", "/passkeys", "Passwordless", User).summary("The user's passkeys")
+            .ok(200, "The passkeys", "PasskeyList").errors(&["RESOURCE_NOT_FOUND"]),
+        op("PUT", "/passkeys/{id}", "Passwordless", User).summary("Rename a passkey")
+            .body("PasskeyRenameRequest").ok(200, "The passkey", "PasskeyCreated")
+            .errors(&["RESOURCE_NOT_FOUND"]),
+        op("DELETE", "/passkeys/{id}", "Passwordless", User)
+            .summary("Remove a passkey (needs a fresh proof)")
+            .body("ProofRequest").ok(200, "Removed", "Success")
+            .errors(&["RESOURCE_NOT_FOUND", "PASSWORD_INCORRECT", "VERIFY_CODE_INVALID",
+                "RATE_LIMIT_LOGIN"]),
         op("GET", "/mfa/status", "MFA", User).summary("The user's MFA state")
             .ok(200, "The state", "MfaStatus"),
         op("POST", "/mfa/setup-data", "MFA", User).summary("Start enrolling a factor")
@@ -386,6 +423,14 @@ fn component_schemas() -> BTreeMap<String, Value> {
     add::<PasswordRequest>(&mut v);
     add::<ProofRequest>(&mut v);
     add::<MagicLinkRequest>(&mut v);
+    add::<PasskeyRegisterOptionsRequest>(&mut v);
+    add::<PasskeyRegisterRequest>(&mut v);
+    add::<PasskeyRenameRequest>(&mut v);
+    add::<PasskeyLoginRequest>(&mut v);
+    add::<ChallengePasskeyOptionsRequest>(&mut v);
+    add::<PasskeyCreated>(&mut v);
+    add::<PasskeyList>(&mut v);
+    add::<flows::passkey_types::OptionsBody>(&mut v);
     add::<MfaSetupRequest>(&mut v);
     add::<MfaVerifyRequest>(&mut v);
     add::<CreateApiKeyRequest>(&mut v);
@@ -466,7 +511,10 @@ pub(crate) fn document(cfg: &NAuthConfig) -> Value {
             "Signup, login, challenges, tokens and recovery (§3.1)",
         ),
         ("Account", "Profile, password, email and sessions (§3.2)"),
-        ("Passwordless", "Magic links (§3.3)"),
+        (
+            "Passwordless",
+            "Magic links (§3.3) and passkeys (docs/passkeys.md)",
+        ),
         ("MFA", "Second factors and trusted devices (§3.4)"),
         ("API keys", "Keys for the app's own routes (§3.5)"),
         ("Audit", "The user's own history (§3.7)"),

@@ -81,11 +81,17 @@ pub(crate) struct RespondRequest {
     /// FORCE_CHANGE_PASSWORD: the new password.
     #[schema(min_length = 8, max_length = 128)]
     new_password: Option<String>,
-    /// MFA_REQUIRED: `totp`, `email`, `sms` or `backup` (default the preferred method);
+    /// MFA_REQUIRED: `totp`, `email`, `sms`, `backup` or `passkey` (default the preferred
+    /// method);
     /// MFA_SETUP_REQUIRED: `totp`, `email` or `sms`.
     method: Option<String>,
     /// MFA_SETUP_REQUIRED: `{ "code": "123456" }`, the code of the factor being enrolled.
     setup_data: Option<serde_json::Map<String, Value>>,
+    /// MFA_REQUIRED with `method: "passkey"`: the `ceremony` of `/challenge/passkey-options`.
+    ceremony: Option<String>,
+    /// MFA_REQUIRED with `method: "passkey"`: the `PublicKeyCredential` of
+    /// `navigator.credentials.get` (JSON, binary fields base64url).
+    credential: Option<serde_json::Map<String, Value>>,
 }
 
 /// `POST /challenge/resend`.
@@ -576,6 +582,75 @@ pub(crate) struct MagicLinkRequest {
     email: String,
     /// Where the browser goes after the link logs in (a relative path only).
     redirect_to: Option<String>,
+}
+
+/// `POST /passkeys/register/options`: a fresh proof, and the new passkey's name.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PasskeyRegisterOptionsRequest {
+    /// The current password (or give `code`).
+    #[schema(max_length = 1024)]
+    password: Option<String>,
+    /// A current TOTP or unused backup code (or give `password`).
+    #[schema(max_length = 16)]
+    code: Option<String>,
+    /// A name for the passkey, at most 100 characters (default `Passkey`).
+    #[schema(max_length = 100)]
+    name: Option<String>,
+}
+
+/// `POST /passkeys/register`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PasskeyRegisterRequest {
+    /// The `ceremony` of the options.
+    ceremony: String,
+    /// The `PublicKeyCredential` of `navigator.credentials.create` as JSON (`id`, `rawId`,
+    /// `type`, `response.attestationObject`, `response.clientDataJSON`; binary base64url).
+    credential: serde_json::Map<String, Value>,
+}
+
+/// `PUT /passkeys/{id}`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PasskeyRenameRequest {
+    /// The new name, 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100)]
+    name: String,
+}
+
+/// `POST /passkeys/login`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PasskeyLoginRequest {
+    /// The `ceremony` of `/passkeys/login/options`.
+    ceremony: String,
+    /// The `PublicKeyCredential` of `navigator.credentials.get` as JSON (`id`, `rawId`,
+    /// `type`, `response.authenticatorData`, `response.clientDataJSON`,
+    /// `response.signature`, `response.userHandle`; binary base64url).
+    credential: serde_json::Map<String, Value>,
+    /// A name for the session's device, at most 100 characters.
+    device_name: Option<String>,
+    /// `mobile`, `desktop` or `tablet`.
+    device_type: Option<String>,
+}
+
+/// `POST /challenge/passkey-options`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ChallengePasskeyOptionsRequest {
+    /// The MFA_REQUIRED session.
+    session: String,
+}
+
+/// `POST /passkeys/register`: the new passkey.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PasskeyCreated {
+    /// The stored passkey.
+    passkey: crate::flows::passkey_types::PasskeyBody,
+}
+
+/// `GET /passkeys`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PasskeyList {
+    /// Oldest first.
+    passkeys: Vec<crate::flows::passkey_types::PasskeyBody>,
 }
 
 /// A tokens answer (docs/api.md §2). The four token fields are in the body in json delivery

@@ -338,6 +338,71 @@ pub(crate) mod signing_keys {
     no_relations!();
 }
 
+pub(crate) mod passkeys {
+    use sea_orm::entity::prelude::*;
+
+    /// A WebAuthn passkey of a user (schema v10).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "nauth_passkeys")]
+    pub(crate) struct Model {
+        /// nauth's id of the passkey (a UUID, the `{id}` of `/passkeys/{id}`).
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        #[sea_orm(indexed)]
+        pub user_id: String,
+        /// SHA-256 (hex) of the raw credential id: one credential belongs to one account.
+        #[sea_orm(unique)]
+        pub credential_hash: String,
+        /// The raw credential id, base64url (up to 1023 bytes raw, so not a key column).
+        #[sea_orm(column_type = "Text")]
+        pub credential_id: String,
+        pub name: String,
+        /// The verified public key and its state as webauthn-rs serialises it (JSON).
+        #[sea_orm(column_type = "Text")]
+        pub passkey: String,
+        /// The authenticator's signature counter (0 for most synced passkeys).
+        pub sign_count: i64,
+        pub backup_eligible: bool,
+        pub backup_state: bool,
+        /// The authenticator model's AAGUID, when it told one (all zeros is `NULL`).
+        pub aaguid: Option<String>,
+        pub created_at: i64,
+        pub last_used_at: Option<i64>,
+    }
+    no_relations!();
+}
+
+pub(crate) mod passkey_ceremonies {
+    use sea_orm::entity::prelude::*;
+
+    /// The server side of a WebAuthn ceremony between its options and its answer (schema
+    /// v10): one-time (deleted when answered) and short-lived.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "nauth_passkey_ceremonies")]
+    pub(crate) struct Model {
+        /// SHA-256 (hex) of the ceremony token the client holds.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id_hash: String,
+        /// `register`, `login` or `mfa`.
+        pub kind: String,
+        /// The user a registration or an MFA answer is for (`NULL` for a sign-in).
+        #[sea_orm(indexed)]
+        pub user_id: Option<String>,
+        /// `mfa`: the `id_hash` of the MFA_REQUIRED challenge session it answers.
+        pub challenge_hash: Option<String>,
+        /// `register`: the name the new passkey gets.
+        pub name: Option<String>,
+        /// webauthn-rs's ceremony state (JSON, holds the challenge).
+        #[sea_orm(column_type = "Text")]
+        pub state: String,
+        pub created_at: i64,
+        /// Indexed for the background purge.
+        #[sea_orm(indexed)]
+        pub expires_at: i64,
+    }
+    no_relations!();
+}
+
 pub(crate) mod schema_version {
     use sea_orm::entity::prelude::*;
 

@@ -11,6 +11,7 @@ mod entities;
 pub(crate) mod kv;
 pub(crate) mod listen;
 pub(crate) mod mfa;
+pub(crate) mod passkeys;
 pub(crate) mod purge;
 pub(crate) mod sessions;
 pub(crate) mod signing_keys;
@@ -34,18 +35,20 @@ use entities::schema_version;
 
 pub(crate) use entities::{
     api_keys::Model as ApiKey, backup_codes::Model as BackupCode, challenges::Model as Challenge,
-    mfa_devices::Model as MfaDevice, refresh_tokens::Model as RefreshToken,
-    sessions::Model as Session, signing_keys::Model as SigningKeyRow,
-    trusted_devices::Model as TrustedDevice, users::Model as User,
-    verification_tokens::Model as VerificationToken,
+    mfa_devices::Model as MfaDevice, passkey_ceremonies::Model as PasskeyCeremony,
+    passkeys::Model as Passkey, refresh_tokens::Model as RefreshToken, sessions::Model as Session,
+    signing_keys::Model as SigningKeyRow, trusted_devices::Model as TrustedDevice,
+    users::Model as User, verification_tokens::Model as VerificationToken,
 };
 
 /// The schema version this build creates. v3 adds the `expires_at` indexes the background
 /// purge uses, v5 the API keys table, v6 the index on `nauth_sessions.revoked_at` the purge's
 /// session pass needs (created on upgrade by the idempotent create step), v7 the users'
 /// `mfa_exempt` column, v8 the signing keys of RS256/EdDSA access tokens
-/// (`nauth_signing_keys`, created on upgrade by the create step), v9 the users' `locale` column.
-pub(crate) const SCHEMA_VERSION: i32 = 9;
+/// (`nauth_signing_keys`, created on upgrade by the create step), v9 the users' `locale` column,
+/// v10 the passkeys and their pending ceremonies (`nauth_passkeys`,
+/// `nauth_passkey_ceremonies`, created on upgrade by the create step).
+pub(crate) const SCHEMA_VERSION: i32 = 10;
 
 /// Why a storage operation failed. The cause goes to the log, never to the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -454,7 +457,9 @@ impl Store {
             entities::backup_codes::Entity,
             entities::trusted_devices::Entity,
             entities::api_keys::Entity,
-            entities::signing_keys::Entity
+            entities::signing_keys::Entity,
+            entities::passkeys::Entity,
+            entities::passkey_ceremonies::Entity
         );
         use sea_orm::sea_query::ColumnDef;
         // One column added to a table that existed before this version.
@@ -678,6 +683,89 @@ pub(crate) mod tests {
                 .await
                 .expect("write the new column");
             assert_eq!(row.locale.as_deref(), Some("fr"));
+            s.close().await;
+            if let Some(name) = scratch {
+                let admin = sea_orm::Database::connect(&shared).await.expect("connect");
+                let drop = format!("DROP DATABASE {name}");
+                admin.execute_unprepared(&drop).await.expect("drop");
+            }
+        }
+    }
+
+    /// A v9 database gains the passkey tables (`nauth_passkeys`, `nauth_passkey_ceremonies`)
+    /// on upgrade, keeping its rows, on every back end.
+    #[tokio::test]
+    async fn upgrade_from_v9_adds_passkeys() {
+        use sea_orm::ConnectionTrait;
+        for shared in urls() {
+            let (url, scratch) = scratch_database(&shared).await;
+            let s = connect(&url).await;
+            for table in ["nauth_passkeys", "nauth_passkey_ceremonies"] {
+                s.db.execute_unprepared(&format!("DROP TABLE {table}"))
+                    .await
+                    .expect("drop the table");
+            }
+            s.db.execute_unprepared("UPDATE nauth_schema SET version = 9")
+                .await
+                .expect("back to v9");
+            let id = uuid::Uuid::new_v4().to_string();
+            let old = format!(
+                "INSERT INTO nauth_users (id, email, password_hash, roles, is_email_verified, \
+                 is_phone_verified, must_change_password, password_changed_at, disabled, \
+                 mfa_enabled, mfa_exempt, created_at, updated_at) \
+                 VALUES ('{id}', '{id}@old.test', 'x', 'user', true, false, false, 0, false, \
+                 false, false, 0, 0)"
+            );
+            s.db.execute_unprepared(&old).await.expect("a v9 row");
+            s.migrate().await.expect("upgrade");
+            let version = schema_version::Entity::find_by_id(1)
+                .one(&s.db)
+                .await
+                .expect("read")
+                .map(|r| r.version);
+            assert_eq!(version, Some(SCHEMA_VERSION), "{url}");
+            assert!(
+                users::Entity::find_by_id(id.clone())
+                    .one(&s.db)
+                    .await
+                    .expect("read")
+                    .is_some()
+            );
+            let pk = Passkey {
+                id: uuid::Uuid::new_v4().to_string(),
+                user_id: id.clone(),
+                credential_hash: "h".repeat(64),
+                credential_id: "AAAA".into(),
+                name: "Key".into(),
+                passkey: "{}".into(),
+                sign_count: 0,
+                backup_eligible: false,
+                backup_state: false,
+                aaguid: None,
+                created_at: 0,
+                last_used_at: None,
+            };
+            passkeys::insert(&s, pk.clone()).await.expect("a passkey");
+            assert_eq!(passkeys::of_user(&s, &id).await.expect("read"), vec![pk]);
+            let c = PasskeyCeremony {
+                id_hash: "c".repeat(64),
+                kind: "login".into(),
+                user_id: None,
+                challenge_hash: None,
+                name: None,
+                state: "{}".into(),
+                created_at: 0,
+                expires_at: 1,
+            };
+            passkeys::begin(&s, c.clone()).await.expect("a ceremony");
+            assert_eq!(
+                passkeys::take(&s, &c.id_hash, "login").await.expect("take"),
+                Some(c.clone())
+            );
+            assert_eq!(
+                passkeys::take(&s, &c.id_hash, "login").await.expect("take"),
+                None
+            );
             s.close().await;
             if let Some(name) = scratch {
                 let admin = sea_orm::Database::connect(&shared).await.expect("connect");

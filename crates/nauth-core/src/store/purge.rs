@@ -1,6 +1,6 @@
 //! The background purge: every `kv.purge_interval` it deletes rows that can no longer answer
 //! anything (expired kv entries, challenges, verification tokens, sessions with their refresh
-//! tokens, trusted devices), in bounded batches, by the engine's clock. It never fails a
+//! tokens, trusted devices, passkey ceremonies), in bounded batches, by the engine's clock. It never fails a
 //! request and never stops the engine: errors are logged and the next pass tries again.
 
 use std::sync::Weak;
@@ -11,7 +11,8 @@ use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QuerySelect};
 use super::OrStore;
 use super::R as AuthResult;
 use super::entities::{
-    challenges, kv, refresh_tokens, sessions, trusted_devices, verification_tokens as vt,
+    challenges, kv, passkey_ceremonies, refresh_tokens, sessions, trusted_devices,
+    verification_tokens as vt,
 };
 use crate::Inner;
 use crate::config::KvBackend;
@@ -47,6 +48,8 @@ pub struct Purged {
     pub refresh_tokens: u64,
     /// Expired trusted devices.
     pub trusted_devices: u64,
+    /// Passkey ceremonies never answered before they expired.
+    pub passkey_ceremonies: u64,
     /// Signing keys whose verification window ended more than a day ago.
     pub signing_keys: u64,
 }
@@ -234,6 +237,30 @@ pub(crate) async fn run_once(inner: &Inner) -> Purged {
         |ids| async move {
             Ok(trusted_devices::Entity::delete_many()
                 .filter(trusted_devices::Column::Id.is_in(ids))
+                .exec(db)
+                .await
+                .db()?
+                .rows_affected)
+        },
+    )
+    .await;
+
+    out.passkey_ceremonies = in_batches(
+        "nauth_passkey_ceremonies",
+        || async move {
+            passkey_ceremonies::Entity::find()
+                .select_only()
+                .column(passkey_ceremonies::Column::IdHash)
+                .filter(passkey_ceremonies::Column::ExpiresAt.lte(now))
+                .limit(BATCH)
+                .into_tuple::<String>()
+                .all(db)
+                .await
+                .db()
+        },
+        |ids| async move {
+            Ok(passkey_ceremonies::Entity::delete_many()
+                .filter(passkey_ceremonies::Column::IdHash.is_in(ids))
                 .exec(db)
                 .await
                 .db()?

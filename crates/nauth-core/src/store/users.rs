@@ -178,8 +178,8 @@ pub(crate) async fn history(db: &impl Conn, user_id: &str, n: u64) -> R<Vec<Stri
 }
 
 /// Deletes the user and every row that names them: sessions with their refresh tokens,
-/// challenges, codes and links, password history, audit rows, MFA factors, backup codes and
-/// trusted devices. Run it in one transaction.
+/// challenges, codes and links, password history, audit rows, MFA factors, backup codes,
+/// trusted devices, API keys, passkeys and pending passkey ceremonies. Run it in one transaction.
 pub(crate) async fn erase(db: &impl Conn, uid: &str) -> R<()> {
     let c = db.c();
     let sids: Vec<String> = sessions::Entity::find()
@@ -243,6 +243,7 @@ pub(crate) async fn erase(db: &impl Conn, uid: &str) -> R<()> {
         .exec(c)
         .await
         .db()?;
+    super::passkeys::erase_user(db, uid).await?;
     users::Entity::delete_by_id(uid.to_string())
         .exec(c)
         .await
