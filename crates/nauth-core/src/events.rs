@@ -38,6 +38,8 @@ pub(crate) enum Event {
     ApiKeyCreated,
     ApiKeyRevoked,
     AdminAction,
+    SocialLinked,
+    SocialUnlinked,
 }
 
 impl Event {
@@ -71,6 +73,8 @@ impl Event {
             Event::ApiKeyCreated => "API_KEY_CREATED",
             Event::ApiKeyRevoked => "API_KEY_REVOKED",
             Event::AdminAction => "ADMIN_ACTION",
+            Event::SocialLinked => "SOCIAL_LINKED",
+            Event::SocialUnlinked => "SOCIAL_UNLINKED",
         }
     }
 }

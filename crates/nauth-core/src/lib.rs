@@ -27,6 +27,8 @@ mod redis_kv;
 mod routes;
 pub mod scope;
 mod signing_keys;
+#[cfg(feature = "social")]
+mod social;
 mod store;
 mod tokens;
 
@@ -118,6 +120,9 @@ pub(crate) struct Inner {
     pub(crate) openapi: std::sync::OnceLock<Vec<u8>>,
     /// The mail templates (embedded, or replaced from `email.templates_dir`).
     pub(crate) mail: mail::Templates,
+    /// The social login providers (`[social.<name>]`).
+    #[cfg(feature = "social")]
+    pub(crate) social: social::Social,
 }
 
 /// The OpenAPI 3.1 document of nauth's routes for `cfg` (what `<mount>/openapi.json` serves):
@@ -260,6 +265,8 @@ impl NAuthBuilder {
             })
         })?;
         let cookies = delivery::CookieSpec::from_config(&cfg);
+        #[cfg(feature = "social")]
+        let social = social::Social::new(&cfg).map_err(|e| StartError::Notify(e.to_string()))?;
         let inner = Arc::new(Inner {
             cfg,
             store,
@@ -278,6 +285,8 @@ impl NAuthBuilder {
             metrics: metrics::Metrics::default(),
             openapi: std::sync::OnceLock::new(),
             mail,
+            #[cfg(feature = "social")]
+            social,
         });
         // Background work holds the engine weakly, so it ends when the last clone is dropped.
         store::purge::spawn(Arc::downgrade(&inner), inner.cfg.kv.purge_interval);

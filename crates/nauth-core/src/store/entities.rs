@@ -338,6 +338,30 @@ pub(crate) mod signing_keys {
     no_relations!();
 }
 
+pub(crate) mod social_identities {
+    use sea_orm::entity::prelude::*;
+
+    /// An account at a social login provider linked to a user (schema v10): one row per
+    /// (provider, subject), which is the primary key (an identity names at most one user).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "nauth_social_identities")]
+    pub(crate) struct Model {
+        /// The provider's configured name (`[social.<name>]`).
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub provider: String,
+        /// The provider's stable id of the account (`sub`, GitHub's numeric id).
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub subject: String,
+        #[sea_orm(indexed)]
+        pub user_id: String,
+        /// The verified email the provider asserted when the identity was linked or last used.
+        pub email: Option<String>,
+        pub linked_at: i64,
+        pub last_used_at: Option<i64>,
+    }
+    no_relations!();
+}
+
 pub(crate) mod schema_version {
     use sea_orm::entity::prelude::*;
 

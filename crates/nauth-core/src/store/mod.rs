@@ -14,6 +14,7 @@ pub(crate) mod mfa;
 pub(crate) mod purge;
 pub(crate) mod sessions;
 pub(crate) mod signing_keys;
+pub(crate) mod social;
 pub(crate) mod users;
 pub(crate) mod verification;
 
@@ -36,16 +37,18 @@ pub(crate) use entities::{
     api_keys::Model as ApiKey, backup_codes::Model as BackupCode, challenges::Model as Challenge,
     mfa_devices::Model as MfaDevice, refresh_tokens::Model as RefreshToken,
     sessions::Model as Session, signing_keys::Model as SigningKeyRow,
-    trusted_devices::Model as TrustedDevice, users::Model as User,
-    verification_tokens::Model as VerificationToken,
+    social_identities::Model as SocialIdentity, trusted_devices::Model as TrustedDevice,
+    users::Model as User, verification_tokens::Model as VerificationToken,
 };
 
 /// The schema version this build creates. v3 adds the `expires_at` indexes the background
 /// purge uses, v5 the API keys table, v6 the index on `nauth_sessions.revoked_at` the purge's
 /// session pass needs (created on upgrade by the idempotent create step), v7 the users'
 /// `mfa_exempt` column, v8 the signing keys of RS256/EdDSA access tokens
-/// (`nauth_signing_keys`, created on upgrade by the create step), v9 the users' `locale` column.
-pub(crate) const SCHEMA_VERSION: i32 = 9;
+/// (`nauth_signing_keys`, created on upgrade by the create step), v9 the users' `locale` column,
+/// v10 the social login identities (`nauth_social_identities`, created on upgrade by the
+/// create step).
+pub(crate) const SCHEMA_VERSION: i32 = 10;
 
 /// Why a storage operation failed. The cause goes to the log, never to the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -454,7 +457,8 @@ impl Store {
             entities::backup_codes::Entity,
             entities::trusted_devices::Entity,
             entities::api_keys::Entity,
-            entities::signing_keys::Entity
+            entities::signing_keys::Entity,
+            entities::social_identities::Entity
         );
         use sea_orm::sea_query::ColumnDef;
         // One column added to a table that existed before this version.

@@ -25,6 +25,7 @@ mod mail_cases;
 mod metrics_cases;
 mod mfa_cases;
 mod openapi_cases;
+mod social_cases;
 pub mod wire;
 
 use std::future::Future;
@@ -510,6 +511,7 @@ fn all_cases() -> impl Iterator<Item = &'static (&'static str, CaseFn)> {
         .chain(openapi_cases::OPENAPI_CASES.iter())
         .chain(jwks_cases::JWKS_CASES.iter())
         .chain(mail_cases::MAIL_CASES.iter())
+        .chain(social_cases::SOCIAL_CASES.iter())
 }
 
 /// The names of every case, in order.
