@@ -359,6 +359,11 @@ mod tests {
                 .expect("verify")
         );
         h.verify_dummy("anything").await.expect("dummy");
+        // No password (social login): nothing matches the empty hash, not even "".
+        for pw in ["", "correct horse"] {
+            assert!(!h.verify(pw, "").await.expect("verify"), "{pw:?}");
+        }
+        assert!(!h.needs_rehash(""));
     }
 
     /// Occupies the pool's thread until the returned sender is dropped.

@@ -691,6 +691,61 @@ pub(crate) mod tests {
         }
     }
 
+    /// A v9 database gains the social login identities table on upgrade, on every back end;
+    /// the unique (provider, subject) holds.
+    #[tokio::test]
+    async fn upgrade_from_v9_adds_social_identities() {
+        use sea_orm::ConnectionTrait;
+        for shared in urls() {
+            let (url, scratch) = scratch_database(&shared).await;
+            let s = connect(&url).await;
+            s.db.execute_unprepared("DROP TABLE nauth_social_identities")
+                .await
+                .expect("drop the table");
+            s.db.execute_unprepared("UPDATE nauth_schema SET version = 9")
+                .await
+                .expect("back to v9");
+            s.migrate().await.expect("upgrade");
+            let row = SocialIdentity {
+                provider: "google".into(),
+                subject: "123".into(),
+                user_id: uuid::Uuid::new_v4().to_string(),
+                email: Some("a@example.com".into()),
+                linked_at: 1,
+                last_used_at: None,
+            };
+            social::insert(&s, row.clone()).await.expect("insert");
+            let mut again = row.clone();
+            again.user_id = uuid::Uuid::new_v4().to_string();
+            assert_eq!(
+                social::insert(&s, again).await,
+                Err(StoreError::Conflict("social_identity")),
+                "{url}"
+            );
+            let got = social::get(&s, "google", "123").await.expect("get");
+            assert_eq!(got, Some(row.clone()), "{url}");
+            social::touch(&s, "google", "123", Some("b@example.com"), 5)
+                .await
+                .expect("touch");
+            let got = social::of_user(&s, &row.user_id).await.expect("list");
+            assert_eq!(got[0].last_used_at, Some(5));
+            assert_eq!(got[0].email.as_deref(), Some("b@example.com"));
+            assert_eq!(social::unlink(&s, &row.user_id, "google").await, Ok(1));
+            let version = schema_version::Entity::find_by_id(1)
+                .one(&s.db)
+                .await
+                .expect("read")
+                .map(|r| r.version);
+            assert_eq!(version, Some(SCHEMA_VERSION), "{url}");
+            s.close().await;
+            if let Some(name) = scratch {
+                let admin = sea_orm::Database::connect(&shared).await.expect("connect");
+                let drop = format!("DROP DATABASE {name}");
+                admin.execute_unprepared(&drop).await.expect("drop");
+            }
+        }
+    }
+
     /// A fresh empty database beside `url`'s (a new SQLite file; a new database on PostgreSQL
     /// and MySQL), with its name to drop afterwards.
     async fn scratch_database(url: &str) -> (String, Option<String>) {

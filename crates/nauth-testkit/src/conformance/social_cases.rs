@@ -31,6 +31,7 @@ cases!(
     social_email_refusals,
     social_exchange_code_is_single_use,
     social_identities_go_with_the_account,
+    social_github_through_the_stand_in,
 );
 
 /// The redirect URI's site: the provider accepts any redirect URI on loopback.
@@ -623,4 +624,53 @@ async fn social_identities_go_with_the_account(door: &dyn Door, b: &Backend) {
     let t = sign_in_json(&env, &other).await;
     assert_eq!(t.status, 200, "{}", t.json());
     assert_ne!(t.json()["user"]["sub"], sub.as_str());
+}
+
+/// The GitHub preset (OAuth 2.0, `/user` and `/user/emails`) against the testkit's stand-in
+/// for GitHub's endpoints (GitHub itself cannot be reached from the tests): signup with the
+/// primary verified email, the same account again, and an unverified primary email refused.
+async fn social_github_through_the_stand_in(door: &dyn Door, b: &Backend) {
+    use crate::github::{CLIENT_ID, CLIENT_SECRET, GithubStandIn};
+    let gh = GithubStandIn::start().await;
+    let env = Env::start(door, &b.url(), |c| {
+        c.base_url = SITE.into();
+        let table = json!({
+            "kind": "github", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+            "authorization_url": format!("{}/login/oauth/authorize", gh.base),
+            "token_url": format!("{}/login/oauth/access_token", gh.base),
+            "api_url": gh.base,
+        });
+        c.social.insert(
+            "github".into(),
+            serde_json::from_value(table).expect("table"),
+        );
+    })
+    .await;
+    let go = |login: String| {
+        let env = &env;
+        let gh = &gh;
+        async move {
+            let r = env
+                .send(TestRequest::new(
+                    "GET",
+                    "/auth/social/github?redirectTo=/gh",
+                ))
+                .await;
+            assert_eq!(r.status, 302, "{}", String::from_utf8_lossy(&r.body));
+            let url = gh.authorize(r.header("location").expect("location"), &login);
+            back(env, &url, &flow_cookie(&r)).await
+        }
+    };
+    let e = email();
+    let r = go(e.clone()).await;
+    let t = exchange(&env, &exchange_code_of(&r)).await;
+    assert_eq!(t.status, 200, "{}", t.json());
+    assert_eq!(t.json()["user"]["email"], e.as_str());
+    assert_eq!(t.json()["user"]["firstName"], "Mona");
+    let sub = t.json()["user"]["sub"].clone();
+    let r = go(e.clone()).await;
+    let t = exchange(&env, &exchange_code_of(&r)).await;
+    assert_eq!(t.json()["user"]["sub"], sub);
+    let r = go(format!("unverified:{}", email())).await;
+    assert_error(&r, 403, "SOCIAL_EMAIL_UNVERIFIED");
 }
