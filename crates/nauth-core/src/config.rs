@@ -1858,4 +1858,79 @@ backup_code_count = 10
         );
         assert_eq!(keys("a = [", &[]), ["<file>"]);
     }
+
+    #[test]
+    fn social_providers_are_checked_at_start() {
+        let base = "base_url = \"https://app.example.com\"\n";
+        let google =
+            "[social.google]\nkind = \"google\"\nclient_id = \"id\"\nclient_secret = \"s\"\n";
+        if cfg!(feature = "social") {
+            let cfg = ok(&format!("{base}{google}"));
+            assert!(cfg.social["google"].allow_signup);
+            let dbg = format!("{cfg:?}");
+            assert!(dbg.contains("client_secret: \"[redacted]\""), "{dbg}");
+            // From the environment.
+            let env = [
+                ("NAUTH_SOCIAL__CORP__KIND", "oidc"),
+                ("NAUTH_SOCIAL__CORP__ISSUER", "http://127.0.0.1:9000"),
+                ("NAUTH_SOCIAL__CORP__CLIENT_ID", "c"),
+                ("NAUTH_SOCIAL__CORP__CLIENT_SECRET", "s"),
+                (
+                    "NAUTH_SOCIAL__CORP__ALLOWED_EMAIL_DOMAINS",
+                    "example.com,corp.example",
+                ),
+            ];
+            let toml = format!("secret = \"{SECRET}\"\n{base}");
+            let cfg = from_sources(Some(&toml), vars(&env)).expect("from the environment");
+            assert_eq!(cfg.social["corp"].allowed_email_domains.len(), 2);
+            for (extra, key) in [
+                (google.to_string(), "base_url"),
+                (
+                    format!("{base}[social.google]\nclient_id = \"id\"\n"),
+                    "social.google.kind",
+                ),
+                (
+                    format!("{base}[social.google]\nkind = \"google\"\nclient_id = \"id\"\n"),
+                    "social.google.client_secret",
+                ),
+                (
+                    format!(
+                        "{base}[social.x]\nkind = \"oidc\"\nclient_id = \"i\"\nclient_secret = \"s\"\n"
+                    ),
+                    "social.x.issuer",
+                ),
+                (
+                    format!(
+                        "{base}[social.x]\nkind = \"oidc\"\nissuer = \"http://idp.example.com\"\nclient_id = \"i\"\nclient_secret = \"s\"\n"
+                    ),
+                    "social.x.issuer",
+                ),
+                (
+                    format!(
+                        "{base}[social.providers]\nkind = \"google\"\nclient_id = \"i\"\nclient_secret = \"s\"\n"
+                    ),
+                    "social.providers",
+                ),
+                (
+                    format!(
+                        "{base}[social.a]\nkind = \"apple\"\nclient_id = \"i\"\nteam_id = \"t\"\nkey_id = \"k\"\nprivate_key = \"nope\"\n"
+                    ),
+                    "social.a.private_key",
+                ),
+                (
+                    format!("{base}{google}tenant = \"x\"\n"),
+                    "social.google.tenant",
+                ),
+                (format!("{base}{google}nope = 1\n"), "social.google.nope"),
+                (
+                    format!("{base}{google}allowed_email_domains = [\"@x.com\"]\n"),
+                    "social.google.allowed_email_domains",
+                ),
+            ] {
+                assert_eq!(bad_key(&extra, &[]), key, "{extra}");
+            }
+        } else {
+            assert_eq!(bad_key(&format!("{base}{google}"), &[]), "social");
+        }
+    }
 }

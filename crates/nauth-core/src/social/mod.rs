@@ -223,10 +223,11 @@ impl Provider {
             .map_err(|e| unavailable("discovery", e))?;
         let meta: CoreProviderMetadata = serde_json::from_slice(&body)
             .map_err(|e| unavailable("discovery document", e.to_string()))?;
-        if !rule.accepts(meta.issuer().as_str())
-            && !(matches!(rule, IssuerRule::MicrosoftAnyTenant)
-                && meta.issuer().as_str().contains("{tenantid}"))
-        {
+        let issuer = meta.issuer().as_str();
+        // Microsoft's multi-tenant documents name a template: `…/{tenantid}/v2.0`.
+        let template =
+            matches!(rule, IssuerRule::MicrosoftAnyTenant) && issuer.contains("{tenantid}");
+        if !(rule.accepts(issuer) || template) {
             return Err(unavailable(
                 "discovery document",
                 "its issuer is not the configured one".into(),
@@ -254,7 +255,7 @@ impl Provider {
             .map_err(|e| unavailable("key set", e))?;
         let methods: Vec<String> = meta
             .token_endpoint_auth_methods_supported()
-            .map(|v| v.iter().map(|m| json_name(m)).collect())
+            .map(|v| v.iter().map(json_name).collect())
             .unwrap_or_default();
         let secret_in_body = self.cfg.kind == SocialKind::Apple
             || (!methods.is_empty()
