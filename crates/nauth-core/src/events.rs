@@ -38,7 +38,9 @@ pub(crate) enum Event {
     ApiKeyCreated,
     ApiKeyRevoked,
     AdminAction,
+    #[cfg_attr(not(feature = "social"), allow(dead_code))]
     SocialLinked,
+    #[cfg_attr(not(feature = "social"), allow(dead_code))]
     SocialUnlinked,
 }
 
