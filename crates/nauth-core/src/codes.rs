@@ -101,6 +101,7 @@ pub(crate) struct Keys {
     code: Vec<u8>,
     mfa: [u8; 32],
     signing: [u8; 32],
+    social: [u8; 32],
 }
 
 impl std::fmt::Debug for Keys {
@@ -129,12 +130,19 @@ impl Keys {
             code: k("code"),
             mfa: hmac(secret.as_bytes(), &[b"nauth/v1", b"mfa-seal"]),
             signing: hmac(secret.as_bytes(), &[b"nauth/v1", b"signing-key-seal"]),
+            social: hmac(secret.as_bytes(), &[b"nauth/v1", b"social-flow-seal"]),
         }
     }
 
     /// The key that seals generated access-token signing keys at rest.
     pub(crate) fn signing_seal_key(&self) -> &[u8; 32] {
         &self.signing
+    }
+
+    /// The key that seals the social login flow cookie (state, nonce, PKCE verifier).
+    #[cfg_attr(not(feature = "social"), allow(dead_code))]
+    pub(crate) fn social_seal_key(&self) -> &[u8; 32] {
+        &self.social
     }
 
     /// The key that seals MFA secrets at rest.

@@ -93,6 +93,11 @@ str_enum! {
     SmsProvider { Console = "console", Memory = "memory", Webhook = "webhook" }
 }
 str_enum! {
+    /// `social.<name>.kind`: a generic OpenID Connect provider, or a preset that fills in the
+    /// endpoints (docs/social-login.md).
+    SocialKind { Oidc = "oidc", Google = "google", Microsoft = "microsoft", Apple = "apple", Github = "github" }
+}
+str_enum! {
     /// `kv.backend`: where counters, locks and lockouts live.
     KvBackend { Database = "database", Memory = "memory", Redis = "redis" }
 }
@@ -164,6 +169,9 @@ section! {
         metrics: MetricsConfig = MetricsConfig::default(),
         /// `[openapi]`: the OpenAPI document and the API page.
         openapi: OpenApiConfig = OpenApiConfig::default(),
+        /// `[social.<name>]`: social login providers by name (docs/social-login.md); needs
+        /// nauth-core's `social` feature.
+        social: std::collections::BTreeMap<String, SocialProviderConfig> = Default::default(),
     }
 }
 section! {
@@ -428,6 +436,267 @@ section! {
     }
 }
 
+fn yes() -> bool {
+    true
+}
+
+/// `[social.<name>]`: one social login provider. `Debug` redacts `client_secret` and
+/// `private_key`.
+#[derive(Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SocialProviderConfig {
+    /// `oidc`, `google`, `microsoft`, `apple` or `github`.
+    pub kind: SocialKind,
+    /// The client id registered at the provider (Apple: the Services ID).
+    #[serde(default)]
+    pub client_id: String,
+    /// The client secret (not for Apple, whose secret is a JWT signed with `private_key`).
+    #[serde(default)]
+    pub client_secret: String,
+    /// `oidc`: the issuer; discovery at `{issuer}/.well-known/openid-configuration`.
+    #[serde(default)]
+    pub issuer: String,
+    /// `oidc`: the discovery document's URL, when not under the issuer.
+    #[serde(default)]
+    pub discovery_url: String,
+    /// `microsoft`: the tenant (`common`, `organizations`, `consumers` or a tenant id/domain).
+    #[serde(default)]
+    pub tenant: String,
+    /// `apple`: the team id.
+    #[serde(default)]
+    pub team_id: String,
+    /// `apple`: the id of the Sign in with Apple key.
+    #[serde(default)]
+    pub key_id: String,
+    /// `apple`: the key itself, PEM (`-----BEGIN PRIVATE KEY-----`, P-256).
+    #[serde(default)]
+    pub private_key: String,
+    /// The scopes asked for; empty: the kind's default (`openid email profile`; Apple
+    /// `openid email name`; GitHub `read:user user:email`).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// When not empty, only emails of these domains sign in or sign up through this provider.
+    #[serde(default)]
+    pub allowed_email_domains: Vec<String>,
+    /// Whether a provider identity with a verified email no account holds creates an account.
+    #[serde(default = "yes")]
+    pub allow_signup: bool,
+    /// The button's text on a login page (`GET <mount>/social/providers`); empty: from the kind.
+    #[serde(default)]
+    pub label: String,
+    /// `github`: replaces `https://github.com/login/oauth/authorize` (GitHub Enterprise, tests).
+    #[serde(default)]
+    pub authorization_url: String,
+    /// `github`: replaces `https://github.com/login/oauth/access_token`.
+    #[serde(default)]
+    pub token_url: String,
+    /// `github`: replaces `https://api.github.com` (the `/user` and `/user/emails` calls).
+    #[serde(default)]
+    pub api_url: String,
+}
+
+impl fmt::Debug for SocialProviderConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redact = |s: &str| if s.is_empty() { "" } else { "[redacted]" };
+        f.debug_struct("SocialProviderConfig")
+            .field("kind", &self.kind)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &redact(&self.client_secret))
+            .field("issuer", &self.issuer)
+            .field("discovery_url", &self.discovery_url)
+            .field("tenant", &self.tenant)
+            .field("team_id", &self.team_id)
+            .field("key_id", &self.key_id)
+            .field("private_key", &redact(&self.private_key))
+            .field("scopes", &self.scopes)
+            .field("allowed_email_domains", &self.allowed_email_domains)
+            .field("allow_signup", &self.allow_signup)
+            .field("label", &self.label)
+            .field("authorization_url", &self.authorization_url)
+            .field("token_url", &self.token_url)
+            .field("api_url", &self.api_url)
+            .finish()
+    }
+}
+
+/// The DER bytes of a one-block PEM text (`-----BEGIN …-----`, base64, `-----END …-----`).
+pub(crate) fn pem_der(pem: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let body: String = pem
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("-----"))
+        .collect();
+    (pem.contains("-----BEGIN") && !body.is_empty())
+        .then(|| base64::engine::general_purpose::STANDARD.decode(body).ok())
+        .flatten()
+}
+
+/// Names a provider cannot take: they are routes of their own under `<mount>/social/`.
+pub(crate) const RESERVED_SOCIAL_NAMES: &[&str] = &["providers", "identities", "exchange"];
+
+/// Whether `s` may name a provider: 1 to 32 of `a-z 0-9 _ -`, not a reserved route name.
+pub(crate) fn is_social_name(s: &str) -> bool {
+    (1..=32).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        && !RESERVED_SOCIAL_NAMES.contains(&s)
+}
+
+/// Whether an `http://` URL's host is a loopback one (`localhost`, `127.0.0.0/8`, `[::1]`).
+pub(crate) fn is_loopback_url(url: &str) -> bool {
+    let Some(("http", auth, _)) = split_url(url) else {
+        return false;
+    };
+    let host = match auth.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => auth.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// An `https://` URL with a host, or an `http://` one on a loopback host.
+pub(crate) fn is_provider_url(url: &str) -> bool {
+    is_http_url(url) && !url.contains('#') && (url.starts_with("https://") || is_loopback_url(url))
+}
+
+/// Every problem of the `[social.*]` providers, each naming its key.
+fn social_problems(cfg: &NAuthConfig) -> Vec<ConfigError> {
+    let mut out = Vec::new();
+    if !cfg.social.is_empty() && !cfg!(feature = "social") {
+        out.push(err("social", "needs nauth-core's `social` cargo feature"));
+        return out;
+    }
+    if !cfg.social.is_empty() && cfg.base_url.is_empty() {
+        out.push(err(
+            "base_url",
+            "must be set when [social.*] providers are configured (it makes their redirect URI)",
+        ));
+    }
+    let url_rule = "must be an https:// URL (http:// only for a loopback host)";
+    for (name, p) in &cfg.social {
+        let key = |k: &str| format!("social.{name}.{k}");
+        if !is_social_name(name) {
+            out.push(err(
+                format!("social.{name}"),
+                "a provider name is 1 to 32 of a-z 0-9 _ - and not providers, identities or exchange",
+            ));
+        }
+        if p.client_id.trim().is_empty() {
+            out.push(err(key("client_id"), "must not be empty"));
+        }
+        if p.kind != SocialKind::Apple && p.client_secret.is_empty() {
+            out.push(err(key("client_secret"), "must not be empty"));
+        }
+        if p.kind == SocialKind::Apple && !p.client_secret.is_empty() {
+            out.push(err(
+                key("client_secret"),
+                "must be empty for Apple: the secret is a JWT signed with private_key",
+            ));
+        }
+        for (k, v) in [
+            ("issuer", &p.issuer),
+            ("discovery_url", &p.discovery_url),
+            ("authorization_url", &p.authorization_url),
+            ("token_url", &p.token_url),
+            ("api_url", &p.api_url),
+        ] {
+            if !v.is_empty() && !is_provider_url(v) {
+                out.push(err(key(k), url_rule));
+            }
+        }
+        let only = |k: &str, kinds: &[SocialKind], set: bool| {
+            (set && !kinds.contains(&p.kind)).then(|| {
+                let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+                err(
+                    key(k),
+                    format!("only applies to kind = {}", names.join(" or ")),
+                )
+            })
+        };
+        use SocialKind as K;
+        out.extend(only("issuer", &[K::Oidc], !p.issuer.is_empty()));
+        out.extend(only(
+            "discovery_url",
+            &[K::Oidc],
+            !p.discovery_url.is_empty(),
+        ));
+        out.extend(only("tenant", &[K::Microsoft], !p.tenant.is_empty()));
+        out.extend(only("team_id", &[K::Apple], !p.team_id.is_empty()));
+        out.extend(only("key_id", &[K::Apple], !p.key_id.is_empty()));
+        out.extend(only("private_key", &[K::Apple], !p.private_key.is_empty()));
+        out.extend(only(
+            "authorization_url",
+            &[K::Github],
+            !p.authorization_url.is_empty(),
+        ));
+        out.extend(only("token_url", &[K::Github], !p.token_url.is_empty()));
+        out.extend(only("api_url", &[K::Github], !p.api_url.is_empty()));
+        match p.kind {
+            K::Oidc if p.issuer.is_empty() => {
+                out.push(err(key("issuer"), "must be set for kind = \"oidc\""));
+            }
+            K::Microsoft
+                if !p.tenant.is_empty()
+                    && !p
+                        .tenant
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') =>
+            {
+                out.push(err(
+                    key("tenant"),
+                    "must be a tenant id, a domain, common, organizations or consumers",
+                ));
+            }
+            K::Apple => {
+                if p.team_id.trim().is_empty() {
+                    out.push(err(key("team_id"), "must be set for kind = \"apple\""));
+                }
+                if p.key_id.trim().is_empty() {
+                    out.push(err(key("key_id"), "must be set for kind = \"apple\""));
+                }
+                let signs = pem_der(&p.private_key).is_some_and(|der| {
+                    let key = jsonwebtoken::EncodingKey::from_ec_der(&der);
+                    let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+                    jsonwebtoken::encode(&header, &serde_json::json!({}), &key).is_ok()
+                });
+                if !signs {
+                    out.push(err(
+                        key("private_key"),
+                        "must be the PEM text of the Sign in with Apple key (P-256, PKCS#8)",
+                    ));
+                }
+            }
+            _ => {}
+        }
+        if let Some(s) = p.scopes.iter().find(|s| {
+            s.is_empty()
+                || !s
+                    .chars()
+                    .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')
+        }) {
+            out.push(err(key("scopes"), format!("{s:?} is not a scope")));
+        }
+        if let Some(d) = p.allowed_email_domains.iter().find(|d| {
+            d.is_empty()
+                || d.contains('@')
+                || !d
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        }) {
+            out.push(err(
+                key("allowed_email_domains"),
+                format!("{d:?} must be a lower-case domain such as example.com"),
+            ));
+        }
+    }
+    out
+}
+
 impl fmt::Debug for MetricsConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let token = if self.token.is_empty() {
@@ -483,6 +752,7 @@ impl fmt::Debug for NAuthConfig {
             .field("kv", &self.kv)
             .field("metrics", &self.metrics)
             .field("openapi", &self.openapi)
+            .field("social", &self.social)
             .finish()
     }
 }
@@ -738,6 +1008,10 @@ fn table_problems(table: &toml::Table) -> Vec<ConfigError> {
             out.extend(check_value(key, kind, value).err());
             continue;
         }
+        if key == "social" {
+            out.extend(social_table_problems(value));
+            continue;
+        }
         if !SECTIONS.contains(&key.as_str()) {
             out.push(err(key, "unknown key"));
             continue;
@@ -750,6 +1024,46 @@ fn table_problems(table: &toml::Table) -> Vec<ConfigError> {
             match kind_of(key, k) {
                 Some(kind) => out.extend(check_value(&path(key, k), kind, v).err()),
                 None => out.push(err(path(key, k), "unknown key")),
+            }
+        }
+    }
+    out
+}
+
+/// The keys of a `[social.<name>]` table and their kinds.
+#[rustfmt::skip]
+const SOCIAL_KEYS: &[(&str, Kind)] = &[
+    ("kind", Enum(SocialKind::NAMES)), ("client_id", Str), ("client_secret", Str),
+    ("issuer", Str), ("discovery_url", Str), ("tenant", Str), ("team_id", Str),
+    ("key_id", Str), ("private_key", Str), ("scopes", StrList),
+    ("allowed_email_domains", StrList), ("allow_signup", Bool), ("label", Str),
+    ("authorization_url", Str), ("token_url", Str), ("api_url", Str),
+];
+
+fn social_kind_of(key: &str) -> Option<Kind> {
+    SOCIAL_KEYS.iter().find(|e| e.0 == key).map(|e| e.1)
+}
+
+/// Unknown keys and ill-typed values of the `[social.<name>]` tables.
+fn social_table_problems(value: &toml::Value) -> Vec<ConfigError> {
+    let mut out = Vec::new();
+    let Some(providers) = value.as_table() else {
+        return vec![err("social", "expected tables [social.<name>]")];
+    };
+    for (name, p) in providers {
+        let Some(p) = p.as_table() else {
+            out.push(err(format!("social.{name}"), "expected a table"));
+            continue;
+        };
+        if !p.contains_key("kind") {
+            let message = format!("is required; {}", one_of(SocialKind::NAMES));
+            out.push(err(format!("social.{name}.kind"), message));
+        }
+        for (k, v) in p {
+            let key = format!("social.{name}.{k}");
+            match social_kind_of(k) {
+                Some(kind) => out.extend(check_value(&key, kind, v).err()),
+                None => out.push(err(key, "unknown key")),
             }
         }
     }
@@ -796,6 +1110,30 @@ fn apply_env(
         }
         let rest = name[6..].to_ascii_lowercase();
         let (section, key) = rest.split_once("__").unwrap_or(("", rest.as_str()));
+        if section == "social" {
+            let Some((provider, field)) = key.split_once("__") else {
+                return Err(err(
+                    "social",
+                    format!("{name}: use NAUTH_SOCIAL__<NAME>__<KEY>"),
+                ));
+            };
+            let provider = provider.to_owned();
+            let path = format!("social.{provider}.{field}");
+            let kind = social_kind_of(field)
+                .ok_or_else(|| err(path.clone(), format!("unknown key (from {name})")))?;
+            let value = env_value(&path, &name, kind, &raw)?;
+            table
+                .entry("social")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .ok_or_else(|| err("social", "expected tables [social.<name>]"))?
+                .entry(provider)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .ok_or_else(|| err(path.clone(), "expected a table"))?
+                .insert(field.to_owned(), value);
+            continue;
+        }
         if section.is_empty() && SECTIONS.contains(&key) {
             return Err(err(
                 key,
@@ -1076,6 +1414,7 @@ impl NAuthConfig {
         if let Some(s) = self.api_keys.scopes.iter().find(|s| !is_scope(s)) {
             out.push(err("api_keys.scopes", format!("{s:?} must be 1 to 64 of a-z 0-9 :_-")));
         }
+        out.extend(social_problems(self));
         out
     }
 }
@@ -1659,5 +1998,80 @@ backup_code_count = 10
             ["lockout.nope"]
         );
         assert_eq!(keys("a = [", &[]), ["<file>"]);
+    }
+
+    #[test]
+    fn social_providers_are_checked_at_start() {
+        let base = "base_url = \"https://app.example.com\"\n";
+        let google =
+            "[social.google]\nkind = \"google\"\nclient_id = \"id\"\nclient_secret = \"s\"\n";
+        if cfg!(feature = "social") {
+            let cfg = ok(&format!("{base}{google}"));
+            assert!(cfg.social["google"].allow_signup);
+            let dbg = format!("{cfg:?}");
+            assert!(dbg.contains("client_secret: \"[redacted]\""), "{dbg}");
+            // From the environment.
+            let env = [
+                ("NAUTH_SOCIAL__CORP__KIND", "oidc"),
+                ("NAUTH_SOCIAL__CORP__ISSUER", "http://127.0.0.1:9000"),
+                ("NAUTH_SOCIAL__CORP__CLIENT_ID", "c"),
+                ("NAUTH_SOCIAL__CORP__CLIENT_SECRET", "s"),
+                (
+                    "NAUTH_SOCIAL__CORP__ALLOWED_EMAIL_DOMAINS",
+                    "example.com,corp.example",
+                ),
+            ];
+            let toml = format!("secret = \"{SECRET}\"\n{base}");
+            let cfg = from_sources(Some(&toml), vars(&env)).expect("from the environment");
+            assert_eq!(cfg.social["corp"].allowed_email_domains.len(), 2);
+            for (extra, key) in [
+                (google.to_string(), "base_url"),
+                (
+                    format!("{base}[social.google]\nclient_id = \"id\"\n"),
+                    "social.google.kind",
+                ),
+                (
+                    format!("{base}[social.google]\nkind = \"google\"\nclient_id = \"id\"\n"),
+                    "social.google.client_secret",
+                ),
+                (
+                    format!(
+                        "{base}[social.x]\nkind = \"oidc\"\nclient_id = \"i\"\nclient_secret = \"s\"\n"
+                    ),
+                    "social.x.issuer",
+                ),
+                (
+                    format!(
+                        "{base}[social.x]\nkind = \"oidc\"\nissuer = \"http://idp.example.com\"\nclient_id = \"i\"\nclient_secret = \"s\"\n"
+                    ),
+                    "social.x.issuer",
+                ),
+                (
+                    format!(
+                        "{base}[social.providers]\nkind = \"google\"\nclient_id = \"i\"\nclient_secret = \"s\"\n"
+                    ),
+                    "social.providers",
+                ),
+                (
+                    format!(
+                        "{base}[social.a]\nkind = \"apple\"\nclient_id = \"i\"\nteam_id = \"t\"\nkey_id = \"k\"\nprivate_key = \"nope\"\n"
+                    ),
+                    "social.a.private_key",
+                ),
+                (
+                    format!("{base}{google}tenant = \"x\"\n"),
+                    "social.google.tenant",
+                ),
+                (format!("{base}{google}nope = 1\n"), "social.google.nope"),
+                (
+                    format!("{base}{google}allowed_email_domains = [\"@x.com\"]\n"),
+                    "social.google.allowed_email_domains",
+                ),
+            ] {
+                assert_eq!(bad_key(&extra, &[]), key, "{extra}");
+            }
+        } else {
+            assert_eq!(bad_key(&format!("{base}{google}"), &[]), "social");
+        }
     }
 }

@@ -116,6 +116,31 @@ pub enum AuthError {
     UsernameExists,
     #[error("phone already registered")]
     PhoneExists,
+    #[error("social login state invalid")]
+    SocialStateInvalid,
+    #[error("social login callback replayed")]
+    SocialCallbackReplayed,
+    #[error("social login nonce invalid")]
+    SocialNonceInvalid,
+    #[error("social login ID token invalid")]
+    SocialIdTokenInvalid,
+    #[error("social login email not verified")]
+    SocialEmailUnverified,
+    #[error("social login email domain not allowed")]
+    SocialEmailDomainNotAllowed,
+    #[error("social login provider answered an error")]
+    SocialProviderError,
+    #[error("social login exchange code invalid")]
+    SocialExchangeCodeInvalid,
+    #[error("an account already holds the provider's email")]
+    SocialAccountExists,
+    #[error("social identity linked to another account")]
+    SocialAccountLinked,
+    #[error("last sign-in method")]
+    SocialLastSignInMethod,
+    /// The provider could not be reached or answered something unreadable; logged, never sent.
+    #[error("social login provider unavailable: {0}")]
+    SocialProviderUnavailable(String),
     #[error("payload too large")]
     PayloadTooLarge,
     #[error("unsupported media type")]
@@ -229,6 +254,66 @@ impl AuthError {
             EmailExists => (409, "SIGNUP_EMAIL_EXISTS", "Email already registered"),
             UsernameExists => (409, "SIGNUP_USERNAME_EXISTS", "Username already taken"),
             PhoneExists => (409, "SIGNUP_PHONE_EXISTS", "Phone already registered"),
+            SocialStateInvalid => (
+                400,
+                "SOCIAL_STATE_INVALID",
+                "The sign-in did not start here or has expired; start again",
+            ),
+            SocialCallbackReplayed => (
+                400,
+                "SOCIAL_CALLBACK_REPLAYED",
+                "This sign-in answer was already used; start again",
+            ),
+            SocialNonceInvalid => (
+                401,
+                "SOCIAL_NONCE_INVALID",
+                "The provider's ID token does not belong to this sign-in",
+            ),
+            SocialIdTokenInvalid => (
+                401,
+                "SOCIAL_ID_TOKEN_INVALID",
+                "The provider's ID token is invalid",
+            ),
+            SocialEmailUnverified => (
+                403,
+                "SOCIAL_EMAIL_UNVERIFIED",
+                "The provider did not assert a verified email",
+            ),
+            SocialEmailDomainNotAllowed => (
+                403,
+                "SOCIAL_EMAIL_DOMAIN_NOT_ALLOWED",
+                "Accounts of this email domain cannot sign in with this provider",
+            ),
+            SocialProviderError => (
+                400,
+                "SOCIAL_PROVIDER_ERROR",
+                "The provider refused or cancelled the sign-in",
+            ),
+            SocialExchangeCodeInvalid => (
+                400,
+                "SOCIAL_EXCHANGE_CODE_INVALID",
+                "Invalid or expired exchange code",
+            ),
+            SocialAccountExists => (
+                409,
+                "SOCIAL_ACCOUNT_EXISTS",
+                "An account already uses this email; sign in and link the provider from the account",
+            ),
+            SocialAccountLinked => (
+                409,
+                "SOCIAL_ACCOUNT_LINKED",
+                "This provider account is linked to another account",
+            ),
+            SocialLastSignInMethod => (
+                409,
+                "SOCIAL_LAST_SIGN_IN_METHOD",
+                "This is the account's last way to sign in; set a password or link another provider first",
+            ),
+            SocialProviderUnavailable(_) => (
+                502,
+                "SOCIAL_PROVIDER_UNAVAILABLE",
+                "The provider could not be reached",
+            ),
             PayloadTooLarge => (413, "PAYLOAD_TOO_LARGE", "Request body too large"),
             UnsupportedMediaType => (
                 415,
@@ -304,6 +389,18 @@ impl AuthError {
             EmailExists,
             UsernameExists,
             PhoneExists,
+            SocialStateInvalid,
+            SocialCallbackReplayed,
+            SocialNonceInvalid,
+            SocialIdTokenInvalid,
+            SocialEmailUnverified,
+            SocialEmailDomainNotAllowed,
+            SocialProviderError,
+            SocialExchangeCodeInvalid,
+            SocialAccountExists,
+            SocialAccountLinked,
+            SocialLastSignInMethod,
+            SocialProviderUnavailable(String::new()),
             PayloadTooLarge,
             UnsupportedMediaType,
             Internal(String::new()),

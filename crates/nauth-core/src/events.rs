@@ -41,6 +41,10 @@ pub(crate) enum Event {
     PasskeyRenamed,
     PasskeyRemoved,
     AdminAction,
+    #[cfg_attr(not(feature = "social"), allow(dead_code))]
+    SocialLinked,
+    #[cfg_attr(not(feature = "social"), allow(dead_code))]
+    SocialUnlinked,
 }
 
 impl Event {
@@ -77,6 +81,8 @@ impl Event {
             Event::PasskeyRenamed => "PASSKEY_RENAMED",
             Event::PasskeyRemoved => "PASSKEY_REMOVED",
             Event::AdminAction => "ADMIN_ACTION",
+            Event::SocialLinked => "SOCIAL_LINKED",
+            Event::SocialUnlinked => "SOCIAL_UNLINKED",
         }
     }
 }

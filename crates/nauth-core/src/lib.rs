@@ -27,6 +27,8 @@ mod redis_kv;
 mod routes;
 pub mod scope;
 mod signing_keys;
+#[cfg(feature = "social")]
+mod social;
 mod store;
 mod tokens;
 
@@ -121,6 +123,9 @@ pub(crate) struct Inner {
     /// The WebAuthn relying party of `[passkeys]` (`None` when passkeys are off).
     #[cfg(feature = "passkeys")]
     pub(crate) webauthn: Option<webauthn_rs::Webauthn>,
+    /// The social login providers (`[social.<name>]`).
+    #[cfg(feature = "social")]
+    pub(crate) social: social::Social,
 }
 
 /// The OpenAPI 3.1 document of nauth's routes for `cfg` (what `<mount>/openapi.json` serves):
@@ -265,6 +270,8 @@ impl NAuthBuilder {
         let cookies = delivery::CookieSpec::from_config(&cfg);
         #[cfg(feature = "passkeys")]
         let webauthn = flows::passkeys::relying_party(&cfg)?;
+        #[cfg(feature = "social")]
+        let social = social::Social::new(&cfg).map_err(|e| StartError::Notify(e.to_string()))?;
         let inner = Arc::new(Inner {
             cfg,
             store,
@@ -285,6 +292,8 @@ impl NAuthBuilder {
             mail,
             #[cfg(feature = "passkeys")]
             webauthn,
+            #[cfg(feature = "social")]
+            social,
         });
         // Background work holds the engine weakly, so it ends when the last clone is dropped.
         store::purge::spawn(Arc::downgrade(&inner), inner.cfg.kv.purge_interval);

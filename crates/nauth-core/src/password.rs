@@ -261,13 +261,18 @@ impl Hasher {
         self.run(move |params| hash_sync(&params, &pw)).await?
     }
 
-    /// Verifies a password against a stored hash, in the hash's own parameters.
+    /// Verifies a password against a stored hash, in the hash's own parameters. An empty
+    /// hash is an account without a password (created by social login): it never matches,
+    /// after the same work as a wrong password (the dummy hash is verified instead).
     pub async fn verify(&self, password: &str, hash: &str) -> AuthResult<bool> {
-        let (pw, h) = (password.to_string(), hash.to_string());
+        let no_password = hash.is_empty();
+        let h = if no_password { &*self.dummy } else { hash };
+        let (pw, h) = (password.to_string(), h.to_string());
         self.run(move |params| {
             Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
                 .verify_password(pw.as_bytes(), h.as_str())
                 .is_ok()
+                && !no_password
         })
         .await
     }
@@ -280,7 +285,7 @@ impl Hasher {
 
     /// Whether a stored hash was made with other parameters and should be upgraded.
     pub fn needs_rehash(&self, hash: &str) -> bool {
-        !hash.starts_with(&*self.prefix)
+        !hash.is_empty() && !hash.starts_with(&*self.prefix)
     }
 }
 
@@ -354,6 +359,11 @@ mod tests {
                 .expect("verify")
         );
         h.verify_dummy("anything").await.expect("dummy");
+        // No password (social login): nothing matches the empty hash, not even "".
+        for pw in ["", "correct horse"] {
+            assert!(!h.verify(pw, "").await.expect("verify"), "{pw:?}");
+        }
+        assert!(!h.needs_rehash(""));
     }
 
     /// Occupies the pool's thread until the returned sender is dropped.

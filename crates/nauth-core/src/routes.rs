@@ -87,6 +87,13 @@ enum Route {
     PasskeyLoginOptions,
     PasskeyLogin,
     ChallengePasskeyOptions,
+    SocialProviders,
+    SocialStart(String),
+    SocialLink(String),
+    SocialCallback(String),
+    SocialExchange,
+    SocialIdentities,
+    SocialUnlink(String),
     Metrics,
     Jwks,
     OpenApi,
@@ -118,7 +125,11 @@ impl Route {
             | Metrics
             | OpenApi
             | Docs
-            | DocsAsset(_) => Access::Public,
+            | DocsAsset(_)
+            | SocialProviders
+            | SocialStart(_)
+            | SocialCallback(_)
+            | SocialExchange => Access::Public,
             Logout => Access::Logout,
             _ => Access::Auth,
         }
@@ -140,6 +151,8 @@ pub(crate) enum Param {
     ApiKeyId,
     /// The name of one of the API page's files.
     Asset,
+    /// A social login provider's name (`a-z 0-9 _ -`, not a route of its own).
+    Provider,
 }
 
 /// One route of nauth's own: the method, the path under the mount prefix with at most one
@@ -195,6 +208,14 @@ pub(crate) const ROUTES: &[RouteSpec] = routes! {
     "GET" "/passkeys" None => |_| Route::Passkeys;
     "PUT" "/passkeys/{id}" Uuid => Route::RenamePasskey;
     "DELETE" "/passkeys/{id}" Uuid => Route::DeletePasskey;
+    "GET" "/social/providers" None => |_| Route::SocialProviders;
+    "POST" "/social/exchange" None => |_| Route::SocialExchange;
+    "GET" "/social/identities" None => |_| Route::SocialIdentities;
+    "DELETE" "/social/identities/{provider}" Provider => Route::SocialUnlink;
+    "GET" "/social/{provider}" Provider => Route::SocialStart;
+    "POST" "/social/{provider}/link" Provider => Route::SocialLink;
+    "GET" "/social/{provider}/callback" Provider => Route::SocialCallback;
+    "POST" "/social/{provider}/callback" Provider => Route::SocialCallback;
     "GET" "/mfa/status" None => |_| Route::MfaStatus;
     "POST" "/mfa/setup-data" None => |_| Route::MfaSetupData;
     "POST" "/mfa/verify-setup" None => |_| Route::MfaVerifySetup;
@@ -244,6 +265,7 @@ impl RouteSpec {
             Param::Uuid => is_uuid(value),
             Param::ApiKeyId => flows::api_keys::is_id(value),
             Param::Asset => crate::openapi::page::ASSETS.iter().any(|a| a.0 == value),
+            Param::Provider => crate::config::is_social_name(value),
         };
         ok.then(|| value.to_string())
     }
@@ -396,7 +418,11 @@ async fn route_and_run(inner: &Arc<Inner>, req: &Request) -> Result<Reply, AuthE
         Access::Auth => Some(guard::principal(inner, req).await?),
         _ => None,
     };
-    guard::check_origin(inner, req)?;
+    // A provider's form_post callback comes from the provider's origin, as a form.
+    let form_callback = matches!(route, Route::SocialCallback(_)) && req.method == "POST";
+    if !form_callback {
+        guard::check_origin(inner, req)?;
+    }
     if let Some(p) = principal.as_ref().filter(|p| p.via_cookie)
         && guard::is_unsafe(&req.method)
     {
@@ -404,6 +430,14 @@ async fn route_and_run(inner: &Arc<Inner>, req: &Request) -> Result<Reply, AuthE
     }
     if route == Route::Jwks {
         return Ok(jwks(inner));
+    }
+    if form_callback {
+        let ip = client_ip(inner, req);
+        inner.keyring.recheck(inner).await;
+        let ctx = Ctx::new(inner, req, inner.clock.now_ms(), ip, None);
+        let result = social_callback(&ctx, &route, body).await;
+        flows::effects::run(&ctx, result.is_ok()).await;
+        return Ok(render(inner, &ctx, result?, false));
     }
     if !body.is_empty() && !is_json_content_type(req) {
         return Err(AuthError::UnsupportedMediaType);
@@ -511,6 +545,18 @@ pub(crate) async fn operate(
     }
 }
 
+/// A provider's form_post callback (Apple): the body is a form, not JSON.
+async fn social_callback(ctx: &Ctx<'_>, route: &Route, body: &[u8]) -> Result<Outcome, AuthError> {
+    match route {
+        #[cfg(feature = "social")]
+        Route::SocialCallback(name) => flows::social::callback(ctx, name, body).await,
+        _ => {
+            let _ = (ctx, body);
+            Err(AuthError::NotFound)
+        }
+    }
+}
+
 async fn run(ctx: &Ctx<'_>, route: Route, input: Input) -> Result<Outcome, AuthError> {
     use flows::{account, admin, api_keys, audit, auth, magic, mfa, recovery, session};
     match route {
@@ -597,6 +643,29 @@ async fn run(ctx: &Ctx<'_>, route: Route, input: Input) -> Result<Outcome, AuthE
         | Route::PasskeyLoginOptions
         | Route::PasskeyLogin
         | Route::ChallengePasskeyOptions => Err(AuthError::NotFound),
+        #[cfg(feature = "social")]
+        Route::SocialProviders => flows::social::providers(ctx).await,
+        #[cfg(feature = "social")]
+        Route::SocialStart(name) => flows::social::start(ctx, &name).await,
+        #[cfg(feature = "social")]
+        Route::SocialLink(name) => flows::social::link_start(ctx, &name, input).await,
+        #[cfg(feature = "social")]
+        Route::SocialCallback(name) => flows::social::callback(ctx, &name, &[]).await,
+        #[cfg(feature = "social")]
+        Route::SocialExchange => flows::social::exchange(ctx, input).await,
+        #[cfg(feature = "social")]
+        Route::SocialIdentities => flows::social::identities(ctx).await,
+        #[cfg(feature = "social")]
+        Route::SocialUnlink(name) => flows::social::unlink(ctx, &name).await,
+        // Without the `social` feature no provider exists: every social route is unknown.
+        #[cfg(not(feature = "social"))]
+        Route::SocialProviders
+        | Route::SocialStart(_)
+        | Route::SocialLink(_)
+        | Route::SocialCallback(_)
+        | Route::SocialExchange
+        | Route::SocialIdentities
+        | Route::SocialUnlink(_) => Err(AuthError::NotFound),
         // Answered before the flows.
         Route::Jwks | Route::OpenApi | Route::Docs | Route::DocsAsset(_) => {
             Err(AuthError::NotFound)
@@ -737,6 +806,7 @@ fn render(inner: &Inner, ctx: &Ctx<'_>, outcome: Outcome, json_delivery: bool) -
             }
             r
         }
+        Outcome::Reply(reply) => reply,
         Outcome::DeviceToken(token) => {
             if json_delivery {
                 Reply::json(200, &json!({ "deviceToken": token }))

@@ -117,3 +117,19 @@ user_rows!(mfa_devices, "nauth_mfa_devices");
 user_rows!(backup_codes, "nauth_backup_codes");
 user_rows!(trusted_devices, "nauth_trusted_devices");
 user_rows!(passkeys, "nauth_passkeys");
+
+/// Social login identities (schema v11): only their `user_id` is read.
+pub(crate) mod social_identities {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "nauth_social_identities")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub provider: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub subject: String,
+        pub user_id: String,
+    }
+    no_relations!();
+}

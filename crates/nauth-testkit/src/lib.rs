@@ -5,6 +5,7 @@ pub mod conformance;
 mod db;
 pub mod doors;
 mod extract;
+pub mod github;
 pub mod oidc;
 pub mod passkey;
 pub mod proxy;

@@ -101,6 +101,28 @@ pub(crate) async fn next(
     }
 }
 
+/// Whether [`next`] would issue tokens now (no challenge due), without changing anything.
+#[cfg(feature = "social")]
+pub(crate) async fn issues_tokens(
+    ctx: &Ctx<'_>,
+    db: &impl Conn,
+    user: &User,
+    carry: &Carry,
+) -> AuthResult<bool> {
+    use crate::config::MfaEnforcement;
+    let policy = Policy {
+        verification: ctx.cfg().signup.verification,
+        mfa: ctx.cfg().mfa.enforcement,
+    };
+    let wants_mfa =
+        ctx.cfg().mfa.enforcement != MfaEnforcement::Off && user.mfa_enabled && !carry.mfa_proven;
+    let trusted = wants_mfa && super::mfa::trusted_device(ctx, db, &user.id).await?;
+    Ok(matches!(
+        next_step(&user_state(ctx, user, carry, trusted), &policy),
+        Step::Tokens
+    ))
+}
+
 /// Creates a challenge session; VERIFY_EMAIL also issues a code (and a link) and queues the mail.
 /// `user = None` makes the decoy of a duplicate signup: it behaves like a real one and every
 /// code is wrong.

@@ -44,6 +44,8 @@ pub(crate) mod passkey_types;
 pub(crate) mod passkeys;
 pub(crate) mod recovery;
 pub(crate) mod session;
+#[cfg(feature = "social")]
+pub(crate) mod social;
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -343,6 +345,9 @@ pub(crate) enum Outcome {
     AuthRedirect(AuthOutcome, String),
     /// A new trusted-device token: in the body (json) or the device cookie.
     DeviceToken(String),
+    /// A reply the flow built itself (social login's redirects with their cookies).
+    #[cfg_attr(not(feature = "social"), allow(dead_code))]
+    Reply(crate::http::Reply),
 }
 
 /// The user object of a tokens response (docs/api.md §2).

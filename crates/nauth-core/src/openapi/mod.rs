@@ -108,6 +108,29 @@ const PAGE: (&str, bool, &str) = ("page", false, "Page number from 1 (default 1)
 const LIMIT: (&str, bool, &str) = ("limit", false, "Rows per page, 1 to 100 (default 20).");
 const TOKEN: (&str, bool, &str) = ("token", true, "The token of the mailed link.");
 
+/// What a social login callback can answer.
+const SOCIAL_CALLBACK_ERRORS: &[&str] = &[
+    "RESOURCE_NOT_FOUND",
+    "METHOD_NOT_ALLOWED",
+    "SOCIAL_STATE_INVALID",
+    "SOCIAL_CALLBACK_REPLAYED",
+    "SOCIAL_NONCE_INVALID",
+    "SOCIAL_ID_TOKEN_INVALID",
+    "SOCIAL_EMAIL_UNVERIFIED",
+    "SOCIAL_EMAIL_DOMAIN_NOT_ALLOWED",
+    "SOCIAL_PROVIDER_ERROR",
+    "SOCIAL_ACCOUNT_EXISTS",
+    "SOCIAL_ACCOUNT_LINKED",
+    "SOCIAL_PROVIDER_UNAVAILABLE",
+    "SIGNUP_DISABLED",
+    "AUTH_ACCOUNT_LOCKED",
+    "AUTH_SESSION_NOT_FOUND",
+    "RATE_LIMIT_SIGNUP",
+    "RATE_LIMIT_LOGIN",
+    "RATE_LIMIT_EMAIL",
+    "RATE_LIMIT_SMS",
+];
+
 /// Every operation of the document, in the order of docs/api.md §3.
 #[rustfmt::skip]
 fn operations() -> Vec<Op> {
@@ -238,6 +261,38 @@ fn operations() -> Vec<Op> {
             .body("ProofRequest").ok(200, "Removed", "Success")
             .errors(&["RESOURCE_NOT_FOUND", "PASSWORD_INCORRECT", "VERIFY_CODE_INVALID",
                 "RATE_LIMIT_LOGIN"]),
+        op("GET", "/social/providers", "Social", Public).summary("The configured social login providers")
+            .ok(200, "Names, kinds and labels", "SocialProviders"),
+        op("POST", "/social/exchange", "Social", Public)
+            .summary("Trade a social login's exchange code for the AuthResponse")
+            .body("SocialExchangeRequest").ok(200, "A challenge or tokens", "AuthResponse")
+            .errors(&["RESOURCE_NOT_FOUND", "SOCIAL_EXCHANGE_CODE_INVALID", "AUTH_ACCOUNT_LOCKED",
+                "RATE_LIMIT_LOGIN", "RATE_LIMIT_EMAIL", "RATE_LIMIT_SMS"]),
+        op("GET", "/social/identities", "Social", User).summary("The user's linked provider identities")
+            .ok(200, "The identities", "SocialIdentityList").errors(&["RESOURCE_NOT_FOUND"]),
+        op("DELETE", "/social/identities/{provider}", "Social", User).summary("Unlink a provider")
+            .ok(200, "Unlinked", "Success")
+            .errors(&["RESOURCE_NOT_FOUND", "SOCIAL_LAST_SIGN_IN_METHOD"]),
+        op("GET", "/social/{provider}", "Social", Public).summary("Sign in with a provider")
+            .query(&[("redirectTo", false, "Where to go afterwards: a path on this site (default `/`).")])
+            .redirect("To the provider (PKCE S256, state, nonce); sets the flow cookie")
+            .errors(&["RESOURCE_NOT_FOUND", "SOCIAL_PROVIDER_UNAVAILABLE"]),
+        op("POST", "/social/{provider}/link", "Social", User)
+            .summary("Start linking a provider to the signed-in account (fresh proof)")
+            .body("SocialLinkRequest").ok(200, "The provider's URL; sets the flow cookie", "SocialLinkResponse")
+            .errors(&["RESOURCE_NOT_FOUND", "PASSWORD_INCORRECT", "VERIFY_CODE_INVALID",
+                "RATE_LIMIT_LOGIN", "SOCIAL_PROVIDER_UNAVAILABLE"]),
+        op("GET", "/social/{provider}/callback", "Social", Public)
+            .summary("The provider's answer (redirect URI)")
+            .query(&[("state", false, "The sign-in's state."), ("code", false, "The authorization code."),
+                ("error", false, "The provider's error, instead of a code.")])
+            .redirect("To `redirectTo`: with the cookies (cookie delivery, no challenge due) or `?exchangeCode=…`; a link: plain")
+            .errors(SOCIAL_CALLBACK_ERRORS),
+        op("POST", "/social/{provider}/callback", "Social", Public)
+            .summary("The provider's answer as a form POST (Apple's form_post)")
+            .body("form:SocialCallbackForm")
+            .redirect("As the GET callback")
+            .errors(SOCIAL_CALLBACK_ERRORS),
         op("GET", "/mfa/status", "MFA", User).summary("The user's MFA state")
             .ok(200, "The state", "MfaStatus"),
         op("POST", "/mfa/setup-data", "MFA", User).summary("Start enrolling a factor")
@@ -469,6 +524,11 @@ fn component_schemas() -> BTreeMap<String, Value> {
     add::<flows::api_keys::CreatedBody>(&mut v);
     add::<crate::routes::ChallengeBody>(&mut v);
     add::<Tokens>(&mut v);
+    add::<SocialProviders>(&mut v);
+    add::<SocialExchangeRequest>(&mut v);
+    add::<SocialLinkRequest>(&mut v);
+    add::<SocialLinkResponse>(&mut v);
+    add::<SocialIdentityList>(&mut v);
     v.into_iter()
         .map(|(name, s)| (name, serde_json::to_value(s).unwrap_or(Value::Null)))
         .collect()
@@ -519,6 +579,10 @@ pub(crate) fn document(cfg: &NAuthConfig) -> Value {
         ("API keys", "Keys for the app's own routes (§3.5)"),
         ("Audit", "The user's own history (§3.7)"),
         ("Admin", "User administration, role `admin` (§3.6)"),
+        (
+            "Social",
+            "Social login: OpenID Connect and OAuth 2.0 providers",
+        ),
         ("Meta", "Keys, metrics and this document"),
     ]
     .iter()
@@ -577,6 +641,7 @@ fn operation(op: &Op, status_of: &BTreeMap<&'static str, u16>, cfg: &NAuthConfig
         let schema = match spec.map(|s| s.param) {
             Some(Param::ApiKeyId) => json!({ "type": "string", "pattern": "^[0-9a-f]{16}$" }),
             Some(Param::Uuid) => json!({ "type": "string", "format": "uuid" }),
+            Some(Param::Provider) => json!({ "type": "string", "pattern": "^[a-z0-9_-]{1,32}$" }),
             _ => {
                 json!({ "type": "string", "enum": ["swagger-ui-bundle.js", "swagger-ui.css", "init.js"] })
             }
@@ -658,6 +723,19 @@ fn operation(op: &Op, status_of: &BTreeMap<&'static str, u16>, cfg: &NAuthConfig
     }
     if !params.is_empty() {
         o["parameters"] = Value::Array(params);
+    }
+    if op.body == Some("form:SocialCallbackForm") {
+        o["requestBody"] = json!({
+            "required": true,
+            "content": { "application/x-www-form-urlencoded": { "schema": {
+                "type": "object",
+                "properties": {
+                    "state": { "type": "string" }, "code": { "type": "string" },
+                    "error": { "type": "string" }, "user": { "type": "string" }
+                }
+            } } }
+        });
+        return o;
     }
     if let Some(body) = op.body {
         let mut schema = schema_ref(body);

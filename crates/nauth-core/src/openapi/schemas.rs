@@ -677,3 +677,68 @@ pub(crate) struct Tokens {
     /// json delivery under `mfa.remember_devices = "always"`: the trusted-device token.
     device_token: Option<String>,
 }
+
+/// One configured social login provider (`GET /social/providers`).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SocialProvider {
+    /// The name in the routes: `GET <mount>/social/{name}`.
+    name: String,
+    /// `oidc`, `google`, `microsoft`, `apple` or `github`.
+    kind: String,
+    /// The button's text.
+    label: String,
+}
+
+/// `GET /social/providers`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SocialProviders {
+    /// The configured providers, by name.
+    providers: Vec<SocialProvider>,
+}
+
+/// `POST /social/exchange`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SocialExchangeRequest {
+    /// The `exchangeCode` the callback's redirect carried (single use, 60 seconds).
+    code: String,
+}
+
+/// `POST /social/{provider}/link`: a fresh proof, `password` or `code`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SocialLinkRequest {
+    /// The account's password.
+    password: Option<String>,
+    /// A current TOTP or backup code (instead of the password).
+    code: Option<String>,
+    /// Where the browser goes once linked (a relative path only; default `/`).
+    redirect_to: Option<String>,
+}
+
+/// `POST /social/{provider}/link`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SocialLinkResponse {
+    /// The provider's authorization URL: send the browser there (the flow cookie is set).
+    url: String,
+}
+
+/// One linked provider identity.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SocialIdentity {
+    /// The provider's configured name.
+    provider: String,
+    /// The verified email the provider asserted.
+    email: Option<String>,
+    /// When it was linked (ISO 8601 UTC).
+    linked_at: String,
+    /// The last sign-in through it (ISO 8601 UTC), if any.
+    last_used_at: Option<String>,
+}
+
+/// `GET /social/identities`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SocialIdentityList {
+    /// The user's linked identities, oldest first.
+    identities: Vec<SocialIdentity>,
+}

@@ -341,7 +341,7 @@ pub(crate) mod signing_keys {
 pub(crate) mod passkeys {
     use sea_orm::entity::prelude::*;
 
-    /// A WebAuthn passkey of a user (schema v10).
+    /// A WebAuthn passkey of a user (schema v11).
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "nauth_passkeys")]
     pub(crate) struct Model {
@@ -372,11 +372,35 @@ pub(crate) mod passkeys {
     no_relations!();
 }
 
+pub(crate) mod social_identities {
+    use sea_orm::entity::prelude::*;
+
+    /// An account at a social login provider linked to a user (schema v11): one row per
+    /// (provider, subject), which is the primary key (an identity names at most one user).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "nauth_social_identities")]
+    pub(crate) struct Model {
+        /// The provider's configured name (`[social.<name>]`).
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub provider: String,
+        /// The provider's stable id of the account (`sub`, GitHub's numeric id).
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub subject: String,
+        #[sea_orm(indexed)]
+        pub user_id: String,
+        /// The verified email the provider asserted when the identity was linked or last used.
+        pub email: Option<String>,
+        pub linked_at: i64,
+        pub last_used_at: Option<i64>,
+    }
+    no_relations!();
+}
+
 pub(crate) mod passkey_ceremonies {
     use sea_orm::entity::prelude::*;
 
     /// The server side of a WebAuthn ceremony between its options and its answer (schema
-    /// v10): one-time (deleted when answered) and short-lived.
+    /// v11): one-time (deleted when answered) and short-lived.
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "nauth_passkey_ceremonies")]
     pub(crate) struct Model {

@@ -15,6 +15,7 @@ pub(crate) mod passkeys;
 pub(crate) mod purge;
 pub(crate) mod sessions;
 pub(crate) mod signing_keys;
+pub(crate) mod social;
 pub(crate) mod users;
 pub(crate) mod verification;
 
@@ -37,7 +38,8 @@ pub(crate) use entities::{
     api_keys::Model as ApiKey, backup_codes::Model as BackupCode, challenges::Model as Challenge,
     mfa_devices::Model as MfaDevice, passkey_ceremonies::Model as PasskeyCeremony,
     passkeys::Model as Passkey, refresh_tokens::Model as RefreshToken, sessions::Model as Session,
-    signing_keys::Model as SigningKeyRow, trusted_devices::Model as TrustedDevice,
+    signing_keys::Model as SigningKeyRow, social_identities::Model as SocialIdentity,
+    trusted_devices::Model as TrustedDevice,
     users::Model as User, verification_tokens::Model as VerificationToken,
 };
 
@@ -46,9 +48,11 @@ pub(crate) use entities::{
 /// session pass needs (created on upgrade by the idempotent create step), v7 the users'
 /// `mfa_exempt` column, v8 the signing keys of RS256/EdDSA access tokens
 /// (`nauth_signing_keys`, created on upgrade by the create step), v9 the users' `locale` column,
-/// v10 the passkeys and their pending ceremonies (`nauth_passkeys`,
-/// `nauth_passkey_ceremonies`, created on upgrade by the create step).
-pub(crate) const SCHEMA_VERSION: i32 = 10;
+/// v11 the passkeys with their pending ceremonies (`nauth_passkeys`, `nauth_passkey_ceremonies`)
+/// and the social login identities (`nauth_social_identities`), created on upgrade by the
+/// create step. (v10 was a development step that had only some of these tables; v11 runs the
+/// create step again on such a database.)
+pub(crate) const SCHEMA_VERSION: i32 = 11;
 
 /// Why a storage operation failed. The cause goes to the log, never to the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -459,7 +463,8 @@ impl Store {
             entities::api_keys::Entity,
             entities::signing_keys::Entity,
             entities::passkeys::Entity,
-            entities::passkey_ceremonies::Entity
+            entities::passkey_ceremonies::Entity,
+            entities::social_identities::Entity
         );
         use sea_orm::sea_query::ColumnDef;
         // One column added to a table that existed before this version.
@@ -693,14 +698,20 @@ pub(crate) mod tests {
     }
 
     /// A v9 database gains the passkey tables (`nauth_passkeys`, `nauth_passkey_ceremonies`)
-    /// on upgrade, keeping its rows, on every back end.
+    /// and the social login identities on upgrade, keeping its rows, on every back end; the
+    /// unique (provider, subject) holds. A v10 database (a development step with only some of
+    /// the tables) gains the missing ones.
     #[tokio::test]
-    async fn upgrade_from_v9_adds_passkeys() {
+    async fn upgrade_from_v9_adds_passkeys_and_social_identities() {
         use sea_orm::ConnectionTrait;
         for shared in urls() {
             let (url, scratch) = scratch_database(&shared).await;
             let s = connect(&url).await;
-            for table in ["nauth_passkeys", "nauth_passkey_ceremonies"] {
+            for table in [
+                "nauth_passkeys",
+                "nauth_passkey_ceremonies",
+                "nauth_social_identities",
+            ] {
                 s.db.execute_unprepared(&format!("DROP TABLE {table}"))
                     .await
                     .expect("drop the table");
@@ -718,6 +729,31 @@ pub(crate) mod tests {
             );
             s.db.execute_unprepared(&old).await.expect("a v9 row");
             s.migrate().await.expect("upgrade");
+            let row = SocialIdentity {
+                provider: "google".into(),
+                subject: "123".into(),
+                user_id: uuid::Uuid::new_v4().to_string(),
+                email: Some("a@example.com".into()),
+                linked_at: 1,
+                last_used_at: None,
+            };
+            social::insert(&s, row.clone()).await.expect("insert");
+            let mut again = row.clone();
+            again.user_id = uuid::Uuid::new_v4().to_string();
+            assert_eq!(
+                social::insert(&s, again).await,
+                Err(StoreError::Conflict("social_identity")),
+                "{url}"
+            );
+            let got = social::get(&s, "google", "123").await.expect("get");
+            assert_eq!(got, Some(row.clone()), "{url}");
+            social::touch(&s, "google", "123", Some("b@example.com"), 5)
+                .await
+                .expect("touch");
+            let got = social::of_user(&s, &row.user_id).await.expect("list");
+            assert_eq!(got[0].last_used_at, Some(5));
+            assert_eq!(got[0].email.as_deref(), Some("b@example.com"));
+            assert_eq!(social::unlink(&s, &row.user_id, "google").await, Ok(1));
             let version = schema_version::Entity::find_by_id(1)
                 .one(&s.db)
                 .await
@@ -765,6 +801,19 @@ pub(crate) mod tests {
             assert_eq!(
                 passkeys::take(&s, &c.id_hash, "login").await.expect("take"),
                 None
+            );
+            // A v10 database of a development build that had only the passkey tables.
+            s.db.execute_unprepared("DROP TABLE nauth_social_identities")
+                .await
+                .expect("drop the table");
+            s.db.execute_unprepared("UPDATE nauth_schema SET version = 10")
+                .await
+                .expect("back to v10");
+            s.migrate().await.expect("upgrade from v10");
+            assert_eq!(
+                social::of_user(&s, &row.user_id).await.expect("the table is back"),
+                vec![],
+                "{url}"
             );
             s.close().await;
             if let Some(name) = scratch {

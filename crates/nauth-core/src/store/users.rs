@@ -9,7 +9,7 @@ use sea_orm::{
 use super::OrStore;
 use super::entities::{
     api_keys, audit_log, backup_codes, challenges, mfa_devices, password_history, refresh_tokens,
-    sessions, trusted_devices, users, verification_tokens,
+    sessions, social_identities, trusted_devices, users, verification_tokens,
 };
 use super::{Conn, R, User, conflict};
 
@@ -179,7 +179,8 @@ pub(crate) async fn history(db: &impl Conn, user_id: &str, n: u64) -> R<Vec<Stri
 
 /// Deletes the user and every row that names them: sessions with their refresh tokens,
 /// challenges, codes and links, password history, audit rows, MFA factors, backup codes,
-/// trusted devices, API keys, passkeys and pending passkey ceremonies. Run it in one transaction.
+/// trusted devices, API keys, passkeys and pending passkey ceremonies, and social login
+/// identities. Run it in one transaction.
 pub(crate) async fn erase(db: &impl Conn, uid: &str) -> R<()> {
     let c = db.c();
     let sids: Vec<String> = sessions::Entity::find()
@@ -244,6 +245,11 @@ pub(crate) async fn erase(db: &impl Conn, uid: &str) -> R<()> {
         .await
         .db()?;
     super::passkeys::erase_user(db, uid).await?;
+    social_identities::Entity::delete_many()
+        .filter(social_identities::Column::UserId.eq(uid))
+        .exec(c)
+        .await
+        .db()?;
     users::Entity::delete_by_id(uid.to_string())
         .exec(c)
         .await

@@ -26,6 +26,7 @@ mod metrics_cases;
 mod mfa_cases;
 mod openapi_cases;
 mod passkey_cases;
+mod social_cases;
 pub mod wire;
 
 use std::future::Future;
@@ -512,6 +513,7 @@ fn all_cases() -> impl Iterator<Item = &'static (&'static str, CaseFn)> {
         .chain(jwks_cases::JWKS_CASES.iter())
         .chain(mail_cases::MAIL_CASES.iter())
         .chain(passkey_cases::PASSKEY_CASES.iter())
+        .chain(social_cases::SOCIAL_CASES.iter())
 }
 
 /// The names of every case, in order.
