@@ -160,8 +160,8 @@ function linkIn(m) {
 }
 
 // ---- page helpers ----------------------------------------------------------------------------
-function steps(page, app) {
-  let n = 0;
+function steps(page, app, first = 1) {
+  let n = first - 1;
   const dir = join(shotsRoot, app);
   return {
     async shot(name) {
@@ -485,7 +485,7 @@ async function passkeyWalk(browser, app, server) {
   const page = await context.newPage();
   const pageErrors = [];
   page.on('pageerror', (e) => pageErrors.push(e.message));
-  const s = steps(page, `${app}`);
+  const s = steps(page, app, 50);
   try {
     const cdp = await context.newCDPSession(page);
     await cdp.send('WebAuthn.enable');

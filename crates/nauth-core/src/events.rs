@@ -37,8 +37,11 @@ pub(crate) enum Event {
     DeviceUntrusted,
     ApiKeyCreated,
     ApiKeyRevoked,
+    #[cfg_attr(not(feature = "passkeys"), allow(dead_code))]
     PasskeyAdded,
+    #[cfg_attr(not(feature = "passkeys"), allow(dead_code))]
     PasskeyRenamed,
+    #[cfg_attr(not(feature = "passkeys"), allow(dead_code))]
     PasskeyRemoved,
     AdminAction,
     #[cfg_attr(not(feature = "social"), allow(dead_code))]

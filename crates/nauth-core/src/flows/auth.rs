@@ -575,6 +575,7 @@ pub(crate) async fn load_challenge(
 }
 
 /// `CHALLENGE_MAX_ATTEMPTS` once a challenge has had its wrong answers.
+#[cfg_attr(not(feature = "passkeys"), allow(dead_code))]
 pub(crate) fn check_attempts(ch: &Challenge) -> AuthResult<()> {
     if ch.attempts >= MAX_ATTEMPTS {
         return Err(AuthError::ChallengeMaxAttempts);
@@ -611,6 +612,7 @@ struct Submitted {
 /// An MFA_REQUIRED answer with `method: "passkey"`: the ceremony of
 /// `/challenge/passkey-options` and the assertion.
 #[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "passkeys"), allow(dead_code))]
 struct PasskeyAnswer {
     ceremony: String,
     credential: Value,
@@ -919,6 +921,7 @@ async fn mfa_required(
 }
 
 /// MFA_REQUIRED answered with a passkey (`method: "passkey"`).
+#[cfg(feature = "passkeys")]
 async fn mfa_passkey(
     ctx: &Ctx<'_>,
     tx: &Tx,
@@ -927,15 +930,9 @@ async fn mfa_passkey(
     answer: &PasskeyAnswer,
     carry: &mut Carry,
 ) -> AuthResult<Option<bool>> {
-    #[cfg(feature = "passkeys")]
     let right =
         super::passkeys::mfa_answer(ctx, tx, ch, user, &answer.ceremony, &answer.credential)
             .await?;
-    #[cfg(not(feature = "passkeys"))]
-    let right = {
-        let _ = (tx, ch, answer);
-        return Err(AuthError::NotFound);
-    };
     let event = if right {
         Event::MfaVerificationSuccess
     } else {
@@ -944,6 +941,19 @@ async fn mfa_passkey(
     ctx.audit_later(Some(&user.id), event, right, json!({"method": "passkey"}));
     carry.mfa_proven = right;
     Ok(Some(right))
+}
+
+/// Without the `passkeys` feature a passkey answers nothing (`404`, like the routes).
+#[cfg(not(feature = "passkeys"))]
+async fn mfa_passkey(
+    _ctx: &Ctx<'_>,
+    _tx: &Tx,
+    _ch: &Challenge,
+    _user: &User,
+    _answer: &PasskeyAnswer,
+    _carry: &mut Carry,
+) -> AuthResult<Option<bool>> {
+    Err(AuthError::NotFound)
 }
 
 /// MFA_SETUP_REQUIRED: the first factor is enrolled by its first code.

@@ -89,6 +89,7 @@ pub(crate) mod keys {
         /// Magic links mailed for an account.
         MagicAccount(&'a str),
         /// `/passkeys/login/options` requests from a client address.
+        #[cfg_attr(not(feature = "passkeys"), allow(dead_code))]
         PasskeyIp(IpAddr),
     }
 
