@@ -561,6 +561,66 @@ async function passkeyWalk(browser, app, server) {
   }
 }
 
+// ---- social login ----------------------------------------------------------------------------
+// The real OpenID Connect provider of tests/oidc (panva's oidc-provider), signing in every
+// request as SOCIAL_EMAIL with its email verified.
+const SOCIAL_EMAIL = 'social.walker@example.com';
+async function startOidcProvider() {
+  const child = spawn('node', ['provider.mjs'], {
+    cwd: join(repo, 'tests/oidc'),
+    env: { ...process.env, OIDC_DEFAULT_LOGIN_HINT: SOCIAL_EMAIL },
+    stdio: ['pipe', 'pipe', 'ignore'],
+  });
+  servers.push(child);
+  const line = await new Promise((resolveLine, reject) => {
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      const nl = out.indexOf('\n');
+      if (nl >= 0) resolveLine(out.slice(0, nl));
+    });
+    child.on('exit', (code) => reject(new Failure(`the OIDC provider exited (${code}); run npm ci in tests/oidc`)));
+  });
+  return JSON.parse(line).issuer;
+}
+function socialEnv(issuer) {
+  return {
+    NAUTH_SOCIAL__LOCAL__KIND: 'oidc',
+    NAUTH_SOCIAL__LOCAL__ISSUER: issuer,
+    NAUTH_SOCIAL__LOCAL__CLIENT_ID: 'nauth-test',
+    NAUTH_SOCIAL__LOCAL__CLIENT_SECRET: 'nauth-test-secret',
+    NAUTH_SOCIAL__LOCAL__LABEL: 'Local OIDC',
+  };
+}
+// Sign in with the provider's button: a new account is made for the provider's verified email
+// (cookie delivery: the callback sets the cookies and goes back to the page), then signed out
+// and in again through the same identity.
+async function socialWalk(browser, app, server) {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+  const page = await context.newPage();
+  const pageErrors = [];
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  const s = steps(page, app, 70);
+  try {
+    await open(page, server.base);
+    const button = page.locator('[data-provider=local]');
+    await expectVisible(page, '[data-provider=local]', 'social: the provider button');
+    await s.shot('social-button');
+    await button.click();
+    await expectText(page, '#whoami', `Signed in as ${SOCIAL_EMAIL}`, 'social: first sign-in makes the account');
+    await s.shot('social-signed-in');
+    await logout(page, 'social: logout');
+    await page.locator('[data-provider=local]').click();
+    await expectText(page, '#whoami', `Signed in as ${SOCIAL_EMAIL}`, 'social: the same identity signs in again');
+    if (pageErrors.length) fail(`the page threw: ${pageErrors.join('; ')}`);
+  } catch (e) {
+    await s.failShot();
+    throw e;
+  } finally {
+    await context.close();
+  }
+}
+
 // ---- main ------------------------------------------------------------------------------------
 const started = Date.now();
 const watchdog = setTimeout(() => {
@@ -577,10 +637,11 @@ try {
     mkdirSync(join(shotsRoot, app), { recursive: true });
   }
   const running = {};
+  const issuer = await startOidcProvider();
   for (const app of chosen) {
     const dir = join(dbRoot, app);
     mkdirSync(dir, { recursive: true });
-    running[app] = await startServer(app, await freePort(), dir, 'server');
+    running[app] = await startServer(app, await freePort(), dir, 'server', socialEnv(issuer));
     // The same app with MFA mandatory, for the MFA_SETUP_REQUIRED challenge.
     running[app].enforced = await startServer(app, await freePort(), dir, 'server-mfa-required',
       { NAUTH_MFA__ENFORCEMENT: 'required' });
@@ -598,6 +659,7 @@ try {
     try {
       await walk(browser, app, running[app]);
       await passkeyWalk(browser, app, running[app]);
+      await socialWalk(browser, app, running[app]);
     } catch (e) {
       e.message = `${app}: ${e.message}`;
       throw e;

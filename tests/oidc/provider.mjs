@@ -8,6 +8,8 @@
 //   alice@example.com           sub "sub-alice@example.com", email verified
 //   unverified:bob@example.com  sub "sub-bob@example.com", email_verified false
 //   noemail:carol               sub "sub-carol", no email claim
+// A request without `login_hint` signs in as `$OIDC_DEFAULT_LOGIN_HINT` when set (the browser
+// suite, whose clicks cannot add one).
 // Clients: "nauth-test" / "nauth-test-secret" and "other-client" / "other-secret"; any redirect
 // URI on http://127.0.0.1 or http://localhost is accepted. PKCE (S256) is required.
 import http from 'node:http';
@@ -85,7 +87,7 @@ server.listen(Number(process.env.OIDC_PORT || 0), '127.0.0.1', () => {
     }
     try {
       const details = await provider.interactionDetails(req, res);
-      const hint = details.params.login_hint;
+      const hint = details.params.login_hint || process.env.OIDC_DEFAULT_LOGIN_HINT;
       if (!hint) {
         res.writeHead(400, { 'content-type': 'text/plain' });
         res.end('login_hint names the test account');
