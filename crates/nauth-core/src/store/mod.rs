@@ -39,8 +39,8 @@ pub(crate) use entities::{
     mfa_devices::Model as MfaDevice, passkey_ceremonies::Model as PasskeyCeremony,
     passkeys::Model as Passkey, refresh_tokens::Model as RefreshToken, sessions::Model as Session,
     signing_keys::Model as SigningKeyRow, social_identities::Model as SocialIdentity,
-    trusted_devices::Model as TrustedDevice,
-    users::Model as User, verification_tokens::Model as VerificationToken,
+    trusted_devices::Model as TrustedDevice, users::Model as User,
+    verification_tokens::Model as VerificationToken,
 };
 
 /// The schema version this build creates. v3 adds the `expires_at` indexes the background
@@ -811,7 +811,9 @@ pub(crate) mod tests {
                 .expect("back to v10");
             s.migrate().await.expect("upgrade from v10");
             assert_eq!(
-                social::of_user(&s, &row.user_id).await.expect("the table is back"),
+                social::of_user(&s, &row.user_id)
+                    .await
+                    .expect("the table is back"),
                 vec![],
                 "{url}"
             );
