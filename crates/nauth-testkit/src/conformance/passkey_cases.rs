@@ -68,16 +68,20 @@ async fn register(env: &Env, access: &str, auth: &mut SoftAuthenticator, name: &
     assert_eq!(r.status, 200, "{}", r.json());
     let o = r.json();
     let cred = auth.create(&o["publicKey"]);
-    let r = env
-        .send(authed(
-            "POST",
-            "/auth/passkeys/register",
-            json!({"ceremony": o["ceremony"], "credential": cred}),
-            access,
-        ))
-        .await;
+    let r = finish_register(env, access, &o["ceremony"], &cred).await;
     assert_eq!(r.status, 201, "{}", r.json());
     r.json()["passkey"].clone()
+}
+
+/// Answers registration options (`ceremony`) with the authenticator's `credential`.
+async fn finish_register(env: &Env, access: &str, ceremony: &Value, cred: &Value) -> TestResponse {
+    env.send(authed(
+        "POST",
+        "/auth/passkeys/register",
+        json!({"ceremony": ceremony, "credential": cred}),
+        access,
+    ))
+    .await
 }
 
 /// Sign-in options (public).
@@ -194,14 +198,7 @@ async fn passkey_register_list_rename_delete(door: &dyn Door, b: &Backend) {
     );
     let mut auth = authenticator();
     let cred = auth.create(pk);
-    let r = env
-        .send(authed(
-            "POST",
-            "/auth/passkeys/register",
-            json!({"ceremony": o["ceremony"], "credential": cred.clone()}),
-            &access,
-        ))
-        .await;
+    let r = finish_register(&env, &access, &o["ceremony"], &cred).await;
     assert_eq!(r.status, 201, "{}", r.json());
     let first = r.json()["passkey"].clone();
     assert_eq!(first["name"], "Passkey");
@@ -210,14 +207,7 @@ async fn passkey_register_list_rename_delete(door: &dyn Door, b: &Backend) {
     assert_eq!(first["aaguid"], "6e617574-682d-736f-6674-2d617574686e");
     assert!(first["lastUsedAt"].is_null());
     // The ceremony was used: the same answer again is refused.
-    let again = env
-        .send(authed(
-            "POST",
-            "/auth/passkeys/register",
-            json!({"ceremony": o["ceremony"], "credential": cred}),
-            &access,
-        ))
-        .await;
+    let again = finish_register(&env, &access, &o["ceremony"], &cred).await;
     assert_error(&again, 400, "PASSKEY_CHALLENGE_INVALID");
     // A second registration excludes the first credential.
     env.clock.advance(Duration::from_secs(1));
@@ -231,14 +221,7 @@ async fn passkey_register_list_rename_delete(door: &dyn Door, b: &Backend) {
     assert_eq!(ex, vec![first["credentialId"].clone()]);
     let mut other = authenticator();
     let cred = other.create(&r.json()["publicKey"]);
-    let r = env
-        .send(authed(
-            "POST",
-            "/auth/passkeys/register",
-            json!({"ceremony": r.json()["ceremony"], "credential": cred}),
-            &access,
-        ))
-        .await;
+    let r = finish_register(&env, &access, &r.json()["ceremony"], &cred).await;
     assert_eq!(r.status, 201, "{}", r.json());
     let second = r.json()["passkey"].clone();
     assert_eq!(second["name"], "Laptop");
@@ -507,51 +490,23 @@ async fn passkey_ceremony_refusals(door: &dyn Door, b: &Backend) {
     let mut second = authenticator();
     let r = options(&env, &access, json!({"password": PW})).await;
     let cred = second.create(&r.json()["publicKey"]);
-    let misused = env
-        .send(authed(
-            "POST",
-            "/auth/passkeys/register",
-            json!({"ceremony": o["ceremony"], "credential": cred.clone()}),
-            &access,
-        ))
-        .await;
+    let misused = finish_register(&env, &access, &o["ceremony"], &cred).await;
     assert_error(&misused, 400, "PASSKEY_CHALLENGE_INVALID");
     let t2 = signup_verified(&env, &email()).await;
     let access2 = token(&t2, "accessToken");
-    let foreign = env
-        .send(authed(
-            "POST",
-            "/auth/passkeys/register",
-            json!({"ceremony": r.json()["ceremony"], "credential": cred}),
-            &access2,
-        ))
-        .await;
+    let foreign = finish_register(&env, &access2, &r.json()["ceremony"], &cred).await;
     assert_error(&foreign, 400, "PASSKEY_CHALLENGE_INVALID");
     // A registration from another origin, and an expired one.
     let r = options(&env, &access, json!({"password": PW})).await;
     let mut elsewhere = authenticator();
     elsewhere.origin = "https://evil.example".into();
     let cred = elsewhere.create(&r.json()["publicKey"]);
-    let refused = env
-        .send(authed(
-            "POST",
-            "/auth/passkeys/register",
-            json!({"ceremony": r.json()["ceremony"], "credential": cred}),
-            &access,
-        ))
-        .await;
+    let refused = finish_register(&env, &access, &r.json()["ceremony"], &cred).await;
     assert_error(&refused, 400, "PASSKEY_INVALID");
     let r = options(&env, &access, json!({"password": PW})).await;
     let cred = authenticator().create(&r.json()["publicKey"]);
     env.clock.advance(Duration::from_secs(5 * 60 + 1));
-    let late = env
-        .send(authed(
-            "POST",
-            "/auth/passkeys/register",
-            json!({"ceremony": r.json()["ceremony"], "credential": cred}),
-            &access,
-        ))
-        .await;
+    let late = finish_register(&env, &access, &r.json()["ceremony"], &cred).await;
     assert_error(&late, 400, "PASSKEY_CHALLENGE_EXPIRED");
     // Nothing of this stored a passkey; the real one still signs in.
     assert_eq!(list(&env, &access).await.len(), 1);
@@ -678,14 +633,7 @@ async fn passkey_as_second_factor(door: &dyn Door, b: &Backend) {
     assert_eq!(r.status, 200, "{}", r.json());
     let mut auth = authenticator();
     let cred = auth.create(&r.json()["publicKey"]);
-    let r = env
-        .send(authed(
-            "POST",
-            "/auth/passkeys/register",
-            json!({"ceremony": r.json()["ceremony"], "credential": cred}),
-            &access,
-        ))
-        .await;
+    let r = finish_register(&env, &access, &r.json()["ceremony"], &cred).await;
     assert_eq!(r.status, 201, "{}", r.json());
     // A password login asks for MFA and offers the passkey.
     let r = login(&env, &e, PW).await;
