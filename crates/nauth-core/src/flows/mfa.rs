@@ -522,6 +522,18 @@ fn factor_notice(ctx: &Ctx<'_>, user: &User, kind: Option<Factor>, added: bool) 
         Some(Factor::Email) => "email",
         Some(Factor::Sms | Factor::Backup) | None => "sms",
     };
+    sign_in_method_notice(ctx, user, method, None, added);
+}
+
+/// Mails the account's owner that a sign-in method was added or removed: `method` is a
+/// factor (`totp`, `email`, `sms`), `passkey`, or `social` with the `provider`'s label.
+pub(crate) fn sign_in_method_notice(
+    ctx: &Ctx<'_>,
+    user: &User,
+    method: &'static str,
+    provider: Option<String>,
+    added: bool,
+) {
     let mail = if added {
         crate::mail::Kind::MfaFactorAdded
     } else {
@@ -529,6 +541,7 @@ fn factor_notice(ctx: &Ctx<'_>, user: &User, kind: Option<Factor>, added: bool) 
     };
     let vars = crate::mail::Vars {
         method: Some(method),
+        provider,
         ..Default::default()
     };
     ctx.queue_mail(&user.email, Some(user), mail, vars);

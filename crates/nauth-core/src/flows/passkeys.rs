@@ -319,6 +319,7 @@ pub(crate) async fn register(ctx: &Ctx<'_>, mut input: Input) -> AuthResult<Outc
             .await;
         Ok(())
     })?;
+    super::mfa::sign_in_method_notice(ctx, &user, "passkey", None, true);
     let body = json!({ "passkey": super::body(&PasskeyBody::of(&passkey)) });
     Ok(Outcome::Json(201, body))
 }
@@ -381,6 +382,7 @@ pub(crate) async fn remove(ctx: &Ctx<'_>, id: &str, mut input: Input) -> AuthRes
             .await;
         Ok(())
     })?;
+    super::mfa::sign_in_method_notice(ctx, &user, "passkey", None, false);
     Ok(Outcome::Json(200, json!({ "success": true })))
 }
 

@@ -569,11 +569,12 @@ async fn link_finish(
         linked_at: ctx.now,
         last_used_at: None,
     };
-    transaction!(ctx, |tx| {
+    // The user, when this callback linked the identity (not when it was linked already).
+    let linked = transaction!(ctx, |tx| {
         let user = super::named_user(tx, uid, AuthError::SessionNotFound).await?;
         if let Some(existing) = store::social::get(tx, &p.name, &id.subject).await? {
             return if existing.user_id == user.id {
-                Ok(())
+                Ok(None)
             } else {
                 Err(AuthError::SocialAccountLinked)
             };
@@ -585,7 +586,7 @@ async fn link_finish(
         let details = json!({"provider": p.name});
         ctx.audit_in(tx, Some(&user.id), Event::SocialLinked, details)
             .await;
-        Ok(())
+        Ok(Some(user))
     })
     .inspect_err(|e| {
         if matches!(e, AuthError::SocialAccountLinked) {
@@ -597,6 +598,9 @@ async fn link_finish(
             );
         }
     })?;
+    if let Some(user) = linked {
+        super::mfa::sign_in_method_notice(ctx, &user, METHOD, Some(p.label()), true);
+    }
     Ok(Reply::empty(302)
         .with_header("location", redirect.to_string())
         .with_header("cache-control", "no-store"))
@@ -624,7 +628,7 @@ pub(crate) async fn identities(ctx: &Ctx<'_>) -> AuthResult<Outcome> {
 /// last way to sign in (no password and no other identity).
 pub(crate) async fn unlink(ctx: &Ctx<'_>, name: &str) -> AuthResult<Outcome> {
     let principal = ctx.principal()?.clone();
-    transaction!(ctx, |tx| {
+    let user = transaction!(ctx, |tx| {
         let user = super::named_user(tx, &principal.sub, AuthError::SessionNotFound).await?;
         let rows = store::social::of_user(tx, &user.id).await?;
         let here = rows.iter().filter(|r| r.provider == name).count();
@@ -638,8 +642,11 @@ pub(crate) async fn unlink(ctx: &Ctx<'_>, name: &str) -> AuthResult<Outcome> {
         let details = json!({"provider": name});
         ctx.audit_in(tx, Some(&user.id), Event::SocialUnlinked, details)
             .await;
-        Ok(())
+        Ok(user)
     })?;
+    // A provider no longer configured is named as stored.
+    let label = provider(ctx, name).map_or_else(|_| name.to_string(), Provider::label);
+    super::mfa::sign_in_method_notice(ctx, &user, METHOD, Some(label), false);
     Ok(Outcome::Json(200, json!({"success": true})))
 }
 

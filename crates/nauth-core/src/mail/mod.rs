@@ -128,8 +128,11 @@ pub(crate) struct Vars {
     pub link_ttl: Option<Duration>,
     /// The new address of an email change, masked.
     pub new_email: Option<String>,
-    /// The second factor a notice is about: `totp`, `email` or `sms`.
+    /// The sign-in method a notice is about: `totp`, `email` or `sms` (a second factor),
+    /// `passkey`, or `social` (a provider identity, named by `provider`).
     pub method: Option<&'static str>,
+    /// The provider of a `social` notice, as its button names it.
+    pub provider: Option<String>,
 }
 
 /// A rendered mail.
@@ -375,6 +378,7 @@ fn sample_vars(kind: Kind, full: bool) -> Vars {
         } else {
             "sms"
         }),
+        provider: None,
     }
 }
 
@@ -485,6 +489,7 @@ fn render_in(
         link_expires_in => vars.link_ttl.map(|d| duration_text(locale, d)),
         new_email => vars.new_email.clone(),
         method => vars.method,
+        provider => vars.provider.clone(),
     };
     let text_tmpl = env.get_template(&format!("{base}.txt")).map_err(fail)?;
     let mut captured = text_tmpl.render_captured(ctx.clone()).map_err(fail)?;

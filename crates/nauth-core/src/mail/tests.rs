@@ -22,6 +22,7 @@ fn snapshot_vars(kind: Kind) -> Vars {
         new_email: matches!(kind, Kind::EmailChanged | Kind::EmailChangedByAdmin)
             .then(|| "n***w@example.org".to_owned()),
         method: matches!(kind, Kind::MfaFactorAdded | Kind::MfaFactorRemoved).then_some("totp"),
+        provider: None,
     }
 }
 
@@ -471,4 +472,35 @@ fn sms_texts_speak_the_language_and_bind_the_code_to_the_site() {
             assert_eq!(origin, "app.example.com #987654");
         }
     }
+}
+
+#[test]
+fn notices_name_passkeys_and_providers() {
+    let t = Templates::load(&config("Acme", "")).expect("loads");
+    let passkey = Vars {
+        method: Some("passkey"),
+        ..Default::default()
+    };
+    let r = t
+        .render(Kind::MfaFactorAdded, Locale::En, "x@example.com", &passkey)
+        .expect("renders");
+    assert!(
+        r.text.contains("A passkey was added to your Acme account"),
+        "{}",
+        r.text
+    );
+    let social = Vars {
+        method: Some("social"),
+        provider: Some("Google <b>".to_owned()),
+        ..Default::default()
+    };
+    let r = t
+        .render(Kind::MfaFactorRemoved, Locale::Fr, "x@example.com", &social)
+        .expect("renders");
+    assert!(
+        r.text.contains("La connexion avec Google <b> a été déliée"),
+        "{}",
+        r.text
+    );
+    assert!(r.html.contains("Google &lt;b&gt;"), "{}", r.html);
 }

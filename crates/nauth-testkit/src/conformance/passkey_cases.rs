@@ -206,6 +206,18 @@ async fn passkey_register_list_rename_delete(door: &dyn Door, b: &Backend) {
     assert_eq!(first["backupEligible"], false);
     assert_eq!(first["aaguid"], "6e617574-682d-736f-6674-2d617574686e");
     assert!(first["lastUsedAt"].is_null());
+    // The owner hears of it (the signup's verification mail was the first).
+    let notice = env.mail(&e, 2).await;
+    assert!(
+        notice.subject.starts_with("A sign-in method was added"),
+        "{}",
+        notice.subject
+    );
+    assert!(
+        notice.text.contains("A passkey was added"),
+        "{}",
+        notice.text
+    );
     // The ceremony was used: the same answer again is refused.
     let again = finish_register(&env, &access, &o["ceremony"], &cred).await;
     assert_error(&again, 400, "PASSKEY_CHALLENGE_INVALID");

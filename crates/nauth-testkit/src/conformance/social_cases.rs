@@ -347,6 +347,18 @@ async fn social_link_with_proof_then_login_list_and_unlink(door: &dyn Door, b: &
     let ids = identities(&env, &access).await;
     assert_eq!(ids[0]["provider"], "oidc");
     assert_eq!(ids[0]["email"], other.as_str());
+    // The owner hears of it, at the account's address (the signup's mail was the first).
+    let notice = env.mail(&e, 2).await;
+    assert!(
+        notice.subject.starts_with("A sign-in method was added"),
+        "{}",
+        notice.subject
+    );
+    assert!(
+        notice.text.contains("was linked to your"),
+        "{}",
+        notice.text
+    );
     // Signing in through the provider is now that account.
     let r = sign_in_json(&env, &other).await;
     assert_eq!(r.status, 200, "{}", r.json());
@@ -362,6 +374,17 @@ async fn social_link_with_proof_then_login_list_and_unlink(door: &dyn Door, b: &
         .await;
     assert_eq!(r.status, 200, "{}", r.json());
     assert_eq!(identities(&env, &access).await, json!([]));
+    let notice = env.mail(&e, 3).await;
+    assert!(
+        notice.subject.starts_with("A sign-in method was removed"),
+        "{}",
+        notice.subject
+    );
+    assert!(
+        notice.text.contains("was unlinked from your"),
+        "{}",
+        notice.text
+    );
     let r = env
         .send(bearer(
             "DELETE",
